@@ -1,0 +1,226 @@
+"""The backend contract.
+
+A backend owns the arrays and the kernels. The model never touches array
+elements itself: it speaks only the methods below. `Backend` declares every
+kernel and implements the composite operations (forward pass, backward pass,
+a training step, a whole epoch) generically in terms of those kernels, so a
+new backend only has to supply kernels; it overrides a composite where it can
+do better (the native backend runs `train_epoch` without returning to Python).
+
+Conventions shared by every backend (see DESIGN.md):
+- weights are (n_out, n_in); a layer computes ``Z = A @ W.T + b``;
+- ``*_`` methods work in place on their first argument;
+- derivatives are taken from activation *outputs*;
+- the ``1/n_batch`` factor lives in the output delta and nowhere else.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+HIDDEN_ACTIVATIONS = ("sigmoid", "relu", "tanh")
+OUTPUT_ACTIVATIONS = ("sigmoid", "softmax")
+LOSSES = ("mse", "cross_entropy")
+# Output/loss pairs whose delta the kernels know. "mse_ref" is the textbook
+# NeuralNetMLP convention 2*(a - y)/n (C times the gradient of the mean MSE).
+OUTPUT_LOSS_PAIRS = (("sigmoid", "mse"), ("softmax", "cross_entropy"), ("sigmoid", "mse_ref"))
+DTYPES = ("float32", "float64")
+
+
+@dataclass
+class Network:
+    """Parameters of an MLP, held as backend arrays.
+
+    ``activations[l]`` is applied after layer ``l``; the last one is the output
+    activation. ``velocities`` is the momentum buffer, allocated on first use.
+    """
+
+    weights: list
+    biases: list
+    activations: tuple
+    loss: str
+    dtype: np.dtype
+    velocities: list | None = None
+
+    @property
+    def sizes(self):
+        return [self.weights[0].shape[1]] + [w.shape[0] for w in self.weights]
+
+    @property
+    def output(self):
+        return self.activations[-1]
+
+
+@dataclass
+class Workspace:
+    """Every buffer a training step writes, allocated once per (batch, dtype, backend).
+
+    A step over a shorter last batch uses the first ``m`` rows of each buffer
+    (row slices of C-ordered arrays stay contiguous).
+    """
+
+    batch_size: int
+    x: object            # (batch, n_in) gathered inputs
+    t: object            # (batch, n_classes) one-hot targets
+    a: list              # a[l]: (batch, n_l) outputs of layer l
+    d: list              # d[l]: (batch, n_l) dL/dz of layer l
+    gw: list             # gradient of each weight matrix
+    gb: list             # gradient of each bias vector
+    extra: dict = field(default_factory=dict)
+
+
+class Backend:
+    """Base class: the kernel signatures, and composites built from them."""
+
+    name = "base"
+
+    # ------------------------------------------------------------------
+    # availability
+    @classmethod
+    def availability(cls) -> tuple[bool, str]:
+        """(available, reason). The reason says why not, or what was found."""
+        return False, "abstract base class"
+
+    # ------------------------------------------------------------------
+    # array moves
+    def asarray(self, x, dtype=None):
+        """A backend array holding ``x`` (C-contiguous, of ``dtype`` if given)."""
+        raise NotImplementedError
+
+    def to_numpy(self, x):
+        """A NumPy array with the contents of backend array ``x``."""
+        raise NotImplementedError
+
+    def empty(self, shape, dtype):
+        raise NotImplementedError
+
+    def zeros(self, shape, dtype):
+        raise NotImplementedError
+
+    def synchronize(self):
+        """Wait until every queued kernel has finished (a no-op on the CPU)."""
+
+    # ------------------------------------------------------------------
+    # kernels
+    def gemm(self, a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
+        """out = alpha * op(a) @ op(b) + beta * out, op transposing when asked."""
+        raise NotImplementedError
+
+    def bias_act_(self, z, bias, activation):
+        """z = activation(z + bias), in place; activation may be "softmax"."""
+        raise NotImplementedError
+
+    def act_backward_(self, delta, a, activation):
+        """delta *= activation'(z), where a = activation(z); in place."""
+        raise NotImplementedError
+
+    def softmax_(self, z):
+        """Row-wise softmax in place (max-subtracted)."""
+        raise NotImplementedError
+
+    def output_delta(self, a, t, out, output, loss):
+        """out = dL/dz of the output layer for activations a and one-hot targets t."""
+        raise NotImplementedError
+
+    def loss(self, a, t, output, loss):
+        """The loss value (a float) of activations a against one-hot targets t."""
+        raise NotImplementedError
+
+    def bias_grad(self, delta, out):
+        """out = column sums of delta."""
+        raise NotImplementedError
+
+    def sgd_step_(self, param, grad, velocity, learning_rate, momentum):
+        """v = momentum * v - lr * grad; param += v (param -= lr * grad when momentum is 0)."""
+        raise NotImplementedError
+
+    def gather_(self, X, y, index, x_out, t_out):
+        """x_out = X[index]; t_out = one_hot(y[index]) over t_out.shape[1] classes."""
+        raise NotImplementedError
+
+    def alive_units(self, a):
+        """A uint8 vector over the columns of a: 1 where some row is > 0.
+
+        A ReLU unit that is never alive over a data set is dead.
+        """
+        raise NotImplementedError
+
+    def saturated_count(self, a, activation, threshold=0.95):
+        """How many entries of a lie within 1 - threshold of their activation's bound.
+
+        sigmoid: |2a - 1| > threshold; tanh: |a| > threshold; others: 0.
+        """
+        raise NotImplementedError
+
+    def sq_norm(self, x):
+        """The squared Frobenius norm of x, as a float."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------
+    # composites, generic in terms of the kernels above
+    def workspace(self, net: Network, batch_size: int) -> Workspace:
+        sizes, dt = net.sizes, net.dtype
+        return Workspace(
+            batch_size=batch_size,
+            x=self.empty((batch_size, sizes[0]), dt),
+            t=self.empty((batch_size, sizes[-1]), dt),
+            a=[self.empty((batch_size, n), dt) for n in sizes[1:]],
+            d=[self.empty((batch_size, n), dt) for n in sizes[1:]],
+            gw=[self.empty(w.shape, dt) for w in net.weights],
+            gb=[self.empty(b.shape, dt) for b in net.biases],
+        )
+
+    def forward(self, net: Network, x, acts):
+        """Fill acts[l] with the outputs of every layer for the input rows x."""
+        inp = x
+        for w, b, act, out in zip(net.weights, net.biases, net.activations, acts):
+            self.gemm(inp, w, out, trans_b=True)
+            self.bias_act_(out, b, act)
+            inp = out
+
+    def backward(self, net: Network, x, acts, deltas, gw, gb):
+        """Gradients of every layer, given the output delta in deltas[-1].
+
+        The input layer's delta is never formed: nothing consumes it.
+        """
+        for l in range(len(net.weights) - 1, -1, -1):
+            inp = x if l == 0 else acts[l - 1]
+            self.gemm(deltas[l], inp, gw[l], trans_a=True)
+            self.bias_grad(deltas[l], gb[l])
+            if l > 0:
+                self.gemm(deltas[l], net.weights[l], deltas[l - 1])
+                self.act_backward_(deltas[l - 1], acts[l - 1], net.activations[l - 1])
+
+    def loss_and_grads(self, net: Network, ws: Workspace, m: int):
+        """Forward and backward over the first m rows of ws.x/ws.t; returns the loss."""
+        x, t = ws.x[:m], ws.t[:m]
+        acts = [a[:m] for a in ws.a]
+        deltas = [d[:m] for d in ws.d]
+        self.forward(net, x, acts)
+        value = self.loss(acts[-1], t, net.output, net.loss)
+        self.output_delta(acts[-1], t, deltas[-1], net.output, net.loss)
+        self.backward(net, x, acts, deltas, ws.gw, ws.gb)
+        return value
+
+    def apply_gradients(self, net: Network, ws: Workspace, learning_rate, momentum):
+        if momentum and net.velocities is None:
+            net.velocities = [self.zeros(p.shape, net.dtype) for p in net.weights + net.biases]
+        vel = net.velocities or [None] * (2 * len(net.weights))
+        for p, g, v in zip(net.weights + net.biases, ws.gw + ws.gb, vel):
+            self.sgd_step_(p, g, v, learning_rate, momentum)
+
+    def train_epoch(self, net: Network, X, y, order, batch_size, learning_rate, momentum,
+                    ws: Workspace, batch_losses):
+        """One epoch of minibatch SGD over the rows of X in the given order.
+
+        Writes the loss of minibatch i (before its update) into batch_losses[i];
+        the last, shorter batch is kept. ``order`` is an int64 NumPy array.
+        """
+        n = len(order)
+        for i, start in enumerate(range(0, n, batch_size)):
+            idx = order[start:start + batch_size]
+            m = len(idx)
+            self.gather_(X, y, idx, ws.x[:m], ws.t[:m])
+            batch_losses[i] = self.loss_and_grads(net, ws, m)
+            self.apply_gradients(net, ws, learning_rate, momentum)

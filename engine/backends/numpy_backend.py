@@ -1,0 +1,136 @@
+"""The NumPy backend: the executable specification of every kernel.
+
+Every other backend is tested against these definitions. Keep them short and
+obvious; speed is the other backends' business.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit
+
+from .base import Backend
+
+
+def _softmax_(z):
+    z -= z.max(axis=1, keepdims=True)      # exp never overflows
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+
+
+# activation(z) in place, and delta *= activation'(z) written with the output a.
+ACTIVATIONS = {
+    "identity": lambda z: None,
+    "sigmoid": lambda z: expit(z, out=z),    # stable for any |z|
+    "tanh": lambda z: np.tanh(z, out=z),
+    "relu": lambda z: np.maximum(z, 0, out=z),
+    "softmax": _softmax_,
+}
+
+
+def _mul_(delta, factor):
+    delta *= factor
+
+
+DERIVATIVES = {
+    "identity": lambda d, a: None,
+    "sigmoid": lambda d, a: _mul_(d, a * (1 - a)),
+    "tanh": lambda d, a: _mul_(d, 1 - a * a),
+    "relu": lambda d, a: _mul_(d, a > 0),
+}
+
+
+def _eps(a):
+    return np.finfo(a.dtype).eps
+
+
+# dL/dz of the output layer; n rows, c classes. The 1/n lives here.
+OUTPUT_DELTAS = {
+    ("sigmoid", "mse"): lambda a, t, n, c: (2.0 / (n * c)) * (a - t) * a * (1 - a),
+    ("sigmoid", "mse_ref"): lambda a, t, n, c: (2.0 / n) * (a - t) * a * (1 - a),
+    ("softmax", "cross_entropy"): lambda a, t, n, c: (a - t) / n,
+}
+
+# The reported loss: mse is the mean over batch x classes; cross-entropy is the
+# mean over the batch of -log p(label), with p clipped at the dtype's eps.
+LOSS_VALUES = {
+    "mse": lambda a, t: np.mean((a - t) ** 2),
+    "mse_ref": lambda a, t: np.mean((a - t) ** 2),
+    "cross_entropy": lambda a, t: -np.sum(t * np.log(np.maximum(a, _eps(a)))) / a.shape[0],
+}
+
+
+class NumpyBackend(Backend):
+    name = "numpy"
+
+    @classmethod
+    def availability(cls):
+        return True, f"NumPy {np.__version__}"
+
+    def asarray(self, x, dtype=None):
+        return np.ascontiguousarray(x, dtype=dtype)
+
+    def to_numpy(self, x):
+        return np.asarray(x)
+
+    def empty(self, shape, dtype):
+        return np.empty(shape, dtype=dtype)
+
+    def zeros(self, shape, dtype):
+        return np.zeros(shape, dtype=dtype)
+
+    def gemm(self, a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
+        a = a.T if trans_a else a
+        b = b.T if trans_b else b
+        if beta == 0.0:
+            np.matmul(a, b, out=out)
+            if alpha != 1.0:
+                out *= alpha
+        else:
+            out *= beta
+            out += alpha * (a @ b)
+
+    def bias_act_(self, z, bias, activation):
+        z += bias
+        ACTIVATIONS[activation](z)
+
+    def act_backward_(self, delta, a, activation):
+        DERIVATIVES[activation](delta, a)
+
+    def softmax_(self, z):
+        _softmax_(z)
+
+    def output_delta(self, a, t, out, output, loss):
+        n, c = a.shape
+        out[...] = OUTPUT_DELTAS[output, loss](a, t, n, c)
+
+    def loss(self, a, t, output, loss):
+        return float(LOSS_VALUES[loss](a, t))
+
+    def bias_grad(self, delta, out):
+        np.sum(delta, axis=0, out=out)
+
+    def sgd_step_(self, param, grad, velocity, learning_rate, momentum):
+        if momentum:
+            velocity *= momentum
+            velocity -= learning_rate * grad
+            param += velocity
+        else:
+            param -= learning_rate * grad
+
+    def gather_(self, X, y, index, x_out, t_out):
+        np.take(X, index, axis=0, out=x_out)
+        t_out[...] = 0
+        t_out[np.arange(len(index)), y[index]] = 1
+
+    def alive_units(self, a):
+        return np.any(a > 0, axis=0).astype(np.uint8)
+
+    def saturated_count(self, a, activation, threshold=0.95):
+        if activation == "sigmoid":
+            return int(np.count_nonzero(np.abs(2 * a - 1) > threshold))
+        if activation == "tanh":
+            return int(np.count_nonzero(np.abs(a) > threshold))
+        return 0
+
+    def sq_norm(self, x):
+        return float(np.vdot(x, x))

@@ -1,0 +1,271 @@
+"""Command line: `python -m engine train|lecture|info|bench|experiment`."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+from .backends.base import HIDDEN_ACTIVATIONS, LOSSES, OUTPUT_ACTIVATIONS
+
+# The lecture's two networks (DESIGN.md): 784-100-10, sigmoid hidden, N(0, 0.1)
+# weights, zero biases, plain SGD, lr 0.1, batch 100, pixels in [0, 1], 100 epochs.
+_LECTURE = dict(layers=[784, 100, 10], hidden_activation="sigmoid", init="normal",
+                init_scale=0.1, learning_rate=0.1, batch_size=100, momentum=0.0, epochs=100,
+                seed=1)
+PRESETS = {
+    "lecture-mse": dict(_LECTURE, output_activation="sigmoid", loss="mse",
+                        expected={"train": 90.8, "test": 91.3}),
+    "lecture-softmax": dict(_LECTURE, output_activation="softmax", loss="cross_entropy",
+                            expected={"train": 99.0, "test": 97.6}),
+}
+
+
+def _layers(text):
+    try:
+        return [int(s) for s in text.replace("-", ",").split(",") if s]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--layers wants sizes like 784,100,10; got {text!r}")
+
+
+def _add_train_args(p):
+    p.add_argument("--preset", choices=sorted(PRESETS), help="the lecture's settings")
+    p.add_argument("--layers", type=_layers, help="layer sizes, e.g. 784,100,10")
+    p.add_argument("--hidden-activation", choices=HIDDEN_ACTIVATIONS)
+    p.add_argument("--output-activation", choices=OUTPUT_ACTIVATIONS)
+    p.add_argument("--loss", choices=LOSSES)
+    p.add_argument("--init", choices=("normal", "he", "glorot"))
+    p.add_argument("--init-scale", type=float)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--learning-rate", "--lr", type=float)
+    p.add_argument("--momentum", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--no-shuffle", action="store_true")
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    p.add_argument("--backend", default="auto", choices=("auto", "numpy", "native", "cuda"))
+    p.add_argument("--data", default="mnist", choices=("mnist", "sample"),
+                   help="full MNIST (downloaded once, cached) or the shipped sample")
+    p.add_argument("--diagnostics", action="store_true",
+                   help="record gradient norms and dead/saturated units per epoch")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--out", help="folder for history.json, plot.png and model.npz")
+
+
+def _settings(args):
+    defaults = dict(layers=[784, 100, 10], hidden_activation="sigmoid",
+                    output_activation="softmax", loss="cross_entropy", init="normal",
+                    init_scale=0.1, epochs=100, batch_size=100, learning_rate=0.1,
+                    momentum=0.0, seed=1)
+    s = dict(defaults)
+    if args.preset:
+        s.update({k: v for k, v in PRESETS[args.preset].items() if k != "expected"})
+    for key in defaults:
+        value = getattr(args, key, None)
+        if value is not None:
+            s[key] = value
+    return s
+
+
+def load_data(which, dtype):
+    from .data import load_mnist, load_mnist_sample
+    if which == "sample":
+        return load_mnist_sample(dtype=dtype)
+    return load_mnist(dtype=dtype)
+
+
+def run_training(settings, data, *, dtype, backend, progress, out=None, diagnostics=False,
+                 shuffle=True, label="run"):
+    """Train one model; returns a result dict (accuracies in percent, seconds)."""
+    from .model import MLP
+    X, y, Xt, yt = data
+    s = settings
+    model = MLP(s["layers"], s["hidden_activation"], s["output_activation"], s["loss"],
+                dtype=dtype, backend=backend, seed=s["seed"], init=s["init"],
+                init_scale=s["init_scale"])
+    t0 = time.perf_counter()
+    history = model.fit(X, y, epochs=s["epochs"], batch_size=s["batch_size"],
+                        learning_rate=s["learning_rate"], momentum=s["momentum"],
+                        shuffle=shuffle, validation_data=(Xt, yt), progress=progress,
+                        diagnostics=diagnostics)
+    seconds = time.perf_counter() - t0
+    result = {"label": label, "backend": model.backend.name, "dtype": dtype,
+              "train_acc": 100 * history.epoch_accuracy[-1],
+              "test_acc": 100 * history.val_accuracy[-1],
+              "train_loss": history.epoch_loss[-1], "test_loss": history.val_loss[-1],
+              "seconds": seconds, "epochs": s["epochs"],
+              "train_seconds": float(np.sum(history.epoch_time))}
+    if out:
+        os.makedirs(out, exist_ok=True)
+        history.meta.update(result)
+        history.save(os.path.join(out, "history.json"))
+        history.plot(os.path.join(out, "plot.png"), title=f"{label}: {model!r}")
+        if diagnostics:
+            history.plot_diagnostics(os.path.join(out, "diagnostics.png"), title=label)
+        model.save(os.path.join(out, "model.npz"))
+    return result, history, model
+
+
+def print_table(rows, columns, file=None):
+    """A plain Markdown table."""
+    file = file or sys.stdout
+    widths = [max(len(str(c)), *(len(str(r.get(c, ""))) for r in rows)) for c in columns]
+    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    print(line(columns), file=file)
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|", file=file)
+    for r in rows:
+        print(line([r.get(c, "") for c in columns]), file=file)
+
+
+def _fmt_row(r, expected=None):
+    row = {"run": r["label"], "backend": r["backend"], "dtype": r["dtype"],
+           "epochs": r["epochs"], "train acc %": f"{r['train_acc']:.2f}",
+           "test acc %": f"{r['test_acc']:.2f}", "time s": f"{r['seconds']:.1f}"}
+    if expected:
+        row["lecture train/test %"] = f"{expected['train']}/{expected['test']}"
+    return row
+
+
+def cmd_train(args):
+    s = _settings(args)
+    data = load_data(args.data, args.dtype)
+    label = args.preset or "custom"
+    result, _, _ = run_training(s, data, dtype=args.dtype, backend=args.backend,
+                                progress=not args.no_progress, out=args.out,
+                                diagnostics=args.diagnostics, shuffle=not args.no_shuffle,
+                                label=label)
+    expected = PRESETS[args.preset]["expected"] if args.preset else None
+    print()
+    cols = ["run", "backend", "dtype", "epochs", "train acc %", "test acc %", "time s"]
+    print_table([_fmt_row(result, expected)], cols + (["lecture train/test %"] if expected else []))
+    if args.out:
+        print(f"\nwrote {args.out}/history.json, plot.png, model.npz")
+    return 0
+
+
+def cmd_lecture(args):
+    """Both of the lecture's networks, one after the other, and the comparison table."""
+    data = load_data(args.data, args.dtype)
+    rows = []
+    for name in ("lecture-mse", "lecture-softmax"):
+        s = {k: v for k, v in PRESETS[name].items() if k != "expected"}
+        if args.epochs:
+            s["epochs"] = args.epochs
+        out = os.path.join(args.out, name) if args.out else None
+        print(f"== {name}", file=sys.stderr)
+        result, _, _ = run_training(s, data, dtype=args.dtype, backend=args.backend,
+                                    progress=not args.no_progress, out=out, label=name)
+        rows.append(_fmt_row(result, PRESETS[name]["expected"]))
+    print()
+    print_table(rows, list(rows[0]))
+    if args.out:
+        with open(os.path.join(args.out, "results.md"), "w") as f:
+            print_table(rows, list(rows[0]), file=f)
+        print(f"\nplots and histories in {args.out}/lecture-*/")
+    return 0
+
+
+def info_dict():
+    from . import __version__
+    from .backends import available_backends
+    d = {"engine": __version__, "python": platform.python_version(),
+         "platform": platform.platform(), "numpy": np.__version__}
+    try:
+        import scipy
+        d["scipy"] = scipy.__version__
+    except ImportError:
+        pass
+    d["cpu_count"] = os.cpu_count()
+    d["backends"] = [{"name": b.name, "available": b.available, "reason": b.reason}
+                     for b in available_backends()]
+    try:
+        from threadpoolctl import threadpool_info
+        d["threadpools"] = [{k: p.get(k) for k in ("user_api", "internal_api", "num_threads",
+                                                   "version", "filepath")}
+                            for p in threadpool_info()]
+    except ImportError:
+        d["threadpools"] = "threadpoolctl not installed"
+    try:
+        from . import _native
+        d["native_build"] = _native.build_info()
+    except ImportError as exc:
+        d["native_build"] = f"not built: {exc}"
+    return d
+
+
+def cmd_info(args):
+    d = info_dict()
+    if args.json:
+        print(json.dumps(d, indent=1))
+        return 0
+    print(f"engine {d['engine']}  python {d['python']}  numpy {d['numpy']}  "
+          f"scipy {d.get('scipy', '-')}  ({d['platform']}, {d['cpu_count']} CPUs)")
+    print("\nbackends:")
+    for b in d["backends"]:
+        mark = "yes" if b["available"] else "no "
+        print(f"  {b['name']:<7} {mark}  {b['reason']}")
+    print("\nnative build:")
+    if isinstance(d["native_build"], dict):
+        for k, v in d["native_build"].items():
+            print(f"  {k}: {v}")
+    else:
+        print(f"  {d['native_build']}")
+    print("\nthread pools (BLAS / OpenMP):")
+    if isinstance(d["threadpools"], str):
+        print(f"  {d['threadpools']}")
+    else:
+        for p in d["threadpools"]:
+            print(f"  {p['internal_api']:<9} {p['num_threads']} threads  v{p['version']}  "
+                  f"{p['filepath']}")
+    return 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="engine", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="train an MLP on MNIST")
+    _add_train_args(p)
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("lecture", help="train both lecture networks and compare with the lecture")
+    p.add_argument("--epochs", type=int, help="override the 100 epochs (for a quick look)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    p.add_argument("--backend", default="auto", choices=("auto", "numpy", "native", "cuda"))
+    p.add_argument("--data", default="mnist", choices=("mnist", "sample"))
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--out", default="runs/lecture")
+    p.set_defaults(func=cmd_lecture)
+    p = sub.add_parser("info", help="versions, backends, BLAS and thread settings")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+    for extra in _extra_commands():
+        extra(sub)
+    return parser
+
+
+def _extra_commands():
+    cmds = []
+    try:
+        from .bench import add_bench_command
+        cmds.append(add_bench_command)
+    except ImportError:
+        pass
+    try:
+        from .experiments import add_experiment_command
+        cmds.append(add_experiment_command)
+    except ImportError:
+        pass
+    return cmds
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        print(f"engine: error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,124 @@
+"""Training history: per-minibatch losses, per-epoch metrics, and the lecture's plots."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .io import atomic_write_bytes
+
+
+@dataclass
+class History:
+    """What `MLP.fit` records.
+
+    batch_loss: the loss of every minibatch, before its update, in order.
+    epoch_*: per epoch, over the whole training set (and validation_data when given),
+    measured after the epoch's updates. diagnostics: per epoch, per layer, when
+    fit(..., diagnostics=True).
+    """
+
+    batch_loss: list = field(default_factory=list)
+    batches_per_epoch: int = 0
+    epoch_loss: list = field(default_factory=list)
+    epoch_accuracy: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    val_accuracy: list = field(default_factory=list)
+    epoch_time: list = field(default_factory=list)
+    diagnostics: list = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def epochs(self):
+        return len(self.epoch_loss)
+
+    def to_dict(self):
+        return asdict(self)
+
+    def save(self, path):
+        """Write the history as JSON (atomically)."""
+        atomic_write_bytes(path, json.dumps(self.to_dict(), indent=1).encode())
+
+    @classmethod
+    def load(cls, path):
+        with open(path, encoding="utf-8") as f:
+            return cls(**json.load(f))
+
+    def plot(self, path, title=None):
+        """A PNG with the lecture's panels: loss per minibatch, loss per epoch, accuracy per epoch."""
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+        ax = axes[0]
+        losses = np.asarray(self.batch_loss, dtype=float)
+        ax.plot(np.arange(1, len(losses) + 1), losses, lw=0.4, color="tab:blue", alpha=0.6)
+        if len(losses) >= 50:
+            k = max(self.batches_per_epoch, 1)
+            smooth = np.convolve(losses, np.ones(k) / k, mode="valid")
+            ax.plot(np.arange(k, len(losses) + 1), smooth, color="tab:red", lw=1.2,
+                    label=f"running mean ({k} batches)")
+            ax.legend()
+        ax.set(xlabel="minibatch", ylabel="loss", title="Loss per minibatch")
+        ep = np.arange(1, self.epochs + 1)
+        ax = axes[1]
+        ax.plot(ep, self.epoch_loss, marker=".", label="train")
+        if self.val_loss:
+            ax.plot(ep, self.val_loss, marker=".", label="validation")
+        ax.set(xlabel="epoch", ylabel="loss", title="Loss per epoch (whole set)")
+        ax.legend()
+        ax = axes[2]
+        ax.plot(ep, 100 * np.asarray(self.epoch_accuracy), marker=".", label="train")
+        if self.val_accuracy:
+            ax.plot(ep, 100 * np.asarray(self.val_accuracy), marker=".", label="validation")
+        ax.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy per epoch")
+        ax.legend()
+        for ax in axes:
+            ax.grid(alpha=0.3)
+        if title:
+            fig.suptitle(title)
+        fig.tight_layout()
+        _save_figure(fig, path)
+        plt.close(fig)
+
+    def plot_diagnostics(self, path, title=None):
+        """Gradient norms, weight norms, dead and saturated fractions per layer and epoch."""
+        if not self.diagnostics:
+            raise ValueError("no diagnostics recorded: train with fit(..., diagnostics=True)")
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        ep = np.arange(1, len(self.diagnostics) + 1)
+        n_layers = len(self.diagnostics[0]["grad_norm"])
+        panels = [("grad_norm", "mean gradient norm |dL/dW|", True),
+                  ("weight_norm", "weight norm |W|", False),
+                  ("dead_fraction", "dead ReLU units (fraction)", False),
+                  ("saturated_fraction", "saturated activations (fraction)", False)]
+        fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
+        for ax, (key, label, log) in zip(axes, panels):
+            values = np.array([d[key] for d in self.diagnostics], dtype=float)
+            for l in range(n_layers):
+                if np.all(np.isnan(values[:, l])):
+                    continue
+                ax.plot(ep, values[:, l], marker=".", label=f"layer {l + 1}")
+            if log:
+                ax.set_yscale("log")
+            ax.set(xlabel="epoch", title=label)
+            ax.grid(alpha=0.3)
+            if ax.lines:
+                ax.legend(fontsize=8)
+        if title:
+            fig.suptitle(title)
+        fig.tight_layout()
+        _save_figure(fig, path)
+        plt.close(fig)
+
+
+def _save_figure(fig, path):
+    import io
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    atomic_write_bytes(path, buf.getvalue())

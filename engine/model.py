@@ -1,0 +1,331 @@
+"""The model API: `MLP`, a thin layer over the backend contract."""
+from __future__ import annotations
+
+import io
+import json
+import time
+
+import numpy as np
+
+from . import checks
+from .backends import Network, get_backend
+from .history import History
+from .io import atomic_write_bytes
+from .progress import ProgressBar
+
+FORMAT_VERSION = 1
+INITS = ("normal", "he", "glorot")
+EVAL_CHUNK = 2000   # rows per forward pass when evaluating whole data sets
+
+
+def init_weights(sizes, init, init_scale, seed):
+    """Float64 weights (n_out, n_in) and zero biases; the same draw for every dtype."""
+    rng = np.random.default_rng(seed)
+    weights = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        if init == "normal":
+            w = rng.normal(0.0, init_scale, size=(n_out, n_in))
+        elif init == "he":
+            w = rng.normal(0.0, np.sqrt(2.0 / n_in), size=(n_out, n_in))
+        else:  # glorot (uniform)
+            limit = np.sqrt(6.0 / (n_in + n_out))
+            w = rng.uniform(-limit, limit, size=(n_out, n_in))
+        weights.append(w)
+    return weights, [np.zeros(n) for n in sizes[1:]]
+
+
+class MLP:
+    """A fully connected network trained with minibatch SGD.
+
+    Parameters
+    ----------
+    layer_sizes : [n_in, hidden..., n_classes]; any depth.
+    hidden_activation : "sigmoid", "relu" or "tanh" (every hidden layer).
+    output_activation, loss : "sigmoid" with "mse" (mean over batch x classes), or
+        "softmax" with "cross_entropy" (mean over the batch).
+    dtype : "float32" or "float64"; data is converted once, at the API boundary.
+    backend : "auto", "numpy", "native" or "cuda".
+    seed : seeds the initial weights and the shuffling.
+    init : "normal" draws N(0, init_scale); "he" N(0, sqrt(2/fan_in)); "glorot"
+        U(+-sqrt(6/(fan_in+fan_out))). Biases start at zero.
+    """
+
+    def __init__(self, layer_sizes, hidden_activation="sigmoid", output_activation="softmax",
+                 loss="cross_entropy", *, dtype="float32", backend="auto", seed=1,
+                 init="normal", init_scale=0.1):
+        self.layer_sizes = checks.layer_sizes(layer_sizes)
+        checks.architecture(hidden_activation, output_activation, loss)
+        checks.choice("init", init, INITS)
+        checks.non_negative_float("init_scale", init_scale)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+        self.hidden_activation = hidden_activation
+        self.output_activation = output_activation
+        self.loss = loss
+        self.dtype = checks.dtype(dtype)
+        self.seed = int(seed)
+        self.init, self.init_scale = init, float(init_scale)
+        self.backend = get_backend(backend)
+        init_ss, shuffle_ss = np.random.SeedSequence(self.seed).spawn(2)
+        self._shuffle_rng = np.random.default_rng(shuffle_ss)
+        weights, biases = init_weights(self.layer_sizes, init, init_scale, init_ss)
+        self._set_params(weights, biases)
+
+    # ------------------------------------------------------------------ parameters
+    def _set_params(self, weights, biases):
+        be, dt = self.backend, self.dtype
+        n_hidden = len(self.layer_sizes) - 2
+        self._net = Network(
+            # copies: training must never write into an array the caller still holds
+            weights=[be.asarray(np.array(w, dtype=dt)) for w in weights],
+            biases=[be.asarray(np.array(b, dtype=dt)) for b in biases],
+            activations=(self.hidden_activation,) * n_hidden + (self.output_activation,),
+            loss=self.loss, dtype=dt)
+        self._workspaces = {}
+
+    @property
+    def weights(self):
+        """Copies of the weight matrices as NumPy arrays, each (n_out, n_in)."""
+        self.backend.synchronize()
+        return [np.array(self.backend.to_numpy(w)) for w in self._net.weights]
+
+    @property
+    def biases(self):
+        """Copies of the bias vectors as NumPy arrays."""
+        self.backend.synchronize()
+        return [np.array(self.backend.to_numpy(b)) for b in self._net.biases]
+
+    def set_params(self, weights, biases):
+        """Replace every weight and bias (shapes must match layer_sizes)."""
+        sizes = self.layer_sizes
+        if len(weights) != len(sizes) - 1 or len(biases) != len(sizes) - 1:
+            raise ValueError(f"expected {len(sizes) - 1} weight matrices and bias vectors")
+        for l, (w, b) in enumerate(zip(weights, biases)):
+            if np.shape(w) != (sizes[l + 1], sizes[l]) or np.shape(b) != (sizes[l + 1],):
+                raise ValueError(f"layer {l}: expected W {(sizes[l + 1], sizes[l])} and "
+                                 f"b {(sizes[l + 1],)}; got {np.shape(w)} and {np.shape(b)}")
+            if not (np.isfinite(w).all() and np.isfinite(b).all()):
+                raise ValueError(f"layer {l}: weights and biases must be finite")
+        self._set_params(weights, biases)
+
+    @property
+    def n_params(self):
+        s = self.layer_sizes
+        return sum(a * b + b for a, b in zip(s[:-1], s[1:]))
+
+    def _workspace(self, batch_size, purpose="train"):
+        key = (purpose, batch_size)
+        ws = self._workspaces.get(key)
+        if ws is None:
+            ws = self._workspaces[key] = self.backend.workspace(self._net, batch_size)
+        return ws
+
+    # ------------------------------------------------------------------ training
+    def fit(self, X, y, *, epochs=100, batch_size=100, learning_rate=0.1, momentum=0.0,
+            shuffle=True, validation_data=None, progress=True, diagnostics=False) -> History:
+        """Train with minibatch SGD and return the `History`.
+
+        Every epoch visits each row once, in a fresh random order when `shuffle`.
+        The last minibatch of an epoch is kept even when it is shorter than
+        `batch_size` (its gradient is the mean over its own rows). After each
+        epoch the loss and accuracy over the whole training set (and over
+        `validation_data`, an (X, y) pair) are recorded. With `diagnostics`,
+        per-layer gradient norms, weight norms and dead/saturated unit fractions
+        are recorded too (see `History.diagnostics`).
+        """
+        epochs = checks.positive_int("epochs", epochs)
+        batch_size = checks.positive_int("batch_size", batch_size)
+        lr = checks.non_negative_float("learning_rate", learning_rate)
+        momentum = checks.non_negative_float("momentum", momentum, upper=1.0)
+        X, y = self._check_xy(X, y)
+        val = None
+        if validation_data is not None:
+            try:
+                Xv, yv = validation_data
+            except (TypeError, ValueError):
+                raise TypeError("validation_data must be a pair (X_val, y_val)") from None
+            val = self._check_xy(Xv, yv, "validation_data[0]", "validation_data[1]")
+
+        be, net = self.backend, self._net
+        n = X.shape[0]
+        batch_size = min(batch_size, n)
+        Xb, yb = be.asarray(X), be.asarray(y)
+        val_b = (be.asarray(val[0]), be.asarray(val[1])) if val else None
+        ws = self._workspace(batch_size)
+        n_batches = -(-n // batch_size)
+        history = History(batches_per_epoch=n_batches, meta=self._meta(
+            epochs=epochs, batch_size=batch_size, learning_rate=lr, momentum=momentum,
+            n_train=n))
+        bar = ProgressBar(epochs, desc=f"train[{be.name}]", enabled=progress)
+        batch_losses = np.empty(n_batches)
+        for _ in range(epochs):
+            t0 = time.perf_counter()
+            order = self._shuffle_rng.permutation(n) if shuffle else np.arange(n)
+            if diagnostics:
+                record = self._diagnostic_epoch(Xb, yb, order, batch_size, lr, momentum, ws,
+                                                batch_losses)
+            else:
+                be.train_epoch(net, Xb, yb, order, batch_size, lr, momentum, ws, batch_losses)
+            be.synchronize()
+            history.epoch_time.append(time.perf_counter() - t0)
+            history.batch_loss.extend(batch_losses.tolist())
+            loss, acc = self._evaluate(Xb, yb, stats=record if diagnostics else None)
+            history.epoch_loss.append(loss)
+            history.epoch_accuracy.append(acc)
+            if diagnostics:
+                history.diagnostics.append(record)
+            if val_b is not None:
+                vloss, vacc = self._evaluate(*val_b)
+                history.val_loss.append(vloss)
+                history.val_accuracy.append(vacc)
+            info = f"loss {loss:.4f} acc {100 * acc:.2f}%"
+            if val_b is not None:
+                info += f" val {100 * history.val_accuracy[-1]:.2f}%"
+            bar.update(1, info)
+        return history
+
+    def _diagnostic_epoch(self, Xb, yb, order, batch_size, lr, momentum, ws, batch_losses):
+        """One epoch step by step, accumulating the gradient norm of every layer."""
+        be, net = self.backend, self._net
+        n_layers = len(net.weights)
+        grad_sum = np.zeros(n_layers)
+        n_batches = 0
+        for i, start in enumerate(range(0, len(order), batch_size)):
+            idx = order[start:start + batch_size]
+            m = len(idx)
+            be.gather_(Xb, yb, be.asarray(idx), ws.x[:m], ws.t[:m])
+            batch_losses[i] = be.loss_and_grads(net, ws, m)
+            for l in range(n_layers):
+                grad_sum[l] += np.sqrt(be.sq_norm(ws.gw[l]))
+            be.apply_gradients(net, ws, lr, momentum)
+            n_batches += 1
+        return {"grad_norm": (grad_sum / n_batches).tolist(),
+                "weight_norm": [float(np.sqrt(be.sq_norm(w))) for w in net.weights]}
+
+    def _check_xy(self, X, y, xname="X", yname="y"):
+        X = checks.features(X, self.layer_sizes[0], self.dtype, xname)
+        y = checks.labels(y, X.shape[0], self.layer_sizes[-1], yname)
+        return X, y
+
+    # ------------------------------------------------------------------ inference
+    def _forward_chunks(self, Xb):
+        """Yield (start, stop, output activations) over row chunks of backend array Xb."""
+        be, net = self.backend, self._net
+        n = Xb.shape[0]
+        chunk = min(EVAL_CHUNK, n)
+        ws = self._workspace(chunk, "eval")
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            acts = [a[:stop - start] for a in ws.a]
+            be.forward(net, Xb[start:stop], acts)
+            yield start, stop, ws, acts
+
+    def _evaluate(self, Xb, yb, stats=None):
+        """(mean loss, accuracy) over a whole data set held in backend arrays.
+
+        With `stats` (a dict), also records each hidden layer's dead-unit and
+        saturated-activation fractions over the pass.
+        """
+        be, net = self.backend, self._net
+        n = Xb.shape[0]
+        total_loss, correct = 0.0, 0
+        n_hidden = len(net.weights) - 1
+        dead = [None] * n_hidden
+        saturated = np.zeros(n_hidden)
+        for start, stop, ws, acts in self._forward_chunks(Xb):
+            m = stop - start
+            idx = be.asarray(np.arange(start, stop))
+            be.gather_(Xb, yb, idx, ws.x[:m], ws.t[:m])
+            total_loss += be.loss(acts[-1], ws.t[:m], net.output, net.loss) * m
+            pred = np.argmax(be.to_numpy(acts[-1]), axis=1)
+            correct += int(np.sum(pred == np.argmax(be.to_numpy(ws.t[:m]), axis=1)))
+            if stats is not None:
+                for l in range(n_hidden):
+                    is_dead = be.to_numpy(be.alive_units(acts[l])) == 0
+                    dead[l] = is_dead if dead[l] is None else dead[l] & is_dead
+                    saturated[l] += be.saturated_count(acts[l], net.activations[l])
+        if stats is not None:
+            sizes = self.layer_sizes
+            stats["dead_fraction"] = [
+                float(np.mean(dead[l])) if net.activations[l] == "relu" else float("nan")
+                for l in range(n_hidden)] + [float("nan")]
+            stats["saturated_fraction"] = [
+                float(saturated[l] / (n * sizes[l + 1]))
+                if net.activations[l] in ("sigmoid", "tanh") else float("nan")
+                for l in range(n_hidden)] + [float("nan")]
+        return total_loss / n, correct / n
+
+    def predict_proba(self, X):
+        """Output activations, shape (n, n_classes), as a NumPy array."""
+        X = checks.features(X, self.layer_sizes[0], self.dtype)
+        out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
+        for start, stop, _, acts in self._forward_chunks(self.backend.asarray(X)):
+            out[start:stop] = self.backend.to_numpy(acts[-1])
+        return out
+
+    def predict(self, X):
+        """Predicted class labels (int64)."""
+        return np.argmax(self.predict_proba(X), axis=1)
+
+    def evaluate(self, X, y):
+        """{"loss": mean loss, "accuracy": fraction correct} over (X, y)."""
+        X, y = self._check_xy(X, y)
+        loss, acc = self._evaluate(self.backend.asarray(X), self.backend.asarray(y))
+        return {"loss": loss, "accuracy": acc}
+
+    def loss_and_gradients(self, X, y):
+        """(loss, [dL/dW], [dL/db]) on one batch, as NumPy arrays (for checks and notebooks)."""
+        X, y = self._check_xy(X, y)
+        be = self.backend
+        m = X.shape[0]
+        ws = self._workspace(m)
+        be.gather_(be.asarray(X), be.asarray(y), be.asarray(np.arange(m)), ws.x[:m], ws.t[:m])
+        loss = be.loss_and_grads(self._net, ws, m)
+        be.synchronize()
+        return (loss, [np.array(be.to_numpy(g)) for g in ws.gw],
+                [np.array(be.to_numpy(g)) for g in ws.gb])
+
+    # ------------------------------------------------------------------ persistence
+    def _meta(self, **extra):
+        from . import __version__
+        meta = {"format_version": FORMAT_VERSION, "engine_version": __version__,
+                "layer_sizes": self.layer_sizes, "hidden_activation": self.hidden_activation,
+                "output_activation": self.output_activation, "loss": self.loss,
+                "dtype": self.dtype.name, "seed": self.seed, "init": self.init,
+                "init_scale": self.init_scale, "backend": self.backend.name}
+        meta.update(extra)
+        return meta
+
+    def save(self, path):
+        """Write a portable .npz (weights, biases, metadata); atomically."""
+        arrays = {"meta": np.frombuffer(json.dumps(self._meta()).encode(), dtype=np.uint8)}
+        for l, (w, b) in enumerate(zip(self.weights, self.biases)):
+            arrays[f"W{l}"], arrays[f"b{l}"] = w, b
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        atomic_write_bytes(path, buf.getvalue())
+
+    @classmethod
+    def load(cls, path, *, backend="auto"):
+        """A model saved by `save`, on the given backend."""
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                meta = json.loads(bytes(f["meta"]).decode())
+                n = len(meta["layer_sizes"]) - 1
+                weights = [f[f"W{l}"] for l in range(n)]
+                biases = [f[f"b{l}"] for l in range(n)]
+        except (OSError, KeyError, ValueError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path} is not a model saved by engine.MLP.save ({exc})") from None
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{path}: unsupported format_version {meta.get('format_version')!r}; "
+                             f"this engine reads version {FORMAT_VERSION}")
+        model = cls(meta["layer_sizes"], meta["hidden_activation"], meta["output_activation"],
+                    meta["loss"], dtype=meta["dtype"], backend=backend, seed=meta["seed"],
+                    init=meta["init"], init_scale=meta["init_scale"])
+        model.set_params(weights, biases)
+        return model
+
+    def __repr__(self):
+        return (f"MLP({self.layer_sizes}, hidden={self.hidden_activation!r}, "
+                f"output={self.output_activation!r}, loss={self.loss!r}, "
+                f"dtype={self.dtype.name!r}, backend={self.backend.name!r})")

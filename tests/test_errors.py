@@ -1,0 +1,90 @@
+"""Bad input gets a clear ValueError/TypeError naming the argument, before any training."""
+import numpy as np
+import pytest
+
+from engine import MLP
+
+X = np.random.default_rng(0).random((8, 4)).astype(np.float32)
+Y = np.array([0, 1, 2, 0, 1, 2, 0, 1])
+
+
+def model(**kw):
+    return MLP([4, 5, 3], backend="numpy", **kw)
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    (dict(hidden_activation="swish"), ValueError, "hidden_activation"),
+    (dict(output_activation="linear"), ValueError, "output_activation"),
+    (dict(loss="hinge"), ValueError, "loss"),
+    (dict(output_activation="sigmoid", loss="cross_entropy"), ValueError, "needs output_activation"),
+    (dict(output_activation="softmax", loss="mse"), ValueError, "needs output_activation"),
+    (dict(dtype="float16"), ValueError, "dtype"),
+    (dict(dtype="int32"), ValueError, "dtype"),
+    (dict(init="zeros"), ValueError, "init"),
+    (dict(init_scale=-1.0), ValueError, "init_scale"),
+    (dict(seed=-3), ValueError, "seed"),
+    (dict(backend="tpu"), ValueError, "backend"),
+])
+def test_constructor_errors(kwargs, exc, match):
+    args = dict(hidden_activation="sigmoid", output_activation="softmax", loss="cross_entropy")
+    args.update(kwargs)
+    with pytest.raises(exc, match=match):
+        MLP([4, 5, 3], args.pop("hidden_activation"), args.pop("output_activation"),
+            args.pop("loss"), **{"backend": "numpy", **args})
+
+
+@pytest.mark.parametrize("sizes", [[4], [], [4, 0, 3], [4, 2.5, 3]])
+def test_layer_size_errors(sizes):
+    with pytest.raises((ValueError, TypeError), match="layer_sizes"):
+        MLP(sizes, backend="numpy")
+
+
+def _nan():
+    x = X.copy()
+    x[3, 1] = np.nan
+    return x
+
+
+def _inf():
+    x = X.copy()
+    x[0, 0] = np.inf
+    return x
+
+
+@pytest.mark.parametrize("x,y,kw,exc,match", [
+    (X[:, :3], Y, {}, ValueError, "4 columns"),
+    (X[0], Y, {}, ValueError, "2-D"),
+    (X[:0], Y[:0], {}, ValueError, "empty"),
+    (_nan(), Y, {}, ValueError, "NaN"),
+    (_inf(), Y, {}, ValueError, "NaN or inf"),
+    (X.astype(str), Y, {}, TypeError, "numbers"),
+    (X, Y[:5], {}, ValueError, "5 labels"),
+    (X, Y + 1, {}, ValueError, r"\[0, 3\)"),
+    (X, -Y, {}, ValueError, r"\[0, 3\)"),
+    (X, Y + 0.5, {}, TypeError, "integer"),
+    (X, Y[:, None], {}, ValueError, "1-D"),
+    (X, Y, dict(batch_size=0), ValueError, "batch_size"),
+    (X, Y, dict(epochs=0), ValueError, "epochs"),
+    (X, Y, dict(learning_rate=float("nan")), ValueError, "learning_rate"),
+    (X, Y, dict(momentum=1.0), ValueError, "momentum"),
+    (X, Y, dict(validation_data=X), TypeError, "validation_data"),
+    (X, Y, dict(validation_data=(X[:, :2], Y)), ValueError, r"validation_data\[0\]"),
+])
+def test_fit_errors_come_before_any_step(x, y, kw, exc, match):
+    m = model()
+    before = m.weights[0].copy()
+    with pytest.raises(exc, match=match):
+        m.fit(x, y, progress=False, **kw)
+    np.testing.assert_array_equal(m.weights[0], before)
+
+
+def test_float_labels_that_are_integers_are_accepted():
+    model().fit(X, Y.astype(float), epochs=1, progress=False)
+
+
+def test_predict_and_evaluate_check_input():
+    m = model()
+    with pytest.raises(ValueError, match="4 columns"):
+        m.predict(np.zeros((2, 5)))
+    with pytest.raises(ValueError, match="NaN"):
+        m.evaluate(_nan(), Y)

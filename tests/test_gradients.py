@@ -1,0 +1,66 @@
+"""Backprop against float64 central differences, for every architecture the API offers."""
+import numpy as np
+import pytest
+
+from engine import MLP
+
+PAIRS = [("sigmoid", "mse"), ("softmax", "cross_entropy")]
+
+
+def _numeric_grads(model, X, y, eps=1e-6):
+    weights, biases = model.weights, model.biases
+    params = weights + biases
+
+    def loss_at():
+        model.set_params(params[:len(weights)], params[len(weights):])
+        return model.loss_and_gradients(X, y)[0]
+
+    grads = []
+    for p in params:
+        g = np.zeros_like(p)
+        it = np.nditer(p, flags=["multi_index"])
+        for _ in it:
+            i = it.multi_index
+            old = p[i]
+            p[i] = old + eps
+            up = loss_at()
+            p[i] = old - eps
+            down = loss_at()
+            p[i] = old
+            g[i] = (up - down) / (2 * eps)
+        grads.append(g)
+    model.set_params(params[:len(weights)], params[len(weights):])
+    return grads
+
+
+@pytest.mark.parametrize("hidden", ["sigmoid", "relu", "tanh"])
+@pytest.mark.parametrize("output,loss", PAIRS)
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_backprop_matches_central_differences(backend, hidden, output, loss, depth):
+    rng = np.random.default_rng(depth)
+    sizes = [5] + [4] * depth + [3]
+    model = MLP(sizes, hidden, output, loss, dtype="float64", backend=backend.name, seed=7,
+                init="normal", init_scale=0.8)
+    # non-zero biases so relu kinks and sigmoid midpoints are not special
+    model.set_params(model.weights, [rng.normal(0, 0.3, b.shape) for b in model.biases])
+    X = rng.normal(size=(6, 5))
+    y = rng.integers(0, 3, size=6)
+    _, gw, gb = model.loss_and_gradients(X, y)
+    numeric = _numeric_grads(model, X, y)
+    for analytic, num in zip(gw + gb, numeric):
+        assert analytic.shape == num.shape
+        np.testing.assert_allclose(analytic, num, rtol=1e-6, atol=1e-9)
+
+
+def test_gradient_of_mse_is_the_gradient_of_the_reported_mean():
+    """mse is the mean over batch x classes: doubling the classes halves the output delta."""
+    X = np.eye(2)
+    y = np.array([0, 1])
+    model = MLP([2, 2], "sigmoid", "sigmoid", "mse", dtype="float64", backend="numpy")
+    model.set_params([np.zeros((2, 2))], [np.zeros(2)])
+    loss, gw, gb = model.loss_and_gradients(X, y)
+    # a = 0.5 everywhere; (a - t)^2 = 0.25 everywhere -> mean 0.25
+    assert loss == pytest.approx(0.25)
+    # dL/dz = 2 (a - t) / (n c) * a (1 - a) = 2 * (+-0.5) / 4 * 0.25 = +-0.0625
+    np.testing.assert_allclose(gb, [[0.0, 0.0]])         # one row +, one row - per column
+    np.testing.assert_allclose(gw, [[[-0.0625, 0.0625], [0.0625, -0.0625]]])
