@@ -247,18 +247,8 @@ def build_parser():
 
 
 def _extra_commands():
-    cmds = []
-    try:
-        from .bench import add_bench_command
-        cmds.append(add_bench_command)
-    except ImportError:
-        pass
-    try:
-        from .experiments import add_experiment_command
-        cmds.append(add_experiment_command)
-    except ImportError:
-        pass
-    return cmds
+    from .bench import add_bench_command
+    return [add_bench_command]
 
 
 def main(argv=None):

@@ -158,9 +158,11 @@ class MLP:
             n_train=n))
         bar = ProgressBar(epochs, desc=f"train[{be.name}]", enabled=progress)
         batch_losses = np.empty(n_batches)
+        order = np.arange(n)
         for _ in range(epochs):
             t0 = time.perf_counter()
-            order = self._shuffle_rng.permutation(n) if shuffle else np.arange(n)
+            if shuffle:
+                self._shuffle_rng.shuffle(order)     # in place: an epoch allocates nothing
             if diagnostics:
                 record = self._diagnostic_epoch(Xb, yb, order, batch_size, lr, momentum, ws,
                                                 batch_losses)

@@ -113,3 +113,47 @@ def test_dropin_and_reference_train_identically(sample64):
     for name in ("weight_h", "bias_h", "weight_out", "bias_out"):
         np.testing.assert_allclose(getattr(results[1], name), getattr(results[0], name),
                                    rtol=1e-10, atol=1e-13)
+
+
+def test_fused_fit_equals_the_textbook_loop(sample64):
+    X, y, Xt, yt = sample64
+    np.random.seed(9)
+    textbook = ref.NeuralNetMLP(784, 40, 10)
+    for _ in range(2):
+        for xb, yb in ref.minibatch_generator(X[:777], y[:777], 50):
+            a_h, a_out = textbook.forward(xb)
+            g = textbook.backward(xb, a_h, a_out, yb)
+            textbook.weight_out -= 0.1 * g[0]
+            textbook.bias_out -= 0.1 * g[1]
+            textbook.weight_h -= 0.1 * g[2]
+            textbook.bias_h -= 0.1 * g[3]
+    np.random.seed(9)
+    fast = engine.NeuralNetMLP(784, 40, 10)
+    losses = fast.fit(X[:777], y[:777], num_epochs=2, learning_rate=0.1, minibatch_size=50)
+    assert losses.shape == (2 * 15,)
+    for name in ("weight_h", "bias_h", "weight_out", "bias_out"):
+        np.testing.assert_allclose(getattr(fast, name), getattr(textbook, name), rtol=1e-10,
+                                   atol=1e-13)
+
+
+@pytest.mark.parametrize("backend", ["numpy", None])
+def test_step_is_one_textbook_update(backend, sample64):
+    X, y, _, _ = sample64
+    model = engine.NeuralNetMLP(784, 20, 10, backend=backend)
+    twin = ref.NeuralNetMLP(784, 20, 10)
+    loss = model.step(X[:64], y[:64], learning_rate=0.3)
+    a_h, a_out = twin.forward(X[:64])
+    assert loss == pytest.approx(ref.mse_loss(y[:64], a_out), rel=1e-12)
+    g = twin.backward(X[:64], a_h, a_out, y[:64])
+    np.testing.assert_allclose(model.weight_out, twin.weight_out - 0.3 * g[0], rtol=1e-12)
+    np.testing.assert_allclose(model.bias_h, twin.bias_h - 0.3 * g[3], rtol=1e-12, atol=1e-15)
+
+
+def test_dropin_refuses_a_device_backend():
+    from engine.backends.base import Backend
+
+    class Device(Backend):
+        name = "cuda"
+
+    with pytest.raises(ValueError, match="host backend"):
+        engine.NeuralNetMLP(4, 3, 2, backend=Device())

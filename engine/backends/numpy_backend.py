@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from .base import Backend
+from .host import HostBackend
 
 
 def _softmax_(z):
@@ -59,24 +59,12 @@ LOSS_VALUES = {
 }
 
 
-class NumpyBackend(Backend):
+class NumpyBackend(HostBackend):
     name = "numpy"
 
     @classmethod
     def availability(cls):
         return True, f"NumPy {np.__version__}"
-
-    def asarray(self, x, dtype=None):
-        return np.ascontiguousarray(x, dtype=dtype)
-
-    def to_numpy(self, x):
-        return np.asarray(x)
-
-    def empty(self, shape, dtype):
-        return np.empty(shape, dtype=dtype)
-
-    def zeros(self, shape, dtype):
-        return np.zeros(shape, dtype=dtype)
 
     def gemm(self, a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
         a = a.T if trans_a else a

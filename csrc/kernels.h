@@ -1,0 +1,56 @@
+/* engine C kernels: float (_f) and double (_d) instances of one generic source.
+ *
+ * Matrices are row-major and contiguous: (n rows, c columns). No BLAS, no Python.
+ * Elementwise kernels give the same result for any number of OpenMP threads.
+ */
+#ifndef ENGINE_KERNELS_H
+#define ENGINE_KERNELS_H
+
+#include <stdint.h>
+
+/* activation codes */
+enum { ENG_IDENTITY = 0, ENG_SIGMOID = 1, ENG_RELU = 2, ENG_TANH = 3, ENG_SOFTMAX = 4 };
+/* output/loss pairs: their delta and their loss value */
+enum { ENG_SIGMOID_MSE = 0, ENG_SIGMOID_MSE_REF = 1, ENG_SOFTMAX_CE = 2 };
+
+#define ENGINE_DECLARE(REAL, S)                                                             \
+/* z[i, j] = act(z[i, j] + b[j]) in place; softmax acts on whole rows */                   \
+void eng_bias_act_##S(REAL *z, const REAL *b, int64_t n, int64_t c, int act);              \
+/* d[i] *= act'(z[i]), written with the activation output a[i] */                           \
+void eng_act_backward_##S(REAL *d, const REAL *a, int64_t len, int act);                   \
+/* row-wise softmax in place, max-subtracted */                                             \
+void eng_softmax_rows_##S(REAL *z, int64_t n, int64_t c);                                   \
+/* out = dL/dz of the output layer (the 1/n factor lives here) */                           \
+void eng_output_delta_##S(const REAL *a, const REAL *t, REAL *out, int64_t n, int64_t c,    \
+                          int kind);                                                        \
+/* the loss value: mse = mean over n*c; ce = -sum t*log(max(a, eps)) / n */                 \
+double eng_loss_##S(const REAL *a, const REAL *t, int64_t n, int64_t c, int kind);          \
+/* out[j] = sum_i d[i, j] */                                                                \
+void eng_bias_grad_##S(const REAL *d, REAL *out, int64_t n, int64_t c);                     \
+/* v = mom*v - lr*g; p += v  (p -= lr*g when v is NULL) */                                  \
+void eng_sgd_step_##S(REAL *p, const REAL *g, REAL *v, int64_t len, REAL lr, REAL mom);     \
+/* p -= lr * g with no velocity, for the bias of a fused update */                          \
+void eng_axpy_##S(REAL *p, const REAL *g, int64_t len, REAL alpha);                         \
+/* x_out = X[idx] (rows of f); t_out = one-hot of y[idx] over c classes */                  \
+void eng_gather_##S(const REAL *X, const int64_t *y, const int64_t *idx, int64_t m,         \
+                    int64_t f, int64_t c, REAL *x_out, REAL *t_out);                        \
+/* alive[j] = 1 if some a[i, j] > 0 */                                                      \
+void eng_alive_units_##S(const REAL *a, int64_t n, int64_t c, uint8_t *alive);              \
+/* entries within 1 - thr of the activation's bound (sigmoid |2a-1|>thr, tanh |a|>thr) */  \
+int64_t eng_saturated_count_##S(const REAL *a, int64_t len, int act, REAL thr);             \
+/* sum of squares, accumulated in double */                                                 \
+double eng_sq_norm_##S(const REAL *x, int64_t len);
+
+ENGINE_DECLARE(float, f)
+ENGINE_DECLARE(double, d)
+
+/* 1 when compiled with OpenMP */
+int eng_have_openmp(void);
+/* OpenMP threads the kernels may use (1 without OpenMP) */
+int eng_get_num_threads(void);
+/* set the OpenMP thread count for the kernels */
+void eng_set_num_threads(int n);
+/* elements below which a kernel stays on one thread */
+int64_t eng_parallel_threshold(void);
+
+#endif

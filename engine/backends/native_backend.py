@@ -1,0 +1,80 @@
+"""The native CPU backend: C kernels (csrc/) and BLAS through the Cython extension."""
+from __future__ import annotations
+
+from .host import HostBackend
+
+try:
+    from .. import _native
+    _IMPORT_ERROR = None
+except ImportError as exc:  # not built: `auto` falls back to numpy and says why
+    _native = None
+    _IMPORT_ERROR = exc
+
+
+class NativeBackend(HostBackend):
+    name = "native"
+
+    @classmethod
+    def availability(cls):
+        if _native is None:
+            return False, (f"engine._native is not built ({_IMPORT_ERROR}); "
+                           f"install with `pip install .` to compile it")
+        info = _native.build_info()
+        omp = f"OpenMP {info['openmp_threads']} threads" if info["openmp"] else "no OpenMP"
+        return True, f"C kernels + SciPy BLAS, {omp}, flags {info['compile_args']}"
+
+    def __init__(self):
+        ok, reason = self.availability()
+        if not ok:
+            raise RuntimeError(reason)
+
+    def gemm(self, a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
+        _native.gemm(a, b, out, trans_a, trans_b, alpha, beta)
+
+    def bias_act_(self, z, bias, activation):
+        _native.bias_act_(z, bias, activation)
+
+    def act_backward_(self, delta, a, activation):
+        _native.act_backward_(delta, a, activation)
+
+    def softmax_(self, z):
+        _native.softmax_(z)
+
+    def output_delta(self, a, t, out, output, loss):
+        _native.output_delta(a, t, out, output, loss)
+
+    def loss(self, a, t, output, loss):
+        return _native.loss(a, t, output, loss)
+
+    def bias_grad(self, delta, out):
+        _native.bias_grad(delta, out)
+
+    def sgd_step_(self, param, grad, velocity, learning_rate, momentum):
+        _native.sgd_step_(param, grad, velocity, learning_rate, momentum)
+
+    def gather_(self, X, y, index, x_out, t_out):
+        _native.gather_(X, y, index, x_out, t_out)
+
+    def alive_units(self, a):
+        return _native.alive_units(a)
+
+    def saturated_count(self, a, activation, threshold=0.95):
+        return _native.saturated_count(a, activation, threshold)
+
+    def sq_norm(self, x):
+        return _native.sq_norm(x)
+
+    def train_epoch(self, net, X, y, order, batch_size, learning_rate, momentum, ws,
+                    batch_losses):
+        """The whole epoch in C (see engine._native.EpochPlan); no Python per minibatch."""
+        if momentum and net.velocities is None:
+            net.velocities = [self.zeros(p.shape, net.dtype) for p in net.weights + net.biases]
+        velocities = net.velocities if momentum else None
+        key = (tuple(map(id, net.weights + net.biases)),
+               None if velocities is None else tuple(map(id, velocities)))
+        plan = ws.extra.get("plan")
+        if plan is None or ws.extra.get("plan_key") != key:
+            plan = _native.EpochPlan(net.weights, net.biases, ws.a, ws.d, ws.gb, ws.x, ws.t,
+                                     net.activations, net.loss, velocities)
+            ws.extra["plan"], ws.extra["plan_key"] = plan, key
+        plan.run(X, y, order, learning_rate, momentum, batch_losses)

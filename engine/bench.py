@@ -1,0 +1,271 @@
+"""`python -m engine bench`: one table of epoch times, backends side by side.
+
+Every row is timed in the same process and run, on the same synthetic MNIST-shaped
+data (60,000 x 784, 10 classes), as the median of a few repeats after a warm-up
+epoch. The NumPy backend is the baseline for "speed-up"; the GEMM floor is the
+time the very same BLAS calls take alone, in a C loop (EpochPlan.run(gemm_only=True)).
+PyTorch and scikit-learn rows appear when they are installed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+WORKLOADS = {
+    "lecture 784-100-10 b100": dict(sizes=[784, 100, 10], batch=100),
+    "deep 784-32x6-10 b100": dict(sizes=[784] + [32] * 6 + [10], batch=100),
+    "wide 784-1024-1024-10 b256": dict(sizes=[784, 1024, 1024, 10], batch=256),
+}
+N_SAMPLES = 60_000
+
+
+def epoch_gflop(sizes, n, batch):
+    """GFLOP of the GEMMs of one epoch: forward, weight gradients, and deltas below layer 1."""
+    flops = 0.0
+    for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        per_row = 2 * n_in * n_out
+        flops += per_row * n * (3 if l > 0 else 2)
+    return flops / 1e9
+
+
+def make_data(n, n_features=784, n_classes=10, dtype="float32", seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, n_features), dtype=np.float32).astype(dtype)
+    y = rng.integers(0, n_classes, n).astype(np.int64)
+    return X, y
+
+
+def _median_time(fn, repeats, warmup=1):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), times
+
+
+def backend_epoch(backend_name, sizes, batch, dtype, X, y, hidden="sigmoid"):
+    """A callable running one epoch of MLP training on the backend, through its train_epoch."""
+    from .backends import get_backend
+    from .model import MLP
+    model = MLP(sizes, hidden, "softmax", "cross_entropy", dtype=dtype, backend=backend_name,
+                seed=1)
+    be = get_backend(backend_name)
+    Xb, yb = be.asarray(X), be.asarray(y)
+    ws = model._workspace(batch)
+    order = np.random.default_rng(1).permutation(len(y))
+    losses = np.empty(-(-len(y) // batch))
+
+    def run():
+        be.train_epoch(model._net, Xb, yb, order, batch, 0.01, 0.0, ws, losses)
+        be.synchronize()
+    return run
+
+
+def gemm_floor(sizes, batch, dtype, X, y):
+    """A callable making exactly the BLAS calls of one native epoch, and nothing else."""
+    from . import _native
+    from .backends import get_backend
+    from .model import MLP
+    be = get_backend("native")
+    model = MLP(sizes, "sigmoid", "softmax", "cross_entropy", dtype=dtype, backend="native")
+    ws = model._workspace(batch)
+    for buf in ws.a + ws.d + [ws.x, ws.t]:
+        buf[...] = 0
+    net = model._net
+    plan = _native.EpochPlan(net.weights, net.biases, ws.a, ws.d, ws.gb, ws.x, ws.t,
+                             net.activations, net.loss, None)
+    order = np.random.default_rng(1).permutation(len(y))
+    losses = np.empty(-(-len(y) // batch))
+    del be
+    # all-zero deltas keep the weights fixed, while alpha != 0 keeps BLAS from skipping a call
+    return lambda: plan.run(X, y, order, 1.0, 0.0, losses, True)
+
+
+def reference_epoch(sizes, batch, X, y):
+    """The textbook NeuralNetMLP loop (float64 NumPy), one epoch."""
+    from . import reference as ref
+    X64 = X.astype(np.float64)
+    model = ref.NeuralNetMLP(sizes[0], sizes[1], sizes[2])
+
+    def run():
+        for xb, yb in ref.minibatch_generator(X64, y, batch):
+            a_h, a_out = model.forward(xb)
+            g = model.backward(xb, a_h, a_out, yb)
+            model.weight_out -= 0.01 * g[0]
+            model.bias_out -= 0.01 * g[1]
+            model.weight_h -= 0.01 * g[2]
+            model.bias_h -= 0.01 * g[3]
+    return run
+
+
+def torch_epoch(sizes, batch, dtype, X, y, threads):
+    import torch
+    torch.set_num_threads(threads)
+    tdt = torch.float32 if dtype == "float32" else torch.float64
+    layers = []
+    for l, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(torch.nn.Linear(a, b))
+        if l < len(sizes) - 2:
+            layers.append(torch.nn.Sigmoid())
+    net = torch.nn.Sequential(*layers).to(tdt)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    Xt, yt = torch.from_numpy(X).to(tdt), torch.from_numpy(y)
+    order = torch.from_numpy(np.random.default_rng(1).permutation(len(y)))
+
+    def run():
+        for start in range(0, len(y), batch):
+            idx = order[start:start + batch]
+            opt.zero_grad(set_to_none=False)
+            loss = loss_fn(net(Xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+    return run
+
+
+def sklearn_epoch(sizes, batch, dtype, X, y):
+    import warnings
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+    clf = MLPClassifier(hidden_layer_sizes=tuple(sizes[1:-1]), activation="logistic",
+                        solver="sgd", batch_size=batch, learning_rate_init=0.01, momentum=0.0,
+                        max_iter=1, shuffle=True, random_state=1, alpha=0.0, tol=0.0)
+    Xd = X.astype(dtype)
+
+    def run():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(Xd, y)
+    return run
+
+
+def _blas_threads(n):
+    try:
+        from threadpoolctl import threadpool_limits
+        return threadpool_limits(limits=n, user_api="blas")
+    except ImportError:
+        import contextlib
+        return contextlib.nullcontext()
+
+
+def machine_info():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    blas = []
+    try:
+        from threadpoolctl import threadpool_info
+        blas = sorted({f"{p['internal_api']} {p['version']}" for p in threadpool_info()
+                       if p["user_api"] == "blas"})
+    except ImportError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "blas": ", ".join(blas),
+            "python": platform.python_version(), "numpy": np.__version__,
+            "date": time.strftime("%Y-%m-%d")}
+
+
+def run_report(workloads=None, dtypes=("float32", "float64"), repeats=3, threads=2,
+               n_samples=N_SAMPLES, others=True, progress=True):
+    """Time every (workload, dtype, runner); returns a list of row dicts."""
+    from .backends import available_backends
+    backends = [b.name for b in available_backends() if b.available]
+    rows = []
+    log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if progress else (lambda *a: None)
+    with _blas_threads(threads):
+        for wname in workloads or WORKLOADS:
+            w = WORKLOADS[wname]
+            sizes, batch = w["sizes"], w["batch"]
+            gflop = epoch_gflop(sizes, n_samples, batch)
+            for dtype in dtypes:
+                X, y = make_data(n_samples, sizes[0], sizes[-1], dtype)
+                runners = [(name, lambda name=name: backend_epoch(name, sizes, batch, dtype, X, y))
+                           for name in backends]
+                if "native" in backends:
+                    runners.append(("GEMM floor", lambda: gemm_floor(sizes, batch, dtype, X, y)))
+                if others and len(sizes) == 3 and dtype == "float64":
+                    runners.append(("reference NeuralNetMLP",
+                                    lambda: reference_epoch(sizes, batch, X, y)))
+                if others and _importable("torch"):
+                    runners.append(("pytorch", lambda: torch_epoch(sizes, batch, dtype, X, y,
+                                                                   threads)))
+                if others and _importable("sklearn") and wname.startswith("lecture"):
+                    runners.append(("sklearn MLPClassifier",
+                                    lambda: sklearn_epoch(sizes, batch, dtype, X, y)))
+                timed = {}
+                for label, make in runners:
+                    log(f"bench: {wname} {dtype} {label} ...")
+                    med, times = _median_time(make(), repeats)
+                    timed[label] = med
+                    rows.append({"workload": wname, "dtype": dtype, "runner": label,
+                                 "median_s": med, "times_s": times,
+                                 "gflops": gflop / med})
+                base, floor = timed.get("numpy"), timed.get("GEMM floor")
+                for r in rows:
+                    if r["workload"] == wname and r["dtype"] == dtype:
+                        r["speedup_vs_numpy"] = base / r["median_s"] if base else None
+                        r["x_gemm_floor"] = r["median_s"] / floor if floor else None
+    return rows
+
+
+def _importable(name):
+    import importlib.util
+    return importlib.util.find_spec(name) is not None
+
+
+def format_table(rows):
+    lines = ["| workload | dtype | runner | median s/epoch | GFLOP/s | speed-up vs numpy | "
+             "x GEMM floor |", "|---|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        sp = f"{r['speedup_vs_numpy']:.2f}x" if r.get("speedup_vs_numpy") else "-"
+        fl = f"{r['x_gemm_floor']:.3f}" if r.get("x_gemm_floor") else "-"
+        lines.append(f"| {r['workload']} | {r['dtype']} | {r['runner']} | "
+                     f"{r['median_s']:.3f} | {r['gflops']:.1f} | {sp} | {fl} |")
+    return "\n".join(lines)
+
+
+def cmd_bench(args):
+    workloads = [w for w in WORKLOADS if any(k in w for k in args.workload)] \
+        if args.workload else list(WORKLOADS)
+    if not workloads:
+        raise ValueError(f"--workload matches none of: {', '.join(WORKLOADS)}")
+    rows = run_report(workloads, tuple(args.dtype or ("float32", "float64")), args.repeats, args.threads,
+                      args.samples, not args.no_others, not args.quiet)
+    info = machine_info()
+    info["command"] = "python -m engine bench " + " ".join(sys.argv[2:])
+    if args.json:
+        print(json.dumps({"machine": info, "rows": rows}, indent=1))
+    else:
+        print(f"{info['date']} | {info['cpu']}, {info['cores']} cores | BLAS: {info['blas']} | "
+              f"{args.threads} threads | {args.samples} samples/epoch\n")
+        print(format_table(rows))
+    return 0
+
+
+def add_bench_command(sub):
+    p = sub.add_parser("bench", help="time epochs per backend against the NumPy reference")
+    p.add_argument("--workload", action="append",
+                   help="substring of a workload name (lecture, deep, wide); repeatable")
+    p.add_argument("--dtype", action="append", choices=("float32", "float64"))
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2, help="BLAS threads (threadpoolctl)")
+    p.add_argument("--samples", type=int, default=N_SAMPLES)
+    p.add_argument("--no-others", action="store_true", help="skip PyTorch/scikit-learn rows")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_bench, dtype=None)
+    return p

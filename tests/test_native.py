@@ -1,0 +1,161 @@
+"""The native extension itself: argument checks, the fused epoch, allocation, threads."""
+import gc
+import tracemalloc
+
+import numpy as np
+import pytest
+
+_native = pytest.importorskip("engine._native", reason="the native extension is not built")
+
+from engine import MLP  # noqa: E402
+from engine.backends import get_backend  # noqa: E402
+
+
+def test_build_info_reports_openmp_and_flags():
+    info = _native.build_info()
+    assert isinstance(info["openmp"], bool)
+    assert "-O" in info["compile_args"]
+    assert "-march=native" not in info["compile_args"] or info["debug_build"] is not None
+
+
+@pytest.mark.parametrize("call,exc,match", [
+    (lambda: _native.gemm(np.zeros((2, 3)), np.zeros((4, 5)), np.zeros((2, 5))), ValueError,
+     "inner sizes differ"),
+    (lambda: _native.gemm(np.zeros((2, 3)), np.zeros((3, 5), np.float32), np.zeros((2, 5))),
+     TypeError, "b must be float64"),
+    (lambda: _native.gemm(np.zeros((2, 3)), np.zeros((3, 5)), np.zeros((5, 2))), ValueError,
+     r"out must have shape \(2, 5\)"),
+    (lambda: _native.gemm(np.zeros((3, 2)).T, np.zeros((3, 5)), np.zeros((2, 5))), ValueError,
+     "a must be C-contiguous"),
+    (lambda: _native.gemm([[1.0]], np.zeros((1, 1)), np.zeros((1, 1))), TypeError,
+     "a must be a NumPy array"),
+    (lambda: _native.bias_act_(np.zeros((2, 3), np.int32), np.zeros(3), "relu"), TypeError,
+     "z must be float32 or float64"),
+    (lambda: _native.bias_act_(np.zeros((2, 3)), np.zeros(4), "relu"), ValueError,
+     r"bias must have shape \(3,\)"),
+    (lambda: _native.bias_act_(np.zeros((2, 3)), np.zeros(3), "gelu"), ValueError,
+     "activation must be one of"),
+    (lambda: _native.output_delta(np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((2, 3)),
+                                  "softmax", "mse"), ValueError, "no kernel for output"),
+    (lambda: _native.gather_(np.zeros((4, 2)), np.zeros(4, np.int64), np.array([0, 9]),
+                             np.zeros((2, 2)), np.zeros((2, 3))), ValueError,
+     r"index\[1\] = 9 is outside \[0, 4\)"),
+    (lambda: _native.gather_(np.zeros((4, 2)), np.array([0, 1, 2, 3]), np.array([0, 1]),
+                             np.zeros((2, 2)), np.zeros((2, 3))), ValueError,
+     r"y\[3\] = 3 is outside \[0, 3\)"),
+    (lambda: _native.sgd_step_(np.zeros(3), np.zeros(3), None, 0.1, 0.9), ValueError,
+     "velocity is required"),
+    (lambda: _native.loss(np.zeros((0, 3)), np.zeros((0, 3)), "sigmoid", "mse"), ValueError,
+     "empty"),
+])
+def test_arguments_are_checked_before_the_work(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def test_read_only_output_is_refused():
+    out = np.zeros((2, 2))
+    out.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        _native.gemm(np.eye(2), np.eye(2), out)
+
+
+def _plan(sizes, dtype, batch, acts=None, loss="cross_entropy"):
+    be = get_backend("native")
+    model = MLP(sizes, backend="native", dtype=dtype)
+    ws = be.workspace(model._net, batch)
+    return model, be, ws
+
+
+def test_epoch_plan_rejects_bad_order_and_labels():
+    model, be, ws = _plan([4, 3, 2], "float64", 2)
+    net = model._net
+    plan = _native.EpochPlan(net.weights, net.biases, ws.a, ws.d, ws.gb, ws.x, ws.t,
+                             net.activations, net.loss, None)
+    X = np.zeros((5, 4))
+    losses = np.zeros(3)
+    with pytest.raises(ValueError, match=r"order\[1\] = 5 is outside"):
+        plan.run(X, np.zeros(5, np.int64), np.array([0, 5]), 0.1, 0.0, losses)
+    with pytest.raises(ValueError, match=r"y\[4\] = 2 is outside"):
+        plan.run(X, np.array([0, 1, 0, 1, 2]), np.arange(5), 0.1, 0.0, losses)
+    with pytest.raises(ValueError, match="batch_losses needs 3"):
+        plan.run(X, np.zeros(5, np.int64), np.arange(5), 0.1, 0.0, np.zeros(2))
+    with pytest.raises(ValueError, match="without velocities"):
+        plan.run(X, np.zeros(5, np.int64), np.arange(5), 0.1, 0.9, losses)
+    with pytest.raises(TypeError, match="X must be float64"):
+        plan.run(X.astype(np.float32), np.zeros(5, np.int64), np.arange(5), 0.1, 0.0, losses)
+    with pytest.raises(ValueError, match="weights\\[1\\] has 5 inputs"):
+        _native.EpochPlan([np.zeros((3, 4)), np.zeros((2, 5))], net.biases, ws.a, ws.d, ws.gb,
+                          ws.x, ws.t, net.activations, net.loss, None)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_steady_state_epochs_allocate_nothing(dtype):
+    rng = np.random.default_rng(0)
+    X = rng.random((2000, 784)).astype(dtype)
+    y = rng.integers(0, 10, 2000)
+    be = get_backend("native")
+    model = MLP([784, 64, 32, 10], backend="native", dtype=dtype)
+    ws = model._workspace(100)
+    order = np.arange(2000)
+    losses = np.empty(20)
+    be.train_epoch(model._net, X, y, order, 100, 0.1, 0.0, ws, losses)     # warm-up
+    gc.collect()
+    tracemalloc.start()
+    snap0 = tracemalloc.take_snapshot()
+    for _ in range(20):
+        rng.shuffle(order)
+        be.train_epoch(model._net, X, y, order, 100, 0.1, 0.0, ws, losses)
+    current, peak = tracemalloc.get_traced_memory()
+    snap1 = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    grown = sum(s.size_diff for s in snap1.compare_to(snap0, "filename") if s.size_diff > 0)
+    # nothing retained, and no temporary bigger than a few Python objects
+    assert grown < 4096, f"{grown} bytes retained over 20 epochs"
+    assert peak < 64 * 1024, f"peak {peak} bytes traced during 20 epochs"
+
+
+def test_gil_is_released_during_an_epoch():
+    """Another Python thread makes progress while an epoch runs."""
+    import threading
+    import time
+    rng = np.random.default_rng(0)
+    X = rng.random((6000, 784)).astype(np.float32)
+    y = rng.integers(0, 10, 6000)
+    model = MLP([784, 256, 10], backend="native")
+    ws = model._workspace(100)
+    be = get_backend("native")
+    ticks = []
+    done = threading.Event()
+
+    def ticker():
+        while not done.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.001)
+
+    t = threading.Thread(target=ticker)
+    t.start()
+    t0 = time.perf_counter()
+    be.train_epoch(model._net, X, y, np.arange(6000), 100, 0.1, 0.0, ws, np.empty(60))
+    t1 = time.perf_counter()
+    done.set()
+    t.join()
+    inside = [x for x in ticks if t0 < x < t1]
+    assert len(inside) >= 3, f"only {len(inside)} ticks in a {t1 - t0:.3f} s epoch"
+
+
+def test_thread_count_setting():
+    n = _native.get_num_threads()
+    _native.set_num_threads(1)
+    if _native.build_info()["openmp"]:
+        assert _native.get_num_threads() == 1
+    _native.set_num_threads(n)
+    with pytest.raises(ValueError):
+        _native.set_num_threads(0)
+
+
+def test_debug_build_is_in_use_when_ci_asks_for_it():
+    """CI's second pass sets ENGINE_EXPECT_DEBUG_BUILD: prove the debug build is what runs."""
+    import os
+    expected = os.environ.get("ENGINE_EXPECT_DEBUG_BUILD") == "1"
+    assert _native.build_info()["debug_build"] == expected
