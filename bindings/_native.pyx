@@ -596,6 +596,7 @@ def build_info():
         "openmp": bool(eng_have_openmp()),
         "openmp_threads": eng_get_num_threads(),
         "parallel_threshold_elements": eng_parallel_threshold(),
+        "simd": eng_simd_variant().decode(),
         "compile_args": ENGINE_COMPILE_ARGS,
         "debug_build": bool(ENGINE_DEBUG_BUILD),
         "blas": "scipy.linalg.cython_blas (SciPy's BLAS; see `info` thread pools)",
@@ -607,6 +608,11 @@ def set_num_threads(int n):
     if n < 1:
         raise ValueError(f"n must be >= 1; got {n}")
     eng_set_num_threads(n)
+
+
+def force_baseline_simd(bint on):
+    """Run the baseline (non-AVX2) workers even on an AVX2 CPU; for testing both variants."""
+    eng_force_baseline(on)
 
 
 def get_num_threads():

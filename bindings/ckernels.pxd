@@ -43,3 +43,5 @@ cdef extern from "kernels.h" nogil:
     int eng_get_num_threads()
     void eng_set_num_threads(int n)
     int64_t eng_parallel_threshold()
+    const char *eng_simd_variant()
+    void eng_force_baseline(int on)

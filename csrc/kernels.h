@@ -46,11 +46,15 @@ ENGINE_DECLARE(double, d)
 
 /* 1 when compiled with OpenMP */
 int eng_have_openmp(void);
-/* OpenMP threads the kernels may use (1 without OpenMP) */
+/* OpenMP threads the kernels' large loops may use (default 1; always 1 without OpenMP) */
 int eng_get_num_threads(void);
-/* set the OpenMP thread count for the kernels */
+/* set that thread count (keep 1 while BLAS is multi-threaded: they would fight) */
 void eng_set_num_threads(int n);
 /* elements below which a kernel stays on one thread */
 int64_t eng_parallel_threshold(void);
+/* which compiled variant of the elementwise workers runs here: "avx2+fma" or "baseline" */
+const char *eng_simd_variant(void);
+/* 1: use the baseline workers even on an AVX2 CPU (tests compare both); 0: probe again */
+void eng_force_baseline(int on);
 
 #endif

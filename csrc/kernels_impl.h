@@ -5,76 +5,35 @@
 #define FN2(name, s) name##_##s
 #define FN1(name, s) FN2(name, s)
 #define FN(name) FN1(name, S)
+/* the worker variant for this CPU: avx2+fma when it has them */
+#define WCALL2(name, s, v) name##_##s##_##v
+#define WCALL(name, s, v) WCALL2(name, s, v)
+#define WORKER(name) (eng_cpu_avx2_fma() ? WCALL(name, S, avx2) : WCALL(name, S, base))
 
-/* Overflow-free logistic: exp is only ever taken of a non-positive number. */
-static inline REAL FN(sigmoid)(REAL z) {
-    if (z >= 0) {
-        return (REAL)1 / ((REAL)1 + EXP(-z));
-    }
-    REAL e = EXP(z);
-    return e / ((REAL)1 + e);
-}
-
-static void FN(softmax_row)(REAL *row, int64_t c) {
-    REAL mx = row[0];
-    for (int64_t j = 1; j < c; j++) mx = row[j] > mx ? row[j] : mx;
-    REAL sum = 0;
-    for (int64_t j = 0; j < c; j++) {
-        row[j] = EXP(row[j] - mx);
-        sum += row[j];
-    }
-    REAL inv = (REAL)1 / sum;
-    for (int64_t j = 0; j < c; j++) row[j] *= inv;
+/* rows per chunk so that a chunk holds about ENG_CHUNK elements */
+static inline int64_t FN(rows_per_chunk)(int64_t c) {
+    int64_t r = ENG_CHUNK / (c > 0 ? c : 1);
+    return r > 0 ? r : 1;
 }
 
 void FN(eng_softmax_rows)(REAL *z, int64_t n, int64_t c) {
-    #pragma omp parallel for schedule(static) if (n * c >= ENG_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) FN(softmax_row)(z + i * c, c);
+    FN(eng_bias_act)(z, NULL, n, c, ENG_SOFTMAX);
 }
 
 void FN(eng_bias_act)(REAL *z, const REAL *b, int64_t n, int64_t c, int act) {
-    #pragma omp parallel for schedule(static) if (n * c >= ENG_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) {
-        REAL *row = z + i * c;
-        switch (act) {
-        case ENG_SIGMOID:
-            for (int64_t j = 0; j < c; j++) row[j] = FN(sigmoid)(row[j] + b[j]);
-            break;
-        case ENG_RELU:
-            for (int64_t j = 0; j < c; j++) {
-                REAL v = row[j] + b[j];
-                row[j] = v > 0 ? v : 0;
-            }
-            break;
-        case ENG_TANH:
-            for (int64_t j = 0; j < c; j++) row[j] = TANH(row[j] + b[j]);
-            break;
-        case ENG_SOFTMAX:
-            for (int64_t j = 0; j < c; j++) row[j] += b[j];
-            FN(softmax_row)(row, c);
-            break;
-        default: /* identity */
-            for (int64_t j = 0; j < c; j++) row[j] += b[j];
-        }
+    int64_t step = FN(rows_per_chunk)(c);
+    #pragma omp parallel for schedule(static) num_threads(eng_threads) if (eng_threads > 1 && n * c >= ENG_PAR_MIN)
+    for (int64_t i0 = 0; i0 < n; i0 += step) {
+        int64_t rows = n - i0 < step ? n - i0 : step;
+        WORKER(bias_act_rows)(z + i0 * c, b, rows, c, act);
     }
 }
 
 void FN(eng_act_backward)(REAL *d, const REAL *a, int64_t len, int act) {
-    switch (act) {
-    case ENG_SIGMOID:
-        #pragma omp parallel for schedule(static) if (len >= ENG_PAR_MIN)
-        for (int64_t i = 0; i < len; i++) d[i] *= a[i] * ((REAL)1 - a[i]);
-        break;
-    case ENG_RELU:
-        #pragma omp parallel for schedule(static) if (len >= ENG_PAR_MIN)
-        for (int64_t i = 0; i < len; i++) d[i] = a[i] > 0 ? d[i] : 0;
-        break;
-    case ENG_TANH:
-        #pragma omp parallel for schedule(static) if (len >= ENG_PAR_MIN)
-        for (int64_t i = 0; i < len; i++) d[i] *= (REAL)1 - a[i] * a[i];
-        break;
-    default: /* identity */
-        break;
+    #pragma omp parallel for schedule(static) num_threads(eng_threads) if (eng_threads > 1 && len >= ENG_PAR_MIN)
+    for (int64_t i0 = 0; i0 < len; i0 += ENG_CHUNK) {
+        int64_t m = len - i0 < ENG_CHUNK ? len - i0 : ENG_CHUNK;
+        WORKER(act_backward_range)(d + i0, a + i0, m, act);
     }
 }
 
@@ -120,15 +79,10 @@ void FN(eng_bias_grad)(const REAL *d, REAL *out, int64_t n, int64_t c) {
 }
 
 void FN(eng_sgd_step)(REAL *p, const REAL *g, REAL *v, int64_t len, REAL lr, REAL mom) {
-    if (v == NULL) {
-        #pragma omp parallel for schedule(static) if (len >= ENG_PAR_MIN)
-        for (int64_t i = 0; i < len; i++) p[i] -= lr * g[i];
-        return;
-    }
-    #pragma omp parallel for schedule(static) if (len >= ENG_PAR_MIN)
-    for (int64_t i = 0; i < len; i++) {
-        v[i] = mom * v[i] - lr * g[i];
-        p[i] += v[i];
+    #pragma omp parallel for schedule(static) num_threads(eng_threads) if (eng_threads > 1 && len >= ENG_PAR_MIN)
+    for (int64_t i0 = 0; i0 < len; i0 += ENG_CHUNK) {
+        int64_t m = len - i0 < ENG_CHUNK ? len - i0 : ENG_CHUNK;
+        WORKER(sgd_range)(p + i0, g + i0, v == NULL ? NULL : v + i0, m, lr, mom);
     }
 }
 
@@ -170,6 +124,9 @@ double FN(eng_sq_norm)(const REAL *x, int64_t len) {
     return acc;
 }
 
+#undef WORKER
+#undef WCALL
+#undef WCALL2
 #undef FN
 #undef FN1
 #undef FN2

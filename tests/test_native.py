@@ -159,3 +159,42 @@ def test_debug_build_is_in_use_when_ci_asks_for_it():
     import os
     expected = os.environ.get("ENGINE_EXPECT_DEBUG_BUILD") == "1"
     assert _native.build_info()["debug_build"] == expected
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_results_do_not_depend_on_the_thread_count(dtype):
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((600, 1000)).astype(dtype)       # above the parallel threshold
+    b = rng.standard_normal(1000).astype(dtype)
+    d = rng.standard_normal((600, 1000)).astype(dtype)
+    results = []
+    n = _native.get_num_threads()
+    try:
+        for threads in (1, 2):
+            _native.set_num_threads(threads)
+            out, delta = z.copy(), d.copy()
+            _native.bias_act_(out, b, "sigmoid")
+            _native.act_backward_(delta, out, "sigmoid")
+            results.append((out, delta))
+    finally:
+        _native.set_num_threads(n)
+    assert np.array_equal(results[0][0], results[1][0])
+    assert np.array_equal(results[0][1], results[1][1])
+
+
+def test_baseline_and_avx2_workers_agree():
+    rng = np.random.default_rng(4)
+    z = rng.standard_normal((50, 70)) * 30
+    b = np.zeros(70)
+    outs = []
+    try:
+        for baseline in (False, True):
+            _native.force_baseline_simd(baseline)
+            for act in ("sigmoid", "softmax", "tanh", "relu"):
+                out = z.copy()
+                _native.bias_act_(out, b, act)
+                outs.append(out)
+    finally:
+        _native.force_baseline_simd(False)
+    for fast, base in zip(outs[:4], outs[4:]):
+        np.testing.assert_allclose(fast, base, rtol=1e-14, atol=1e-300)

@@ -1,0 +1,105 @@
+/* Generic elementwise workers, included by kernels.c once per (dtype, variant) with
+   REAL, S and the math macros of the dtype, plus VARIANT (a name suffix) and TARGET
+   (the instruction set: empty for the baseline, avx2+fma for the other). These are the
+   loops that must vectorize: no libm calls, no branches that if-conversion cannot take. */
+
+#define WFN3(name, s, v) name##_##s##_##v
+#define WFN2(name, s, v) WFN3(name, s, v)
+#define WFN(name) WFN2(name, S, VARIANT)
+
+/* exp(x) without a libm call, so that loops over it vectorize: x = n ln2 + r with
+   |r| <= ln2/2 (Cody-Waite, two-part ln2), exp(r) by a Taylor polynomial of degree
+   POLY_DEGREE (error below one ulp on that interval), and 2^n built in the exponent bits.
+   Below EXP_MIN the result is 0 (the true value is subnormal); x is capped at EXP_MAX. */
+ENG_INLINE TARGET REAL WFN(fast_exp)(REAL x) {
+    REAL xc = x > EXP_MAX ? EXP_MAX : (x < EXP_MIN ? EXP_MIN : x);
+    /* adding the shifter rounds x/ln2 to an integer held in the low mantissa bits */
+    REAL t = xc * (REAL)1.44269504088896340736 + EXP_SHIFTER;
+    REAL n = t - EXP_SHIFTER;
+    REAL r = xc - n * (REAL)LN2_HI;
+    r = r - n * (REAL)LN2_LO;
+    REAL p = POLY_EXP(r);
+    UINT tb, pb;
+    memcpy(&tb, &t, sizeof tb);
+    memcpy(&pb, &p, sizeof pb);
+    pb += (tb - SHIFTER_BITS) << MANT_BITS;   /* p * 2^n */
+    memcpy(&p, &pb, sizeof p);
+    return x < EXP_MIN ? (REAL)0 : p;
+}
+
+/* Overflow-free logistic: exp is only taken of -|z|. */
+ENG_INLINE TARGET REAL WFN(sigmoid)(REAL z) {
+    REAL e = WFN(fast_exp)(z >= 0 ? -z : z);
+    return (z >= 0 ? (REAL)1 : e) / ((REAL)1 + e);
+}
+
+ENG_INLINE TARGET void WFN(softmax_row)(REAL *row, int64_t c) {
+    REAL mx = row[0];
+    for (int64_t j = 1; j < c; j++) mx = row[j] > mx ? row[j] : mx;
+    REAL sum = 0;
+    for (int64_t j = 0; j < c; j++) {
+        row[j] = WFN(fast_exp)(row[j] - mx);
+        sum += row[j];
+    }
+    for (int64_t j = 0; j < c; j++) row[j] /= sum;
+}
+
+TARGET static void WFN(bias_act_rows)(REAL *z, const REAL *b, int64_t n, int64_t c,
+                                         int act) {
+    for (int64_t i = 0; i < n; i++) {
+        REAL *row = z + i * c;
+        switch (act) {
+        case ENG_SIGMOID:
+            for (int64_t j = 0; j < c; j++) row[j] = WFN(sigmoid)(row[j] + b[j]);
+            break;
+        case ENG_RELU:
+            for (int64_t j = 0; j < c; j++) {
+                REAL v = row[j] + b[j];
+                row[j] = v > 0 ? v : 0;
+            }
+            break;
+        case ENG_TANH:
+            for (int64_t j = 0; j < c; j++) row[j] = TANH(row[j] + b[j]);
+            break;
+        case ENG_SOFTMAX:   /* b may be NULL: a plain softmax */
+            if (b != NULL)
+                for (int64_t j = 0; j < c; j++) row[j] += b[j];
+            WFN(softmax_row)(row, c);
+            break;
+        default: /* identity */
+            for (int64_t j = 0; j < c; j++) row[j] += b[j];
+        }
+    }
+}
+
+TARGET static void WFN(act_backward_range)(REAL *d, const REAL *a, int64_t len, int act) {
+    switch (act) {
+    case ENG_SIGMOID:
+        for (int64_t i = 0; i < len; i++) d[i] *= a[i] * ((REAL)1 - a[i]);
+        break;
+    case ENG_RELU:
+        for (int64_t i = 0; i < len; i++) d[i] = a[i] > 0 ? d[i] : 0;
+        break;
+    case ENG_TANH:
+        for (int64_t i = 0; i < len; i++) d[i] *= (REAL)1 - a[i] * a[i];
+        break;
+    default: /* identity */
+        break;
+    }
+}
+
+TARGET static void WFN(sgd_range)(REAL *p, const REAL *g, REAL *v, int64_t len, REAL lr,
+                                     REAL mom) {
+    if (v == NULL) {
+        for (int64_t i = 0; i < len; i++) p[i] -= lr * g[i];
+        return;
+    }
+    for (int64_t i = 0; i < len; i++) {
+        v[i] = mom * v[i] - lr * g[i];
+        p[i] += v[i];
+    }
+}
+
+#undef WFN
+#undef WFN2
+#undef WFN3
