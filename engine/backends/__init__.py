@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import warnings
 from dataclasses import dataclass
 
@@ -70,12 +71,18 @@ def get_backend(name: str = "auto") -> Backend:
     return _instances[name]
 
 
+def _cuda_simulated():
+    return os.environ.get("NUMBA_ENABLE_CUDASIM", "") not in ("", "0")
+
+
 def _get_auto() -> Backend:
     if "auto" in _instances:
         return _instances["auto"]
     reasons = []
     for name in _AUTO_ORDER:
         info = _probe(name)
+        if info.available and name == "cuda" and _cuda_simulated():
+            info = BackendInfo(name, False, "only the CUDA simulator is enabled (tests only)")
         if info.available:
             if name == "numpy":
                 native = [r for r in reasons if r.startswith("native")]

@@ -1,0 +1,95 @@
+"""Step, epoch and inference level, against the NumPy backend in the same run.
+
+Epochs run over 60,000 MNIST-shaped samples (synthetic pixels in [0, 1), 10 classes).
+The "GEMM floor" row is the same BLAS calls alone (EpochPlan.run(gemm_only=True)).
+"""
+import numpy as np
+import pytest
+
+from engine import MLP
+from engine.backends import get_backend
+from engine.bench import (WORKLOADS, backend_epoch, epoch_gflop, gemm_floor, make_data,
+                          reference_epoch)
+
+from conftest import BACKENDS, record
+
+N = 60_000
+
+
+@pytest.fixture(scope="module", params=["float32", "float64"])
+def data(request):
+    X, y = make_data(N, dtype=request.param)
+    return request.param, X, y
+
+
+def _check_one_epoch_against_numpy(name, sizes, batch, dtype, X, y):
+    """One epoch on 2,000 rows: the backend's weights equal the NumPy backend's."""
+    weights = []
+    for be_name in ("numpy", name):
+        model = MLP(sizes, dtype=dtype, backend=be_name, seed=1)
+        model.fit(X[:2000], y[:2000], epochs=1, batch_size=batch, shuffle=False, progress=False)
+        weights.append(model.weights[0])
+    tol = 1e-4 if dtype == "float32" else 1e-10
+    np.testing.assert_allclose(weights[1], weights[0], rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("workload", list(WORKLOADS))
+@pytest.mark.parametrize("runner", BACKENDS + ["GEMM floor"])
+def test_epoch(benchmark, data, workload, runner):
+    dtype, X, y = data
+    sizes, batch = WORKLOADS[workload]["sizes"], WORKLOADS[workload]["batch"]
+    if runner == "GEMM floor":
+        if "native" not in BACKENDS:
+            pytest.skip("the GEMM floor runs through the native extension, which is not built")
+        run = gemm_floor(sizes, batch, dtype, X, y)
+    else:
+        if runner != "numpy":
+            _check_one_epoch_against_numpy(runner, sizes, batch, dtype, X, y)
+        run = backend_epoch(runner, sizes, batch, dtype, X, y)
+    rounds = 2 if workload.startswith("wide") else 4
+    benchmark.group = f"epoch {workload} {dtype}"
+    benchmark.pedantic(run, rounds=rounds, warmup_rounds=1)
+    record(benchmark, backend=runner, dtype=dtype, shape=sizes, batch=batch,
+           gflop=epoch_gflop(sizes, N, batch))
+
+
+def test_epoch_textbook_reference(benchmark):
+    """The textbook NeuralNetMLP loop in float64: the code this engine replaces."""
+    X, y = make_data(N, dtype="float64")
+    sizes = WORKLOADS["lecture 784-100-10 b100"]["sizes"]
+    benchmark.group = "epoch lecture 784-100-10 b100 float64"
+    benchmark.pedantic(reference_epoch(sizes, 100, X, y), rounds=3, warmup_rounds=1)
+    record(benchmark, backend="reference NeuralNetMLP", dtype="float64", shape=sizes,
+           gflop=epoch_gflop(sizes, N, 100))
+
+
+def test_sgd_step(benchmark, backend_name, dtype):
+    """One minibatch of the lecture network: gather, forward, backward, update."""
+    be = get_backend(backend_name)
+    X, y = make_data(1000, dtype=dtype)
+    model = MLP([784, 100, 10], dtype=dtype, backend=backend_name)
+    ws = model._workspace(100)
+    Xb, yb = be.asarray(X), be.asarray(y)
+    order = np.arange(100)
+    losses = np.empty(1)
+
+    def run():
+        be.train_epoch(model._net, Xb, yb, order, 100, 0.01, 0.0, ws, losses)
+        be.synchronize()
+    run()
+    assert np.isfinite(losses[0])
+    benchmark.group = f"sgd step 784-100-10 b100 {dtype}"
+    benchmark.pedantic(run, rounds=100, warmup_rounds=5)
+    record(benchmark, backend=backend_name, dtype=dtype, shape=(100, 784, 100, 10),
+           gflop=epoch_gflop([784, 100, 10], 100, 100))
+
+
+def test_predict(benchmark, backend_name, dtype):
+    X, y = make_data(10_000, dtype=dtype)
+    model = MLP([784, 100, 10], dtype=dtype, backend=backend_name)
+    ref = MLP([784, 100, 10], dtype=dtype, backend="numpy")
+    np.testing.assert_array_equal(model.predict(X[:500]), ref.predict(X[:500]))
+    benchmark.group = f"predict 10000 784-100-10 {dtype}"
+    benchmark.pedantic(model.predict, args=(X,), rounds=10, warmup_rounds=1)
+    record(benchmark, backend=backend_name, dtype=dtype, shape=(10_000, 784, 100, 10),
+           gflop=2 * 10_000 * (784 * 100 + 100 * 10) / 1e9)

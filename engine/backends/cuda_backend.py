@@ -1,0 +1,188 @@
+"""The CUDA backend: Numba CUDA kernels on device-resident arrays.
+
+Weights, workspaces and the training set stay on the device for the whole `fit`;
+per epoch only the shuffled index vector goes to the device and the minibatch
+losses come back (one synchronization per epoch).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .base import Backend
+
+try:
+    from numba import cuda
+    _IMPORT_ERROR = None
+except Exception as exc:  # no numba / numba-cuda: report why, never fail `import engine`
+    cuda = None
+    _IMPORT_ERROR = exc
+
+
+def _on_device(x):
+    # the simulator's arrays lack __cuda_array_interface__; both have copy_to_host
+    return hasattr(x, "copy_to_host")
+
+
+def simulator_enabled():
+    return os.environ.get("NUMBA_ENABLE_CUDASIM", "") not in ("", "0")
+
+
+class CudaBackend(Backend):
+    name = "cuda"
+
+    @classmethod
+    def availability(cls):
+        if cuda is None:
+            return False, (f"numba-cuda is not installed ({_IMPORT_ERROR}); "
+                           f"`pip install .[cuda]` on a machine with an NVIDIA GPU")
+        if simulator_enabled():
+            return True, "CUDA simulator (NUMBA_ENABLE_CUDASIM=1): correct but slow, for tests"
+        try:
+            if not cuda.is_available():
+                return False, "no usable CUDA driver or device (numba.cuda.is_available() is False)"
+            dev = cuda.get_current_device()
+            name = dev.name.decode() if isinstance(dev.name, bytes) else dev.name
+            return True, f"{name} (compute capability {dev.compute_capability})"
+        except Exception as exc:
+            return False, f"CUDA initialisation failed: {type(exc).__name__}: {exc}"
+
+    def __init__(self):
+        ok, reason = self.availability()
+        if not ok:
+            raise RuntimeError(reason)
+        from . import cuda_kernels as k
+        self.k = k
+        self._scratch = {}
+
+    # ------------------------------------------------------------------ arrays
+    def asarray(self, x, dtype=None):
+        if _on_device(x):
+            if dtype is None or np.dtype(dtype) == x.dtype:
+                return x
+            x = x.copy_to_host()
+        return cuda.to_device(np.ascontiguousarray(x, dtype=dtype))
+
+    def to_numpy(self, x):
+        return x.copy_to_host() if _on_device(x) else np.asarray(x)
+
+    def empty(self, shape, dtype):
+        return cuda.device_array(shape, dtype=dtype)
+
+    def zeros(self, shape, dtype):
+        return cuda.to_device(np.zeros(shape, dtype=dtype))
+
+    def synchronize(self):
+        cuda.synchronize()
+
+    # ------------------------------------------------------------------ kernels
+    @staticmethod
+    def _flat(x):
+        return x.reshape(x.size)
+
+    def gemm(self, a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
+        m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
+        kb, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
+        if kb != k or out.shape != (m, n) or a.dtype != b.dtype or a.dtype != out.dtype:
+            raise ValueError(f"gemm: op(a) {m}x{k}, op(b) {kb}x{n}, out {out.shape}, dtypes "
+                             f"{a.dtype}/{b.dtype}/{out.dtype} do not fit together")
+        if m == 0 or n == 0:
+            return
+        T = self.k.TILE
+        blocks = (-(-n // T), -(-m // T))
+        self.k.gemm(a.dtype, bool(trans_a), bool(trans_b))[blocks, (T, T)](
+            a, b, out, m, n, k, float(alpha), float(beta))
+
+    def bias_act_(self, z, bias, activation):
+        if activation == "softmax":
+            self.k.softmax_rows(z.dtype)[self.k.grid_1d(z.shape[0])](z, bias, True)
+        else:
+            code = self.k.ACTIVATIONS[activation]
+            self.k.bias_act(z.dtype)[self.k.grid_1d(z.size)](z, bias, code)
+
+    def act_backward_(self, delta, a, activation):
+        code = self.k.ACTIVATIONS[activation]
+        self.k.act_backward(delta.dtype)[self.k.grid_1d(delta.size)](
+            self._flat(delta), self._flat(a), code)
+
+    def softmax_(self, z):
+        self.k.softmax_rows(z.dtype)[self.k.grid_1d(z.shape[0])](z, z[0], False)
+
+    def output_delta(self, a, t, out, output, loss):
+        n, c = a.shape
+        kind = self.k.OUTPUT_LOSS[output, loss]
+        scale = {0: 2.0 / (n * c), 1: 2.0 / n, 2: 1.0 / n}[kind]
+        self.k.output_delta(a.dtype)[self.k.grid_1d(a.size)](
+            self._flat(a), self._flat(t), self._flat(out), kind, scale)
+
+    def _loss_into(self, a, t, output, loss, out, slot):
+        n, c = a.shape
+        kind = self.k.OUTPUT_LOSS[output, loss]
+        denom = float(n if kind == self.k.SOFTMAX_CE else n * c)
+        self.k.loss_into(a.dtype)[1, self.k.THREADS](
+            self._flat(a), self._flat(t), kind, denom, out, slot)
+
+    def _scratch_array(self, name, shape, dtype):
+        key = (name, shape, np.dtype(dtype).name)
+        if key not in self._scratch:
+            self._scratch[key] = cuda.device_array(shape, dtype=dtype)
+        return self._scratch[key]
+
+    def loss(self, a, t, output, loss):
+        out = self._scratch_array("loss", (1,), np.float64)
+        self._loss_into(a, t, output, loss, out, 0)
+        return float(out.copy_to_host()[0])
+
+    def bias_grad(self, delta, out):
+        blocks = -(-delta.shape[1] // 32)
+        self.k.bias_grad(delta.dtype)[blocks, (32, 8)](delta, out)
+
+    def sgd_step_(self, param, grad, velocity, learning_rate, momentum):
+        with_v = bool(momentum)
+        v = self._flat(velocity) if with_v else self._flat(param)
+        self.k.sgd_step(param.dtype, with_v)[self.k.grid_1d(param.size)](
+            self._flat(param), self._flat(grad), v, float(learning_rate), float(momentum))
+
+    def gather_(self, X, y, index, x_out, t_out):
+        index = self.asarray(index, np.int64)
+        n = max(x_out.size, t_out.size)
+        self.k.gather(X.dtype)[self.k.grid_1d(n)](X, y, index, x_out, t_out)
+
+    def alive_units(self, a):
+        out = cuda.device_array(a.shape[1], dtype=np.uint8)
+        self.k.alive_units(a.dtype)[self.k.grid_1d(a.shape[1])](a, out)
+        return out
+
+    def saturated_count(self, a, activation, threshold=0.95):
+        code = self.k.ACTIVATIONS[activation]
+        out = cuda.to_device(np.zeros(1, dtype=np.int64))
+        self.k.saturated_count(a.dtype)[self.k.grid_1d(a.size)](
+            self._flat(a), code, float(threshold), out)
+        return int(out.copy_to_host()[0])
+
+    def sq_norm(self, x):
+        out = cuda.to_device(np.zeros(1, dtype=np.float64))
+        self.k.sq_norm(x.dtype)[self.k.grid_1d(x.size)](self._flat(x), out)
+        return float(out.copy_to_host()[0])
+
+    # ------------------------------------------------------------------ training
+    def train_epoch(self, net, X, y, order, batch_size, learning_rate, momentum, ws,
+                    batch_losses):
+        """The generic epoch, with the losses kept on the device until it ends."""
+        n = len(order)
+        n_batches = -(-n // batch_size)
+        order_d = cuda.to_device(np.ascontiguousarray(order, dtype=np.int64))
+        losses = self._scratch_array("epoch_losses", (n_batches,), np.float64)
+        for i, start in enumerate(range(0, n, batch_size)):
+            m = min(batch_size, n - start)
+            x, t = ws.x[:m], ws.t[:m]
+            acts = [a[:m] for a in ws.a]
+            deltas = [d[:m] for d in ws.d]
+            self.gather_(X, y, order_d[start:start + m], x, t)
+            self.forward(net, x, acts)
+            self._loss_into(acts[-1], t, net.output, net.loss, losses, i)
+            self.output_delta(acts[-1], t, deltas[-1], net.output, net.loss)
+            self.backward(net, x, acts, deltas, ws.gw, ws.gb)
+            self.apply_gradients(net, ws, learning_rate, momentum)
+        batch_losses[:n_batches] = losses.copy_to_host()     # the epoch's one synchronization

@@ -1,0 +1,325 @@
+"""Numba CUDA kernels, built once per dtype (and per transpose flags) and cached.
+
+Runs on a GPU, or on the CPU under the CUDA simulator (NUMBA_ENABLE_CUDASIM=1), where
+the tests exercise it. Elementwise kernels use grid-stride loops; the GEMM is a
+shared-memory tiled kernel whose tile loop runs ceil(K / TILE) times, so any shape works.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+from numba import cuda, float32, float64
+
+# The simulator runs every CUDA thread as a Python thread: smaller blocks keep tests quick.
+_SIM = os.environ.get("NUMBA_ENABLE_CUDASIM", "") not in ("", "0")
+TILE = 16
+THREADS = 64 if _SIM else 256
+MAX_BLOCKS = 1024
+
+# codes shared with the C kernels (csrc/kernels.h)
+ACTIVATIONS = {"identity": 0, "sigmoid": 1, "relu": 2, "tanh": 3, "softmax": 4}
+OUTPUT_LOSS = {("sigmoid", "mse"): 0, ("sigmoid", "mse_ref"): 1, ("softmax", "cross_entropy"): 2}
+SIGMOID, RELU, TANH, SOFTMAX = 1, 2, 3, 4
+SOFTMAX_CE = 2
+
+_cache: dict = {}
+
+
+def _numba_type(dtype):
+    return float32 if np.dtype(dtype) == np.float32 else float64
+
+
+def cached(builder):
+    """Memoize a kernel factory on its arguments (dtype, flags)."""
+    def get(*key):
+        full = (builder.__name__,) + tuple(np.dtype(k).name if isinstance(k, (type, np.dtype))
+                                           else k for k in key)
+        if full not in _cache:
+            _cache[full] = builder(*key)
+        return _cache[full]
+    get.__name__ = builder.__name__
+    return get
+
+
+def grid_1d(n):
+    """(blocks, threads) for a grid-stride loop over n items."""
+    return max(1, min(MAX_BLOCKS, -(-n // THREADS))), THREADS
+
+
+# ------------------------------------------------------------------------------- GEMM
+@cached
+def gemm(dtype, trans_a, trans_b):
+    """c = alpha * op(a) @ op(b) + beta * c; launch with blocks (ceil(n/T), ceil(m/T)), (T, T)."""
+    nb = _numba_type(dtype)
+
+    @cuda.jit
+    def kernel(a, b, c, m, n, k, alpha, beta):
+        # one padding column keeps the column reads of a tile off a single bank
+        sa = cuda.shared.array((TILE, TILE + 1), nb)
+        sb = cuda.shared.array((TILE, TILE + 1), nb)
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        row = cuda.blockIdx.y * TILE + ty
+        col = cuda.blockIdx.x * TILE + tx
+        acc = nb(0.0)
+        for t in range((k + TILE - 1) // TILE):
+            ka = t * TILE + tx
+            if row < m and ka < k:
+                sa[ty, tx] = a[ka, row] if trans_a else a[row, ka]
+            else:
+                sa[ty, tx] = nb(0.0)
+            kb = t * TILE + ty
+            if kb < k and col < n:
+                sb[ty, tx] = b[col, kb] if trans_b else b[kb, col]
+            else:
+                sb[ty, tx] = nb(0.0)
+            cuda.syncthreads()
+            for j in range(TILE):
+                acc += sa[ty, j] * sb[j, tx]
+            cuda.syncthreads()
+        if row < m and col < n:
+            if beta == 0.0:
+                c[row, col] = alpha * acc
+            else:
+                c[row, col] = alpha * acc + beta * c[row, col]
+
+    return kernel
+
+
+# -------------------------------------------------------------------- activations
+@cached
+def bias_act(dtype):
+    nb = _numba_type(dtype)
+
+    @cuda.jit
+    def kernel(z, b, act):
+        n, c = z.shape
+        one = nb(1.0)
+        for idx in range(cuda.grid(1), n * c, cuda.gridsize(1)):
+            i = idx // c
+            j = idx - i * c
+            v = z[i, j] + b[j]
+            if act == SIGMOID:       # exp only of -|v|: no overflow
+                if v >= 0:
+                    v = one / (one + math.exp(-v))
+                else:
+                    e = math.exp(v)
+                    v = e / (one + e)
+            elif act == RELU:
+                v = v if v > 0 else nb(0.0)
+            elif act == TANH:
+                v = math.tanh(v)
+            z[i, j] = v
+
+    return kernel
+
+
+@cached
+def softmax_rows(dtype):
+    """Bias then a max-subtracted softmax per row; one thread per row (rows are short)."""
+    nb = _numba_type(dtype)
+
+    @cuda.jit
+    def kernel(z, b, has_bias):
+        n, c = z.shape
+        for i in range(cuda.grid(1), n, cuda.gridsize(1)):
+            if has_bias:
+                for j in range(c):
+                    z[i, j] += b[j]
+            mx = z[i, 0]
+            for j in range(1, c):
+                mx = max(mx, z[i, j])
+            s = nb(0.0)
+            for j in range(c):
+                e = math.exp(z[i, j] - mx)
+                z[i, j] = e
+                s += e
+            for j in range(c):
+                z[i, j] = z[i, j] / s
+
+    return kernel
+
+
+@cached
+def act_backward(dtype):
+    nb = _numba_type(dtype)
+
+    @cuda.jit
+    def kernel(d, a, act):
+        one = nb(1.0)
+        for i in range(cuda.grid(1), d.size, cuda.gridsize(1)):
+            if act == SIGMOID:
+                d[i] *= a[i] * (one - a[i])
+            elif act == RELU:
+                if a[i] <= 0:
+                    d[i] = nb(0.0)
+            elif act == TANH:
+                d[i] *= one - a[i] * a[i]
+
+    return kernel
+
+
+# ---------------------------------------------------------------- loss and deltas
+@cached
+def output_delta(dtype):
+    nb = _numba_type(dtype)
+
+    @cuda.jit
+    def kernel(a, t, out, kind, scale):
+        one = nb(1.0)
+        s = nb(scale)
+        for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):
+            if kind == SOFTMAX_CE:
+                out[i] = (a[i] - t[i]) * s
+            else:
+                out[i] = s * (a[i] - t[i]) * a[i] * (one - a[i])
+
+    return kernel
+
+
+@cached
+def loss_into(dtype):
+    """out[slot] = the loss of (a, t); one block of THREADS threads, reduced in float64."""
+    nb = _numba_type(dtype)
+    eps = nb(np.finfo(np.dtype(dtype)).eps)
+
+    @cuda.jit
+    def kernel(a, t, kind, denom, out, slot):
+        part = cuda.shared.array(THREADS, float64)
+        tid = cuda.threadIdx.x
+        acc = 0.0
+        for i in range(tid, a.size, THREADS):
+            if kind == SOFTMAX_CE:
+                if t[i] != 0:
+                    acc -= float64(t[i]) * float64(math.log(max(a[i], eps)))
+            else:
+                e = float64(a[i]) - float64(t[i])
+                acc += e * e
+        part[tid] = acc
+        cuda.syncthreads()
+        step = THREADS // 2
+        while step > 0:
+            if tid < step:
+                part[tid] += part[tid + step]
+            cuda.syncthreads()
+            step //= 2
+        if tid == 0:
+            out[slot] = part[0] / denom
+
+    return kernel
+
+
+@cached
+def bias_grad(dtype):
+    """out[j] = sum_i d[i, j]: blocks of 32 columns x 8 row lanes, reduced in shared memory."""
+    nb = _numba_type(dtype)
+
+    @cuda.jit
+    def kernel(d, out):
+        n, c = d.shape
+        part = cuda.shared.array((8, 33), nb)
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        j = cuda.blockIdx.x * 32 + tx
+        acc = nb(0.0)
+        if j < c:
+            for i in range(ty, n, 8):
+                acc += d[i, j]
+        part[ty, tx] = acc
+        cuda.syncthreads()
+        if ty == 0 and j < c:
+            s = part[0, tx]
+            for r in range(1, 8):
+                s += part[r, tx]
+            out[j] = s
+
+    return kernel
+
+
+# ------------------------------------------------------------------ optimizer, data
+@cached
+def sgd_step(dtype, with_velocity):
+    nb = _numba_type(dtype)
+
+    @cuda.jit
+    def kernel(p, g, v, lr, mom):
+        lr_ = nb(lr)
+        mom_ = nb(mom)
+        for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
+            if with_velocity:
+                v[i] = mom_ * v[i] - lr_ * g[i]
+                p[i] += v[i]
+            else:
+                p[i] -= lr_ * g[i]
+
+    return kernel
+
+
+@cached
+def gather(dtype):
+    nb = _numba_type(dtype)
+
+    @cuda.jit
+    def kernel(X, y, idx, x_out, t_out):
+        m, f = x_out.shape
+        c = t_out.shape[1]
+        start, stride = cuda.grid(1), cuda.gridsize(1)
+        for k in range(start, m * f, stride):
+            i = k // f
+            x_out[i, k - i * f] = X[idx[i], k - i * f]
+        for k in range(start, m * c, stride):
+            i = k // c
+            t_out[i, k - i * c] = nb(1.0) if y[idx[i]] == k - i * c else nb(0.0)
+
+    return kernel
+
+
+# -------------------------------------------------------------------- diagnostics
+@cached
+def alive_units(dtype):
+    @cuda.jit
+    def kernel(a, out):
+        n, c = a.shape
+        for j in range(cuda.grid(1), c, cuda.gridsize(1)):
+            alive = 0
+            for i in range(n):
+                if a[i, j] > 0:
+                    alive = 1
+                    break
+            out[j] = alive
+
+    return kernel
+
+
+@cached
+def saturated_count(dtype):
+    nb = _numba_type(dtype)
+
+    @cuda.jit
+    def kernel(a, act, thr, out):
+        th = nb(thr)
+        count = 0
+        for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):
+            if act == SIGMOID:
+                if abs(nb(2.0) * a[i] - nb(1.0)) > th:
+                    count += 1
+            elif act == TANH:
+                if abs(a[i]) > th:
+                    count += 1
+        cuda.atomic.add(out, 0, count)
+
+    return kernel
+
+
+@cached
+def sq_norm(dtype):
+    @cuda.jit
+    def kernel(x, out):
+        acc = 0.0
+        for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+            acc += float64(x[i]) * float64(x[i])
+        cuda.atomic.add(out, 0, acc)
+
+    return kernel

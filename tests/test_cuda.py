@@ -1,0 +1,161 @@
+"""The CUDA backend's kernels against the NumPy backend, on small odd shapes.
+
+Under NUMBA_ENABLE_CUDASIM=1 (set by conftest.py unless ENGINE_TEST_REAL_GPU=1) these run
+on the CPU; on a GPU machine the same tests run on the device.
+"""
+import numpy as np
+import pytest
+
+from engine import MLP
+from engine.backends import available_backends, get_backend
+
+from test_kernels import PAIRS, _outputs, check, rand
+
+_INFO = {b.name: b for b in available_backends()}
+pytestmark = pytest.mark.skipif(not _INFO["cuda"].available,
+                                reason=f"cuda backend unavailable: {_INFO['cuda'].reason}")
+REF = get_backend("numpy")
+
+
+@pytest.fixture(scope="module")
+def gpu():
+    return get_backend("cuda")
+
+
+def _run(gpu, method, *args):
+    """Call the same method on the NumPy backend (copies) and the GPU; return both results."""
+    ref_args = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+    dev_args = [gpu.asarray(a) if isinstance(a, np.ndarray) else a for a in args]
+    r_ref = getattr(REF, method)(*ref_args)
+    r_dev = getattr(gpu, method)(*dev_args)
+    gpu.synchronize()
+    dev_np = [gpu.to_numpy(a) if not isinstance(a, (str, float, int, type(None))) else a
+              for a in dev_args]
+    return ref_args, dev_np, r_ref, r_dev
+
+
+FLAGS = [(False, False), (False, True), (True, False), (True, True)]
+# The simulator runs one Python thread per CUDA thread, so the larger odd shape runs every
+# flag pair in float64 and the forward product (X @ W.T) in float32; the kernel source is
+# the same for both dtypes.
+GEMM_CASES = [(dt, shape, flags) for dt in ("float32", "float64")
+              for shape in [(7, 13, 5), (1, 1, 1), (16, 16, 16)] for flags in FLAGS]
+GEMM_CASES += [("float64", (33, 17, 65), flags) for flags in FLAGS]
+GEMM_CASES += [("float32", (33, 17, 65), (False, True))]
+
+
+@pytest.mark.parametrize("dtype,shape,flags", GEMM_CASES, ids=str)
+def test_gemm(gpu, dtype, shape, flags):
+    (m, k, n), (trans_a, trans_b) = shape, flags
+    dtype = np.dtype(dtype)
+    rng = np.random.default_rng(m + 7 * k + 13 * n)
+    a = rand(rng, (k, m) if trans_a else (m, k), dtype)
+    b = rand(rng, (n, k) if trans_b else (k, n), dtype)
+    out = rand(rng, (m, n), dtype)
+    A, B = (a.T if trans_a else a), (b.T if trans_b else b)
+    # the simulator runs one Python thread per CUDA thread: one (alpha, beta) at the larger size
+    scalings = [(-0.5, 1.0)] if m * n > 1000 else [(1.0, 0.0), (-0.5, 1.0)]
+    for alpha, beta in scalings:
+        ref, dev, _, _ = _run(gpu, "gemm", a, b, out, trans_a, trans_b, alpha, beta)
+        mag = abs(alpha) * (np.abs(A).astype(np.float64) @ np.abs(B)) + abs(beta) * np.abs(out)
+        check(dev[2], ref[2], k=k + 1, magnitude=mag)
+
+
+@pytest.mark.parametrize("activation", ["identity", "sigmoid", "relu", "tanh", "softmax"])
+def test_bias_act(gpu, dtype, activation):
+    rng = np.random.default_rng(1)
+    z = rand(rng, (7, 13), dtype, 3.0)
+    z[0, :7] = [-1e4, -800, -90, 0, 90, 800, 1e4]
+    b = rand(rng, 13, dtype)
+    ref, dev, _, _ = _run(gpu, "bias_act_", z, b, activation)
+    assert np.all(np.isfinite(dev[0]))
+    check(dev[0], ref[0], k=13 if activation == "softmax" else 4)
+
+
+@pytest.mark.parametrize("activation", ["identity", "sigmoid", "relu", "tanh"])
+def test_act_backward(gpu, dtype, activation):
+    rng = np.random.default_rng(2)
+    d = rand(rng, (9, 11), dtype)
+    a = rng.random((9, 11)).astype(dtype)
+    a[a < 0.3] = 0
+    ref, dev, _, _ = _run(gpu, "act_backward_", d, a, activation)
+    check(dev[0], ref[0], k=3, magnitude=np.abs(d) * (1 + a.astype(np.float64) ** 2))
+
+
+def test_softmax(gpu, dtype):
+    z = rand(np.random.default_rng(3), (5, 10), dtype, 20.0)
+    ref, dev, _, _ = _run(gpu, "softmax_", z)
+    check(dev[0], ref[0], k=10)
+
+
+@pytest.mark.parametrize("output,loss", PAIRS)
+def test_output_delta_and_loss(gpu, dtype, output, loss):
+    rng = np.random.default_rng(4)
+    a, t = _outputs(rng, output, 7, 13, dtype)
+    ref, dev, _, _ = _run(gpu, "output_delta", a, t, np.zeros((7, 13), dtype), output, loss)
+    check(dev[2], ref[2], k=4)
+    _, _, want, got = _run(gpu, "loss", a, t, output, loss)
+    check(np.array(got, dtype), np.array(want, dtype), k=7 * 13)
+
+
+def test_bias_grad(gpu, dtype):
+    d = rand(np.random.default_rng(5), (33, 65), dtype)
+    ref, dev, _, _ = _run(gpu, "bias_grad", d, np.zeros(65, dtype))
+    check(dev[1], ref[1], k=33, magnitude=np.abs(d).sum(axis=0))
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_sgd_step(gpu, dtype, momentum):
+    rng = np.random.default_rng(6)
+    p, g, v = (rand(rng, (13, 7), dtype) for _ in range(3))
+    ref, dev, _, _ = _run(gpu, "sgd_step_", p, g, v if momentum else None, 0.1, momentum)
+    check(dev[0], ref[0], k=3)
+
+
+def test_gather(gpu, dtype):
+    rng = np.random.default_rng(7)
+    X = rand(rng, (20, 9), dtype)
+    y = rng.integers(0, 4, 20)
+    idx = rng.permutation(20)[:7]
+    ref, dev, _, _ = _run(gpu, "gather_", X, y, idx, np.zeros((7, 9), dtype),
+                          np.zeros((7, 4), dtype))
+    check(dev[3], ref[3])
+    check(dev[4], ref[4])
+
+
+def test_diagnostics(gpu, dtype):
+    rng = np.random.default_rng(8)
+    a = np.maximum(rand(rng, (12, 8), dtype), 0)
+    a[:, 2] = 0
+    assert np.array_equal(gpu.to_numpy(gpu.alive_units(gpu.asarray(a))), REF.alive_units(a))
+    s = rng.random((12, 8)).astype(dtype)
+    assert gpu.saturated_count(gpu.asarray(s), "sigmoid") == REF.saturated_count(s, "sigmoid")
+    assert gpu.sq_norm(gpu.asarray(s)) == pytest.approx(REF.sq_norm(s), rel=1e-6)
+
+
+def test_two_epochs_on_a_slice_of_the_sample_match_numpy(sample64):
+    X, y, _, _ = sample64
+    X, y = np.ascontiguousarray(X[:35, ::16]), y[:35]         # 35 rows x 49 pixels
+    models = {}
+    for name in ("numpy", "cuda"):
+        model = MLP([49, 6, 10], "sigmoid", "softmax", "cross_entropy", dtype="float64",
+                    backend=name, seed=3)
+        hist = model.fit(X, y, epochs=2, batch_size=20, learning_rate=0.5, momentum=0.5,
+                         progress=False)
+        models[name] = (model, hist)
+    (ref, h_ref), (gpu, h_gpu) = models["numpy"], models["cuda"]
+    for a, b in zip(gpu.weights + gpu.biases, ref.weights + ref.biases):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(h_gpu.batch_loss, h_ref.batch_loss, rtol=1e-10)
+    np.testing.assert_allclose(h_gpu.epoch_loss, h_ref.epoch_loss, rtol=1e-10)
+    assert len(h_gpu.batch_loss) == 4
+    np.testing.assert_array_equal(gpu.predict(X), ref.predict(X))
+
+
+def test_auto_never_picks_the_simulator():
+    import os
+    from engine.backends import _instances
+    if os.environ.get("NUMBA_ENABLE_CUDASIM", "") in ("", "0"):
+        return
+    _instances.pop("auto", None)
+    assert get_backend("auto").name != "cuda"
