@@ -10,9 +10,9 @@ import os
 import numpy as np
 import pytest
 
-from engine.backends import available_backends
+from engine.backends import runnable_backends
 
-BACKENDS = [b.name for b in available_backends() if b.available]
+BACKENDS = runnable_backends()
 THREADS = int(os.environ.get("ENGINE_BENCH_THREADS", "2"))
 
 

@@ -182,8 +182,8 @@ def machine_info():
 def run_report(workloads=None, dtypes=("float32", "float64"), repeats=3, threads=2,
                n_samples=N_SAMPLES, others=True, progress=True):
     """Time every (workload, dtype, runner); returns a list of row dicts."""
-    from .backends import available_backends
-    backends = [b.name for b in available_backends() if b.available]
+    from .backends import runnable_backends
+    backends = runnable_backends()
     rows = []
     log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if progress else (lambda *a: None)
     with _blas_threads(threads):

@@ -248,7 +248,8 @@ def build_parser():
 
 def _extra_commands():
     from .bench import add_bench_command
-    return [add_bench_command]
+    from .experiments import add_experiment_command
+    return [add_bench_command, add_experiment_command]
 
 
 def main(argv=None):

@@ -9,13 +9,12 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import engine  # noqa: E402
-from engine.backends import available_backends, get_backend  # noqa: E402
+from engine.backends import available_backends, get_backend, runnable_backends  # noqa: E402
 
 SIMULATED_CUDA = os.environ.get("NUMBA_ENABLE_CUDASIM", "") not in ("", "0")
 # Every backend that can run here at full size. The simulated GPU is correct but runs each
 # CUDA thread as a Python thread: it only gets the tiny shapes of test_cuda.py.
-AVAILABLE = [b.name for b in available_backends()
-             if b.available and not (b.name == "cuda" and SIMULATED_CUDA)]
+AVAILABLE = runnable_backends()
 FAST = [name for name in AVAILABLE if name != "numpy"]
 
 

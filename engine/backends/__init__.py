@@ -52,6 +52,12 @@ def available_backends():
     return [_probe(name) for name in _REGISTRY]
 
 
+def runnable_backends():
+    """Names of the backends that can run real workloads here (not the CUDA simulator)."""
+    return [b.name for b in available_backends()
+            if b.available and not (b.name == "cuda" and _cuda_simulated())]
+
+
 def get_backend(name: str = "auto") -> Backend:
     """The backend called `name` ("numpy", "native", "cuda" or "auto")."""
     if not isinstance(name, str):
