@@ -239,8 +239,10 @@ def format_table(rows):
 
 
 def cmd_bench(args):
+    # by default the two quick workloads (about 2 minutes on 2 cores); --workload wide adds
+    # the 1024-wide network (several seconds per epoch)
     workloads = [w for w in WORKLOADS if any(k in w for k in args.workload)] \
-        if args.workload else list(WORKLOADS)
+        if args.workload else [w for w in WORKLOADS if not w.startswith("wide")]
     if not workloads:
         raise ValueError(f"--workload matches none of: {', '.join(WORKLOADS)}")
     rows = run_report(workloads, tuple(args.dtype or ("float32", "float64")), args.repeats, args.threads,
@@ -259,7 +261,8 @@ def cmd_bench(args):
 def add_bench_command(sub):
     p = sub.add_parser("bench", help="time epochs per backend against the NumPy reference")
     p.add_argument("--workload", action="append",
-                   help="substring of a workload name (lecture, deep, wide); repeatable")
+                   help="substring of a workload name (lecture, deep, wide); repeatable; "
+                        "default: lecture and deep")
     p.add_argument("--dtype", action="append", choices=("float32", "float64"))
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2, help="BLAS threads (threadpoolctl)")
