@@ -7,6 +7,7 @@ releases the GIL for the work. `EpochPlan` runs a whole epoch of minibatch SGD i
 C without returning to Python between minibatches.
 """
 from libc.stdint cimport int64_t, uint8_t
+from libc.math cimport sqrt
 from libc.stdlib cimport calloc, free
 cimport numpy as cnp
 import numpy as np
@@ -133,6 +134,13 @@ cdef inline void _gather(const real *X, const int64_t *y, const int64_t *idx, in
         eng_gather_f(X, y, idx, m, f, c, x_out, t_out)
     else:
         eng_gather_d(X, y, idx, m, f, c, x_out, t_out)
+
+
+cdef inline double _sq_norm(const real *x, int64_t length) noexcept nogil:
+    if real is float:
+        return eng_sq_norm_f(x, length)
+    else:
+        return eng_sq_norm_d(x, length)
 
 
 cdef int64_t _first_bad(const int64_t *v, int64_t length, int64_t upper) noexcept nogil:
@@ -401,6 +409,7 @@ cdef class EpochPlan:
     cdef void **A
     cdef void **D
     cdef void **GB
+    cdef void **GW
     cdef void **VW
     cdef void **VB
     cdef void *x
@@ -411,10 +420,10 @@ cdef class EpochPlan:
     def __cinit__(self):
         self.sizes = NULL
         self.acts = NULL
-        self.W = self.B = self.A = self.D = self.GB = self.VW = self.VB = NULL
+        self.W = self.B = self.A = self.D = self.GB = self.GW = self.VW = self.VB = NULL
 
     def __init__(self, weights, biases, acts, deltas, bias_grads, x, t, activations,
-                 str loss, velocities=None):
+                 str loss, velocities=None, weight_grads=None):
         cdef int L = len(weights), l
         if L < 1:
             raise ValueError("weights must hold at least one matrix")
@@ -436,10 +445,12 @@ cdef class EpochPlan:
         self.A = <void**>calloc(L, sizeof(void*))
         self.D = <void**>calloc(L, sizeof(void*))
         self.GB = <void**>calloc(L, sizeof(void*))
+        self.GW = <void**>calloc(L, sizeof(void*))
         self.VW = <void**>calloc(L, sizeof(void*))
         self.VB = <void**>calloc(L, sizeof(void*))
         if (self.sizes == NULL or self.acts == NULL or self.W == NULL or self.B == NULL or
-                self.A == NULL or self.D == NULL or self.GB == NULL or self.VW == NULL or
+                self.A == NULL or self.D == NULL or self.GB == NULL or self.GW == NULL or
+                self.VW == NULL or
                 self.VB == NULL):
             raise MemoryError()
         self.sizes[0] = w0.shape[1]
@@ -461,6 +472,9 @@ cdef class EpochPlan:
             self.D[l] = _ptr(_checked(f"deltas[{l}]", deltas[l], self.dtype, rows, self._keep))
             self.acts[l] = _act(activations[l], l == L - 1)
             self._keep.append(arr)
+            if weight_grads is not None:
+                self.GW[l] = _ptr(_checked(f"weight_grads[{l}]", weight_grads[l], self.dtype,
+                                           _dims(arr), self._keep))
             if self.has_velocity:
                 self.VW[l] = _ptr(_checked(f"velocities[{l}]", velocities[l], self.dtype,
                                            _dims(arr), self._keep))
@@ -479,16 +493,20 @@ cdef class EpochPlan:
         free(self.A)
         free(self.D)
         free(self.GB)
+        free(self.GW)
         free(self.VW)
         free(self.VB)
 
     def run(self, X, y, order, double learning_rate, double momentum, batch_losses,
-            bint gemm_only=False):
+            bint gemm_only=False, grad_norms=None):
         """Train one epoch over X[order] (minibatches of the plan's batch size, the last
         one possibly shorter); batch_losses[i] receives minibatch i's loss before its update.
 
         gemm_only=True makes exactly the same BLAS calls and nothing else: the floor that
-        the benchmarks compare a real epoch with (the results are then meaningless)."""
+        the benchmarks compare a real epoch with (the results are then meaningless).
+        grad_norms (float64, one per layer): each minibatch's |dL/dW| is added to it; the
+        gradient is then formed in weight_grads before the update instead of being folded
+        into it (the plan must have been built with weight_grads)."""
         cdef cnp.ndarray XA = _array("X", X, 2, self.dtype)
         cdef cnp.ndarray Y = _array("y", y, 1, _INT64)
         cdef cnp.ndarray O = _array("order", order, 1, _INT64)
@@ -503,6 +521,14 @@ cdef class EpochPlan:
             raise ValueError(f"batch_losses needs {n_batches} entries; got {BL.shape[0]}")
         if momentum != 0.0 and not self.has_velocity:
             raise ValueError("momentum is not 0 but the plan was built without velocities")
+        cdef double *pg = NULL
+        cdef cnp.ndarray GN
+        if grad_norms is not None:
+            GN = _array("grad_norms", grad_norms, 1, np.dtype(np.float64), True)
+            _shape("grad_norms", GN, (self.n_layers,))
+            if self.GW[0] == NULL:
+                raise ValueError("grad_norms needs a plan built with weight_grads")
+            pg = <double*>_ptr(GN)
         cdef int64_t bad = _first_bad(<int64_t*>_ptr(O), count, n)
         if bad >= 0:
             raise ValueError(f"order[{bad}] = {O[bad]} is outside [0, {n})")
@@ -516,10 +542,10 @@ cdef class EpochPlan:
         with nogil:
             if self.is32:
                 _run_epoch(self, <float*>px, py, po, count, <float>learning_rate,
-                           <float>momentum, pl, gemm_only)
+                           <float>momentum, pl, gemm_only, pg)
             else:
                 _run_epoch(self, <double*>px, py, po, count, learning_rate, momentum, pl,
-                           gemm_only)
+                           gemm_only, pg)
         return n_batches
 
 
@@ -532,7 +558,7 @@ cdef cnp.ndarray _checked(str name, object x, object dtype, tuple shape, list ke
 
 cdef void _run_epoch(EpochPlan p, const real *X, const int64_t *y, const int64_t *order,
                      int64_t count, real lr, real mom, double *losses,
-                     bint gemm_only) noexcept nogil:
+                     bint gemm_only, double *grad_norms) noexcept nogil:
     cdef int L = p.n_layers, l, m
     cdef int *s = p.sizes
     cdef int64_t start, i = 0
@@ -543,6 +569,7 @@ cdef void _run_epoch(EpochPlan p, const real *X, const int64_t *y, const int64_t
     cdef real **A = <real**>p.A
     cdef real **D = <real**>p.D
     cdef real **GB = <real**>p.GB
+    cdef real **GW = <real**>p.GW
     cdef real **VW = <real**>p.VW
     cdef real **VB = <real**>p.VB
     cdef const real *inp
@@ -572,7 +599,15 @@ cdef void _run_epoch(EpochPlan p, const real *X, const int64_t *y, const int64_t
                     _act_backward(D[l - 1], A[l - 1], <int64_t>m * s[l], p.acts[l - 1])
             if not gemm_only:
                 _bias_grad(D[l], GB[l], m, s[l + 1])
-            if p.has_velocity:
+            if grad_norms != NULL:
+                # diagnostics: form the gradient, measure it, then apply it
+                gemm_rm(True, False, s[l + 1], s[l], m, <real>1, D[l], s[l + 1], inp, s[l],
+                        <real>0, GW[l], s[l])
+                grad_norms[l] += sqrt(_sq_norm(GW[l], <int64_t>s[l + 1] * s[l]))
+                _sgd_step(W[l], GW[l], VW[l] if p.has_velocity else NULL,
+                          <int64_t>s[l + 1] * s[l], lr, mom)
+                _sgd_step(B[l], GB[l], VB[l] if p.has_velocity else NULL, s[l + 1], lr, mom)
+            elif p.has_velocity:
                 # VW = mom * VW - lr * D^T inp; W += VW
                 gemm_rm(True, False, s[l + 1], s[l], m, -lr, D[l], s[l + 1], inp, s[l],
                         mom, VW[l], s[l])

@@ -163,11 +163,12 @@ class MLP:
             t0 = time.perf_counter()
             if shuffle:
                 self._shuffle_rng.shuffle(order)     # in place: an epoch allocates nothing
+            norms = np.zeros(len(net.weights)) if diagnostics else None
+            be.train_epoch(net, Xb, yb, order, batch_size, lr, momentum, ws, batch_losses,
+                           norms)
             if diagnostics:
-                record = self._diagnostic_epoch(Xb, yb, order, batch_size, lr, momentum, ws,
-                                                batch_losses)
-            else:
-                be.train_epoch(net, Xb, yb, order, batch_size, lr, momentum, ws, batch_losses)
+                record = {"grad_norm": (norms / n_batches).tolist(),
+                          "weight_norm": [float(np.sqrt(be.sq_norm(w))) for w in net.weights]}
             be.synchronize()
             history.epoch_time.append(time.perf_counter() - t0)
             history.batch_loss.extend(batch_losses.tolist())
@@ -185,24 +186,6 @@ class MLP:
                 info += f" val {100 * history.val_accuracy[-1]:.2f}%"
             bar.update(1, info)
         return history
-
-    def _diagnostic_epoch(self, Xb, yb, order, batch_size, lr, momentum, ws, batch_losses):
-        """One epoch step by step, accumulating the gradient norm of every layer."""
-        be, net = self.backend, self._net
-        n_layers = len(net.weights)
-        grad_sum = np.zeros(n_layers)
-        n_batches = 0
-        for i, start in enumerate(range(0, len(order), batch_size)):
-            idx = order[start:start + batch_size]
-            m = len(idx)
-            be.gather_(Xb, yb, be.asarray(idx), ws.x[:m], ws.t[:m])
-            batch_losses[i] = be.loss_and_grads(net, ws, m)
-            for l in range(n_layers):
-                grad_sum[l] += np.sqrt(be.sq_norm(ws.gw[l]))
-            be.apply_gradients(net, ws, lr, momentum)
-            n_batches += 1
-        return {"grad_norm": (grad_sum / n_batches).tolist(),
-                "weight_norm": [float(np.sqrt(be.sq_norm(w))) for w in net.weights]}
 
     def _check_xy(self, X, y, xname="X", yname="y"):
         X = checks.features(X, self.layer_sizes[0], self.dtype, xname)

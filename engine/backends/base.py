@@ -211,11 +211,13 @@ class Backend:
             self.sgd_step_(p, g, v, learning_rate, momentum)
 
     def train_epoch(self, net: Network, X, y, order, batch_size, learning_rate, momentum,
-                    ws: Workspace, batch_losses):
+                    ws: Workspace, batch_losses, grad_norms=None):
         """One epoch of minibatch SGD over the rows of X in the given order.
 
         Writes the loss of minibatch i (before its update) into batch_losses[i];
-        the last, shorter batch is kept. ``order`` is an int64 NumPy array.
+        the last, shorter batch is kept. ``order`` is an int64 NumPy array. With
+        ``grad_norms`` (a float64 NumPy array, one entry per layer), adds each
+        minibatch's Frobenius norm of dL/dW to it (diagnostics).
         """
         n = len(order)
         for i, start in enumerate(range(0, n, batch_size)):
@@ -223,4 +225,7 @@ class Backend:
             m = len(idx)
             self.gather_(X, y, idx, ws.x[:m], ws.t[:m])
             batch_losses[i] = self.loss_and_grads(net, ws, m)
+            if grad_norms is not None:
+                for l, g in enumerate(ws.gw):
+                    grad_norms[l] += self.sq_norm(g) ** 0.5
             self.apply_gradients(net, ws, learning_rate, momentum)

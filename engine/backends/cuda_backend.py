@@ -168,7 +168,7 @@ class CudaBackend(Backend):
 
     # ------------------------------------------------------------------ training
     def train_epoch(self, net, X, y, order, batch_size, learning_rate, momentum, ws,
-                    batch_losses):
+                    batch_losses, grad_norms=None):
         """The generic epoch, with the losses kept on the device until it ends."""
         n = len(order)
         n_batches = -(-n // batch_size)
@@ -184,5 +184,8 @@ class CudaBackend(Backend):
             self._loss_into(acts[-1], t, net.output, net.loss, losses, i)
             self.output_delta(acts[-1], t, deltas[-1], net.output, net.loss)
             self.backward(net, x, acts, deltas, ws.gw, ws.gb)
+            if grad_norms is not None:      # diagnostics: one sync per layer and minibatch
+                for l, g in enumerate(ws.gw):
+                    grad_norms[l] += self.sq_norm(g) ** 0.5
             self.apply_gradients(net, ws, learning_rate, momentum)
         batch_losses[:n_batches] = losses.copy_to_host()     # the epoch's one synchronization

@@ -65,7 +65,7 @@ class NativeBackend(HostBackend):
         return _native.sq_norm(x)
 
     def train_epoch(self, net, X, y, order, batch_size, learning_rate, momentum, ws,
-                    batch_losses):
+                    batch_losses, grad_norms=None):
         """The whole epoch in C (see engine._native.EpochPlan); no Python per minibatch."""
         if momentum and net.velocities is None:
             net.velocities = [self.zeros(p.shape, net.dtype) for p in net.weights + net.biases]
@@ -75,6 +75,6 @@ class NativeBackend(HostBackend):
         plan = ws.extra.get("plan")
         if plan is None or ws.extra.get("plan_key") != key:
             plan = _native.EpochPlan(net.weights, net.biases, ws.a, ws.d, ws.gb, ws.x, ws.t,
-                                     net.activations, net.loss, velocities)
+                                     net.activations, net.loss, velocities, ws.gw)
             ws.extra["plan"], ws.extra["plan_key"] = plan, key
-        plan.run(X, y, order, learning_rate, momentum, batch_losses)
+        plan.run(X, y, order, learning_rate, momentum, batch_losses, False, grad_norms)
