@@ -143,6 +143,14 @@ cdef inline double _sq_norm(const real *x, int64_t length) noexcept nogil:
         return eng_sq_norm_d(x, length)
 
 
+cdef inline void _prefetch(const real *X, const int64_t *idx, int64_t m,
+                           int64_t f) noexcept nogil:
+    if real is float:
+        eng_prefetch_rows_f(X, idx, m, f)
+    else:
+        eng_prefetch_rows_d(X, idx, m, f)
+
+
 cdef int64_t _first_bad(const int64_t *v, int64_t length, int64_t upper) noexcept nogil:
     """The position of the first entry outside [0, upper), or -1."""
     cdef int64_t i
@@ -578,6 +586,8 @@ cdef void _run_epoch(EpochPlan p, const real *X, const int64_t *y, const int64_t
         m = <int>min(p.batch, count - start)
         if not gemm_only:
             _gather(X, y, order + start, m, s[0], s[L], x, t)
+            if start + m < count:     # the next rows load while BLAS computes this minibatch
+                _prefetch(X, order + start + m, <int>min(p.batch, count - start - m), s[0])
         # forward: A[l] = act(inp @ W[l]^T + B[l])
         inp = x
         for l in range(L):

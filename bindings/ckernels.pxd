@@ -32,6 +32,8 @@ cdef extern from "kernels.h" nogil:
                       int64_t c, float *x_out, float *t_out)
     void eng_gather_d(const double *X, const int64_t *y, const int64_t *idx, int64_t m, int64_t f,
                       int64_t c, double *x_out, double *t_out)
+    void eng_prefetch_rows_f(const float *X, const int64_t *idx, int64_t m, int64_t f)
+    void eng_prefetch_rows_d(const double *X, const int64_t *idx, int64_t m, int64_t f)
     void eng_alive_units_f(const float *a, int64_t n, int64_t c, uint8_t *alive)
     void eng_alive_units_d(const double *a, int64_t n, int64_t c, uint8_t *alive)
     int64_t eng_saturated_count_f(const float *a, int64_t length, int act, float thr)

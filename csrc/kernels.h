@@ -34,6 +34,8 @@ void eng_axpy_##S(REAL *p, const REAL *g, int64_t len, REAL alpha);             
 /* x_out = X[idx] (rows of f); t_out = one-hot of y[idx] over c classes */                  \
 void eng_gather_##S(const REAL *X, const int64_t *y, const int64_t *idx, int64_t m,         \
                     int64_t f, int64_t c, REAL *x_out, REAL *t_out);                        \
+/* ask the caches for rows X[idx] ahead of a later gather */                              \
+void eng_prefetch_rows_##S(const REAL *X, const int64_t *idx, int64_t m, int64_t f);       \
 /* alive[j] = 1 if some a[i, j] > 0 */                                                      \
 void eng_alive_units_##S(const REAL *a, int64_t n, int64_t c, uint8_t *alive);              \
 /* entries within 1 - thr of the activation's bound (sigmoid |2a-1|>thr, tanh |a|>thr) */  \

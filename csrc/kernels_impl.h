@@ -100,6 +100,15 @@ void FN(eng_gather)(const REAL *X, const int64_t *y, const int64_t *idx, int64_t
     }
 }
 
+void FN(eng_prefetch_rows)(const REAL *X, const int64_t *idx, int64_t m, int64_t f) {
+    const char *end;
+    for (int64_t i = 0; i < m; i++) {
+        const char *row = (const char *)(X + idx[i] * f);
+        end = row + f * sizeof(REAL);
+        for (; row < end; row += 64) __builtin_prefetch(row, 0, 2);
+    }
+}
+
 void FN(eng_alive_units)(const REAL *a, int64_t n, int64_t c, uint8_t *alive) {
     for (int64_t j = 0; j < c; j++) alive[j] = 0;
     for (int64_t i = 0; i < n; i++) {
