@@ -1,8 +1,8 @@
 """`python -m engine bench`: one table of epoch times, backends side by side.
 
 Every row is timed in the same process and run, on the same synthetic MNIST-shaped
-data (60,000 x 784, 10 classes), as the median of a few rounds after a warm-up
-epoch; each round times every runner of the workload once, in turn. The NumPy backend is the baseline for "speed-up"; the GEMM floor is the
+data (60,000 x 784, 10 classes), as the median of a few repeats after a warm-up
+epoch. The NumPy backend is the baseline for "speed-up"; the GEMM floor is the
 time the very same BLAS calls take alone, in a C loop (EpochPlan.run(gemm_only=True)).
 PyTorch and scikit-learn rows appear when they are installed.
 """
@@ -206,27 +206,14 @@ def run_report(workloads=None, dtypes=("float32", "float64"), repeats=3, threads
                 if others and _importable("sklearn") and wname.startswith("lecture"):
                     runners.append(("sklearn MLPClassifier",
                                     lambda: sklearn_epoch(sizes, batch, dtype, X, y)))
-                # rounds interleave the runners (A B C A B C ...) so that the machine's
-                # drift during a workload hits every row alike
-                fns = {}
-                for label, make in runners:
-                    log(f"bench: {wname} {dtype} {label} (warm-up)")
-                    fns[label] = make()
-                    fns[label]()
-                times = {label: [] for label in fns}
-                for r in range(repeats):
-                    log(f"bench: {wname} {dtype} round {r + 1}/{repeats}")
-                    for label, fn in fns.items():
-                        t0 = time.perf_counter()
-                        fn()
-                        times[label].append(time.perf_counter() - t0)
                 timed = {}
-                for label, ts in times.items():
-                    med = statistics.median(ts)
+                for label, make in runners:
+                    log(f"bench: {wname} {dtype} {label} ...")
+                    med, times = _median_time(make(), repeats)
                     timed[label] = med
                     rows.append({"workload": wname, "dtype": dtype, "runner": label,
-                                 "median_s": med, "times_s": ts, "gflops": gflop / med})
-                del fns
+                                 "median_s": med, "times_s": times,
+                                 "gflops": gflop / med})
                 base, floor = timed.get("numpy"), timed.get("GEMM floor")
                 for r in rows:
                     if r["workload"] == wname and r["dtype"] == dtype:
