@@ -81,17 +81,7 @@ static inline int eng_cpu_avx2_fma(void) {
 #define TANH tanhf
 #define FABS fabsf
 #define EPS FLT_EPSILON
-#define VARIANT base
-#define TARGET
-#include "kernels_workers.h"
-#undef VARIANT
-#undef TARGET
-#define VARIANT avx2
-#define TARGET ENG_AVX2_TARGET
-#include "kernels_workers.h"
-#undef VARIANT
-#undef TARGET
-#include "kernels_impl.h"
+#include "kernels_instance.h"
 #undef REAL
 #undef S
 #undef UINT
@@ -128,17 +118,7 @@ static inline int eng_cpu_avx2_fma(void) {
 #define TANH tanh
 #define FABS fabs
 #define EPS DBL_EPSILON
-#define VARIANT base
-#define TARGET
-#include "kernels_workers.h"
-#undef VARIANT
-#undef TARGET
-#define VARIANT avx2
-#define TARGET ENG_AVX2_TARGET
-#include "kernels_workers.h"
-#undef VARIANT
-#undef TARGET
-#include "kernels_impl.h"
+#include "kernels_instance.h"
 
 int eng_have_openmp(void) {
 #ifdef _OPENMP

@@ -73,9 +73,7 @@ def backend_epoch(backend_name, sizes, batch, dtype, X, y, hidden="sigmoid"):
 def gemm_floor(sizes, batch, dtype, X, y):
     """A callable making exactly the BLAS calls of one native epoch, and nothing else."""
     from . import _native
-    from .backends import get_backend
     from .model import MLP
-    be = get_backend("native")
     model = MLP(sizes, "sigmoid", "softmax", "cross_entropy", dtype=dtype, backend="native")
     ws = model._workspace(batch)
     for buf in ws.a + ws.d + [ws.x, ws.t]:
@@ -85,7 +83,6 @@ def gemm_floor(sizes, batch, dtype, X, y):
                              net.activations, net.loss, None)
     order = np.random.default_rng(1).permutation(len(y))
     losses = np.empty(-(-len(y) // batch))
-    del be
     # all-zero deltas keep the weights fixed, while alpha != 0 keeps BLAS from skipping a call
     return lambda: plan.run(X, y, order, 1.0, 0.0, losses, True)
 

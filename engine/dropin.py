@@ -10,6 +10,7 @@ import numpy as np
 
 from .backends import Network, get_backend
 from .backends.base import Backend
+from .reference import NeuralNetMLP as _TextbookMLP
 
 _LAYERS = ("weight_h", "weight_out")
 _BIASES = ("bias_h", "bias_out")
@@ -23,7 +24,7 @@ def _default_backend():
         return get_backend("numpy")
 
 
-class NeuralNetMLP:
+class NeuralNetMLP(_TextbookMLP):
     """features -> sigmoid hidden layer -> sigmoid outputs; float64 throughout.
 
     backend: "native" (the default when built), "numpy", or a Backend instance whose
@@ -32,13 +33,7 @@ class NeuralNetMLP:
 
     def __init__(self, num_features, num_hidden, num_classes, random_seed=123, *,
                  backend=None):
-        self.num_classes = num_classes
-        rng = np.random.RandomState(random_seed)
-        # the draw order (hidden weights first) fixes the initial values
-        self.weight_h = rng.normal(loc=0.0, scale=0.1, size=(num_hidden, num_features))
-        self.bias_h = np.zeros(num_hidden)
-        self.weight_out = rng.normal(loc=0.0, scale=0.1, size=(num_classes, num_hidden))
-        self.bias_out = np.zeros(num_classes)
+        super().__init__(num_features, num_hidden, num_classes, random_seed)
         be = _default_backend() if backend is None else get_backend(backend)
         if not isinstance(be, Backend) or be.name not in ("native", "numpy"):
             raise ValueError(f"NeuralNetMLP runs on a host backend ('native' or 'numpy'); "

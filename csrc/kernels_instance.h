@@ -1,0 +1,13 @@
+/* One dtype's kernels, included by kernels.c after it defines REAL, S and the math macros:
+   the elementwise workers for the baseline and for AVX2+FMA, then the drivers. */
+#define VARIANT base
+#define TARGET
+#include "kernels_workers.h"
+#undef VARIANT
+#undef TARGET
+#define VARIANT avx2
+#define TARGET ENG_AVX2_TARGET
+#include "kernels_workers.h"
+#undef VARIANT
+#undef TARGET
+#include "kernels_impl.h"
