@@ -64,7 +64,7 @@ extension = Extension(
     sources=["bindings/_native.pyx", "csrc/kernels.c"],
     include_dirs=["csrc", "bindings", np.get_include()],
     depends=["csrc/kernels.h", "csrc/kernels_impl.h", "csrc/kernels_workers.h",
-             "csrc/kernels_instance.h", "bindings/ckernels.pxd",
+             "csrc/kernels_instance.h", "csrc/kernels_gemm.h", "csrc/kernels_epoch.h", "bindings/ckernels.pxd",
              "bindings/blas.pxi"],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     extra_compile_args=compile_args,

@@ -398,15 +398,29 @@ def sq_norm(x):
 
 
 # ---------------------------------------------------------------------- fused epoch
+# Widest layer (units) that EpochPlan(gemm="auto") still trains with its own tiles.
+TILES_MAX_WIDTH = 512
+
+
 cdef class EpochPlan:
     """Pointers to a network's parameters and a workspace's buffers, gathered once.
 
-    `run` then trains a whole epoch in C: per minibatch gather, forward, loss,
-    output delta, backward and the SGD update of every layer, with the GIL
-    released and nothing allocated. The weight update is folded into the
-    gradient GEMM (W += -lr * delta^T A, or the velocity with beta = momentum).
-    The arrays given here must stay where they are while the plan is used;
-    the plan keeps references to them.
+    `run` then trains a whole epoch in C: per minibatch forward, loss, output delta,
+    backward and the SGD update of every layer, with the GIL released and nothing
+    allocated. Two ways to do it, chosen by `gemm`:
+
+    - "tiles": csrc's own small-matrix GEMM (eng_fused_epoch), no BLAS; the minibatch
+      is split between the epoch's threads (engine._native.set_epoch_threads), rows in
+      the forward and backward pass, weight columns in the update, and each weight
+      gradient is applied tile by tile as it is formed;
+    - "blas": SciPy's BLAS for the products, with the update folded into the gradient
+      GEMM (W += -lr * delta^T A, or the velocity with beta = momentum);
+    - "auto" (default): tiles unless a layer is wider than TILES_MAX_WIDTH, where BLAS's
+      packed, cache-blocked kernels win.
+
+    The diagnostics (grad_norms) and the GEMM floor (gemm_only) always take the BLAS
+    path. The arrays given here must stay where they are while the plan is used; the
+    plan keeps references to them.
     """
     cdef int n_layers, is32, loss_kind, has_velocity
     cdef int64_t batch
@@ -422,19 +436,29 @@ cdef class EpochPlan:
     cdef void **VB
     cdef void *x
     cdef void *t
+    cdef void **WT
+    cdef void **VT
+    cdef eng_epoch_plan fused
     cdef list _keep
     cdef readonly object dtype
+    cdef readonly str gemm
 
     def __cinit__(self):
         self.sizes = NULL
         self.acts = NULL
         self.W = self.B = self.A = self.D = self.GB = self.GW = self.VW = self.VB = NULL
+        self.WT = self.VT = NULL
+        self.fused.rows = NULL
+        self.fused.scratch = NULL
+        self.fused.row_loss = NULL
 
     def __init__(self, weights, biases, acts, deltas, bias_grads, x, t, activations,
-                 str loss, velocities=None, weight_grads=None):
+                 str loss, velocities=None, weight_grads=None, str gemm="auto"):
         cdef int L = len(weights), l
         if L < 1:
             raise ValueError("weights must hold at least one matrix")
+        if gemm not in ("auto", "tiles", "blas"):
+            raise ValueError(f"gemm must be 'auto', 'tiles' or 'blas'; got {gemm!r}")
         for name, seq in (("biases", biases), ("acts", acts), ("deltas", deltas),
                           ("bias_grads", bias_grads), ("activations", activations)):
             if len(seq) != L:
@@ -492,8 +516,54 @@ cdef class EpochPlan:
         self.x = _ptr(X0)
         self.t = _ptr(_checked("t", t, self.dtype, (self.batch, self.sizes[L]), self._keep))
         self.loss_kind = _pair(activations[L - 1], loss)
+        if gemm == "auto":
+            gemm = "tiles" if max(self.sizes[l] for l in range(L + 1)) <= TILES_MAX_WIDTH \
+                else "blas"
+        if gemm == "tiles" and L > ENG_MAX_LAYERS:
+            raise ValueError(f"the tiled epoch takes at most {ENG_MAX_LAYERS} layers; got {L} "
+                             f"(use gemm='blas')")
+        self.gemm = gemm
+        if gemm == "tiles":
+            self._init_tiles(weights, velocities)
+
+    cdef _init_tiles(self, weights, velocities):
+        cdef int L = self.n_layers, l
+        cdef eng_epoch_plan *f = &self.fused
+        self.WT = <void**>calloc(L, sizeof(void*))
+        self.VT = <void**>calloc(L, sizeof(void*))
+        if self.WT == NULL or self.VT == NULL:
+            raise MemoryError()
+        for l in range(L):
+            wt = np.empty((self.sizes[l], self.sizes[l + 1]), dtype=self.dtype)
+            self._keep.append(wt)
+            self.WT[l] = _ptr(wt)
+            if self.has_velocity:
+                vt = np.empty_like(wt)
+                self._keep.append(vt)
+                self.VT[l] = _ptr(vt)
+        f.n_layers = L
+        f.batch = self.batch
+        f.sizes = self.sizes
+        f.acts = self.acts
+        f.loss_kind = self.loss_kind
+        f.W, f.B, f.A, f.D, f.GB, f.WT = self.W, self.B, self.A, self.D, self.GB, self.WT
+        f.VW = self.VW if self.has_velocity else NULL
+        f.VB = self.VB if self.has_velocity else NULL
+        f.VT = self.VT if self.has_velocity else NULL
+        f.threads = max(eng_get_epoch_threads(), 1)
+        f.scratch_per_thread = eng_epoch_scratch_bytes(L, self.batch, self.sizes)
+        f.rows = <void**>calloc(eng_epoch_row_count(L, self.batch, self.sizes), sizeof(void*))
+        f.row_loss = <double*>calloc(self.batch, sizeof(double))
+        f.scratch = calloc(f.threads, f.scratch_per_thread)
+        if f.rows == NULL or f.row_loss == NULL or f.scratch == NULL:
+            raise MemoryError()
 
     def __dealloc__(self):
+        free(self.fused.rows)
+        free(self.fused.row_loss)
+        free(self.fused.scratch)
+        free(self.WT)
+        free(self.VT)
         free(self.sizes)
         free(self.acts)
         free(self.W)
@@ -547,6 +617,15 @@ cdef class EpochPlan:
         cdef int64_t *py = <int64_t*>_ptr(Y)
         cdef int64_t *po = <int64_t*>_ptr(O)
         cdef double *pl = <double*>_ptr(BL)
+        if self.gemm == "tiles" and not gemm_only and pg == NULL:
+            with nogil:
+                if self.is32:
+                    eng_fused_epoch_f(&self.fused, <float*>px, py, po, count,
+                                      <float>learning_rate, <float>momentum, pl)
+                else:
+                    eng_fused_epoch_d(&self.fused, <double*>px, py, po, count, learning_rate,
+                                      momentum, pl)
+            return n_batches
         with nogil:
             if self.is32:
                 _run_epoch(self, <float*>px, py, po, count, <float>learning_rate,
@@ -640,12 +719,26 @@ def build_info():
     return {
         "openmp": bool(eng_have_openmp()),
         "openmp_threads": eng_get_num_threads(),
+        "epoch_threads": eng_get_epoch_threads(),
+        "tiles_max_width": TILES_MAX_WIDTH,
         "parallel_threshold_elements": eng_parallel_threshold(),
         "simd": eng_simd_variant().decode(),
         "compile_args": ENGINE_COMPILE_ARGS,
         "debug_build": bool(ENGINE_DEBUG_BUILD),
         "blas": "scipy.linalg.cython_blas (SciPy's BLAS; see `info` thread pools)",
     }
+
+
+def set_epoch_threads(int n):
+    """Threads of the tiled fused epoch (default: OpenMP's, i.e. the cores or
+    OMP_NUM_THREADS). Plans made before keep the scratch room they were made with."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1; got {n}")
+    eng_set_epoch_threads(n)
+
+
+def get_epoch_threads():
+    return eng_get_epoch_threads()
 
 
 def set_num_threads(int n):

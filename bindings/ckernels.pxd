@@ -11,6 +11,28 @@ cdef extern from "kernels.h" nogil:
         ENG_SIGMOID_MSE
         ENG_SIGMOID_MSE_REF
         ENG_SOFTMAX_CE
+        ENG_MAX_LAYERS
+
+    ctypedef struct eng_epoch_plan:
+        int n_layers
+        int64_t batch
+        const int *sizes
+        const int *acts
+        int loss_kind
+        void **W
+        void **B
+        void **VW
+        void **VB
+        void **A
+        void **D
+        void **GB
+        void **WT
+        void **VT
+        void **rows
+        double *row_loss
+        void *scratch
+        int64_t scratch_per_thread
+        int threads
 
     void eng_bias_act_f(float *z, const float *b, int64_t n, int64_t c, int act)
     void eng_bias_act_d(double *z, const double *b, int64_t n, int64_t c, int act)
@@ -40,6 +62,17 @@ cdef extern from "kernels.h" nogil:
     int64_t eng_saturated_count_d(const double *a, int64_t length, int act, double thr)
     double eng_sq_norm_f(const float *x, int64_t length)
     double eng_sq_norm_d(const double *x, int64_t length)
+
+    void eng_fused_epoch_f(const eng_epoch_plan *plan, const float *X, const int64_t *y,
+                           const int64_t *order, int64_t count, float lr, float mom,
+                           double *losses)
+    void eng_fused_epoch_d(const eng_epoch_plan *plan, const double *X, const int64_t *y,
+                           const int64_t *order, int64_t count, double lr, double mom,
+                           double *losses)
+    int64_t eng_epoch_scratch_bytes(int n_layers, int64_t batch, const int *sizes)
+    int64_t eng_epoch_row_count(int n_layers, int64_t batch, const int *sizes)
+    int eng_get_epoch_threads()
+    void eng_set_epoch_threads(int n)
 
     int eng_have_openmp()
     int eng_get_num_threads()

@@ -4,6 +4,9 @@
 #include <string.h>
 
 #include "kernels.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* Threads for the kernels' OpenMP loops. 1 by default: inside training, every kernel
    runs between two BLAS calls, and OpenMP threads spinning beside BLAS's own threads
@@ -11,6 +14,9 @@
    eng_set_num_threads when BLAS runs single-threaded. Below ENG_PAR_MIN elements a
    loop stays on one thread anyway: forking would cost more than it saves. */
 static int eng_threads = 1;
+
+/* Threads of the fused epoch, which calls no BLAS; 0 until first asked for. */
+static int eng_epoch_threads = 0;
 
 #ifndef ENG_PAR_MIN
 #define ENG_PAR_MIN (1 << 18)
@@ -63,8 +69,14 @@ static inline int eng_cpu_avx2_fma(void) {
 #define T12 2.0876756987868098979e-09
 #define T13 1.6059043836821614599e-10
 
+/* 32-byte vectors for the GEMM tiles: one AVX register, two SSE ones on the baseline */
+typedef float eng_vec_f __attribute__((vector_size(32)));
+typedef double eng_vec_d __attribute__((vector_size(32)));
+
 #define REAL float
 #define S f
+#define VEC eng_vec_f
+#define VLEN 8
 #define UINT uint32_t
 #define MANT_BITS 23
 #define EXP_SHIFTER 12582912.0f                /* 1.5 * 2^23 */
@@ -84,6 +96,8 @@ static inline int eng_cpu_avx2_fma(void) {
 #include "kernels_instance.h"
 #undef REAL
 #undef S
+#undef VEC
+#undef VLEN
 #undef UINT
 #undef MANT_BITS
 #undef EXP_SHIFTER
@@ -101,6 +115,8 @@ static inline int eng_cpu_avx2_fma(void) {
 
 #define REAL double
 #define S d
+#define VEC eng_vec_d
+#define VLEN 4
 #define UINT uint64_t
 #define MANT_BITS 52
 #define EXP_SHIFTER 6755399441055744.0        /* 1.5 * 2^52 */
@@ -136,6 +152,34 @@ void eng_set_num_threads(int n) {
 #else
     (void)n;
 #endif
+}
+
+int eng_get_epoch_threads(void) {
+#ifdef _OPENMP
+    if (eng_epoch_threads < 1) eng_epoch_threads = omp_get_max_threads();
+    return eng_epoch_threads;
+#else
+    return 1;
+#endif
+}
+
+void eng_set_epoch_threads(int n) {
+    if (n > 0) eng_epoch_threads = n;
+}
+
+int64_t eng_epoch_scratch_bytes(int n_layers, int64_t batch, const int *sizes) {
+    int64_t k = batch;
+    for (int l = 0; l <= n_layers; l++) k = sizes[l] > k ? sizes[l] : k;
+    /* inputs packed by columns (k rounded up to the tile's 6 rows, times the batch,
+       8-byte REALs at most), then a panel of k rows of 64 bytes; rounded up to a line */
+    int64_t packed = (k + 5) / 6 * 6 * batch * 8;
+    return (packed + k * 64 + 63) / 64 * 64;
+}
+
+int64_t eng_epoch_row_count(int n_layers, int64_t batch, const int *sizes) {
+    int64_t count = batch * (1 + 2 * (int64_t)n_layers);   /* X, A and D rows */
+    for (int l = 0; l < n_layers; l++) count += sizes[l];   /* rows of W^T */
+    return count;
 }
 
 int64_t eng_parallel_threshold(void) { return ENG_PAR_MIN; }

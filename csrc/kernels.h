@@ -43,8 +43,49 @@ int64_t eng_saturated_count_##S(const REAL *a, int64_t len, int act, REAL thr); 
 /* sum of squares, accumulated in double */                                                 \
 double eng_sq_norm_##S(const REAL *x, int64_t len);
 
+/* most layers the fused epoch takes */
+#define ENG_MAX_LAYERS 64
+
+/* What the fused epoch (eng_fused_epoch_*) needs of a network and its workspace; the
+   bindings fill it once per plan. Widths: sizes[0] inputs, sizes[l + 1] outputs of layer l. */
+typedef struct {
+    int n_layers;
+    int64_t batch;
+    const int *sizes;
+    const int *acts;              /* activation code per layer */
+    int loss_kind;                /* ENG_SIGMOID_MSE ... */
+    void *const *W, *const *B;    /* weights (sizes[l+1] x sizes[l]) and biases */
+    void *const *VW, *const *VB;  /* their velocities, or NULL without momentum */
+    void *const *A, *const *D;    /* (batch x sizes[l+1]) activations and deltas */
+    void *const *GB;              /* bias gradients (sizes[l+1]) */
+    void *const *WT, *const *VT;  /* room for W and VW transposed: the epoch's own copies */
+    void **rows;                  /* room for the row pointers (eng_epoch_row_count) */
+    double *row_loss;             /* batch entries */
+    void *scratch;                /* threads * scratch_per_thread bytes */
+    int64_t scratch_per_thread;
+    int threads;                  /* most threads the scratch has room for */
+} eng_epoch_plan;
+
+/* Train one epoch over X[order[:count]] in minibatches of plan->batch (the last one may be
+   shorter) on min(plan->threads, eng_get_epoch_threads()) threads, without BLAS;
+   losses[i] gets minibatch i's loss, before its update. */
+#define ENGINE_DECLARE_EPOCH(REAL, S)                                                       \
+void eng_fused_epoch_##S(const eng_epoch_plan *plan, const REAL *X, const int64_t *y,        \
+                         const int64_t *order, int64_t count, REAL lr, REAL mom,            \
+                         double *losses);
+
 ENGINE_DECLARE(float, f)
 ENGINE_DECLARE(double, d)
+ENGINE_DECLARE_EPOCH(float, f)
+ENGINE_DECLARE_EPOCH(double, d)
+
+/* scratch bytes one thread of the fused epoch needs, and the row pointers it keeps */
+int64_t eng_epoch_scratch_bytes(int n_layers, int64_t batch, const int *sizes);
+int64_t eng_epoch_row_count(int n_layers, int64_t batch, const int *sizes);
+/* threads of the fused epoch (default: OpenMP's default team size, i.e. the cores or
+   OMP_NUM_THREADS; always 1 without OpenMP) */
+int eng_get_epoch_threads(void);
+void eng_set_epoch_threads(int n);
 
 /* 1 when compiled with OpenMP */
 int eng_have_openmp(void);

@@ -132,10 +132,3 @@ double FN(eng_sq_norm)(const REAL *x, int64_t len) {
     for (int64_t i = 0; i < len; i++) acc += (double)x[i] * (double)x[i];
     return acc;
 }
-
-#undef WORKER
-#undef WCALL
-#undef WCALL2
-#undef FN
-#undef FN1
-#undef FN2

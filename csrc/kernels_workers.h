@@ -100,6 +100,8 @@ TARGET static void WFN(sgd_range)(REAL *p, const REAL *g, REAL *v, int64_t len, 
     }
 }
 
+#include "kernels_gemm.h"
+
 #undef WFN
 #undef WFN2
 #undef WFN3

@@ -1,0 +1,179 @@
+/* The fused training epoch on the tiles of kernels_gemm.h, included by
+   kernels_instance.h once per dtype (after kernels_impl.h, whose FN/WORKER it reuses).
+
+   Each minibatch runs in two phases on a team of threads, separated by barriers:
+     1. rows: each thread takes a slice of the minibatch's rows through the forward pass,
+        the output delta and the backward deltas (rows do not interact there);
+     2. weights: each thread takes a slice of every weight matrix's input columns and
+        forms that slice of the gradient, applying the SGD step to it at once; the biases
+        are shared out by layer.
+   No BLAS is called, so no second thread pool spins beside this one. */
+
+/* Rows [lo, hi) of n for thread t of nt; `align` keeps the cuts on tile boundaries. */
+static inline void FN(share)(int64_t n, int64_t align, int t, int nt, int64_t *lo,
+                             int64_t *hi) {
+    int64_t units = n / align;
+    *lo = units * t / nt * align;
+    *hi = t == nt - 1 ? n : units * (t + 1) / nt * align;
+}
+
+/* dL/dz of the output layer for rows of a, from their labels (one-hot never formed);
+   the rows' loss terms go to row_loss, and the minibatch's scale (1/m ...) to delta. */
+static void FN(output_rows)(const REAL *a, const int64_t *y, const int64_t *idx, REAL *d,
+                            int64_t rows, int64_t c, int kind, int64_t m, double *row_loss) {
+    REAL scale = kind == ENG_SOFTMAX_CE ? (REAL)1 / (REAL)m
+                 : (REAL)2 / (REAL)(kind == ENG_SIGMOID_MSE_REF ? m : m * c);
+    for (int64_t i = 0; i < rows; i++) {
+        const REAL *ar = a + i * c;
+        REAL *dr = d + i * c;
+        int64_t label = y[idx[i]];
+        double loss = 0.0;
+        if (kind == ENG_SOFTMAX_CE) {
+            for (int64_t j = 0; j < c; j++) dr[j] = (ar[j] - (REAL)(j == label)) * scale;
+            REAL p = ar[label] > EPS ? ar[label] : EPS;
+            loss = -(double)LOG(p);
+        } else {
+            for (int64_t j = 0; j < c; j++) {
+                REAL e = ar[j] - (REAL)(j == label);
+                dr[j] = scale * e * ar[j] * ((REAL)1 - ar[j]);
+                loss += (double)e * (double)e;
+            }
+        }
+        row_loss[i] = loss;
+    }
+}
+
+/* Where the row pointers live in plan->rows: X rows, then per layer the rows of A, of D
+   and of W^T. */
+#define X_ROWS(P) ((P)->rows)
+#define A_ROWS(P, l) ((P)->rows + (P)->batch * (1 + (l)))
+#define D_ROWS(P, l) ((P)->rows + (P)->batch * (1 + (P)->n_layers + (l)))
+
+static int64_t FN(wt_rows_at)(const eng_epoch_plan *P, int l) {
+    int64_t at = P->batch * (1 + 2 * (int64_t)P->n_layers);
+    for (int q = 0; q < l; q++) at += P->sizes[q];
+    return at;
+}
+
+static void FN(epoch_phase_rows)(const eng_epoch_plan *P, const int64_t *y, const int64_t *idx,
+                                 int64_t r0, int64_t r1, int64_t m, REAL *const *wt_rows[],
+                                 REAL *scratch) {
+    const int L = P->n_layers;
+    const int *s = P->sizes;
+    const int64_t rows = r1 - r0;
+    const REAL *const *in = (const REAL *const *)X_ROWS(P) + r0;
+    if (rows <= 0) return;
+    for (int l = 0; l < L; l++) {
+        REAL *const *out = (REAL *const *)A_ROWS(P, l) + r0;
+        WORKER(gemm_nn)(in, rows, s[l], (const REAL *const *)wt_rows[l], 0, s[l + 1], out,
+                        scratch);
+        WORKER(bias_act_rows)((REAL *)P->A[l] + r0 * s[l + 1], (const REAL *)P->B[l], rows,
+                              s[l + 1], P->acts[l]);
+        in = (const REAL *const *)out;
+    }
+    FN(output_rows)((const REAL *)P->A[L - 1] + r0 * s[L], y, idx + r0,
+                    (REAL *)P->D[L - 1] + r0 * s[L], rows, s[L], P->loss_kind, m,
+                    P->row_loss + r0);
+    for (int l = L - 1; l > 0; l--) {
+        /* delta below = (delta @ W[l]) * act'(A[l-1]); W[l] is (W^T)^T */
+        WORKER(gemm_nn)((const REAL *const *)D_ROWS(P, l) + r0, rows, s[l + 1],
+                        (const REAL *const *)wt_rows[l], 1, s[l],
+                        (REAL *const *)D_ROWS(P, l - 1) + r0, scratch);
+        WORKER(act_backward_range)((REAL *)P->D[l - 1] + r0 * s[l],
+                                   (const REAL *)P->A[l - 1] + r0 * s[l], rows * s[l],
+                                   P->acts[l - 1]);
+    }
+}
+
+static void FN(epoch_phase_weights)(const eng_epoch_plan *P, int t, int nt, int64_t m, REAL lr,
+                                    REAL mom, REAL *scratch) {
+    const int L = P->n_layers;
+    const int *s = P->sizes;
+    for (int l = 0; l < L; l++) {
+        const REAL *const *below = (const REAL *const *)(l == 0 ? X_ROWS(P) : A_ROWS(P, l - 1));
+        int64_t lo, hi;
+        FN(share)(s[l], GEMM_MR, t, nt, &lo, &hi);
+        WORKER(gemm_tn_update)(below, m, lo, hi, (const REAL *const *)D_ROWS(P, l), s[l + 1],
+                               (REAL *)P->WT[l], P->VT ? (REAL *)P->VT[l] : NULL, lr, mom,
+                               scratch);
+        if (l % nt == t) {
+            REAL *gb = (REAL *)P->GB[l];
+            FN(eng_bias_grad)((const REAL *)P->D[l], gb, m, s[l + 1]);
+            WORKER(sgd_range)((REAL *)P->B[l], gb, P->VB ? (REAL *)P->VB[l] : NULL, s[l + 1],
+                              lr, mom);
+        }
+    }
+}
+
+/* dst (c x r) = src^T for src (r x c) */
+static void FN(transpose)(const REAL *src, int64_t r, int64_t c, REAL *dst) {
+    for (int64_t i = 0; i < r; i++)
+        for (int64_t j = 0; j < c; j++) dst[j * r + i] = src[i * c + j];
+}
+
+void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *y,
+                         const int64_t *order, int64_t count, REAL lr, REAL mom,
+                         double *losses) {
+    const int L = P->n_layers;
+    const int *s = P->sizes;
+    const int64_t batch = P->batch;
+    const REAL **rows = (const REAL **)P->rows;
+    REAL *const *wt_rows[ENG_MAX_LAYERS];
+    if (count <= 0) return;
+    /* The epoch updates its own transposed copies of W (and VW): the forward pass and the
+       gradient then both run along contiguous rows, and no tile has to store transposed. */
+    for (int l = 0; l < L; l++) {
+        for (int64_t i = 0; i < batch; i++) {
+            A_ROWS(P, l)[i] = (REAL *)P->A[l] + i * s[l + 1];
+            D_ROWS(P, l)[i] = (REAL *)P->D[l] + i * s[l + 1];
+        }
+        wt_rows[l] = (REAL *const *)(P->rows + FN(wt_rows_at)(P, l));
+        for (int64_t j = 0; j < s[l]; j++)
+            ((REAL **)wt_rows[l])[j] = (REAL *)P->WT[l] + j * s[l + 1];
+        FN(transpose)((const REAL *)P->W[l], s[l + 1], s[l], (REAL *)P->WT[l]);
+        if (P->VW != NULL)
+            FN(transpose)((const REAL *)P->VW[l], s[l + 1], s[l], (REAL *)P->VT[l]);
+    }
+    int threads = eng_get_epoch_threads();
+    threads = threads < P->threads ? threads : P->threads;
+    (void)threads;
+    #pragma omp parallel num_threads(threads)
+    {
+        int t = 0, nt = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        nt = omp_get_num_threads();
+#endif
+        REAL *scratch = (REAL *)((char *)P->scratch + (size_t)t * P->scratch_per_thread);
+        int64_t i = 0;
+        for (int64_t start = 0; start < count; start += batch, i++) {
+            int64_t m = count - start < batch ? count - start : batch;
+            int64_t r0, r1;
+            FN(share)(m, 1, t, nt, &r0, &r1);
+            for (int64_t r = r0; r < r1; r++) rows[r] = X + order[start + r] * s[0];
+            if (start + m < count) {   /* this thread's next rows load while it computes */
+                int64_t next = count - start - m < batch ? count - start - m : batch, n0, n1;
+                FN(share)(next, 1, t, nt, &n0, &n1);
+                FN(eng_prefetch_rows)(X, order + start + m + n0, n1 - n0, s[0]);
+            }
+            FN(epoch_phase_rows)(P, y, order + start, r0, r1, m, wt_rows, scratch);
+            #pragma omp barrier
+            FN(epoch_phase_weights)(P, t, nt, m, lr, mom, scratch);
+            if (t == 0) {
+                double sum = 0.0;
+                for (int64_t r = 0; r < m; r++) sum += P->row_loss[r];
+                losses[i] = sum / (double)(P->loss_kind == ENG_SOFTMAX_CE ? m : m * s[L]);
+            }
+            #pragma omp barrier
+        }
+    }
+    for (int l = 0; l < L; l++) {
+        FN(transpose)((const REAL *)P->WT[l], s[l], s[l + 1], (REAL *)P->W[l]);
+        if (P->VW != NULL)
+            FN(transpose)((const REAL *)P->VT[l], s[l], s[l + 1], (REAL *)P->VW[l]);
+    }
+}
+
+#undef X_ROWS
+#undef A_ROWS
+#undef D_ROWS

@@ -1,0 +1,159 @@
+/* Small-matrix GEMM of the fused epoch, included by kernels_workers.h once per
+   (dtype, variant), with VEC (a 32-byte GCC vector of REAL) and VLEN (its lanes).
+
+   Why not BLAS here: the products of an MLP minibatch are small (100 rows, layers of
+   10..1000 units), and a BLAS call costs several microseconds before it computes
+   anything (argument checks, packing, waking its threads). These loops do no packing and
+   no threading of their own; the fused epoch splits the work between threads itself.
+   Operands are arrays of row pointers, so a minibatch is read straight out of X by
+   index, never gathered; what a tile reads is first packed into a small contiguous
+   panel (the one copy that pays for itself, see pack_panel). Each output element is summed in the same order whichever tile
+   or thread computes it, so results do not depend on the number of threads. */
+
+#define GEMM_MR 6        /* rows of a tile; its columns: two vectors (2 * VLEN) */
+
+#define VZERO(v) ((v) = (VEC){0})
+#define VLOAD(v, p) memcpy(&(v), (p), sizeof(VEC))
+#define VSTORE(p, v) memcpy((p), &(v), sizeof(VEC))
+
+/* tile[r][j] = sum_p A(r0 + r, p) * panel[p * 2 * VLEN + j] for r < GEMM_MR,
+   j < nv * VLEN (the panel: columns of b packed by pack_panel).
+   A(i, p) is a[i][p]; or packed[p * GEMM_MR + i - r0] when packed is given (a block of
+   a transposed operand, laid out by pack_columns). Rows past `last` repeat row `last`, so
+   a short tile computes garbage rows that nobody stores. */
+ENG_INLINE TARGET void WFN(bcast_tile)(const REAL *const *a, const REAL *packed, int64_t r0,
+                                       int64_t last, const REAL *panel, int64_t k, int nv,
+                                       REAL *tile) {
+    VEC acc[GEMM_MR][2], b0, b1;
+    const REAL *ar[GEMM_MR];
+    for (int r = 0; r < GEMM_MR; r++) {
+        ar[r] = packed != NULL ? packed + r : a[r0 + r < last ? r0 + r : last];
+        VZERO(acc[r][0]);
+        VZERO(acc[r][1]);
+    }
+    /* one loop per operand layout and panel width, so that each stays a plain FMA stream */
+#define BCAST_LOOP(A_AT, NV)                                                               \
+    for (int64_t p = 0; p < k; p++) {                                                      \
+        const REAL *bp = panel + p * 2 * VLEN;                                             \
+        VLOAD(b0, bp);                                                                     \
+        if (NV == 2) VLOAD(b1, bp + VLEN);                                                 \
+        for (int r = 0; r < GEMM_MR; r++) {                                                \
+            REAL s = A_AT;                                                                 \
+            acc[r][0] += s * b0;                                                           \
+            if (NV == 2) acc[r][1] += s * b1;                                              \
+        }                                                                                  \
+    }
+    if (packed != NULL) {
+        if (nv == 2) { BCAST_LOOP(packed[p * GEMM_MR + r], 2) }
+        else { BCAST_LOOP(packed[p * GEMM_MR + r], 1) }
+    } else {
+        if (nv == 2) { BCAST_LOOP(ar[r][p], 2) }
+        else { BCAST_LOOP(ar[r][p], 1) }
+    }
+#undef BCAST_LOOP
+    for (int r = 0; r < GEMM_MR; r++) {
+        VSTORE(tile + r * 2 * VLEN, acc[r][0]);
+        VSTORE(tile + r * 2 * VLEN + VLEN, acc[r][1]);
+    }
+}
+
+/* Columns [c_lo, c_hi) of a (m rows) in blocks of GEMM_MR columns, each block p-major:
+   out[b * m * GEMM_MR + p * GEMM_MR + r] = a[p][c_lo + b * GEMM_MR + r], the last column
+   repeated past c_hi; a tile then reads its block of a^T as one contiguous stream. Row by
+   row, so that each (page-scattered) row of a is read once, in order. */
+ENG_INLINE TARGET void WFN(pack_columns)(const REAL *const *a, int64_t m, int64_t c_lo,
+                                         int64_t c_hi, REAL *out) {
+    for (int64_t p = 0; p < m; p++) {
+        const REAL *row = a[p];
+        for (int64_t c0 = c_lo; c0 < c_hi; c0 += GEMM_MR) {
+            REAL *dst = out + (c0 - c_lo) * m + p * GEMM_MR;
+            for (int64_t r = 0; r < GEMM_MR; r++)
+                dst[r] = row[c0 + r < c_hi ? c0 + r : c_hi - 1];
+        }
+    }
+}
+
+/* Columns [j0, j0 + width) of b (k rows; width <= 2 * VLEN) copied into a contiguous
+   panel, zero-padded to 2 * VLEN columns; with `transposed`, b holds rows of b^T instead
+   (panel[p][j] = b[j0 + j][p]). The tiles then read one stream: rows of b read in place
+   would each sit on their own page (rows of X, or W^T's long rows), and the TLB misses
+   halved the speed of the loop. */
+ENG_INLINE TARGET void WFN(pack_panel)(const REAL *const *b, int transposed, int64_t j0,
+                                       int64_t width, int64_t k, REAL *panel) {
+    if (transposed) {
+        for (int64_t p = 0; p < k; p++)
+            for (int64_t j = 0; j < 2 * VLEN; j++)
+                panel[p * 2 * VLEN + j] = j < width ? b[j0 + j][p] : (REAL)0;
+        return;
+    }
+    for (int64_t p = 0; p < k; p++) {
+        REAL *row = panel + p * 2 * VLEN;
+        const REAL *src = b[p] + j0;
+        if (width == 2 * VLEN) {
+            memcpy(row, src, 2 * VLEN * sizeof(REAL));
+        } else {
+            for (int64_t j = 0; j < 2 * VLEN; j++) row[j] = j < width ? src[j] : (REAL)0;
+        }
+    }
+}
+
+/* c[i][j] = sum_p a[i][p] * B[p][j] for i < m, j < n, p < k, where B is b (k rows of n)
+   or, with b_transposed, b^T (b: n rows of k). scratch: k * 2 * VLEN REALs. */
+TARGET static void WFN(gemm_nn)(const REAL *const *a, int64_t m, int64_t k,
+                                const REAL *const *b, int b_transposed, int64_t n,
+                                REAL *const *c, REAL *scratch) {
+    REAL tile[GEMM_MR * 2 * VLEN];
+    if (m <= 0) return;
+    for (int64_t j0 = 0; j0 < n; j0 += 2 * VLEN) {
+        int64_t width = n - j0 < 2 * VLEN ? n - j0 : 2 * VLEN;
+        WFN(pack_panel)(b, b_transposed, j0, width, k, scratch);
+        for (int64_t i0 = 0; i0 < m; i0 += GEMM_MR) {
+            WFN(bcast_tile)(a, NULL, i0, m - 1, scratch, k, width > VLEN ? 2 : 1, tile);
+            int64_t rows = m - i0 < GEMM_MR ? m - i0 : GEMM_MR;
+            for (int64_t r = 0; r < rows; r++)
+                memcpy(c[i0 + r] + j0, tile + r * 2 * VLEN, (size_t)width * sizeof(REAL));
+        }
+    }
+}
+
+/* The SGD step of a layer's transposed weights wt (n_in x n_out), rows [j_lo, j_hi), with
+   the gradient formed tile by tile and never stored: g[j][o] = sum_p a[p][j] * d[p][o]
+   over the minibatch (p < m; a: the layer's input rows, d: its delta rows); then
+   wt -= lr * g, or vt = mom * vt - lr * g; wt += vt when vt is given.
+   scratch: (j_hi - j_lo rounded up to GEMM_MR) * m + m * 2 * VLEN REALs. */
+TARGET static void WFN(gemm_tn_update)(const REAL *const *a, int64_t m, int64_t j_lo,
+                                       int64_t j_hi, const REAL *const *d, int64_t n_out,
+                                       REAL *wt, REAL *vt, REAL lr, REAL mom,
+                                       REAL *scratch) {
+    REAL tile[GEMM_MR * 2 * VLEN];
+    REAL *packed = scratch;
+    REAL *panel = scratch + (j_hi - j_lo + GEMM_MR - 1) / GEMM_MR * GEMM_MR * m;
+    if (m <= 0 || j_lo >= j_hi) return;
+    WFN(pack_columns)(a, m, j_lo, j_hi, packed);
+    for (int64_t o0 = 0; o0 < n_out; o0 += 2 * VLEN) {
+        int64_t width = n_out - o0 < 2 * VLEN ? n_out - o0 : 2 * VLEN;
+        WFN(pack_panel)(d, 0, o0, width, m, panel);
+        for (int64_t j0 = j_lo; j0 < j_hi; j0 += GEMM_MR) {
+            WFN(bcast_tile)(NULL, packed + (j0 - j_lo) * m, 0, 0, panel, m,
+                            width > VLEN ? 2 : 1, tile);
+            int64_t rows = j_hi - j0 < GEMM_MR ? j_hi - j0 : GEMM_MR;
+            for (int64_t r = 0; r < rows; r++) {
+                const REAL *g = tile + r * 2 * VLEN;
+                REAL *wr = wt + (j0 + r) * n_out + o0;
+                if (vt == NULL) {
+                    for (int64_t o = 0; o < width; o++) wr[o] -= lr * g[o];
+                } else {
+                    REAL *vr = vt + (j0 + r) * n_out + o0;
+                    for (int64_t o = 0; o < width; o++) {
+                        vr[o] = mom * vr[o] - lr * g[o];
+                        wr[o] += vr[o];
+                    }
+                }
+            }
+        }
+    }
+}
+
+#undef VZERO
+#undef VLOAD
+#undef VSTORE
