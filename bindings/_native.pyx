@@ -398,7 +398,7 @@ def sq_norm(x):
 
 
 # ---------------------------------------------------------------------- fused epoch
-# Widest layer (units) that EpochPlan(gemm="auto") still trains with its own tiles.
+# Widest layer (units, inputs not counted) that EpochPlan(gemm="auto") still trains with its own tiles.
 TILES_MAX_WIDTH = 512
 
 
@@ -415,7 +415,7 @@ cdef class EpochPlan:
       gradient is applied tile by tile as it is formed;
     - "blas": SciPy's BLAS for the products, with the update folded into the gradient
       GEMM (W += -lr * delta^T A, or the velocity with beta = momentum);
-    - "auto" (default): tiles unless a layer is wider than TILES_MAX_WIDTH, where BLAS's
+    - "auto" (default): tiles unless a layer has more than TILES_MAX_WIDTH units, where BLAS's
       packed, cache-blocked kernels win.
 
     The diagnostics (grad_norms) and the GEMM floor (gemm_only) always take the BLAS
@@ -517,7 +517,7 @@ cdef class EpochPlan:
         self.t = _ptr(_checked("t", t, self.dtype, (self.batch, self.sizes[L]), self._keep))
         self.loss_kind = _pair(activations[L - 1], loss)
         if gemm == "auto":
-            gemm = "tiles" if max(self.sizes[l] for l in range(L + 1)) <= TILES_MAX_WIDTH \
+            gemm = "tiles" if max(self.sizes[l] for l in range(1, L + 1)) <= TILES_MAX_WIDTH \
                 else "blas"
         if gemm == "tiles" and L > ENG_MAX_LAYERS:
             raise ValueError(f"the tiled epoch takes at most {ENG_MAX_LAYERS} layers; got {L} "
@@ -534,11 +534,12 @@ cdef class EpochPlan:
         if self.WT == NULL or self.VT == NULL:
             raise MemoryError()
         for l in range(L):
-            wt = np.empty((self.sizes[l], self.sizes[l + 1]), dtype=self.dtype)
+            wt = np.zeros(eng_epoch_panel_elements(self.sizes[l + 1], self.sizes[l],
+                                                   self.dtype.itemsize), dtype=self.dtype)
             self._keep.append(wt)
             self.WT[l] = _ptr(wt)
             if self.has_velocity:
-                vt = np.empty_like(wt)
+                vt = np.zeros_like(wt)
                 self._keep.append(vt)
                 self.VT[l] = _ptr(vt)
         f.n_layers = L

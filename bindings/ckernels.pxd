@@ -71,6 +71,7 @@ cdef extern from "kernels.h" nogil:
                            double *losses)
     int64_t eng_epoch_scratch_bytes(int n_layers, int64_t batch, const int *sizes)
     int64_t eng_epoch_row_count(int n_layers, int64_t batch, const int *sizes)
+    int64_t eng_epoch_panel_elements(int64_t n_out, int64_t n_in, int itemsize)
     int eng_get_epoch_threads()
     void eng_set_epoch_threads(int n)
 

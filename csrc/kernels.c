@@ -177,9 +177,13 @@ int64_t eng_epoch_scratch_bytes(int n_layers, int64_t batch, const int *sizes) {
 }
 
 int64_t eng_epoch_row_count(int n_layers, int64_t batch, const int *sizes) {
-    int64_t count = batch * (1 + 2 * (int64_t)n_layers);   /* X, A and D rows */
-    for (int l = 0; l < n_layers; l++) count += sizes[l];   /* rows of W^T */
-    return count;
+    (void)sizes;
+    return batch * (1 + 2 * (int64_t)n_layers);   /* X, A and D rows */
+}
+
+int64_t eng_epoch_panel_elements(int64_t n_out, int64_t n_in, int itemsize) {
+    int64_t pw = 64 / itemsize;
+    return (n_out + pw - 1) / pw * pw * n_in;
 }
 
 int64_t eng_parallel_threshold(void) { return ENG_PAR_MIN; }

@@ -43,21 +43,13 @@ static void FN(output_rows)(const REAL *a, const int64_t *y, const int64_t *idx,
     }
 }
 
-/* Where the row pointers live in plan->rows: X rows, then per layer the rows of A, of D
-   and of W^T. */
+/* Where the row pointers live in plan->rows: X rows, then per layer the rows of A and D. */
 #define X_ROWS(P) ((P)->rows)
 #define A_ROWS(P, l) ((P)->rows + (P)->batch * (1 + (l)))
 #define D_ROWS(P, l) ((P)->rows + (P)->batch * (1 + (P)->n_layers + (l)))
 
-static int64_t FN(wt_rows_at)(const eng_epoch_plan *P, int l) {
-    int64_t at = P->batch * (1 + 2 * (int64_t)P->n_layers);
-    for (int q = 0; q < l; q++) at += P->sizes[q];
-    return at;
-}
-
 static void FN(epoch_phase_rows)(const eng_epoch_plan *P, const int64_t *y, const int64_t *idx,
-                                 int64_t r0, int64_t r1, int64_t m, REAL *const *wt_rows[],
-                                 REAL *scratch) {
+                                 int64_t r0, int64_t r1, int64_t m, REAL *scratch) {
     const int L = P->n_layers;
     const int *s = P->sizes;
     const int64_t rows = r1 - r0;
@@ -65,7 +57,7 @@ static void FN(epoch_phase_rows)(const eng_epoch_plan *P, const int64_t *y, cons
     if (rows <= 0) return;
     for (int l = 0; l < L; l++) {
         REAL *const *out = (REAL *const *)A_ROWS(P, l) + r0;
-        WORKER(gemm_nn)(in, rows, s[l], (const REAL *const *)wt_rows[l], 0, s[l + 1], out,
+        WORKER(gemm_nn)(in, rows, s[l], NULL, (const REAL *)P->WT[l], 0, s[l + 1], out,
                         scratch);
         WORKER(bias_act_rows)((REAL *)P->A[l] + r0 * s[l + 1], (const REAL *)P->B[l], rows,
                               s[l + 1], P->acts[l]);
@@ -75,9 +67,9 @@ static void FN(epoch_phase_rows)(const eng_epoch_plan *P, const int64_t *y, cons
                     (REAL *)P->D[L - 1] + r0 * s[L], rows, s[L], P->loss_kind, m,
                     P->row_loss + r0);
     for (int l = L - 1; l > 0; l--) {
-        /* delta below = (delta @ W[l]) * act'(A[l-1]); W[l] is (W^T)^T */
-        WORKER(gemm_nn)((const REAL *const *)D_ROWS(P, l) + r0, rows, s[l + 1],
-                        (const REAL *const *)wt_rows[l], 1, s[l],
+        /* delta below = (delta @ W[l]) * act'(A[l-1]) */
+        WORKER(gemm_nn)((const REAL *const *)D_ROWS(P, l) + r0, rows, s[l + 1], NULL,
+                        (const REAL *)P->WT[l], 1, s[l],
                         (REAL *const *)D_ROWS(P, l - 1) + r0, scratch);
         WORKER(act_backward_range)((REAL *)P->D[l - 1] + r0 * s[l],
                                    (const REAL *)P->A[l - 1] + r0 * s[l], rows * s[l],
@@ -93,7 +85,7 @@ static void FN(epoch_phase_weights)(const eng_epoch_plan *P, int t, int nt, int6
         const REAL *const *below = (const REAL *const *)(l == 0 ? X_ROWS(P) : A_ROWS(P, l - 1));
         int64_t lo, hi;
         FN(share)(s[l], GEMM_MR, t, nt, &lo, &hi);
-        WORKER(gemm_tn_update)(below, m, lo, hi, (const REAL *const *)D_ROWS(P, l), s[l + 1],
+        WORKER(gemm_tn_update)(below, m, s[l], lo, hi, (const REAL *const *)D_ROWS(P, l), s[l + 1],
                                (REAL *)P->WT[l], P->VT ? (REAL *)P->VT[l] : NULL, lr, mom,
                                scratch);
         if (l % nt == t) {
@@ -105,10 +97,19 @@ static void FN(epoch_phase_weights)(const eng_epoch_plan *P, int t, int nt, int6
     }
 }
 
-/* dst (c x r) = src^T for src (r x c) */
-static void FN(transpose)(const REAL *src, int64_t r, int64_t c, REAL *dst) {
-    for (int64_t i = 0; i < r; i++)
-        for (int64_t j = 0; j < c; j++) dst[j * r + i] = src[i * c + j];
+/* w (n_out x n_in, row-major) into the panel layout of kernels_gemm.h, or back */
+static void FN(to_panels)(const REAL *w, int64_t n_out, int64_t n_in, REAL *wp) {
+    const int64_t pw = 2 * VLEN, padded = (n_out + pw - 1) / pw * pw;
+    for (int64_t o = 0; o < padded; o++)
+        for (int64_t j = 0; j < n_in; j++)
+            wp[(o / pw * n_in + j) * pw + o % pw] = o < n_out ? w[o * n_in + j] : (REAL)0;
+}
+
+static void FN(from_panels)(const REAL *wp, int64_t n_out, int64_t n_in, REAL *w) {
+    const int64_t pw = 2 * VLEN;
+    for (int64_t o = 0; o < n_out; o++)
+        for (int64_t j = 0; j < n_in; j++)
+            w[o * n_in + j] = wp[(o / pw * n_in + j) * pw + o % pw];
 }
 
 void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *y,
@@ -118,21 +119,17 @@ void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *
     const int *s = P->sizes;
     const int64_t batch = P->batch;
     const REAL **rows = (const REAL **)P->rows;
-    REAL *const *wt_rows[ENG_MAX_LAYERS];
     if (count <= 0) return;
-    /* The epoch updates its own transposed copies of W (and VW): the forward pass and the
-       gradient then both run along contiguous rows, and no tile has to store transposed. */
+    /* The epoch trains its own copies of W (and VW) in the panel layout: the forward pass
+       reads them without packing, the gradient tiles update contiguous rows of them. */
     for (int l = 0; l < L; l++) {
         for (int64_t i = 0; i < batch; i++) {
             A_ROWS(P, l)[i] = (REAL *)P->A[l] + i * s[l + 1];
             D_ROWS(P, l)[i] = (REAL *)P->D[l] + i * s[l + 1];
         }
-        wt_rows[l] = (REAL *const *)(P->rows + FN(wt_rows_at)(P, l));
-        for (int64_t j = 0; j < s[l]; j++)
-            ((REAL **)wt_rows[l])[j] = (REAL *)P->WT[l] + j * s[l + 1];
-        FN(transpose)((const REAL *)P->W[l], s[l + 1], s[l], (REAL *)P->WT[l]);
+        FN(to_panels)((const REAL *)P->W[l], s[l + 1], s[l], (REAL *)P->WT[l]);
         if (P->VW != NULL)
-            FN(transpose)((const REAL *)P->VW[l], s[l + 1], s[l], (REAL *)P->VT[l]);
+            FN(to_panels)((const REAL *)P->VW[l], s[l + 1], s[l], (REAL *)P->VT[l]);
     }
     int threads = eng_get_epoch_threads();
     threads = threads < P->threads ? threads : P->threads;
@@ -156,7 +153,7 @@ void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *
                 FN(share)(next, 1, t, nt, &n0, &n1);
                 FN(eng_prefetch_rows)(X, order + start + m + n0, n1 - n0, s[0]);
             }
-            FN(epoch_phase_rows)(P, y, order + start, r0, r1, m, wt_rows, scratch);
+            FN(epoch_phase_rows)(P, y, order + start, r0, r1, m, scratch);
             #pragma omp barrier
             FN(epoch_phase_weights)(P, t, nt, m, lr, mom, scratch);
             if (t == 0) {
@@ -168,9 +165,9 @@ void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *
         }
     }
     for (int l = 0; l < L; l++) {
-        FN(transpose)((const REAL *)P->WT[l], s[l], s[l + 1], (REAL *)P->W[l]);
+        FN(from_panels)((const REAL *)P->WT[l], s[l + 1], s[l], (REAL *)P->W[l]);
         if (P->VW != NULL)
-            FN(transpose)((const REAL *)P->VT[l], s[l], s[l + 1], (REAL *)P->VW[l]);
+            FN(from_panels)((const REAL *)P->VT[l], s[l + 1], s[l], (REAL *)P->VW[l]);
     }
 }
 

@@ -63,29 +63,24 @@ ENG_INLINE TARGET void WFN(bcast_tile)(const REAL *const *a, const REAL *packed,
    row, so that each (page-scattered) row of a is read once, in order. */
 ENG_INLINE TARGET void WFN(pack_columns)(const REAL *const *a, int64_t m, int64_t c_lo,
                                          int64_t c_hi, REAL *out) {
+    int64_t full = c_lo + (c_hi - c_lo) / GEMM_MR * GEMM_MR;
     for (int64_t p = 0; p < m; p++) {
         const REAL *row = a[p];
-        for (int64_t c0 = c_lo; c0 < c_hi; c0 += GEMM_MR) {
-            REAL *dst = out + (c0 - c_lo) * m + p * GEMM_MR;
+        REAL *dst = out + p * GEMM_MR;
+        for (int64_t c0 = c_lo; c0 < full; c0 += GEMM_MR, dst += m * GEMM_MR)
+            memcpy(dst, row + c0, GEMM_MR * sizeof(REAL));
+        if (full < c_hi)
             for (int64_t r = 0; r < GEMM_MR; r++)
-                dst[r] = row[c0 + r < c_hi ? c0 + r : c_hi - 1];
-        }
+                dst[r] = row[full + r < c_hi ? full + r : c_hi - 1];
     }
 }
 
 /* Columns [j0, j0 + width) of b (k rows; width <= 2 * VLEN) copied into a contiguous
-   panel, zero-padded to 2 * VLEN columns; with `transposed`, b holds rows of b^T instead
-   (panel[p][j] = b[j0 + j][p]). The tiles then read one stream: rows of b read in place
-   would each sit on their own page (rows of X, or W^T's long rows), and the TLB misses
-   halved the speed of the loop. */
-ENG_INLINE TARGET void WFN(pack_panel)(const REAL *const *b, int transposed, int64_t j0,
-                                       int64_t width, int64_t k, REAL *panel) {
-    if (transposed) {
-        for (int64_t p = 0; p < k; p++)
-            for (int64_t j = 0; j < 2 * VLEN; j++)
-                panel[p * 2 * VLEN + j] = j < width ? b[j0 + j][p] : (REAL)0;
-        return;
-    }
+   panel, zero-padded to 2 * VLEN columns. The tiles then read one stream: rows of b read
+   in place would each sit on their own page (rows of X, say), and the TLB misses halved
+   the speed of the loop. */
+ENG_INLINE TARGET void WFN(pack_panel)(const REAL *const *b, int64_t j0, int64_t width,
+                                       int64_t k, REAL *panel) {
     for (int64_t p = 0; p < k; p++) {
         REAL *row = panel + p * 2 * VLEN;
         const REAL *src = b[p] + j0;
@@ -97,18 +92,40 @@ ENG_INLINE TARGET void WFN(pack_panel)(const REAL *const *b, int transposed, int
     }
 }
 
-/* c[i][j] = sum_p a[i][p] * B[p][j] for i < m, j < n, p < k, where B is b (k rows of n)
-   or, with b_transposed, b^T (b: n rows of k). scratch: k * 2 * VLEN REALs. */
+/* A layer's weights as the fused epoch keeps them: W^T (n_in x n_out) cut into panels of
+   2 * VLEN outputs, panel q holding n_in rows of W[q * 2 * VLEN ...][j] (zero past
+   n_out). The forward pass reads a panel as it is; the gradient tiles write rows of it. */
+#define PANEL_AT(wp, n_in, o, j) \
+    ((wp) + ((o) / (2 * VLEN) * (n_in) + (j)) * 2 * VLEN + (o) % (2 * VLEN))
+
+/* Panel of W itself for the backward pass: panel[o][jj] = W[o][j0 + jj] (o < n_out). */
+ENG_INLINE TARGET void WFN(pack_panel_of_w)(const REAL *wp, int64_t n_in, int64_t n_out,
+                                            int64_t j0, int64_t width, REAL *panel) {
+    for (int64_t o = 0; o < n_out; o++)
+        for (int64_t j = 0; j < 2 * VLEN; j++)
+            panel[o * 2 * VLEN + j] = j < width ? *PANEL_AT(wp, n_in, o, j0 + j) : (REAL)0;
+}
+
+/* c[i][j] = sum_p a[i][p] * B[p][j] for i < m, j < n, p < k, where B is
+   - b (k rows of n), packed panel by panel into scratch (k * 2 * VLEN REALs), or
+   - wp, a layer's weights (n_in = k, n_out = n) in the panel layout above: W^T, or
+   - with w_transposed, (W^T)^T = W from that layout (n_out = k, n_in = n). */
 TARGET static void WFN(gemm_nn)(const REAL *const *a, int64_t m, int64_t k,
-                                const REAL *const *b, int b_transposed, int64_t n,
-                                REAL *const *c, REAL *scratch) {
+                                const REAL *const *b, const REAL *wp, int w_transposed,
+                                int64_t n, REAL *const *c, REAL *scratch) {
     REAL tile[GEMM_MR * 2 * VLEN];
     if (m <= 0) return;
     for (int64_t j0 = 0; j0 < n; j0 += 2 * VLEN) {
         int64_t width = n - j0 < 2 * VLEN ? n - j0 : 2 * VLEN;
-        WFN(pack_panel)(b, b_transposed, j0, width, k, scratch);
+        const REAL *panel = scratch;
+        if (wp == NULL)
+            WFN(pack_panel)(b, j0, width, k, scratch);
+        else if (w_transposed)
+            WFN(pack_panel_of_w)(wp, n, k, j0, width, scratch);
+        else
+            panel = wp + j0 * k;
         for (int64_t i0 = 0; i0 < m; i0 += GEMM_MR) {
-            WFN(bcast_tile)(a, NULL, i0, m - 1, scratch, k, width > VLEN ? 2 : 1, tile);
+            WFN(bcast_tile)(a, NULL, i0, m - 1, panel, k, width > VLEN ? 2 : 1, tile);
             int64_t rows = m - i0 < GEMM_MR ? m - i0 : GEMM_MR;
             for (int64_t r = 0; r < rows; r++)
                 memcpy(c[i0 + r] + j0, tile + r * 2 * VLEN, (size_t)width * sizeof(REAL));
@@ -116,13 +133,14 @@ TARGET static void WFN(gemm_nn)(const REAL *const *a, int64_t m, int64_t k,
     }
 }
 
-/* The SGD step of a layer's transposed weights wt (n_in x n_out), rows [j_lo, j_hi), with
+/* The SGD step of a layer's weights wp (panel layout above), inputs [j_lo, j_hi), with
    the gradient formed tile by tile and never stored: g[j][o] = sum_p a[p][j] * d[p][o]
-   over the minibatch (p < m; a: the layer's input rows, d: its delta rows); then
-   wt -= lr * g, or vt = mom * vt - lr * g; wt += vt when vt is given.
+   over the minibatch (p < m; a: the layer's n_in-wide input rows, d: its delta rows); then
+   w -= lr * g, or v = mom * v - lr * g; w += v when vt (v, same layout) is given.
    scratch: (j_hi - j_lo rounded up to GEMM_MR) * m + m * 2 * VLEN REALs. */
-TARGET static void WFN(gemm_tn_update)(const REAL *const *a, int64_t m, int64_t j_lo,
-                                       int64_t j_hi, const REAL *const *d, int64_t n_out,
+TARGET static void WFN(gemm_tn_update)(const REAL *const *a, int64_t m, int64_t n_in,
+                                       int64_t j_lo, int64_t j_hi, const REAL *const *d,
+                                       int64_t n_out,
                                        REAL *wt, REAL *vt, REAL lr, REAL mom,
                                        REAL *scratch) {
     REAL tile[GEMM_MR * 2 * VLEN];
@@ -132,18 +150,18 @@ TARGET static void WFN(gemm_tn_update)(const REAL *const *a, int64_t m, int64_t 
     WFN(pack_columns)(a, m, j_lo, j_hi, packed);
     for (int64_t o0 = 0; o0 < n_out; o0 += 2 * VLEN) {
         int64_t width = n_out - o0 < 2 * VLEN ? n_out - o0 : 2 * VLEN;
-        WFN(pack_panel)(d, 0, o0, width, m, panel);
+        WFN(pack_panel)(d, o0, width, m, panel);
         for (int64_t j0 = j_lo; j0 < j_hi; j0 += GEMM_MR) {
             WFN(bcast_tile)(NULL, packed + (j0 - j_lo) * m, 0, 0, panel, m,
                             width > VLEN ? 2 : 1, tile);
             int64_t rows = j_hi - j0 < GEMM_MR ? j_hi - j0 : GEMM_MR;
             for (int64_t r = 0; r < rows; r++) {
                 const REAL *g = tile + r * 2 * VLEN;
-                REAL *wr = wt + (j0 + r) * n_out + o0;
+                REAL *wr = PANEL_AT(wt, n_in, o0, j0 + r);
                 if (vt == NULL) {
                     for (int64_t o = 0; o < width; o++) wr[o] -= lr * g[o];
                 } else {
-                    REAL *vr = vt + (j0 + r) * n_out + o0;
+                    REAL *vr = PANEL_AT(vt, n_in, o0, j0 + r);
                     for (int64_t o = 0; o < width; o++) {
                         vr[o] = mom * vr[o] - lr * g[o];
                         wr[o] += vr[o];
@@ -154,6 +172,7 @@ TARGET static void WFN(gemm_tn_update)(const REAL *const *a, int64_t m, int64_t 
     }
 }
 
+#undef PANEL_AT
 #undef VZERO
 #undef VLOAD
 #undef VSTORE
