@@ -1,6 +1,8 @@
 """The native CPU backend: C kernels (csrc/) and BLAS through the Cython extension."""
 from __future__ import annotations
 
+import os
+
 from .host import HostBackend
 
 try:
@@ -20,13 +22,18 @@ class NativeBackend(HostBackend):
             return False, (f"engine._native is not built ({_IMPORT_ERROR}); "
                            f"install with `pip install .` to compile it")
         info = _native.build_info()
-        omp = f"OpenMP {info['openmp_threads']} threads" if info["openmp"] else "no OpenMP"
-        return True, f"C kernels + SciPy BLAS, {omp}, flags {info['compile_args']}"
+        omp = (f"OpenMP: {info['epoch_threads']} threads for the tiled epoch"
+               if info["openmp"] else "no OpenMP")
+        return True, (f"C kernels (own GEMM tiles for layers up to {info['tiles_max_width']} "
+                      f"units, SciPy BLAS above), {omp}, flags {info['compile_args']}")
 
     def __init__(self):
         ok, reason = self.availability()
         if not ok:
             raise RuntimeError(reason)
+        # How train_epoch forms its products: "auto" (own tiles for narrow layers, BLAS for
+        # wide ones), "tiles" or "blas"; see engine._native.EpochPlan.
+        self.epoch_gemm = os.environ.get("ENGINE_NATIVE_GEMM", "auto")
 
     def gemm(self, a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
         _native.gemm(a, b, out, trans_a, trans_b, alpha, beta)
@@ -70,11 +77,12 @@ class NativeBackend(HostBackend):
         if momentum and net.velocities is None:
             net.velocities = [self.zeros(p.shape, net.dtype) for p in net.weights + net.biases]
         velocities = net.velocities if momentum else None
-        key = (tuple(map(id, net.weights + net.biases)),
+        key = (self.epoch_gemm, tuple(map(id, net.weights + net.biases)),
                None if velocities is None else tuple(map(id, velocities)))
         plan = ws.extra.get("plan")
         if plan is None or ws.extra.get("plan_key") != key:
             plan = _native.EpochPlan(net.weights, net.biases, ws.a, ws.d, ws.gb, ws.x, ws.t,
-                                     net.activations, net.loss, velocities, ws.gw)
+                                     net.activations, net.loss, velocities, ws.gw,
+                                     gemm=self.epoch_gemm)
             ws.extra["plan"], ws.extra["plan_key"] = plan, key
         plan.run(X, y, order, learning_rate, momentum, batch_losses, False, grad_norms)

@@ -1,0 +1,164 @@
+"""The native backend's own GEMM tiles and threaded fused epoch (csrc/kernels_gemm.h,
+csrc/kernels_epoch.h), checked against the NumPy backend and against the BLAS path."""
+import numpy as np
+import pytest
+
+_native = pytest.importorskip("engine._native", reason="the native extension is not built")
+
+from engine import MLP  # noqa: E402
+from engine.backends import get_backend  # noqa: E402
+
+# widths around the tile sizes (6 rows; panels of 8/16 floats, 4/8 doubles), and 1
+SHAPES = [
+    [37, 23, 13, 7],
+    [5, 1, 3],
+    [40, 16, 16, 10],
+    [33, 17, 65],
+    [64, 48, 32, 8],
+]
+
+
+@pytest.fixture
+def native_gemm():
+    """Set the native backend's product path for one test, then restore it."""
+    backend = get_backend("native")
+    saved = backend.epoch_gemm
+
+    def use(mode):
+        backend.epoch_gemm = mode
+    yield use
+    backend.epoch_gemm = saved
+
+
+@pytest.fixture
+def epoch_threads():
+    saved = _native.get_epoch_threads()
+    yield _native.set_epoch_threads
+    _native.set_epoch_threads(saved)
+
+
+def data(n, f, c, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, f)).astype(dtype), rng.integers(0, c, n)
+
+
+def train(sizes, dtype, backend, hidden="sigmoid", output="softmax", loss="cross_entropy",
+          momentum=0.0, n=203, batch=20, epochs=2):
+    X, y = data(n, sizes[0], sizes[-1], dtype)
+    model = MLP(sizes, hidden, output, loss, dtype=dtype, backend=backend, seed=5,
+                init_scale=0.5)
+    hist = model.fit(X, y, epochs=epochs, batch_size=batch, learning_rate=0.2,
+                     momentum=momentum, progress=False)
+    return model, hist
+
+
+def params(model):
+    return model.weights + model.biases
+
+
+@pytest.mark.parametrize("sizes", SHAPES)
+@pytest.mark.parametrize("pair", [("sigmoid", "softmax", "cross_entropy", 0.0),
+                                  ("relu", "sigmoid", "mse", 0.9),
+                                  ("tanh", "softmax", "cross_entropy", 0.5)])
+def test_tiled_epochs_match_numpy_float64(native_gemm, sizes, pair):
+    hidden, output, loss, momentum = pair
+    native_gemm("tiles")
+    ref, ref_hist = train(sizes, "float64", "numpy", hidden, output, loss, momentum)
+    got, got_hist = train(sizes, "float64", "native", hidden, output, loss, momentum)
+    assert got._workspaces[("train", 20)].extra["plan"].gemm == "tiles"
+    for a, b in zip(params(got), params(ref)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(got_hist.batch_loss, ref_hist.batch_loss, rtol=1e-12)
+
+
+@pytest.mark.parametrize("sizes", SHAPES)
+def test_tiled_epochs_match_numpy_float32(native_gemm, sizes):
+    native_gemm("tiles")
+    ref, _ = train(sizes, "float32", "numpy", momentum=0.5)
+    got, _ = train(sizes, "float32", "native", momentum=0.5)
+    for a, b in zip(params(got), params(ref)):
+        # float32 sums of up to 40 products, over 22 updates
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5 * np.abs(b).max())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_one_step_gradient_equals_numpy_gradient(native_gemm, dtype):
+    """One minibatch, learning rate 1: W_before - W_after is the gradient of every
+    product (forward, delta, weight gradient) the tiles formed."""
+    native_gemm("tiles")
+    sizes = [29, 21, 18, 11]
+    X, y = data(37, sizes[0], sizes[-1], dtype, seed=3)
+    model = MLP(sizes, "tanh", "softmax", "cross_entropy", dtype=dtype, backend="native",
+                seed=2, init_scale=0.5)
+    before = [p.copy() for p in params(model)]
+    ref = get_backend("numpy")
+    net_ref = MLP(sizes, "tanh", "softmax", "cross_entropy", dtype=dtype, backend="numpy",
+                  seed=2, init_scale=0.5)
+    ws = ref.workspace(net_ref._net, len(y))
+    ref.gather_(X, y, np.arange(len(y)), ws.x, ws.t)
+    ref.loss_and_grads(net_ref._net, ws, len(y))
+    be = get_backend("native")
+    wsn = model._workspace(len(y))
+    losses = np.empty(1)
+    be.train_epoch(model._net, X, y, np.arange(len(y)), len(y), 1.0, 0.0, wsn, losses)
+    tol = 1e-12 if dtype == "float64" else 2e-5
+    for b, a, g in zip(before, params(model), ws.gw + ws.gb):
+        # float32: sums of up to 37 terms; recovering g from b - a costs |b| * eps
+        scale = np.abs(g).max() + np.abs(b).max()
+        np.testing.assert_allclose(b - a, g, rtol=tol, atol=tol * scale)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_tiles_agree_with_the_blas_path(native_gemm, dtype):
+    runs = {}
+    for mode in ("tiles", "blas"):
+        native_gemm(mode)
+        runs[mode] = train([50, 30, 10], dtype, "native", momentum=0.9)
+    tol = 1e-12 if dtype == "float64" else 2e-5
+    for a, b in zip(params(runs["tiles"][0]), params(runs["blas"][0])):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * np.abs(b).max())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_results_do_not_depend_on_the_number_of_threads(native_gemm, epoch_threads, dtype):
+    native_gemm("tiles")
+    runs = []
+    for threads in (1, 2, 3):
+        epoch_threads(threads)
+        runs.append(train([37, 23, 13, 7], dtype, "native", momentum=0.5, n=211, batch=17))
+    for model, hist in runs[1:]:
+        for a, b in zip(params(model), params(runs[0][0])):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(hist.batch_loss, runs[0][1].batch_loss)
+
+
+def test_minibatches_smaller_than_the_thread_team(native_gemm, epoch_threads):
+    """A one-row minibatch leaves a thread without rows; it must still join the update."""
+    native_gemm("tiles")
+    epoch_threads(2)
+    ref, _ = train([9, 7, 4], "float64", "numpy", n=5, batch=1)
+    got, _ = train([9, 7, 4], "float64", "native", n=5, batch=1)
+    for a, b in zip(params(got), params(ref)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_auto_picks_tiles_for_narrow_layers_and_blas_for_wide_ones():
+    def plan(sizes):
+        model = MLP(sizes, dtype="float32", backend="native")
+        ws = model._workspace(8)
+        net = model._net
+        return _native.EpochPlan(net.weights, net.biases, ws.a, ws.d, ws.gb, ws.x, ws.t,
+                                 net.activations, net.loss)
+    assert plan([784, 100, 10]).gemm == "tiles"      # wide inputs do not count
+    assert plan([20, _native.TILES_MAX_WIDTH + 1, 10]).gemm == "blas"
+
+
+def test_bad_gemm_choice_is_refused():
+    model = MLP([4, 3, 2], dtype="float64", backend="native")
+    ws = model._workspace(8)
+    net = model._net
+    with pytest.raises(ValueError, match="gemm must be 'auto', 'tiles' or 'blas'"):
+        _native.EpochPlan(net.weights, net.biases, ws.a, ws.d, ws.gb, ws.x, ws.t,
+                          net.activations, net.loss, gemm="fast")
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        _native.set_epoch_threads(0)
