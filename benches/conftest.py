@@ -18,10 +18,18 @@ THREADS = int(os.environ.get("ENGINE_BENCH_THREADS", "2"))
 
 @pytest.fixture(scope="session", autouse=True)
 def blas_threads():
-    """Every BLAS in the process (NumPy's and SciPy's) uses the same thread count."""
+    """Every BLAS in the process (NumPy's and SciPy's), and the native backend's tiled
+    epoch, use the same thread count."""
     from threadpoolctl import threadpool_limits
+    native = None
+    if "native" in BACKENDS:
+        from engine import _native as native
+        saved = native.get_epoch_threads()
+        native.set_epoch_threads(THREADS)
     with threadpool_limits(limits=THREADS, user_api="blas"):
         yield
+    if native is not None:
+        native.set_epoch_threads(saved)
 
 
 def thread_info():

@@ -1,7 +1,9 @@
 """Step, epoch and inference level, against the NumPy backend in the same run.
 
 Epochs run over 60,000 MNIST-shaped samples (synthetic pixels in [0, 1), 10 classes).
-The "GEMM floor" row is the same BLAS calls alone (EpochPlan.run(gemm_only=True)).
+The "GEMM floor" row is the BLAS calls of the native epoch's BLAS path, alone
+(EpochPlan.run(gemm_only=True)); "native, BLAS products" is that path in full, beside
+"native" (its own GEMM tiles for these layer widths, except the wide network's).
 """
 import numpy as np
 import pytest
@@ -34,14 +36,16 @@ def _check_one_epoch_against_numpy(name, sizes, batch, dtype, X, y):
 
 
 @pytest.mark.parametrize("workload", list(WORKLOADS))
-@pytest.mark.parametrize("runner", BACKENDS + ["GEMM floor"])
+@pytest.mark.parametrize("runner", BACKENDS + ["native, BLAS products", "GEMM floor"])
 def test_epoch(benchmark, data, workload, runner):
     dtype, X, y = data
     sizes, batch = WORKLOADS[workload]["sizes"], WORKLOADS[workload]["batch"]
+    if runner in ("GEMM floor", "native, BLAS products") and "native" not in BACKENDS:
+        pytest.skip(f"{runner} runs through the native extension, which is not built")
     if runner == "GEMM floor":
-        if "native" not in BACKENDS:
-            pytest.skip("the GEMM floor runs through the native extension, which is not built")
         run = gemm_floor(sizes, batch, dtype, X, y)
+    elif runner == "native, BLAS products":
+        run = backend_epoch("native", sizes, batch, dtype, X, y, epoch_gemm="blas")
     else:
         if runner != "numpy":
             _check_one_epoch_against_numpy(runner, sizes, batch, dtype, X, y)

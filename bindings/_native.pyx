@@ -457,8 +457,6 @@ cdef class EpochPlan:
         cdef int L = len(weights), l
         if L < 1:
             raise ValueError("weights must hold at least one matrix")
-        if gemm not in ("auto", "tiles", "blas"):
-            raise ValueError(f"gemm must be 'auto', 'tiles' or 'blas'; got {gemm!r}")
         for name, seq in (("biases", biases), ("acts", acts), ("deltas", deltas),
                           ("bias_grads", bias_grads), ("activations", activations)):
             if len(seq) != L:
@@ -516,9 +514,7 @@ cdef class EpochPlan:
         self.x = _ptr(X0)
         self.t = _ptr(_checked("t", t, self.dtype, (self.batch, self.sizes[L]), self._keep))
         self.loss_kind = _pair(activations[L - 1], loss)
-        if gemm == "auto":
-            gemm = "tiles" if max(self.sizes[l] for l in range(1, L + 1)) <= TILES_MAX_WIDTH \
-                else "blas"
+        gemm = "tiles" if tiles_chosen([self.sizes[l] for l in range(L + 1)], gemm) else "blas"
         if gemm == "tiles" and L > ENG_MAX_LAYERS:
             raise ValueError(f"the tiled epoch takes at most {ENG_MAX_LAYERS} layers; got {L} "
                              f"(use gemm='blas')")
@@ -635,6 +631,61 @@ cdef class EpochPlan:
                 _run_epoch(self, <double*>px, py, po, count, learning_rate, momentum, pl,
                            gemm_only, pg)
         return n_batches
+
+
+def tiled_forward(weights, biases, activations, x, outs):
+    """outs[l][:] = layer l's output for the rows x, by the fused epoch's GEMM tiles on its
+    threads (the whole pass in C; no BLAS). weights[l]: (n_out, n_in); outs[l]: (n, n_out)."""
+    cdef int L = len(weights), l
+    if L < 1 or L > ENG_MAX_LAYERS:
+        raise ValueError(f"weights must hold 1 to {ENG_MAX_LAYERS} matrices; got {L}")
+    for name, seq in (("biases", biases), ("activations", activations), ("outs", outs)):
+        if len(seq) != L:
+            raise ValueError(f"{name} must have {L} entries (one per layer); got {len(seq)}")
+    cdef cnp.ndarray X = _array("x", x, 2)
+    dtype = X.dtype
+    cdef int64_t n = X.shape[0]
+    keep = [X]
+    sizes = np.empty(L + 1, dtype=np.intc)
+    codes = np.empty(L, dtype=np.intc)
+    ptrs = np.empty(3 * L, dtype=np.uintp)
+    sizes[0] = X.shape[1]
+    for l in range(L):
+        w = _array(f"weights[{l}]", weights[l], 2, dtype)
+        if w.shape[1] != sizes[l]:
+            raise ValueError(f"weights[{l}] has {w.shape[1]} inputs but the previous layer has "
+                             f"{sizes[l]} outputs")
+        sizes[l + 1] = w.shape[0]
+        b = _checked(f"biases[{l}]", biases[l], dtype, (w.shape[0],), keep)
+        o = _checked(f"outs[{l}]", outs[l], dtype, (n, w.shape[0]), keep)
+        codes[l] = _act(activations[l], l == L - 1)
+        keep.append(w)
+        ptrs[l], ptrs[L + l], ptrs[2 * L + l] = (<size_t>_ptr(w), <size_t>_ptr(b),
+                                                 <size_t>_ptr(o))
+    cdef int *ps = <int*>_ptr(sizes)
+    cdef int *pc = <int*>_ptr(codes)
+    cdef void **pp = <void**>_ptr(ptrs)
+    cdef void *px = _ptr(X)
+    cdef int rc
+    cdef bint is32 = dtype == _FLOATS[0]
+    with nogil:
+        if is32:
+            rc = eng_tiled_forward_f(L, ps, pc, <const float**>pp, <const float**>(pp + L),
+                                     <float*>px, n, <float**>(pp + 2 * L))
+        else:
+            rc = eng_tiled_forward_d(L, ps, pc, <const double**>pp, <const double**>(pp + L),
+                                     <double*>px, n, <double**>(pp + 2 * L))
+    if rc != 0:
+        raise MemoryError("tiled_forward: out of memory")
+
+
+def tiles_chosen(sizes, str gemm="auto"):
+    """Whether a network of these widths trains and predicts with the tiles under `gemm`."""
+    if gemm not in ("auto", "tiles", "blas"):
+        raise ValueError(f"gemm must be 'auto', 'tiles' or 'blas'; got {gemm!r}")
+    if gemm == "auto":
+        return len(sizes) - 1 <= ENG_MAX_LAYERS and max(sizes[1:]) <= TILES_MAX_WIDTH
+    return gemm == "tiles"
 
 
 cdef cnp.ndarray _checked(str name, object x, object dtype, tuple shape, list keep):

@@ -69,6 +69,10 @@ cdef extern from "kernels.h" nogil:
     void eng_fused_epoch_d(const eng_epoch_plan *plan, const double *X, const int64_t *y,
                            const int64_t *order, int64_t count, double lr, double mom,
                            double *losses)
+    int eng_tiled_forward_f(int n_layers, const int *sizes, const int *acts, const float **W,
+                            const float **B, const float *x, int64_t n, float **out)
+    int eng_tiled_forward_d(int n_layers, const int *sizes, const int *acts, const double **W,
+                            const double **B, const double *x, int64_t n, double **out)
     int64_t eng_epoch_scratch_bytes(int n_layers, int64_t batch, const int *sizes)
     int64_t eng_epoch_row_count(int n_layers, int64_t batch, const int *sizes)
     int64_t eng_epoch_panel_elements(int64_t n_out, int64_t n_in, int itemsize)

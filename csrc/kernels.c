@@ -1,6 +1,7 @@
 /* Instantiates the generic kernels of kernels_impl.h for float and double. */
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels.h"

@@ -72,7 +72,13 @@ typedef struct {
 #define ENGINE_DECLARE_EPOCH(REAL, S)                                                       \
 void eng_fused_epoch_##S(const eng_epoch_plan *plan, const REAL *X, const int64_t *y,        \
                          const int64_t *order, int64_t count, REAL lr, REAL mom,            \
-                         double *losses);
+                         double *losses);                                            \
+/* out[l] (n x sizes[l+1]) = every layer's output for the rows x (n x sizes[0]), by the   \
+   same tiles on the epoch's threads; 0, or -1 when memory ran out or n_layers is out of \
+   range (1..ENG_MAX_LAYERS) */                                                             \
+int eng_tiled_forward_##S(int n_layers, const int *sizes, const int *acts,                 \
+                          const REAL *const *W, const REAL *const *B, const REAL *x,       \
+                          int64_t n, REAL *const *out);
 
 ENGINE_DECLARE(float, f)
 ENGINE_DECLARE(double, d)

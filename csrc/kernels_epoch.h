@@ -171,6 +171,56 @@ void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *
     }
 }
 
+/* Rows handed to a thread at a time in the forward pass: their activations stay in its L2
+   while they go through all the layers. */
+#define FORWARD_ROWS 48
+
+int FN(eng_tiled_forward)(int n_layers, const int *sizes, const int *acts,
+                          const REAL *const *W, const REAL *const *B, const REAL *x,
+                          int64_t n, REAL *const *out) {
+    const int L = n_layers;
+    const int *s = sizes;
+    int64_t panel_total = 0, offset[ENG_MAX_LAYERS];
+    if (L < 1 || L > ENG_MAX_LAYERS) return -1;
+    if (n <= 0) return 0;
+    for (int l = 0; l < L; l++) {
+        offset[l] = panel_total;
+        panel_total += eng_epoch_panel_elements(s[l + 1], s[l], (int)sizeof(REAL));
+    }
+    int threads = eng_get_epoch_threads();
+    REAL *panels = (REAL *)malloc((size_t)panel_total * sizeof(REAL));
+    REAL **rows = (REAL **)malloc((size_t)threads * (L + 1) * FORWARD_ROWS * sizeof(REAL *));
+    if (panels == NULL || rows == NULL) {
+        free(panels);
+        free(rows);
+        return -1;
+    }
+    for (int l = 0; l < L; l++) FN(to_panels)(W[l], s[l + 1], s[l], panels + offset[l]);
+    (void)threads;
+    #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+    for (int64_t r0 = 0; r0 < n; r0 += FORWARD_ROWS) {
+        int t = 0;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+#endif
+        int64_t m = n - r0 < FORWARD_ROWS ? n - r0 : FORWARD_ROWS;
+        REAL **my = rows + (size_t)t * (L + 1) * FORWARD_ROWS;
+        for (int64_t i = 0; i < m; i++) {
+            my[i] = (REAL *)x + (r0 + i) * s[0];
+            for (int l = 0; l < L; l++) my[(l + 1) * FORWARD_ROWS + i] = out[l] + (r0 + i) * s[l + 1];
+        }
+        for (int l = 0; l < L; l++) {
+            WORKER(gemm_nn)((const REAL *const *)my + l * FORWARD_ROWS, m, s[l], NULL,
+                            panels + offset[l], 0, s[l + 1], my + (l + 1) * FORWARD_ROWS, NULL);
+            WORKER(bias_act_rows)(out[l] + r0 * s[l + 1], B[l], m, s[l + 1], acts[l]);
+        }
+    }
+    free(panels);
+    free(rows);
+    return 0;
+}
+
+#undef FORWARD_ROWS
 #undef X_ROWS
 #undef A_ROWS
 #undef D_ROWS

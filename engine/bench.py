@@ -52,8 +52,10 @@ def _median_time(fn, repeats, warmup=1):
     return statistics.median(times), times
 
 
-def backend_epoch(backend_name, sizes, batch, dtype, X, y, hidden="sigmoid"):
-    """A callable running one epoch of MLP training on the backend, through its train_epoch."""
+def backend_epoch(backend_name, sizes, batch, dtype, X, y, hidden="sigmoid", epoch_gemm=None):
+    """A callable running one epoch of MLP training on the backend, through its train_epoch.
+
+    epoch_gemm (native only): "tiles" or "blas" instead of the backend's own choice."""
     from .backends import get_backend
     from .model import MLP
     model = MLP(sizes, hidden, "softmax", "cross_entropy", dtype=dtype, backend=backend_name,
@@ -65,7 +67,13 @@ def backend_epoch(backend_name, sizes, batch, dtype, X, y, hidden="sigmoid"):
     losses = np.empty(-(-len(y) // batch))
 
     def run():
-        be.train_epoch(model._net, Xb, yb, order, batch, 0.01, 0.0, ws, losses)
+        if epoch_gemm is not None:
+            default, be.epoch_gemm = be.epoch_gemm, epoch_gemm
+        try:
+            be.train_epoch(model._net, Xb, yb, order, batch, 0.01, 0.0, ws, losses)
+        finally:
+            if epoch_gemm is not None:
+                be.epoch_gemm = default
         be.synchronize()
     return run
 
@@ -183,39 +191,57 @@ def run_report(workloads=None, dtypes=("float32", "float64"), repeats=3, threads
     backends = runnable_backends()
     rows = []
     log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if progress else (lambda *a: None)
-    with _blas_threads(threads):
-        for wname in workloads or WORKLOADS:
-            w = WORKLOADS[wname]
-            sizes, batch = w["sizes"], w["batch"]
-            gflop = epoch_gflop(sizes, n_samples, batch)
-            for dtype in dtypes:
-                X, y = make_data(n_samples, sizes[0], sizes[-1], dtype)
-                runners = [(name, lambda name=name: backend_epoch(name, sizes, batch, dtype, X, y))
-                           for name in backends]
-                if "native" in backends:
-                    runners.append(("GEMM floor", lambda: gemm_floor(sizes, batch, dtype, X, y)))
-                if others and len(sizes) == 3 and dtype == "float64":
-                    runners.append(("reference NeuralNetMLP",
-                                    lambda: reference_epoch(sizes, batch, X, y)))
-                if others and _importable("torch"):
-                    runners.append(("pytorch", lambda: torch_epoch(sizes, batch, dtype, X, y,
-                                                                   threads)))
-                if others and _importable("sklearn") and wname.startswith("lecture"):
-                    runners.append(("sklearn MLPClassifier",
-                                    lambda: sklearn_epoch(sizes, batch, dtype, X, y)))
-                timed = {}
-                for label, make in runners:
-                    log(f"bench: {wname} {dtype} {label} ...")
-                    med, times = _median_time(make(), repeats)
-                    timed[label] = med
-                    rows.append({"workload": wname, "dtype": dtype, "runner": label,
-                                 "median_s": med, "times_s": times,
-                                 "gflops": gflop / med})
-                base, floor = timed.get("numpy"), timed.get("GEMM floor")
-                for r in rows:
-                    if r["workload"] == wname and r["dtype"] == dtype:
-                        r["speedup_vs_numpy"] = base / r["median_s"] if base else None
-                        r["x_gemm_floor"] = r["median_s"] / floor if floor else None
+    if "native" in backends:
+        from . import _native
+        epoch_threads = _native.get_epoch_threads()
+        _native.set_epoch_threads(threads)
+    try:
+        with _blas_threads(threads):
+            rows = _timed_rows(workloads, dtypes, repeats, threads, n_samples, others, backends,
+                               log)
+    finally:
+        if "native" in backends:
+            _native.set_epoch_threads(epoch_threads)
+    return rows
+
+
+def _timed_rows(workloads, dtypes, repeats, threads, n_samples, others, backends, log):
+    rows = []
+    for wname in workloads or WORKLOADS:
+        w = WORKLOADS[wname]
+        sizes, batch = w["sizes"], w["batch"]
+        gflop = epoch_gflop(sizes, n_samples, batch)
+        for dtype in dtypes:
+            X, y = make_data(n_samples, sizes[0], sizes[-1], dtype)
+            runners = [(name, lambda name=name: backend_epoch(name, sizes, batch, dtype, X, y))
+                       for name in backends]
+            if "native" in backends:
+                runners.append(("native, BLAS products",
+                                lambda: backend_epoch("native", sizes, batch, dtype, X, y,
+                                                      epoch_gemm="blas")))
+                runners.append(("GEMM floor", lambda: gemm_floor(sizes, batch, dtype, X, y)))
+            if others and len(sizes) == 3 and dtype == "float64":
+                runners.append(("reference NeuralNetMLP",
+                                lambda: reference_epoch(sizes, batch, X, y)))
+            if others and _importable("torch"):
+                runners.append(("pytorch", lambda: torch_epoch(sizes, batch, dtype, X, y,
+                                                               threads)))
+            if others and _importable("sklearn") and wname.startswith("lecture"):
+                runners.append(("sklearn MLPClassifier",
+                                lambda: sklearn_epoch(sizes, batch, dtype, X, y)))
+            timed = {}
+            for label, make in runners:
+                log(f"bench: {wname} {dtype} {label} ...")
+                med, times = _median_time(make(), repeats)
+                timed[label] = med
+                rows.append({"workload": wname, "dtype": dtype, "runner": label,
+                             "median_s": med, "times_s": times,
+                             "gflops": gflop / med})
+            base, floor = timed.get("numpy"), timed.get("GEMM floor")
+            for r in rows:
+                if r["workload"] == wname and r["dtype"] == dtype:
+                    r["speedup_vs_numpy"] = base / r["median_s"] if base else None
+                    r["x_gemm_floor"] = r["median_s"] / floor if floor else None
     return rows
 
 

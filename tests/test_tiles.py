@@ -162,3 +162,47 @@ def test_bad_gemm_choice_is_refused():
                           net.activations, net.loss, gemm="fast")
     with pytest.raises(ValueError, match="n must be >= 1"):
         _native.set_epoch_threads(0)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("sizes", SHAPES)
+@pytest.mark.parametrize("n", [1, 47, 97, 301])
+def test_tiled_forward_matches_numpy(sizes, dtype, n):
+    ref = get_backend("numpy")
+    model = MLP(sizes, "tanh", "softmax", "cross_entropy", dtype=dtype, backend="numpy",
+                seed=4, init_scale=0.5)
+    net = model._net
+    X, _ = data(n, sizes[0], sizes[-1], dtype, seed=n)
+    want = [np.empty((n, k), dtype) for k in sizes[1:]]
+    got = [np.full((n, k), np.nan, dtype) for k in sizes[1:]]
+    ref.forward(net, X, want)
+    _native.tiled_forward(net.weights, net.biases, net.activations, X, got)
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+def test_native_evaluation_uses_the_tiles_and_agrees_with_blas(native_gemm):
+    X, y = data(500, 30, 5, "float32")
+    scores = {}
+    for mode in ("tiles", "blas"):
+        native_gemm(mode)
+        model = MLP([30, 20, 5], dtype="float32", backend="native", seed=1)
+        scores[mode] = model.predict_proba(X)
+    np.testing.assert_allclose(scores["tiles"], scores["blas"], rtol=1e-5, atol=1e-6)
+
+
+def test_tiled_forward_checks_its_arguments():
+    w = [np.zeros((3, 4)), np.zeros((2, 3))]
+    b = [np.zeros(3), np.zeros(2)]
+    x = np.zeros((5, 4))
+    outs = [np.zeros((5, 3)), np.zeros((5, 2))]
+    with pytest.raises(ValueError, match="outs must have 2 entries"):
+        _native.tiled_forward(w, b, ["sigmoid", "softmax"], x, outs[:1])
+    with pytest.raises(ValueError, match=r"outs\[1\] must have shape \(5, 2\)"):
+        _native.tiled_forward(w, b, ["sigmoid", "softmax"], x, [outs[0], np.zeros((4, 2))])
+    with pytest.raises(ValueError, match=r"weights\[1\] has 4 inputs but the previous layer "
+                                         r"has 3 outputs"):
+        _native.tiled_forward([w[0], np.zeros((2, 4))], b, ["sigmoid", "softmax"], x, outs)
+    with pytest.raises(TypeError, match="float64"):
+        _native.tiled_forward(w, b, ["sigmoid", "softmax"], x.astype(np.float32), outs)
