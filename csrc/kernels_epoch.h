@@ -131,8 +131,10 @@ void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *
         if (P->VW != NULL)
             FN(to_panels)((const REAL *)P->VW[l], s[l + 1], s[l], (REAL *)P->VT[l]);
     }
-    int threads = eng_get_epoch_threads();
+    /* at least two tiles of rows per thread: more threads would only wait at the barriers */
+    int threads = eng_get_epoch_threads(), most = (int)(batch / (2 * GEMM_MR));
     threads = threads < P->threads ? threads : P->threads;
+    threads = threads < most ? threads : (most > 1 ? most : 1);
     (void)threads;
     #pragma omp parallel num_threads(threads)
     {
@@ -188,6 +190,8 @@ int FN(eng_tiled_forward)(int n_layers, const int *sizes, const int *acts,
         panel_total += eng_epoch_panel_elements(s[l + 1], s[l], (int)sizeof(REAL));
     }
     int threads = eng_get_epoch_threads();
+    if (threads > (n + FORWARD_ROWS - 1) / FORWARD_ROWS)
+        threads = (int)((n + FORWARD_ROWS - 1) / FORWARD_ROWS);
     REAL *panels = (REAL *)malloc((size_t)panel_total * sizeof(REAL));
     REAL **rows = (REAL **)malloc((size_t)threads * (L + 1) * FORWARD_ROWS * sizeof(REAL *));
     if (panels == NULL || rows == NULL) {

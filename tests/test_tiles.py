@@ -123,21 +123,23 @@ def test_tiles_agree_with_the_blas_path(native_gemm, dtype):
 def test_results_do_not_depend_on_the_number_of_threads(native_gemm, epoch_threads, dtype):
     native_gemm("tiles")
     runs = []
-    for threads in (1, 2, 3):
+    for threads in (1, 2, 3):       # a batch of 40 rows: 3 threads get 2+ tiles of rows each
         epoch_threads(threads)
-        runs.append(train([37, 23, 13, 7], dtype, "native", momentum=0.5, n=211, batch=17))
+        runs.append(train([37, 23, 13, 7], dtype, "native", momentum=0.5, n=211, batch=40))
     for model, hist in runs[1:]:
         for a, b in zip(params(model), params(runs[0][0])):
             np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(hist.batch_loss, runs[0][1].batch_loss)
 
 
-def test_minibatches_smaller_than_the_thread_team(native_gemm, epoch_threads):
-    """A one-row minibatch leaves a thread without rows; it must still join the update."""
+@pytest.mark.parametrize("n,batch", [(81, 40), (5, 1)])
+def test_minibatches_smaller_than_the_thread_team(native_gemm, epoch_threads, n, batch):
+    """81 rows in batches of 40 end with a one-row minibatch: two of the three threads get
+    no rows and must still join the update (and batches of 1 run on one thread)."""
     native_gemm("tiles")
-    epoch_threads(2)
-    ref, _ = train([9, 7, 4], "float64", "numpy", n=5, batch=1)
-    got, _ = train([9, 7, 4], "float64", "native", n=5, batch=1)
+    epoch_threads(3)
+    ref, _ = train([9, 7, 4], "float64", "numpy", n=n, batch=batch)
+    got, _ = train([9, 7, 4], "float64", "native", n=n, batch=batch)
     for a, b in zip(params(got), params(ref)):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
@@ -182,14 +184,27 @@ def test_tiled_forward_matches_numpy(sizes, dtype, n):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
 
 
-def test_native_evaluation_uses_the_tiles_and_agrees_with_blas(native_gemm):
-    X, y = data(500, 30, 5, "float32")
+def test_native_evaluation_uses_the_tiles_and_agrees_with_blas(native_gemm, monkeypatch):
+    from engine.backends import native_backend
+    calls = []
+    tiled = _native.tiled_forward
+
+    def counting(*args):
+        calls.append(args[3].shape[0])
+        return tiled(*args)
+    monkeypatch.setattr(native_backend._native, "tiled_forward", counting)
+    n = native_backend.TILED_FORWARD_MIN_ROWS + 500
+    X, y = data(n, 30, 5, "float32")
     scores = {}
     for mode in ("tiles", "blas"):
         native_gemm(mode)
         model = MLP([30, 20, 5], dtype="float32", backend="native", seed=1)
         scores[mode] = model.predict_proba(X)
+    assert calls == [n]                 # the tiles once, BLAS for gemm="blas"
     np.testing.assert_allclose(scores["tiles"], scores["blas"], rtol=1e-5, atol=1e-6)
+    native_gemm("tiles")
+    model.predict_proba(X[:100])        # minibatch-sized: BLAS
+    assert calls == [n]
 
 
 def test_tiled_forward_checks_its_arguments():

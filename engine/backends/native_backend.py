@@ -13,6 +13,10 @@ except ImportError as exc:  # not built: `auto` falls back to numpy and says why
     _IMPORT_ERROR = exc
 
 
+# rows from which forward() uses the tiles (see NativeBackend.forward)
+TILED_FORWARD_MIN_ROWS = 1000
+
+
 class NativeBackend(HostBackend):
     name = "native"
 
@@ -39,10 +43,13 @@ class NativeBackend(HostBackend):
         _native.gemm(a, b, out, trans_a, trans_b, alpha, beta)
 
     def forward(self, net, x, acts):
-        """The whole pass in C with the epoch's tiles where they train this network, so
-        that evaluating between epochs wakes no BLAS threads (their spinning made the
-        next tiled epoch 50% slower); BLAS per layer otherwise."""
-        if _native.tiles_chosen(net.sizes, self.epoch_gemm):
+        """Evaluation-sized passes run in C on the epoch's tiles where they train this
+        network, so that evaluating between epochs wakes no BLAS threads (their spinning
+        made the next tiled epoch 50% slower); BLAS per layer otherwise. Minibatch-sized
+        passes, as in the textbook loop, stay on BLAS: alternating an OpenMP team with
+        BLAS's threads call by call made that loop 7x slower."""
+        if x.shape[0] >= TILED_FORWARD_MIN_ROWS and _native.tiles_chosen(net.sizes,
+                                                                      self.epoch_gemm):
             _native.tiled_forward(net.weights, net.biases, net.activations, x, acts)
         else:
             super().forward(net, x, acts)
