@@ -221,3 +221,22 @@ def test_tiled_forward_checks_its_arguments():
         _native.tiled_forward([w[0], np.zeros((2, 4))], b, ["sigmoid", "softmax"], x, outs)
     with pytest.raises(TypeError, match="float64"):
         _native.tiled_forward(w, b, ["sigmoid", "softmax"], x.astype(np.float32), outs)
+
+
+@pytest.fixture
+def baseline_simd():
+    _native.force_baseline_simd(True)
+    yield
+    _native.force_baseline_simd(False)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_baseline_tiles_match_numpy(native_gemm, baseline_simd, dtype):
+    """The tiles' x86-64 baseline build (no AVX2/FMA), as on an older CPU."""
+    assert _native.build_info()["simd"] == "baseline"
+    native_gemm("tiles")
+    ref, _ = train([37, 23, 13, 7], dtype, "numpy", momentum=0.5)
+    got, _ = train([37, 23, 13, 7], dtype, "native", momentum=0.5)
+    tol = 1e-12 if dtype == "float64" else 2e-5
+    for a, b in zip(params(got), params(ref)):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * np.abs(b).max())
