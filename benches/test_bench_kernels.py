@@ -93,3 +93,38 @@ def test_softmax(benchmark, backend_name, dtype):
     benchmark.group = f"softmax 100x10 {dtype}"
     benchmark.pedantic(run, rounds=200, warmup_rounds=5)
     record(benchmark, backend=backend_name, dtype=dtype, shape=(100, 10))
+
+
+@pytest.mark.parametrize("n", [2000, 10000])
+@pytest.mark.parametrize("runner", ["numpy", "native BLAS per layer", "native tiles"])
+def test_forward_pass(benchmark, dtype, n, runner):
+    """A whole evaluation-sized forward pass of the lecture network: per-layer BLAS + kernels,
+    or the native tiles in one C call on the epoch's threads."""
+    from engine import MLP
+    if runner != "numpy":
+        pytest.importorskip("engine._native", reason="the native extension is not built")
+        from engine import _native
+    model = MLP([784, 100, 10], dtype=dtype, backend="numpy", seed=1)
+    net = model._net
+    X = np.random.default_rng(2).random((n, 784)).astype(dtype)
+    acts = [np.empty((n, k), dtype) for k in (100, 10)]
+    want = [np.empty((n, k), dtype) for k in (100, 10)]
+    REF.forward(net, X, want)
+    if runner == "numpy":
+        def run():
+            REF.forward(net, X, acts)
+    elif runner == "native BLAS per layer":
+        native = get_backend("native")
+
+        def run():
+            type(native).__mro__[1].forward(native, net, X, acts)   # the generic, per layer
+    else:
+        def run():
+            _native.tiled_forward(net.weights, net.biases, net.activations, X, acts)
+    run()
+    np.testing.assert_allclose(acts[1], want[1], rtol=1e-4 if dtype == np.float32 else 1e-10,
+                               atol=1e-6)
+    benchmark.group = f"forward pass 784-100-10 n={n} {dtype}"
+    benchmark.pedantic(run, rounds=10, warmup_rounds=2)
+    record(benchmark, backend=runner, dtype=dtype, shape=(n, 784, 100, 10),
+           gflop=2 * n * (784 * 100 + 100 * 10) / 1e9)
