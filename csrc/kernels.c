@@ -7,6 +7,7 @@
 #include "kernels.h"
 #ifdef _OPENMP
 #include <omp.h>
+#include <pthread.h>
 #endif
 
 /* Threads for the kernels' OpenMP loops. 1 by default: inside training, every kernel
@@ -18,6 +19,33 @@ static int eng_threads = 1;
 
 /* Threads of the fused epoch, which calls no BLAS; 0 until first asked for. */
 static int eng_epoch_threads = 0;
+
+/* GNU OpenMP cannot run a team in a child forked after the parent ran one (the child's
+   pool refers to threads that fork did not copy, and its first parallel region hangs:
+   measured with a multiprocessing pool after a fit). Such a child runs on one thread. */
+static int eng_team_started = 0;
+static int eng_forked_after_team = 0;
+
+#ifdef _OPENMP
+static void eng_child_after_fork(void) {
+    if (eng_team_started) {
+        eng_forked_after_team = 1;
+        eng_epoch_threads = 1;
+        eng_threads = 1;
+    }
+}
+
+__attribute__((constructor)) static void eng_register_fork_handler(void) {
+    pthread_atfork(NULL, NULL, eng_child_after_fork);
+}
+#endif
+
+/* The team size a parallel region may use now: n, or 1 in a child forked after a team. */
+static inline int eng_team(int n) {
+    if (eng_forked_after_team || n < 2) return 1;
+    eng_team_started = 1;
+    return n;
+}
 
 #ifndef ENG_PAR_MIN
 #define ENG_PAR_MIN (1 << 18)
@@ -149,7 +177,7 @@ int eng_get_num_threads(void) { return eng_threads; }
 
 void eng_set_num_threads(int n) {
 #ifdef _OPENMP
-    if (n > 0) eng_threads = n;
+    if (n > 0) eng_threads = eng_forked_after_team ? 1 : n;
 #else
     (void)n;
 #endif
@@ -165,7 +193,7 @@ int eng_get_epoch_threads(void) {
 }
 
 void eng_set_epoch_threads(int n) {
-    if (n > 0) eng_epoch_threads = n;
+    if (n > 0) eng_epoch_threads = eng_forked_after_team ? 1 : n;
 }
 
 int64_t eng_epoch_scratch_bytes(int n_layers, int64_t batch, const int *sizes) {

@@ -134,9 +134,8 @@ void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *
     /* at least two tiles of rows per thread: more threads would only wait at the barriers */
     int threads = eng_get_epoch_threads(), most = (int)(batch / (2 * GEMM_MR));
     threads = threads < P->threads ? threads : P->threads;
-    threads = threads < most ? threads : (most > 1 ? most : 1);
-    (void)threads;
-    #pragma omp parallel num_threads(threads)
+    threads = eng_team(threads < most ? threads : most);
+    #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         int t = 0, nt = 1;
 #ifdef _OPENMP
@@ -192,6 +191,7 @@ int FN(eng_tiled_forward)(int n_layers, const int *sizes, const int *acts,
     int threads = eng_get_epoch_threads();
     if (threads > (n + FORWARD_ROWS - 1) / FORWARD_ROWS)
         threads = (int)((n + FORWARD_ROWS - 1) / FORWARD_ROWS);
+    threads = eng_team(threads);
     REAL *panels = (REAL *)malloc((size_t)panel_total * sizeof(REAL));
     REAL **rows = (REAL **)malloc((size_t)threads * (L + 1) * FORWARD_ROWS * sizeof(REAL *));
     if (panels == NULL || rows == NULL) {
@@ -200,8 +200,7 @@ int FN(eng_tiled_forward)(int n_layers, const int *sizes, const int *acts,
         return -1;
     }
     for (int l = 0; l < L; l++) FN(to_panels)(W[l], s[l + 1], s[l], panels + offset[l]);
-    (void)threads;
-    #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+    #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
     for (int64_t r0 = 0; r0 < n; r0 += FORWARD_ROWS) {
         int t = 0;
 #ifdef _OPENMP

@@ -22,7 +22,7 @@ void FN(eng_softmax_rows)(REAL *z, int64_t n, int64_t c) {
 
 void FN(eng_bias_act)(REAL *z, const REAL *b, int64_t n, int64_t c, int act) {
     int64_t step = FN(rows_per_chunk)(c);
-    #pragma omp parallel for schedule(static) num_threads(eng_threads) if (eng_threads > 1 && n * c >= ENG_PAR_MIN)
+    #pragma omp parallel for schedule(static) num_threads(eng_threads) if (n * c >= ENG_PAR_MIN && eng_team(eng_threads) > 1)
     for (int64_t i0 = 0; i0 < n; i0 += step) {
         int64_t rows = n - i0 < step ? n - i0 : step;
         WORKER(bias_act_rows)(z + i0 * c, b, rows, c, act);
@@ -30,7 +30,7 @@ void FN(eng_bias_act)(REAL *z, const REAL *b, int64_t n, int64_t c, int act) {
 }
 
 void FN(eng_act_backward)(REAL *d, const REAL *a, int64_t len, int act) {
-    #pragma omp parallel for schedule(static) num_threads(eng_threads) if (eng_threads > 1 && len >= ENG_PAR_MIN)
+    #pragma omp parallel for schedule(static) num_threads(eng_threads) if (len >= ENG_PAR_MIN && eng_team(eng_threads) > 1)
     for (int64_t i0 = 0; i0 < len; i0 += ENG_CHUNK) {
         int64_t m = len - i0 < ENG_CHUNK ? len - i0 : ENG_CHUNK;
         WORKER(act_backward_range)(d + i0, a + i0, m, act);
@@ -79,7 +79,7 @@ void FN(eng_bias_grad)(const REAL *d, REAL *out, int64_t n, int64_t c) {
 }
 
 void FN(eng_sgd_step)(REAL *p, const REAL *g, REAL *v, int64_t len, REAL lr, REAL mom) {
-    #pragma omp parallel for schedule(static) num_threads(eng_threads) if (eng_threads > 1 && len >= ENG_PAR_MIN)
+    #pragma omp parallel for schedule(static) num_threads(eng_threads) if (len >= ENG_PAR_MIN && eng_team(eng_threads) > 1)
     for (int64_t i0 = 0; i0 < len; i0 += ENG_CHUNK) {
         int64_t m = len - i0 < ENG_CHUNK ? len - i0 : ENG_CHUNK;
         WORKER(sgd_range)(p + i0, g + i0, v == NULL ? NULL : v + i0, m, lr, mom);

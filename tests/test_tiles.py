@@ -1,5 +1,7 @@
 """The native backend's own GEMM tiles and threaded fused epoch (csrc/kernels_gemm.h,
 csrc/kernels_epoch.h), checked against the NumPy backend and against the BLAS path."""
+import os
+
 import numpy as np
 import pytest
 
@@ -240,3 +242,24 @@ def test_baseline_tiles_match_numpy(native_gemm, baseline_simd, dtype):
     tol = 1e-12 if dtype == "float64" else 2e-5
     for a, b in zip(params(got), params(ref)):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol * np.abs(b).max())
+
+
+def _train_in_child(seed):
+    X, y = data(400, 20, 4, "float32", seed=seed)
+    model = MLP([20, 16, 4], dtype="float32", backend="native", seed=seed)
+    hist = model.fit(X, y, epochs=2, batch_size=40, progress=False)
+    return _native.get_epoch_threads(), float(hist.epoch_loss[-1])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_training_in_a_process_forked_after_training(native_gemm, epoch_threads):
+    """GNU OpenMP hangs in a child forked after the parent ran a team; the kernels notice
+    the fork and run such a child on one thread."""
+    import multiprocessing
+    native_gemm("tiles")
+    epoch_threads(2)
+    parent = _train_in_child(7)          # runs a 2-thread team here
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        threads, loss = pool.apply_async(_train_in_child, (7,)).get(timeout=120)
+    assert threads == 1
+    assert loss == parent[1]             # one thread or two: the same result
