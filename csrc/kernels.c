@@ -197,11 +197,13 @@ void eng_set_epoch_threads(int n) {
 }
 
 int64_t eng_epoch_scratch_bytes(int n_layers, int64_t batch, const int *sizes) {
-    int64_t k = batch;
-    for (int l = 0; l <= n_layers; l++) k = sizes[l] > k ? sizes[l] : k;
-    /* inputs packed by columns (k rounded up to the tile's 6 rows, times the batch,
-       8-byte REALs at most), then a panel of k rows of 64 bytes; rounded up to a line */
-    int64_t packed = (k + 5) / 6 * 6 * batch * 8;
+    int64_t widest = 1;
+    for (int l = 0; l <= n_layers; l++) widest = sizes[l] > widest ? sizes[l] : widest;
+    int64_t k = widest > batch ? widest : batch;
+    /* a layer's inputs packed by columns (at most the widest layer, rounded up to the
+       tile's 6 rows, times the batch; 8-byte REALs at most), then a panel of up to k rows
+       of 64 bytes; rounded up to a cache line */
+    int64_t packed = (widest + 5) / 6 * 6 * batch * 8;
     return (packed + k * 64 + 63) / 64 * 64;
 }
 

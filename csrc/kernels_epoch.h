@@ -82,12 +82,13 @@ static void FN(epoch_phase_weights)(const eng_epoch_plan *P, int t, int nt, int6
     const int L = P->n_layers;
     const int *s = P->sizes;
     for (int l = 0; l < L; l++) {
-        const REAL *const *below = (const REAL *const *)(l == 0 ? X_ROWS(P) : A_ROWS(P, l - 1));
+        /* the layer's input rows: X's for the first layer */
+        void **below = l == 0 ? X_ROWS(P) : A_ROWS(P, l - 1);
         int64_t lo, hi;
         FN(share)(s[l], GEMM_MR, t, nt, &lo, &hi);
-        WORKER(gemm_tn_update)(below, m, s[l], lo, hi, (const REAL *const *)D_ROWS(P, l), s[l + 1],
-                               (REAL *)P->WT[l], P->VT ? (REAL *)P->VT[l] : NULL, lr, mom,
-                               scratch);
+        WORKER(gemm_tn_update)((const REAL *const *)below, m, s[l], lo, hi,
+                               (const REAL *const *)D_ROWS(P, l), s[l + 1], (REAL *)P->WT[l],
+                               P->VT ? (REAL *)P->VT[l] : NULL, lr, mom, scratch);
         if (l % nt == t) {
             REAL *gb = (REAL *)P->GB[l];
             FN(eng_bias_grad)((const REAL *)P->D[l], gb, m, s[l + 1]);
@@ -210,7 +211,8 @@ int FN(eng_tiled_forward)(int n_layers, const int *sizes, const int *acts,
         REAL **my = rows + (size_t)t * (L + 1) * FORWARD_ROWS;
         for (int64_t i = 0; i < m; i++) {
             my[i] = (REAL *)x + (r0 + i) * s[0];
-            for (int l = 0; l < L; l++) my[(l + 1) * FORWARD_ROWS + i] = out[l] + (r0 + i) * s[l + 1];
+            for (int l = 0; l < L; l++)
+                my[(l + 1) * FORWARD_ROWS + i] = out[l] + (r0 + i) * s[l + 1];
         }
         for (int l = 0; l < L; l++) {
             WORKER(gemm_nn)((const REAL *const *)my + l * FORWARD_ROWS, m, s[l], NULL,

@@ -3,12 +3,13 @@
 
    Why not BLAS here: the products of an MLP minibatch are small (100 rows, layers of
    10..1000 units), and a BLAS call costs several microseconds before it computes
-   anything (argument checks, packing, waking its threads). These loops do no packing and
-   no threading of their own; the fused epoch splits the work between threads itself.
-   Operands are arrays of row pointers, so a minibatch is read straight out of X by
-   index, never gathered; what a tile reads is first packed into a small contiguous
-   panel (the one copy that pays for itself, see pack_panel). Each output element is summed in the same order whichever tile
-   or thread computes it, so results do not depend on the number of threads. */
+   anything (argument checks, packing whole matrices, waking its threads). These loops
+   run on the calling thread (the fused epoch shares the work out itself), and copy only
+   what a tile streams over: one panel of the B operand, and for the weight gradient one
+   block of columns of the layer's input. Operands are arrays of row pointers, so a
+   minibatch is read straight out of X by index, never gathered. Each output element is
+   summed in the same order whichever tile or thread computes it, so results do not
+   depend on the number of threads. */
 
 #define GEMM_MR 6        /* rows of a tile; its columns: two vectors (2 * VLEN) */
 
@@ -27,7 +28,7 @@ ENG_INLINE TARGET void WFN(bcast_tile)(const REAL *const *a, const REAL *packed,
     VEC acc[GEMM_MR][2], b0, b1;
     const REAL *ar[GEMM_MR];
     for (int r = 0; r < GEMM_MR; r++) {
-        ar[r] = packed != NULL ? packed + r : a[r0 + r < last ? r0 + r : last];
+        ar[r] = packed != NULL ? NULL : a[r0 + r < last ? r0 + r : last];
         VZERO(acc[r][0]);
         VZERO(acc[r][1]);
     }
@@ -140,8 +141,7 @@ TARGET static void WFN(gemm_nn)(const REAL *const *a, int64_t m, int64_t k,
    scratch: (j_hi - j_lo rounded up to GEMM_MR) * m + m * 2 * VLEN REALs. */
 TARGET static void WFN(gemm_tn_update)(const REAL *const *a, int64_t m, int64_t n_in,
                                        int64_t j_lo, int64_t j_hi, const REAL *const *d,
-                                       int64_t n_out,
-                                       REAL *wt, REAL *vt, REAL lr, REAL mom,
+                                       int64_t n_out, REAL *wt, REAL *vt, REAL lr, REAL mom,
                                        REAL *scratch) {
     REAL tile[GEMM_MR * 2 * VLEN];
     REAL *packed = scratch;

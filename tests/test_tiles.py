@@ -74,10 +74,11 @@ def test_tiled_epochs_match_numpy_float64(native_gemm, sizes, pair):
 
 
 @pytest.mark.parametrize("sizes", SHAPES)
-def test_tiled_epochs_match_numpy_float32(native_gemm, sizes):
+@pytest.mark.parametrize("batch", [20, 150])        # 150: more rows than any layer is wide
+def test_tiled_epochs_match_numpy_float32(native_gemm, sizes, batch):
     native_gemm("tiles")
-    ref, _ = train(sizes, "float32", "numpy", momentum=0.5)
-    got, _ = train(sizes, "float32", "native", momentum=0.5)
+    ref, _ = train(sizes, "float32", "numpy", momentum=0.5, batch=batch)
+    got, _ = train(sizes, "float32", "native", momentum=0.5, batch=batch)
     for a, b in zip(params(got), params(ref)):
         # float32 sums of up to 40 products, over 22 updates
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5 * np.abs(b).max())
