@@ -9,12 +9,14 @@
         are shared out by layer.
    No BLAS is called, so no second thread pool spins beside this one. */
 
-/* Rows [lo, hi) of n for thread t of nt; `align` keeps the cuts on tile boundaries. */
+/* Rows [lo, hi) of n for thread t of nt, cut on multiples of `align` (tile boundaries)
+   so that the threads get equal numbers of tiles, the last one possibly short. */
 static inline void FN(share)(int64_t n, int64_t align, int t, int nt, int64_t *lo,
                              int64_t *hi) {
-    int64_t units = n / align;
-    *lo = units * t / nt * align;
-    *hi = t == nt - 1 ? n : units * (t + 1) / nt * align;
+    int64_t units = (n + align - 1) / align;
+    int64_t a = units * t / nt * align, b = units * (t + 1) / nt * align;
+    *lo = a < n ? a : n;
+    *hi = b < n ? b : n;
 }
 
 /* dL/dz of the output layer for rows of a, from their labels (one-hot never formed);
