@@ -1,4 +1,5 @@
-"""The native CPU backend: C kernels (csrc/) and BLAS through the Cython extension."""
+"""The native CPU backend, through the Cython extension engine._native: C kernels (csrc/),
+its own GEMM tiles and threaded fused epoch, and SciPy's BLAS for wide layers."""
 from __future__ import annotations
 
 import os
