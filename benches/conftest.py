@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from engine.backends import runnable_backends
+from engine.bench import thread_limits
 
 BACKENDS = runnable_backends()
 THREADS = int(os.environ.get("ENGINE_BENCH_THREADS", "2"))
@@ -20,16 +21,8 @@ THREADS = int(os.environ.get("ENGINE_BENCH_THREADS", "2"))
 def blas_threads():
     """Every BLAS in the process (NumPy's and SciPy's), and the native backend's tiled
     epoch, use the same thread count."""
-    from threadpoolctl import threadpool_limits
-    native = None
-    if "native" in BACKENDS:
-        from engine import _native as native
-        saved = native.get_epoch_threads()
-        native.set_epoch_threads(THREADS)
-    with threadpool_limits(limits=THREADS, user_api="blas"):
+    with thread_limits(THREADS):
         yield
-    if native is not None:
-        native.set_epoch_threads(saved)
 
 
 def thread_info():

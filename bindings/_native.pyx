@@ -438,8 +438,6 @@ cdef class EpochPlan:
     cdef void **VB
     cdef void *x
     cdef void *t
-    cdef void **WT
-    cdef void **VT
     cdef eng_epoch_plan fused
     cdef list _keep
     cdef readonly object dtype
@@ -449,7 +447,7 @@ cdef class EpochPlan:
         self.sizes = NULL
         self.acts = NULL
         self.W = self.B = self.A = self.D = self.GB = self.GW = self.VW = self.VB = NULL
-        self.WT = self.VT = NULL
+        self.fused.WT = self.fused.VT = NULL
         self.fused.rows = NULL
         self.fused.scratch = NULL
         self.fused.row_loss = NULL
@@ -527,31 +525,33 @@ cdef class EpochPlan:
     cdef _init_tiles(self, weights, velocities):
         cdef int L = self.n_layers, l
         cdef eng_epoch_plan *f = &self.fused
-        self.WT = <void**>calloc(L, sizeof(void*))
-        self.VT = <void**>calloc(L, sizeof(void*))
-        if self.WT == NULL or self.VT == NULL:
+        f.WT = <void**>calloc(L, sizeof(void*))
+        if f.WT == NULL:
             raise MemoryError()
+        if self.has_velocity:
+            f.VT = <void**>calloc(L, sizeof(void*))
+            if f.VT == NULL:
+                raise MemoryError()
         for l in range(L):
             wt = np.zeros(eng_epoch_panel_elements(self.sizes[l + 1], self.sizes[l],
                                                    self.dtype.itemsize), dtype=self.dtype)
             self._keep.append(wt)
-            self.WT[l] = _ptr(wt)
+            f.WT[l] = _ptr(wt)
             if self.has_velocity:
                 vt = np.zeros_like(wt)
                 self._keep.append(vt)
-                self.VT[l] = _ptr(vt)
+                f.VT[l] = _ptr(vt)
         f.n_layers = L
         f.batch = self.batch
         f.sizes = self.sizes
         f.acts = self.acts
         f.loss_kind = self.loss_kind
-        f.W, f.B, f.A, f.D, f.GB, f.WT = self.W, self.B, self.A, self.D, self.GB, self.WT
+        f.W, f.B, f.A, f.D, f.GB = self.W, self.B, self.A, self.D, self.GB
         f.VW = self.VW if self.has_velocity else NULL
         f.VB = self.VB if self.has_velocity else NULL
-        f.VT = self.VT if self.has_velocity else NULL
         f.threads = max(eng_get_epoch_threads(), 1)
         f.scratch_per_thread = eng_epoch_scratch_bytes(L, self.batch, self.sizes)
-        f.rows = <void**>calloc(eng_epoch_row_count(L, self.batch, self.sizes), sizeof(void*))
+        f.rows = <void**>calloc(eng_epoch_row_count(L, self.batch), sizeof(void*))
         f.row_loss = <double*>calloc(self.batch, sizeof(double))
         f.scratch = calloc(f.threads, f.scratch_per_thread)
         if f.rows == NULL or f.row_loss == NULL or f.scratch == NULL:
@@ -561,8 +561,8 @@ cdef class EpochPlan:
         free(self.fused.rows)
         free(self.fused.row_loss)
         free(self.fused.scratch)
-        free(self.WT)
-        free(self.VT)
+        free(self.fused.WT)
+        free(self.fused.VT)
         free(self.sizes)
         free(self.acts)
         free(self.W)

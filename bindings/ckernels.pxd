@@ -74,7 +74,7 @@ cdef extern from "kernels.h" nogil:
     int eng_tiled_forward_d(int n_layers, const int *sizes, const int *acts, const double **W,
                             const double **B, const double *x, int64_t n, double **out)
     int64_t eng_epoch_scratch_bytes(int n_layers, int64_t batch, const int *sizes)
-    int64_t eng_epoch_row_count(int n_layers, int64_t batch, const int *sizes)
+    int64_t eng_epoch_row_count(int n_layers, int64_t batch)
     int64_t eng_epoch_panel_elements(int64_t n_out, int64_t n_in, int itemsize)
     int eng_get_epoch_threads()
     void eng_set_epoch_threads(int n)

@@ -207,8 +207,7 @@ int64_t eng_epoch_scratch_bytes(int n_layers, int64_t batch, const int *sizes) {
     return (packed + k * 64 + 63) / 64 * 64;
 }
 
-int64_t eng_epoch_row_count(int n_layers, int64_t batch, const int *sizes) {
-    (void)sizes;
+int64_t eng_epoch_row_count(int n_layers, int64_t batch) {
     return batch * (1 + 2 * (int64_t)n_layers);   /* X, A and D rows */
 }
 

@@ -58,7 +58,7 @@ typedef struct {
     void *const *VW, *const *VB;  /* their velocities, or NULL without momentum */
     void *const *A, *const *D;    /* (batch x sizes[l+1]) activations and deltas */
     void *const *GB;              /* bias gradients (sizes[l+1]) */
-    void *const *WT, *const *VT;  /* room for W and VW in panels (eng_epoch_panel_elements) */
+    void **WT, **VT;              /* room for W and VW in panels (eng_epoch_panel_elements) */
     void **rows;                  /* room for the row pointers (eng_epoch_row_count) */
     double *row_loss;             /* batch entries */
     void *scratch;                /* threads * scratch_per_thread bytes */
@@ -87,7 +87,7 @@ ENGINE_DECLARE_EPOCH(double, d)
 
 /* scratch bytes one thread of the fused epoch needs, and the row pointers it keeps */
 int64_t eng_epoch_scratch_bytes(int n_layers, int64_t batch, const int *sizes);
-int64_t eng_epoch_row_count(int n_layers, int64_t batch, const int *sizes);
+int64_t eng_epoch_row_count(int n_layers, int64_t batch);
 /* elements of the epoch's own copy of an (n_out x n_in) weight matrix, in 64-byte panels */
 int64_t eng_epoch_panel_elements(int64_t n_out, int64_t n_in, int itemsize);
 /* threads of the fused epoch (default: OpenMP's default team size, i.e. the cores or

@@ -100,21 +100,6 @@ static void FN(epoch_phase_weights)(const eng_epoch_plan *P, int t, int nt, int6
     }
 }
 
-/* w (n_out x n_in, row-major) into the panel layout of kernels_gemm.h, or back */
-static void FN(to_panels)(const REAL *w, int64_t n_out, int64_t n_in, REAL *wp) {
-    const int64_t pw = 2 * VLEN, padded = (n_out + pw - 1) / pw * pw;
-    for (int64_t o = 0; o < padded; o++)
-        for (int64_t j = 0; j < n_in; j++)
-            wp[(o / pw * n_in + j) * pw + o % pw] = o < n_out ? w[o * n_in + j] : (REAL)0;
-}
-
-static void FN(from_panels)(const REAL *wp, int64_t n_out, int64_t n_in, REAL *w) {
-    const int64_t pw = 2 * VLEN;
-    for (int64_t o = 0; o < n_out; o++)
-        for (int64_t j = 0; j < n_in; j++)
-            w[o * n_in + j] = wp[(o / pw * n_in + j) * pw + o % pw];
-}
-
 void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *y,
                          const int64_t *order, int64_t count, REAL lr, REAL mom,
                          double *losses) {
@@ -130,9 +115,9 @@ void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *
             A_ROWS(P, l)[i] = (REAL *)P->A[l] + i * s[l + 1];
             D_ROWS(P, l)[i] = (REAL *)P->D[l] + i * s[l + 1];
         }
-        FN(to_panels)((const REAL *)P->W[l], s[l + 1], s[l], (REAL *)P->WT[l]);
+        WORKER(to_panels)((const REAL *)P->W[l], s[l + 1], s[l], (REAL *)P->WT[l]);
         if (P->VW != NULL)
-            FN(to_panels)((const REAL *)P->VW[l], s[l + 1], s[l], (REAL *)P->VT[l]);
+            WORKER(to_panels)((const REAL *)P->VW[l], s[l + 1], s[l], (REAL *)P->VT[l]);
     }
     /* at least two tiles of rows per thread: more threads would only wait at the barriers */
     int threads = eng_get_epoch_threads(), most = (int)(batch / (2 * GEMM_MR));
@@ -169,9 +154,9 @@ void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *
         }
     }
     for (int l = 0; l < L; l++) {
-        FN(from_panels)((const REAL *)P->WT[l], s[l + 1], s[l], (REAL *)P->W[l]);
+        WORKER(from_panels)((const REAL *)P->WT[l], s[l + 1], s[l], (REAL *)P->W[l]);
         if (P->VW != NULL)
-            FN(from_panels)((const REAL *)P->VT[l], s[l + 1], s[l], (REAL *)P->VW[l]);
+            WORKER(from_panels)((const REAL *)P->VT[l], s[l + 1], s[l], (REAL *)P->VW[l]);
     }
 }
 
@@ -202,7 +187,7 @@ int FN(eng_tiled_forward)(int n_layers, const int *sizes, const int *acts,
         free(rows);
         return -1;
     }
-    for (int l = 0; l < L; l++) FN(to_panels)(W[l], s[l + 1], s[l], panels + offset[l]);
+    for (int l = 0; l < L; l++) WORKER(to_panels)(W[l], s[l + 1], s[l], panels + offset[l]);
     #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
     for (int64_t r0 = 0; r0 < n; r0 += FORWARD_ROWS) {
         int t = 0;

@@ -99,6 +99,19 @@ ENG_INLINE TARGET void WFN(pack_panel)(const REAL *const *b, int64_t j0, int64_t
 #define PANEL_AT(wp, n_in, o, j) \
     ((wp) + ((o) / (2 * VLEN) * (n_in) + (j)) * 2 * VLEN + (o) % (2 * VLEN))
 
+/* w (n_out x n_in, row-major) into that layout, zero past n_out; and back */
+TARGET static void WFN(to_panels)(const REAL *w, int64_t n_out, int64_t n_in, REAL *wp) {
+    int64_t padded = (n_out + 2 * VLEN - 1) / (2 * VLEN) * (2 * VLEN);
+    for (int64_t o = 0; o < padded; o++)
+        for (int64_t j = 0; j < n_in; j++)
+            *PANEL_AT(wp, n_in, o, j) = o < n_out ? w[o * n_in + j] : (REAL)0;
+}
+
+TARGET static void WFN(from_panels)(const REAL *wp, int64_t n_out, int64_t n_in, REAL *w) {
+    for (int64_t o = 0; o < n_out; o++)
+        for (int64_t j = 0; j < n_in; j++) w[o * n_in + j] = *PANEL_AT(wp, n_in, o, j);
+}
+
 /* Panel of W itself for the backward pass: panel[o][jj] = W[o][j0 + jj] (o < n_out). */
 ENG_INLINE TARGET void WFN(pack_panel_of_w)(const REAL *wp, int64_t n_in, int64_t n_out,
                                             int64_t j0, int64_t width, REAL *panel) {
@@ -155,19 +168,10 @@ TARGET static void WFN(gemm_tn_update)(const REAL *const *a, int64_t m, int64_t 
             WFN(bcast_tile)(NULL, packed + (j0 - j_lo) * m, 0, 0, panel, m,
                             width > VLEN ? 2 : 1, tile);
             int64_t rows = j_hi - j0 < GEMM_MR ? j_hi - j0 : GEMM_MR;
-            for (int64_t r = 0; r < rows; r++) {
-                const REAL *g = tile + r * 2 * VLEN;
-                REAL *wr = PANEL_AT(wt, n_in, o0, j0 + r);
-                if (vt == NULL) {
-                    for (int64_t o = 0; o < width; o++) wr[o] -= lr * g[o];
-                } else {
-                    REAL *vr = PANEL_AT(vt, n_in, o0, j0 + r);
-                    for (int64_t o = 0; o < width; o++) {
-                        vr[o] = mom * vr[o] - lr * g[o];
-                        wr[o] += vr[o];
-                    }
-                }
-            }
+            for (int64_t r = 0; r < rows; r++)
+                WFN(sgd_range)(PANEL_AT(wt, n_in, o0, j0 + r), tile + r * 2 * VLEN,
+                               vt == NULL ? NULL : PANEL_AT(vt, n_in, o0, j0 + r), width, lr,
+                               mom);
         }
     }
 }

@@ -8,6 +8,7 @@ PyTorch and scikit-learn rows appear when they are installed.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -153,13 +154,27 @@ def sklearn_epoch(sizes, batch, dtype, X, y):
     return run
 
 
-def _blas_threads(n):
+@contextlib.contextmanager
+def thread_limits(n):
+    """Every BLAS in the process (NumPy's and SciPy's, through threadpoolctl when installed)
+    and the native backend's tiled epoch run on n threads inside the block."""
+    from .backends import runnable_backends
+    native = None
+    if "native" in runnable_backends():
+        from . import _native as native
+        saved = native.get_epoch_threads()
+        native.set_epoch_threads(n)
     try:
         from threadpoolctl import threadpool_limits
-        return threadpool_limits(limits=n, user_api="blas")
+        blas = threadpool_limits(limits=n, user_api="blas")
     except ImportError:
-        import contextlib
-        return contextlib.nullcontext()
+        blas = contextlib.nullcontext()
+    try:
+        with blas:
+            yield
+    finally:
+        if native is not None:
+            native.set_epoch_threads(saved)
 
 
 def machine_info():
@@ -189,20 +204,9 @@ def run_report(workloads=None, dtypes=("float32", "float64"), repeats=3, threads
     """Time every (workload, dtype, runner); returns a list of row dicts."""
     from .backends import runnable_backends
     backends = runnable_backends()
-    rows = []
     log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if progress else (lambda *a: None)
-    if "native" in backends:
-        from . import _native
-        epoch_threads = _native.get_epoch_threads()
-        _native.set_epoch_threads(threads)
-    try:
-        with _blas_threads(threads):
-            rows = _timed_rows(workloads, dtypes, repeats, threads, n_samples, others, backends,
-                               log)
-    finally:
-        if "native" in backends:
-            _native.set_epoch_threads(epoch_threads)
-    return rows
+    with thread_limits(threads):
+        return _timed_rows(workloads, dtypes, repeats, threads, n_samples, others, backends, log)
 
 
 def _timed_rows(workloads, dtypes, repeats, threads, n_samples, others, backends, log):
