@@ -6,6 +6,7 @@ Environment variables (all optional):
   ENGINE_DEBUG_BUILD=1  Cython bounds/wraparound/initialization checks, -O1 -g, asserts on
   ENGINE_NO_OPENMP=1    build without OpenMP even when the compiler has it
 """
+import glob
 import os
 import shutil
 import subprocess
@@ -61,11 +62,10 @@ elif not env_flag("ENGINE_NO_OPENMP"):
 
 extension = Extension(
     "engine._native",
-    sources=["bindings/_native.pyx", "csrc/kernels.c"],
+    sources=["bindings/_native.pyx", "csrc/kernels.c", "csrc/runtime.c"],
     include_dirs=["csrc", "bindings", np.get_include()],
-    depends=["csrc/kernels.h", "csrc/kernels_impl.h", "csrc/kernels_workers.h",
-             "csrc/kernels_instance.h", "csrc/kernels_gemm.h", "csrc/kernels_epoch.h",
-             "bindings/ckernels.pxd", "bindings/blas.pxi"],
+    depends=sorted(glob.glob("csrc/*.h") + glob.glob("bindings/*.pxd")
+                   + glob.glob("bindings/*.pxi")),
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     extra_compile_args=compile_args,
     extra_link_args=link_args,

@@ -29,7 +29,7 @@ double eng_loss_##S(const REAL *a, const REAL *t, int64_t n, int64_t c, int kind
 void eng_bias_grad_##S(const REAL *d, REAL *out, int64_t n, int64_t c);                     \
 /* v = mom*v - lr*g; p += v  (p -= lr*g when v is NULL) */                                  \
 void eng_sgd_step_##S(REAL *p, const REAL *g, REAL *v, int64_t len, REAL lr, REAL mom);     \
-/* p -= lr * g with no velocity, for the bias of a fused update */                          \
+/* p += alpha * g */                                                                        \
 void eng_axpy_##S(REAL *p, const REAL *g, int64_t len, REAL alpha);                         \
 /* x_out = X[idx] (rows of f); t_out = one-hot of y[idx] over c classes */                  \
 void eng_gather_##S(const REAL *X, const int64_t *y, const int64_t *idx, int64_t m,         \
@@ -54,10 +54,10 @@ typedef struct {
     const int *sizes;
     const int *acts;              /* activation code per layer */
     int loss_kind;                /* ENG_SIGMOID_MSE ... */
-    void *const *W, *const *B;    /* weights (sizes[l+1] x sizes[l]) and biases */
-    void *const *VW, *const *VB;  /* their velocities, or NULL without momentum */
-    void *const *A, *const *D;    /* (batch x sizes[l+1]) activations and deltas */
-    void *const *GB;              /* bias gradients (sizes[l+1]) */
+    void **W, **B;                /* weights (sizes[l+1] x sizes[l]) and biases */
+    void **VW, **VB;              /* their velocities, or NULL without momentum */
+    void **A, **D;                /* (batch x sizes[l+1]) activations and deltas */
+    void **GB;                    /* bias gradients (sizes[l+1]) */
     void **WT, **VT;              /* room for W and VW in panels (eng_epoch_panel_elements) */
     void **rows;                  /* room for the row pointers (eng_epoch_row_count) */
     double *row_loss;             /* batch entries */
@@ -85,10 +85,39 @@ ENGINE_DECLARE(double, d)
 ENGINE_DECLARE_EPOCH(float, f)
 ENGINE_DECLARE_EPOCH(double, d)
 
+/* Every kernel above for one dtype, with untyped array pointers and double scalars:
+   eng_kernels_f or eng_kernels_d, chosen once by the arrays' dtype. */
+typedef struct {
+    int itemsize;
+    void (*bias_act)(void *z, const void *b, int64_t n, int64_t c, int act);
+    void (*act_backward)(void *d, const void *a, int64_t len, int act);
+    void (*softmax_rows)(void *z, int64_t n, int64_t c);
+    void (*output_delta)(const void *a, const void *t, void *out, int64_t n, int64_t c,
+                         int kind);
+    double (*loss)(const void *a, const void *t, int64_t n, int64_t c, int kind);
+    void (*bias_grad)(const void *d, void *out, int64_t n, int64_t c);
+    void (*sgd_step)(void *p, const void *g, void *v, int64_t len, double lr, double mom);
+    void (*axpy)(void *p, const void *g, int64_t len, double alpha);
+    void (*gather)(const void *X, const int64_t *y, const int64_t *idx, int64_t m, int64_t f,
+                   int64_t c, void *x_out, void *t_out);
+    void (*prefetch_rows)(const void *X, const int64_t *idx, int64_t m, int64_t f);
+    void (*alive_units)(const void *a, int64_t n, int64_t c, uint8_t *alive);
+    int64_t (*saturated_count)(const void *a, int64_t len, int act, double thr);
+    double (*sq_norm)(const void *x, int64_t len);
+    void (*fused_epoch)(const eng_epoch_plan *plan, const void *X, const int64_t *y,
+                        const int64_t *order, int64_t count, double lr, double mom,
+                        double *losses);
+    int (*tiled_forward)(int n_layers, const int *sizes, const int *acts, void *const *W,
+                         void *const *B, const void *x, int64_t n, void *const *out);
+} eng_kernel_table;
+
+extern const eng_kernel_table eng_kernels_f, eng_kernels_d;
+
 /* scratch bytes one thread of the fused epoch needs, and the row pointers it keeps */
 int64_t eng_epoch_scratch_bytes(int n_layers, int64_t batch, const int *sizes);
 int64_t eng_epoch_row_count(int n_layers, int64_t batch);
-/* elements of the epoch's own copy of an (n_out x n_in) weight matrix, in 64-byte panels */
+/* elements of the epoch's own copy of an (n_out x n_in) weight matrix, in panels of two
+   vectors (room for the widest SIMD variant's) */
 int64_t eng_epoch_panel_elements(int64_t n_out, int64_t n_in, int itemsize);
 /* threads of the fused epoch (default: OpenMP's default team size, i.e. the cores or
    OMP_NUM_THREADS; always 1 without OpenMP) */
@@ -103,9 +132,14 @@ int eng_get_num_threads(void);
 void eng_set_num_threads(int n);
 /* elements below which a kernel stays on one thread */
 int64_t eng_parallel_threshold(void);
-/* which compiled variant of the elementwise workers runs here: "avx2+fma" or "baseline" */
+/* the SIMD variant of the workers that runs now: "baseline", "avx2+fma", "avx512" (or the
+   tests' "avx512-on-avx2"); chosen by what the CPU reports at first use */
 const char *eng_simd_variant(void);
-/* 1: use the baseline workers even on an AVX2 CPU (tests compare both); 0: probe again */
-void eng_force_baseline(int on);
+/* the name of variant number i (0 .. ), NULL past the last; whether it can run here */
+const char *eng_simd_variant_name(int i);
+int eng_simd_supported(int i);
+/* run the named variant from now on (NULL or "": back to the CPU's best); 0 on success,
+   -1 for an unknown name, -2 when this CPU cannot run it */
+int eng_force_simd(const char *name);
 
 #endif

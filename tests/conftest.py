@@ -1,21 +1,13 @@
+"""Fixtures and hooks; what test modules share to import lives in helpers.py."""
 import os
 
-# The CUDA kernels are tested on the CPU under Numba's simulator unless a real GPU run
-# is asked for (ENGINE_TEST_REAL_GPU=1). Set before anything imports numba.
-if os.environ.get("ENGINE_TEST_REAL_GPU") != "1":
-    os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+from helpers import AVAILABLE  # noqa: E402  (first: it sets up the CUDA simulator)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import engine  # noqa: E402
-from engine.backends import available_backends, get_backend, runnable_backends  # noqa: E402
-
-SIMULATED_CUDA = os.environ.get("NUMBA_ENABLE_CUDASIM", "") not in ("", "0")
-# Every backend that can run here at full size. The simulated GPU is correct but runs each
-# CUDA thread as a Python thread: it only gets the tiny shapes of test_cuda.py.
-AVAILABLE = runnable_backends()
-FAST = [name for name in AVAILABLE if name != "numpy"]
+from engine.backends import available_backends, get_backend  # noqa: E402
 
 
 def pytest_report_header(config):

@@ -12,23 +12,21 @@ import pytest
 from engine.backends import get_backend
 from engine.backends.base import Backend
 
-from conftest import AVAILABLE, FAST
+from helpers import AVAILABLE, FAST, SIMD_VARIANTS, simd_variant
 
 REF = get_backend("numpy")
 EPS32 = np.finfo(np.float32).eps
 
 
 @pytest.fixture(params=[(name, simd) for name in FAST
-                        for simd in (("avx2", "baseline") if name == "native" else ("",))],
+                        for simd in (SIMD_VARIANTS if name == "native" else ("",))],
                 ids=lambda p: "-".join(x for x in p if x))
 def fast(request):
-    """Each fast backend; the native one with its AVX2 workers and with its baseline ones."""
+    """Each fast backend; the native one with each SIMD variant this CPU can run."""
     name, simd = request.param
     if simd:
-        from engine import _native
-        _native.force_baseline_simd(simd == "baseline")
-        yield get_backend(name)
-        _native.force_baseline_simd(False)
+        with simd_variant(simd):
+            yield get_backend(name)
     else:
         yield get_backend(name)
 

@@ -9,6 +9,7 @@ _native = pytest.importorskip("engine._native", reason="the native extension is 
 
 from engine import MLP  # noqa: E402
 from engine.backends import get_backend  # noqa: E402
+from helpers import SIMD_VARIANTS, simd_variant  # noqa: E402
 
 
 def test_build_info_reports_openmp_and_flags():
@@ -180,19 +181,37 @@ def test_results_do_not_depend_on_the_thread_count(dtype):
     assert np.array_equal(results[0][1], results[1][1])
 
 
-def test_baseline_and_avx2_workers_agree():
+def test_every_simd_variant_agrees_with_the_baseline():
     rng = np.random.default_rng(4)
     z = rng.standard_normal((50, 70)) * 30
     b = np.zeros(70)
-    outs = []
-    try:
-        for baseline in (False, True):
-            _native.force_baseline_simd(baseline)
-            for act in ("sigmoid", "softmax", "tanh", "relu"):
+    acts = ("sigmoid", "softmax", "tanh", "relu")
+    outs = {}
+    for variant in SIMD_VARIANTS:
+        with simd_variant(variant):
+            for act in acts:
                 out = z.copy()
                 _native.bias_act_(out, b, act)
-                outs.append(out)
-    finally:
-        _native.force_baseline_simd(False)
-    for fast, base in zip(outs[:4], outs[4:]):
-        np.testing.assert_allclose(fast, base, rtol=1e-14, atol=1e-300)
+                outs[variant, act] = out
+    assert len(SIMD_VARIANTS) >= 2 or SIMD_VARIANTS == ["baseline"]
+    for variant in SIMD_VARIANTS:
+        for act in acts:
+            np.testing.assert_allclose(outs[variant, act], outs["baseline", act], rtol=1e-14,
+                                       atol=1e-300)
+
+
+def test_simd_variants_are_reported_and_forced():
+    variants = _native.simd_variants()
+    assert {"baseline", "avx2+fma", "avx512", "avx512-on-avx2"} <= set(variants)
+    assert variants["baseline"]
+    best = _native.build_info()["simd"]
+    assert variants[best]
+    with simd_variant("baseline"):
+        assert _native.build_info()["simd"] == "baseline"
+    assert _native.build_info()["simd"] == best
+    with pytest.raises(ValueError, match="unknown SIMD variant"):
+        _native.force_simd("sse9")
+    for name, runs in variants.items():
+        if not runs:
+            with pytest.raises(ValueError, match="cannot run"):
+                _native.force_simd(name)

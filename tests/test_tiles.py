@@ -9,6 +9,7 @@ _native = pytest.importorskip("engine._native", reason="the native extension is 
 
 from engine import MLP  # noqa: E402
 from engine.backends import get_backend  # noqa: E402
+from helpers import SIMD_VARIANTS, simd_variant  # noqa: E402
 
 # widths around the tile sizes (6 rows; panels of 8/16 floats, 4/8 doubles), and 1
 SHAPES = [
@@ -226,17 +227,18 @@ def test_tiled_forward_checks_its_arguments():
         _native.tiled_forward(w, b, ["sigmoid", "softmax"], x.astype(np.float32), outs)
 
 
-@pytest.fixture
-def baseline_simd():
-    _native.force_baseline_simd(True)
-    yield
-    _native.force_baseline_simd(False)
-
-
+@pytest.mark.parametrize("variant", SIMD_VARIANTS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_baseline_tiles_match_numpy(native_gemm, baseline_simd, dtype):
-    """The tiles' x86-64 baseline build (no AVX2/FMA), as on an older CPU."""
-    assert _native.build_info()["simd"] == "baseline"
+def test_every_simd_variant_of_the_tiles_matches_numpy(native_gemm, variant, dtype):
+    """Each compiled variant of the tiles this CPU can run: the x86-64 baseline (as on an
+    older CPU), AVX2, AVX-512, and the AVX-512 source lowered to AVX2 (its 12-row tiles and
+    64-byte panels, checked on CPUs without AVX-512)."""
+    with simd_variant(variant):
+        assert _native.build_info()["simd"] == variant
+        _check_tiles_against_numpy(native_gemm, dtype)
+
+
+def _check_tiles_against_numpy(native_gemm, dtype):
     native_gemm("tiles")
     ref, _ = train([37, 23, 13, 7], dtype, "numpy", momentum=0.5)
     got, _ = train([37, 23, 13, 7], dtype, "native", momentum=0.5)

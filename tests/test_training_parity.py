@@ -4,7 +4,7 @@ import pytest
 
 from engine import MLP
 
-from conftest import FAST
+from helpers import FAST
 
 
 @pytest.fixture(params=FAST)

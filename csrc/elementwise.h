@@ -1,14 +1,6 @@
-/* Generic kernel bodies, included once per dtype by kernels.c with
- * REAL (the element type), S (the name suffix) and the math functions
- * EXP, LOG, TANH and EPS defined for that type. */
-
-#define FN2(name, s) name##_##s
-#define FN1(name, s) FN2(name, s)
-#define FN(name) FN1(name, S)
-/* the worker variant for this CPU: avx2+fma when it has them */
-#define WCALL2(name, s, v) name##_##s##_##v
-#define WCALL(name, s, v) WCALL2(name, s, v)
-#define WORKER(name) (eng_cpu_avx2_fma() ? WCALL(name, S, avx2) : WCALL(name, S, base))
+/* The elementwise kernels of kernels.h for one dtype (included by instantiate.h): checks-free
+   drivers that share rows out to OpenMP threads (above ENG_PAR_MIN elements) and call the
+   SIMD workers of this CPU, plus the small reductions and copies that need no SIMD variant. */
 
 /* rows per chunk so that a chunk holds about ENG_CHUNK elements */
 static inline int64_t FN(rows_per_chunk)(int64_t c) {
@@ -22,18 +14,18 @@ void FN(eng_softmax_rows)(REAL *z, int64_t n, int64_t c) {
 
 void FN(eng_bias_act)(REAL *z, const REAL *b, int64_t n, int64_t c, int act) {
     int64_t step = FN(rows_per_chunk)(c);
-    #pragma omp parallel for schedule(static) num_threads(eng_threads) if (n * c >= ENG_PAR_MIN && eng_team(eng_threads) > 1)
+    #pragma omp parallel for schedule(static) num_threads(eng_kernel_threads()) if (n * c >= ENG_PAR_MIN && eng_team(eng_kernel_threads()) > 1)
     for (int64_t i0 = 0; i0 < n; i0 += step) {
         int64_t rows = n - i0 < step ? n - i0 : step;
-        WORKER(bias_act_rows)(z + i0 * c, b, rows, c, act);
+        FN(workers)()->bias_act_rows(z + i0 * c, b, rows, c, act);
     }
 }
 
 void FN(eng_act_backward)(REAL *d, const REAL *a, int64_t len, int act) {
-    #pragma omp parallel for schedule(static) num_threads(eng_threads) if (len >= ENG_PAR_MIN && eng_team(eng_threads) > 1)
+    #pragma omp parallel for schedule(static) num_threads(eng_kernel_threads()) if (len >= ENG_PAR_MIN && eng_team(eng_kernel_threads()) > 1)
     for (int64_t i0 = 0; i0 < len; i0 += ENG_CHUNK) {
         int64_t m = len - i0 < ENG_CHUNK ? len - i0 : ENG_CHUNK;
-        WORKER(act_backward_range)(d + i0, a + i0, m, act);
+        FN(workers)()->act_backward_range(d + i0, a + i0, m, act);
     }
 }
 
@@ -79,10 +71,10 @@ void FN(eng_bias_grad)(const REAL *d, REAL *out, int64_t n, int64_t c) {
 }
 
 void FN(eng_sgd_step)(REAL *p, const REAL *g, REAL *v, int64_t len, REAL lr, REAL mom) {
-    #pragma omp parallel for schedule(static) num_threads(eng_threads) if (len >= ENG_PAR_MIN && eng_team(eng_threads) > 1)
+    #pragma omp parallel for schedule(static) num_threads(eng_kernel_threads()) if (len >= ENG_PAR_MIN && eng_team(eng_kernel_threads()) > 1)
     for (int64_t i0 = 0; i0 < len; i0 += ENG_CHUNK) {
         int64_t m = len - i0 < ENG_CHUNK ? len - i0 : ENG_CHUNK;
-        WORKER(sgd_range)(p + i0, g + i0, v == NULL ? NULL : v + i0, m, lr, mom);
+        FN(workers)()->sgd_range(p + i0, g + i0, v == NULL ? NULL : v + i0, m, lr, mom);
     }
 }
 

@@ -1,17 +1,12 @@
-/* Generic elementwise workers, included by kernels.c once per (dtype, variant) with
-   REAL, S and the math macros of the dtype, plus VARIANT (a name suffix) and TARGET
-   (the instruction set: empty for the baseline, avx2+fma for the other). These are the
-   loops that must vectorize: no libm calls, no branches that if-conversion cannot take. */
-
-#define WFN3(name, s, v) name##_##s##_##v
-#define WFN2(name, s, v) WFN3(name, s, v)
-#define WFN(name) WFN2(name, S, VARIANT)
+/* Elementwise workers, compiled once per (dtype, SIMD variant) by workers.h: the loops that
+   must vectorize, so no libm calls (bar tanh) and no branches if-conversion cannot take.
+   They run on the calling thread; the drivers in elementwise.h share work out. */
 
 /* exp(x) without a libm call, so that loops over it vectorize: x = n ln2 + r with
-   |r| <= ln2/2 (Cody-Waite, two-part ln2), exp(r) by a Taylor polynomial of degree
-   POLY_DEGREE (error below one ulp on that interval), and 2^n built in the exponent bits.
+   |r| <= ln2/2 (Cody-Waite, two-part ln2), exp(r) by a Taylor polynomial (POLY_EXP: error
+   below one ulp on that interval), and 2^n built in the exponent bits.
    Below EXP_MIN the result is 0 (the true value is subnormal); x is capped at EXP_MAX. */
-ENG_INLINE TARGET REAL WFN(fast_exp)(REAL x) {
+ENG_INLINE TARGET REAL VFN(fast_exp)(REAL x) {
     REAL xc = x > EXP_MAX ? EXP_MAX : (x < EXP_MIN ? EXP_MIN : x);
     /* adding the shifter rounds x/ln2 to an integer held in the low mantissa bits */
     REAL t = xc * (REAL)1.44269504088896340736 + EXP_SHIFTER;
@@ -28,29 +23,30 @@ ENG_INLINE TARGET REAL WFN(fast_exp)(REAL x) {
 }
 
 /* Overflow-free logistic: exp is only taken of -|z|. */
-ENG_INLINE TARGET REAL WFN(sigmoid)(REAL z) {
-    REAL e = WFN(fast_exp)(z >= 0 ? -z : z);
+ENG_INLINE TARGET REAL VFN(sigmoid)(REAL z) {
+    REAL e = VFN(fast_exp)(z >= 0 ? -z : z);
     return (z >= 0 ? (REAL)1 : e) / ((REAL)1 + e);
 }
 
-ENG_INLINE TARGET void WFN(softmax_row)(REAL *row, int64_t c) {
+ENG_INLINE TARGET void VFN(softmax_row)(REAL *row, int64_t c) {
     REAL mx = row[0];
     for (int64_t j = 1; j < c; j++) mx = row[j] > mx ? row[j] : mx;
     REAL sum = 0;
     for (int64_t j = 0; j < c; j++) {
-        row[j] = WFN(fast_exp)(row[j] - mx);
+        row[j] = VFN(fast_exp)(row[j] - mx);
         sum += row[j];
     }
     for (int64_t j = 0; j < c; j++) row[j] /= sum;
 }
 
-TARGET static void WFN(bias_act_rows)(REAL *z, const REAL *b, int64_t n, int64_t c,
-                                         int act) {
+/* z[i, j] = act(z[i, j] + b[j]) for n rows of c; softmax acts on whole rows, and b may
+   be NULL for it (a plain softmax). */
+TARGET static void VFN(bias_act_rows)(REAL *z, const REAL *b, int64_t n, int64_t c, int act) {
     for (int64_t i = 0; i < n; i++) {
         REAL *row = z + i * c;
         switch (act) {
         case ENG_SIGMOID:
-            for (int64_t j = 0; j < c; j++) row[j] = WFN(sigmoid)(row[j] + b[j]);
+            for (int64_t j = 0; j < c; j++) row[j] = VFN(sigmoid)(row[j] + b[j]);
             break;
         case ENG_RELU:
             for (int64_t j = 0; j < c; j++) {
@@ -61,10 +57,10 @@ TARGET static void WFN(bias_act_rows)(REAL *z, const REAL *b, int64_t n, int64_t
         case ENG_TANH:
             for (int64_t j = 0; j < c; j++) row[j] = TANH(row[j] + b[j]);
             break;
-        case ENG_SOFTMAX:   /* b may be NULL: a plain softmax */
+        case ENG_SOFTMAX:
             if (b != NULL)
                 for (int64_t j = 0; j < c; j++) row[j] += b[j];
-            WFN(softmax_row)(row, c);
+            VFN(softmax_row)(row, c);
             break;
         default: /* identity */
             for (int64_t j = 0; j < c; j++) row[j] += b[j];
@@ -72,7 +68,8 @@ TARGET static void WFN(bias_act_rows)(REAL *z, const REAL *b, int64_t n, int64_t
     }
 }
 
-TARGET static void WFN(act_backward_range)(REAL *d, const REAL *a, int64_t len, int act) {
+/* d[i] *= act'(z[i]), from the activation's output a[i] */
+TARGET static void VFN(act_backward_range)(REAL *d, const REAL *a, int64_t len, int act) {
     switch (act) {
     case ENG_SIGMOID:
         for (int64_t i = 0; i < len; i++) d[i] *= a[i] * ((REAL)1 - a[i]);
@@ -88,8 +85,9 @@ TARGET static void WFN(act_backward_range)(REAL *d, const REAL *a, int64_t len, 
     }
 }
 
-TARGET static void WFN(sgd_range)(REAL *p, const REAL *g, REAL *v, int64_t len, REAL lr,
-                                     REAL mom) {
+/* p -= lr * g; or with a velocity v: v = mom * v - lr * g, p += v */
+TARGET static void VFN(sgd_range)(REAL *p, const REAL *g, REAL *v, int64_t len, REAL lr,
+                                  REAL mom) {
     if (v == NULL) {
         for (int64_t i = 0; i < len; i++) p[i] -= lr * g[i];
         return;
@@ -99,9 +97,3 @@ TARGET static void WFN(sgd_range)(REAL *p, const REAL *g, REAL *v, int64_t len, 
         p[i] += v[i];
     }
 }
-
-#include "kernels_gemm.h"
-
-#undef WFN
-#undef WFN2
-#undef WFN3

@@ -1,5 +1,5 @@
-/* The fused training epoch on the tiles of kernels_gemm.h, included by
-   kernels_instance.h once per dtype (after kernels_impl.h, whose FN/WORKER it reuses).
+/* The fused training epoch on the GEMM tiles of workers_gemm.h, for one dtype (included by
+   instantiate.h after elementwise.h); the workers of this CPU's SIMD variant do the work.
 
    Each minibatch runs in two phases on a team of threads, separated by barriers:
      1. rows: each thread takes a slice of the minibatch's rows through the forward pass,
@@ -50,8 +50,9 @@ static void FN(output_rows)(const REAL *a, const int64_t *y, const int64_t *idx,
 #define A_ROWS(P, l) ((P)->rows + (P)->batch * (1 + (l)))
 #define D_ROWS(P, l) ((P)->rows + (P)->batch * (1 + (P)->n_layers + (l)))
 
-static void FN(epoch_phase_rows)(const eng_epoch_plan *P, const int64_t *y, const int64_t *idx,
-                                 int64_t r0, int64_t r1, int64_t m, REAL *scratch) {
+static void FN(epoch_phase_rows)(const FN(eng_workers) *wk, const eng_epoch_plan *P,
+                                 const int64_t *y, const int64_t *idx, int64_t r0, int64_t r1,
+                                 int64_t m, REAL *scratch) {
     const int L = P->n_layers;
     const int *s = P->sizes;
     const int64_t rows = r1 - r0;
@@ -59,9 +60,9 @@ static void FN(epoch_phase_rows)(const eng_epoch_plan *P, const int64_t *y, cons
     if (rows <= 0) return;
     for (int l = 0; l < L; l++) {
         REAL *const *out = (REAL *const *)A_ROWS(P, l) + r0;
-        WORKER(gemm_nn)(in, rows, s[l], NULL, (const REAL *)P->WT[l], 0, s[l + 1], out,
+        wk->gemm_nn(in, rows, s[l], NULL, (const REAL *)P->WT[l], 0, s[l + 1], out,
                         scratch);
-        WORKER(bias_act_rows)((REAL *)P->A[l] + r0 * s[l + 1], (const REAL *)P->B[l], rows,
+        wk->bias_act_rows((REAL *)P->A[l] + r0 * s[l + 1], (const REAL *)P->B[l], rows,
                               s[l + 1], P->acts[l]);
         in = (const REAL *const *)out;
     }
@@ -70,31 +71,32 @@ static void FN(epoch_phase_rows)(const eng_epoch_plan *P, const int64_t *y, cons
                     P->row_loss + r0);
     for (int l = L - 1; l > 0; l--) {
         /* delta below = (delta @ W[l]) * act'(A[l-1]) */
-        WORKER(gemm_nn)((const REAL *const *)D_ROWS(P, l) + r0, rows, s[l + 1], NULL,
+        wk->gemm_nn((const REAL *const *)D_ROWS(P, l) + r0, rows, s[l + 1], NULL,
                         (const REAL *)P->WT[l], 1, s[l],
                         (REAL *const *)D_ROWS(P, l - 1) + r0, scratch);
-        WORKER(act_backward_range)((REAL *)P->D[l - 1] + r0 * s[l],
+        wk->act_backward_range((REAL *)P->D[l - 1] + r0 * s[l],
                                    (const REAL *)P->A[l - 1] + r0 * s[l], rows * s[l],
                                    P->acts[l - 1]);
     }
 }
 
-static void FN(epoch_phase_weights)(const eng_epoch_plan *P, int t, int nt, int64_t m, REAL lr,
-                                    REAL mom, REAL *scratch) {
+static void FN(epoch_phase_weights)(const FN(eng_workers) *wk, const eng_epoch_plan *P,
+                                    int t, int nt, int64_t m, REAL lr, REAL mom,
+                                    REAL *scratch) {
     const int L = P->n_layers;
     const int *s = P->sizes;
     for (int l = 0; l < L; l++) {
         /* the layer's input rows: X's for the first layer */
         void **below = l == 0 ? X_ROWS(P) : A_ROWS(P, l - 1);
         int64_t lo, hi;
-        FN(share)(s[l], GEMM_MR, t, nt, &lo, &hi);
-        WORKER(gemm_tn_update)((const REAL *const *)below, m, s[l], lo, hi,
+        FN(share)(s[l], wk->mr, t, nt, &lo, &hi);
+        wk->gemm_tn_update((const REAL *const *)below, m, s[l], lo, hi,
                                (const REAL *const *)D_ROWS(P, l), s[l + 1], (REAL *)P->WT[l],
                                P->VT ? (REAL *)P->VT[l] : NULL, lr, mom, scratch);
         if (l % nt == t) {
             REAL *gb = (REAL *)P->GB[l];
             FN(eng_bias_grad)((const REAL *)P->D[l], gb, m, s[l + 1]);
-            WORKER(sgd_range)((REAL *)P->B[l], gb, P->VB ? (REAL *)P->VB[l] : NULL, s[l + 1],
+            wk->sgd_range((REAL *)P->B[l], gb, P->VB ? (REAL *)P->VB[l] : NULL, s[l + 1],
                               lr, mom);
         }
     }
@@ -107,6 +109,7 @@ void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *
     const int *s = P->sizes;
     const int64_t batch = P->batch;
     const REAL **rows = (const REAL **)P->rows;
+    const FN(eng_workers) *wk = FN(workers)();
     if (count <= 0) return;
     /* The epoch trains its own copies of W (and VW) in the panel layout: the forward pass
        reads them without packing, the gradient tiles update contiguous rows of them. */
@@ -115,12 +118,12 @@ void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *
             A_ROWS(P, l)[i] = (REAL *)P->A[l] + i * s[l + 1];
             D_ROWS(P, l)[i] = (REAL *)P->D[l] + i * s[l + 1];
         }
-        WORKER(to_panels)((const REAL *)P->W[l], s[l + 1], s[l], (REAL *)P->WT[l]);
+        wk->to_panels((const REAL *)P->W[l], s[l + 1], s[l], (REAL *)P->WT[l]);
         if (P->VW != NULL)
-            WORKER(to_panels)((const REAL *)P->VW[l], s[l + 1], s[l], (REAL *)P->VT[l]);
+            wk->to_panels((const REAL *)P->VW[l], s[l + 1], s[l], (REAL *)P->VT[l]);
     }
     /* at least two tiles of rows per thread: more threads would only wait at the barriers */
-    int threads = eng_get_epoch_threads(), most = (int)(batch / (2 * GEMM_MR));
+    int threads = eng_get_epoch_threads(), most = (int)(batch / (2 * wk->mr));
     threads = threads < P->threads ? threads : P->threads;
     threads = eng_team(threads < most ? threads : most);
     #pragma omp parallel num_threads(threads) if (threads > 1)
@@ -135,16 +138,16 @@ void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *
         for (int64_t start = 0; start < count; start += batch, i++) {
             int64_t m = count - start < batch ? count - start : batch;
             int64_t r0, r1;
-            FN(share)(m, 1, t, nt, &r0, &r1);
+            FN(share)(m, wk->mr, t, nt, &r0, &r1);   /* whole tiles of rows */
             for (int64_t r = r0; r < r1; r++) rows[r] = X + order[start + r] * s[0];
             if (start + m < count) {   /* this thread's next rows load while it computes */
                 int64_t next = count - start - m < batch ? count - start - m : batch, n0, n1;
-                FN(share)(next, 1, t, nt, &n0, &n1);
+                FN(share)(next, wk->mr, t, nt, &n0, &n1);
                 FN(eng_prefetch_rows)(X, order + start + m + n0, n1 - n0, s[0]);
             }
-            FN(epoch_phase_rows)(P, y, order + start, r0, r1, m, scratch);
+            FN(epoch_phase_rows)(wk, P, y, order + start, r0, r1, m, scratch);
             #pragma omp barrier
-            FN(epoch_phase_weights)(P, t, nt, m, lr, mom, scratch);
+            FN(epoch_phase_weights)(wk, P, t, nt, m, lr, mom, scratch);
             if (t == 0) {
                 double sum = 0.0;
                 for (int64_t r = 0; r < m; r++) sum += P->row_loss[r];
@@ -154,9 +157,9 @@ void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *
         }
     }
     for (int l = 0; l < L; l++) {
-        WORKER(from_panels)((const REAL *)P->WT[l], s[l + 1], s[l], (REAL *)P->W[l]);
+        wk->from_panels((const REAL *)P->WT[l], s[l + 1], s[l], (REAL *)P->W[l]);
         if (P->VW != NULL)
-            WORKER(from_panels)((const REAL *)P->VT[l], s[l + 1], s[l], (REAL *)P->VW[l]);
+            wk->from_panels((const REAL *)P->VT[l], s[l + 1], s[l], (REAL *)P->VW[l]);
     }
 }
 
@@ -170,6 +173,7 @@ int FN(eng_tiled_forward)(int n_layers, const int *sizes, const int *acts,
     const int L = n_layers;
     const int *s = sizes;
     int64_t panel_total = 0, offset[ENG_MAX_LAYERS];
+    const FN(eng_workers) *wk = FN(workers)();
     if (L < 1 || L > ENG_MAX_LAYERS) return -1;
     if (n <= 0) return 0;
     for (int l = 0; l < L; l++) {
@@ -187,7 +191,7 @@ int FN(eng_tiled_forward)(int n_layers, const int *sizes, const int *acts,
         free(rows);
         return -1;
     }
-    for (int l = 0; l < L; l++) WORKER(to_panels)(W[l], s[l + 1], s[l], panels + offset[l]);
+    for (int l = 0; l < L; l++) wk->to_panels(W[l], s[l + 1], s[l], panels + offset[l]);
     #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
     for (int64_t r0 = 0; r0 < n; r0 += FORWARD_ROWS) {
         int t = 0;
@@ -202,9 +206,9 @@ int FN(eng_tiled_forward)(int n_layers, const int *sizes, const int *acts,
                 my[(l + 1) * FORWARD_ROWS + i] = out[l] + (r0 + i) * s[l + 1];
         }
         for (int l = 0; l < L; l++) {
-            WORKER(gemm_nn)((const REAL *const *)my + l * FORWARD_ROWS, m, s[l], NULL,
+            wk->gemm_nn((const REAL *const *)my + l * FORWARD_ROWS, m, s[l], NULL,
                             panels + offset[l], 0, s[l + 1], my + (l + 1) * FORWARD_ROWS, NULL);
-            WORKER(bias_act_rows)(out[l] + r0 * s[l + 1], B[l], m, s[l + 1], acts[l]);
+            wk->bias_act_rows(out[l] + r0 * s[l + 1], B[l], m, s[l + 1], acts[l]);
         }
     }
     free(panels);

@@ -1,5 +1,6 @@
-/* Small-matrix GEMM of the fused epoch, included by kernels_workers.h once per
-   (dtype, variant), with VEC (a 32-byte GCC vector of REAL) and VLEN (its lanes).
+/* Small-matrix GEMM tiles of the fused epoch, compiled once per (dtype, SIMD variant) by
+   workers.h, with VEC (a GCC vector of VLEN REALs: 32 bytes for baseline and AVX2, 64 for
+   AVX-512), MR (rows of a tile) and PW = 2 * VLEN (its columns: two vectors).
 
    Why not BLAS here: the products of an MLP minibatch are small (100 rows, layers of
    10..1000 units), and a BLAS call costs several microseconds before it computes
@@ -11,23 +12,21 @@
    summed in the same order whichever tile or thread computes it, so results do not
    depend on the number of threads. */
 
-#define GEMM_MR 6        /* rows of a tile; its columns: two vectors (2 * VLEN) */
-
 #define VZERO(v) ((v) = (VEC){0})
 #define VLOAD(v, p) memcpy(&(v), (p), sizeof(VEC))
 #define VSTORE(p, v) memcpy((p), &(v), sizeof(VEC))
 
-/* tile[r][j] = sum_p A(r0 + r, p) * panel[p * 2 * VLEN + j] for r < GEMM_MR,
+/* tile[r][j] = sum_p A(r0 + r, p) * panel[p * PW + j] for r < MR,
    j < nv * VLEN (the panel: columns of b packed by pack_panel).
-   A(i, p) is a[i][p]; or packed[p * GEMM_MR + i - r0] when packed is given (a block of
+   A(i, p) is a[i][p]; or packed[p * MR + i - r0] when packed is given (a block of
    a transposed operand, laid out by pack_columns). Rows past `last` repeat row `last`, so
    a short tile computes garbage rows that nobody stores. */
-ENG_INLINE TARGET void WFN(bcast_tile)(const REAL *const *a, const REAL *packed, int64_t r0,
+ENG_INLINE TARGET void VFN(bcast_tile)(const REAL *const *a, const REAL *packed, int64_t r0,
                                        int64_t last, const REAL *panel, int64_t k, int nv,
                                        REAL *tile) {
-    VEC acc[GEMM_MR][2], b0, b1;
-    const REAL *ar[GEMM_MR];
-    for (int r = 0; r < GEMM_MR; r++) {
+    VEC acc[MR][2], b0, b1;
+    const REAL *ar[MR];
+    for (int r = 0; r < MR; r++) {
         ar[r] = packed != NULL ? NULL : a[r0 + r < last ? r0 + r : last];
         VZERO(acc[r][0]);
         VZERO(acc[r][1]);
@@ -35,114 +34,114 @@ ENG_INLINE TARGET void WFN(bcast_tile)(const REAL *const *a, const REAL *packed,
     /* one loop per operand layout and panel width, so that each stays a plain FMA stream */
 #define BCAST_LOOP(A_AT, NV)                                                               \
     for (int64_t p = 0; p < k; p++) {                                                      \
-        const REAL *bp = panel + p * 2 * VLEN;                                             \
+        const REAL *bp = panel + p * PW;                                             \
         VLOAD(b0, bp);                                                                     \
         if (NV == 2) VLOAD(b1, bp + VLEN);                                                 \
-        for (int r = 0; r < GEMM_MR; r++) {                                                \
+        for (int r = 0; r < MR; r++) {                                                \
             REAL s = A_AT;                                                                 \
             acc[r][0] += s * b0;                                                           \
             if (NV == 2) acc[r][1] += s * b1;                                              \
         }                                                                                  \
     }
     if (packed != NULL) {
-        if (nv == 2) { BCAST_LOOP(packed[p * GEMM_MR + r], 2) }
-        else { BCAST_LOOP(packed[p * GEMM_MR + r], 1) }
+        if (nv == 2) { BCAST_LOOP(packed[p * MR + r], 2) }
+        else { BCAST_LOOP(packed[p * MR + r], 1) }
     } else {
         if (nv == 2) { BCAST_LOOP(ar[r][p], 2) }
         else { BCAST_LOOP(ar[r][p], 1) }
     }
 #undef BCAST_LOOP
-    for (int r = 0; r < GEMM_MR; r++) {
-        VSTORE(tile + r * 2 * VLEN, acc[r][0]);
-        VSTORE(tile + r * 2 * VLEN + VLEN, acc[r][1]);
+    for (int r = 0; r < MR; r++) {
+        VSTORE(tile + r * PW, acc[r][0]);
+        VSTORE(tile + r * PW + VLEN, acc[r][1]);
     }
 }
 
-/* Columns [c_lo, c_hi) of a (m rows) in blocks of GEMM_MR columns, each block p-major:
-   out[b * m * GEMM_MR + p * GEMM_MR + r] = a[p][c_lo + b * GEMM_MR + r], the last column
+/* Columns [c_lo, c_hi) of a (m rows) in blocks of MR columns, each block p-major:
+   out[b * m * MR + p * MR + r] = a[p][c_lo + b * MR + r], the last column
    repeated past c_hi; a tile then reads its block of a^T as one contiguous stream. Row by
    row, so that each (page-scattered) row of a is read once, in order. */
-ENG_INLINE TARGET void WFN(pack_columns)(const REAL *const *a, int64_t m, int64_t c_lo,
+ENG_INLINE TARGET void VFN(pack_columns)(const REAL *const *a, int64_t m, int64_t c_lo,
                                          int64_t c_hi, REAL *out) {
-    int64_t full = c_lo + (c_hi - c_lo) / GEMM_MR * GEMM_MR;
+    int64_t full = c_lo + (c_hi - c_lo) / MR * MR;
     for (int64_t p = 0; p < m; p++) {
         const REAL *row = a[p];
-        REAL *dst = out + p * GEMM_MR;
-        for (int64_t c0 = c_lo; c0 < full; c0 += GEMM_MR, dst += m * GEMM_MR)
-            memcpy(dst, row + c0, GEMM_MR * sizeof(REAL));
+        REAL *dst = out + p * MR;
+        for (int64_t c0 = c_lo; c0 < full; c0 += MR, dst += m * MR)
+            memcpy(dst, row + c0, MR * sizeof(REAL));
         if (full < c_hi)
-            for (int64_t r = 0; r < GEMM_MR; r++)
+            for (int64_t r = 0; r < MR; r++)
                 dst[r] = row[full + r < c_hi ? full + r : c_hi - 1];
     }
 }
 
-/* Columns [j0, j0 + width) of b (k rows; width <= 2 * VLEN) copied into a contiguous
-   panel, zero-padded to 2 * VLEN columns. The tiles then read one stream: rows of b read
+/* Columns [j0, j0 + width) of b (k rows; width <= PW) copied into a contiguous
+   panel, zero-padded to PW columns. The tiles then read one stream: rows of b read
    in place would each sit on their own page (rows of X, say), and the TLB misses halved
    the speed of the loop. */
-ENG_INLINE TARGET void WFN(pack_panel)(const REAL *const *b, int64_t j0, int64_t width,
+ENG_INLINE TARGET void VFN(pack_panel)(const REAL *const *b, int64_t j0, int64_t width,
                                        int64_t k, REAL *panel) {
     for (int64_t p = 0; p < k; p++) {
-        REAL *row = panel + p * 2 * VLEN;
+        REAL *row = panel + p * PW;
         const REAL *src = b[p] + j0;
-        if (width == 2 * VLEN) {
-            memcpy(row, src, 2 * VLEN * sizeof(REAL));
+        if (width == PW) {
+            memcpy(row, src, PW * sizeof(REAL));
         } else {
-            for (int64_t j = 0; j < 2 * VLEN; j++) row[j] = j < width ? src[j] : (REAL)0;
+            for (int64_t j = 0; j < PW; j++) row[j] = j < width ? src[j] : (REAL)0;
         }
     }
 }
 
 /* A layer's weights as the fused epoch keeps them: W^T (n_in x n_out) cut into panels of
-   2 * VLEN outputs, panel q holding n_in rows of W[q * 2 * VLEN ...][j] (zero past
+   PW outputs, panel q holding n_in rows of W[q * PW ...][j] (zero past
    n_out). The forward pass reads a panel as it is; the gradient tiles write rows of it. */
 #define PANEL_AT(wp, n_in, o, j) \
-    ((wp) + ((o) / (2 * VLEN) * (n_in) + (j)) * 2 * VLEN + (o) % (2 * VLEN))
+    ((wp) + ((o) / (PW) * (n_in) + (j)) * PW + (o) % (PW))
 
 /* w (n_out x n_in, row-major) into that layout, zero past n_out; and back */
-TARGET static void WFN(to_panels)(const REAL *w, int64_t n_out, int64_t n_in, REAL *wp) {
-    int64_t padded = (n_out + 2 * VLEN - 1) / (2 * VLEN) * (2 * VLEN);
+TARGET static void VFN(to_panels)(const REAL *w, int64_t n_out, int64_t n_in, REAL *wp) {
+    int64_t padded = (n_out + PW - 1) / (PW) * (PW);
     for (int64_t o = 0; o < padded; o++)
         for (int64_t j = 0; j < n_in; j++)
             *PANEL_AT(wp, n_in, o, j) = o < n_out ? w[o * n_in + j] : (REAL)0;
 }
 
-TARGET static void WFN(from_panels)(const REAL *wp, int64_t n_out, int64_t n_in, REAL *w) {
+TARGET static void VFN(from_panels)(const REAL *wp, int64_t n_out, int64_t n_in, REAL *w) {
     for (int64_t o = 0; o < n_out; o++)
         for (int64_t j = 0; j < n_in; j++) w[o * n_in + j] = *PANEL_AT(wp, n_in, o, j);
 }
 
 /* Panel of W itself for the backward pass: panel[o][jj] = W[o][j0 + jj] (o < n_out). */
-ENG_INLINE TARGET void WFN(pack_panel_of_w)(const REAL *wp, int64_t n_in, int64_t n_out,
+ENG_INLINE TARGET void VFN(pack_panel_of_w)(const REAL *wp, int64_t n_in, int64_t n_out,
                                             int64_t j0, int64_t width, REAL *panel) {
     for (int64_t o = 0; o < n_out; o++)
-        for (int64_t j = 0; j < 2 * VLEN; j++)
-            panel[o * 2 * VLEN + j] = j < width ? *PANEL_AT(wp, n_in, o, j0 + j) : (REAL)0;
+        for (int64_t j = 0; j < PW; j++)
+            panel[o * PW + j] = j < width ? *PANEL_AT(wp, n_in, o, j0 + j) : (REAL)0;
 }
 
 /* c[i][j] = sum_p a[i][p] * B[p][j] for i < m, j < n, p < k, where B is
-   - b (k rows of n), packed panel by panel into scratch (k * 2 * VLEN REALs), or
+   - b (k rows of n), packed panel by panel into scratch (k * PW REALs), or
    - wp, a layer's weights (n_in = k, n_out = n) in the panel layout above: W^T, or
    - with w_transposed, (W^T)^T = W from that layout (n_out = k, n_in = n). */
-TARGET static void WFN(gemm_nn)(const REAL *const *a, int64_t m, int64_t k,
+TARGET static void VFN(gemm_nn)(const REAL *const *a, int64_t m, int64_t k,
                                 const REAL *const *b, const REAL *wp, int w_transposed,
                                 int64_t n, REAL *const *c, REAL *scratch) {
-    REAL tile[GEMM_MR * 2 * VLEN];
+    REAL tile[MR * PW];
     if (m <= 0) return;
-    for (int64_t j0 = 0; j0 < n; j0 += 2 * VLEN) {
-        int64_t width = n - j0 < 2 * VLEN ? n - j0 : 2 * VLEN;
+    for (int64_t j0 = 0; j0 < n; j0 += PW) {
+        int64_t width = n - j0 < PW ? n - j0 : PW;
         const REAL *panel = scratch;
         if (wp == NULL)
-            WFN(pack_panel)(b, j0, width, k, scratch);
+            VFN(pack_panel)(b, j0, width, k, scratch);
         else if (w_transposed)
-            WFN(pack_panel_of_w)(wp, n, k, j0, width, scratch);
+            VFN(pack_panel_of_w)(wp, n, k, j0, width, scratch);
         else
             panel = wp + j0 * k;
-        for (int64_t i0 = 0; i0 < m; i0 += GEMM_MR) {
-            WFN(bcast_tile)(a, NULL, i0, m - 1, panel, k, width > VLEN ? 2 : 1, tile);
-            int64_t rows = m - i0 < GEMM_MR ? m - i0 : GEMM_MR;
+        for (int64_t i0 = 0; i0 < m; i0 += MR) {
+            VFN(bcast_tile)(a, NULL, i0, m - 1, panel, k, width > VLEN ? 2 : 1, tile);
+            int64_t rows = m - i0 < MR ? m - i0 : MR;
             for (int64_t r = 0; r < rows; r++)
-                memcpy(c[i0 + r] + j0, tile + r * 2 * VLEN, (size_t)width * sizeof(REAL));
+                memcpy(c[i0 + r] + j0, tile + r * PW, (size_t)width * sizeof(REAL));
         }
     }
 }
@@ -151,25 +150,25 @@ TARGET static void WFN(gemm_nn)(const REAL *const *a, int64_t m, int64_t k,
    the gradient formed tile by tile and never stored: g[j][o] = sum_p a[p][j] * d[p][o]
    over the minibatch (p < m; a: the layer's n_in-wide input rows, d: its delta rows); then
    w -= lr * g, or v = mom * v - lr * g; w += v when vt (v, same layout) is given.
-   scratch: (j_hi - j_lo rounded up to GEMM_MR) * m + m * 2 * VLEN REALs. */
-TARGET static void WFN(gemm_tn_update)(const REAL *const *a, int64_t m, int64_t n_in,
+   scratch: (j_hi - j_lo rounded up to MR) * m + m * PW REALs. */
+TARGET static void VFN(gemm_tn_update)(const REAL *const *a, int64_t m, int64_t n_in,
                                        int64_t j_lo, int64_t j_hi, const REAL *const *d,
                                        int64_t n_out, REAL *wt, REAL *vt, REAL lr, REAL mom,
                                        REAL *scratch) {
-    REAL tile[GEMM_MR * 2 * VLEN];
+    REAL tile[MR * PW];
     REAL *packed = scratch;
-    REAL *panel = scratch + (j_hi - j_lo + GEMM_MR - 1) / GEMM_MR * GEMM_MR * m;
+    REAL *panel = scratch + (j_hi - j_lo + MR - 1) / MR * MR * m;
     if (m <= 0 || j_lo >= j_hi) return;
-    WFN(pack_columns)(a, m, j_lo, j_hi, packed);
-    for (int64_t o0 = 0; o0 < n_out; o0 += 2 * VLEN) {
-        int64_t width = n_out - o0 < 2 * VLEN ? n_out - o0 : 2 * VLEN;
-        WFN(pack_panel)(d, o0, width, m, panel);
-        for (int64_t j0 = j_lo; j0 < j_hi; j0 += GEMM_MR) {
-            WFN(bcast_tile)(NULL, packed + (j0 - j_lo) * m, 0, 0, panel, m,
+    VFN(pack_columns)(a, m, j_lo, j_hi, packed);
+    for (int64_t o0 = 0; o0 < n_out; o0 += PW) {
+        int64_t width = n_out - o0 < PW ? n_out - o0 : PW;
+        VFN(pack_panel)(d, o0, width, m, panel);
+        for (int64_t j0 = j_lo; j0 < j_hi; j0 += MR) {
+            VFN(bcast_tile)(NULL, packed + (j0 - j_lo) * m, 0, 0, panel, m,
                             width > VLEN ? 2 : 1, tile);
-            int64_t rows = j_hi - j0 < GEMM_MR ? j_hi - j0 : GEMM_MR;
+            int64_t rows = j_hi - j0 < MR ? j_hi - j0 : MR;
             for (int64_t r = 0; r < rows; r++)
-                WFN(sgd_range)(PANEL_AT(wt, n_in, o0, j0 + r), tile + r * 2 * VLEN,
+                VFN(sgd_range)(PANEL_AT(wt, n_in, o0, j0 + r), tile + r * PW,
                                vt == NULL ? NULL : PANEL_AT(vt, n_in, o0, j0 + r), width, lr,
                                mom);
         }

@@ -1,0 +1,72 @@
+# The epoch on BLAS products: for networks wider than the tiles pay for, for the
+# diagnostics (which need each gradient formed) and for the benchmarks' GEMM floor.
+
+
+cdef void _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const int64_t *order,
+                      int64_t count, real lr, real mom, double *losses,
+                      bint gemm_only, double *grad_norms) noexcept nogil:
+    cdef const eng_kernel_table *k = plan.k
+    cdef eng_epoch_plan *p = &plan.p
+    cdef int L = p.n_layers, l, m
+    cdef int *s = plan.sizes
+    cdef int64_t start = 0, i = 0
+    cdef real *x = <real*>plan.x
+    cdef real *t = <real*>plan.t
+    cdef real **W = <real**>p.W
+    cdef real **A = <real**>p.A
+    cdef real **D = <real**>p.D
+    cdef real **GW = <real**>plan.GW
+    cdef real **VW = <real**>p.VW
+    cdef void *vb
+    cdef const real *inp
+    while start < count:
+        m = <int>min(p.batch, count - start)
+        if not gemm_only:
+            k.gather(X, y, order + start, m, s[0], s[L], x, t)
+            if start + m < count:     # the next rows load while BLAS computes this minibatch
+                k.prefetch_rows(X, order + start + m, <int>min(p.batch, count - start - m), s[0])
+        # forward: A[l] = act(inp @ W[l]^T + B[l])
+        inp = x
+        for l in range(L):
+            gemm_rm(False, True, m, s[l + 1], s[l], <real>1, inp, s[l], W[l], s[l],
+                    <real>0, A[l], s[l + 1])
+            if not gemm_only:
+                k.bias_act(A[l], p.B[l], m, s[l + 1], plan.acts[l])
+            inp = A[l]
+        if not gemm_only:
+            losses[i] = k.loss(A[L - 1], t, m, s[L], p.loss_kind)
+            k.output_delta(A[L - 1], t, D[L - 1], m, s[L], p.loss_kind)
+        # backward, updating each layer once the delta below it has used its weights
+        for l in range(L - 1, -1, -1):
+            inp = x if l == 0 else A[l - 1]
+            vb = p.VB[l] if p.VB != NULL else NULL
+            if l > 0:
+                gemm_rm(False, False, m, s[l], s[l + 1], <real>1, D[l], s[l + 1], W[l], s[l],
+                        <real>0, D[l - 1], s[l])
+                if not gemm_only:
+                    k.act_backward(D[l - 1], A[l - 1], <int64_t>m * s[l], plan.acts[l - 1])
+            if not gemm_only:
+                k.bias_grad(D[l], p.GB[l], m, s[l + 1])
+            if grad_norms != NULL:
+                # diagnostics: form the gradient, measure it, then apply it
+                gemm_rm(True, False, s[l + 1], s[l], m, <real>1, D[l], s[l + 1], inp, s[l],
+                        <real>0, GW[l], s[l])
+                grad_norms[l] += sqrt(k.sq_norm(GW[l], <int64_t>s[l + 1] * s[l]))
+                k.sgd_step(W[l], GW[l], VW[l] if VW != NULL else NULL,
+                           <int64_t>s[l + 1] * s[l], lr, mom)
+                k.sgd_step(p.B[l], p.GB[l], vb, s[l + 1], lr, mom)
+            elif VW != NULL:
+                # VW = mom * VW - lr * D^T inp; W += VW
+                gemm_rm(True, False, s[l + 1], s[l], m, -lr, D[l], s[l + 1], inp, s[l],
+                        mom, VW[l], s[l])
+                if not gemm_only:
+                    k.axpy(W[l], VW[l], <int64_t>s[l + 1] * s[l], 1.0)
+                    k.sgd_step(p.B[l], p.GB[l], vb, s[l + 1], lr, mom)
+            else:
+                # W -= lr * D^T inp, straight into the weights
+                gemm_rm(True, False, s[l + 1], s[l], m, -lr, D[l], s[l + 1], inp, s[l],
+                        <real>1, W[l], s[l])
+                if not gemm_only:
+                    k.axpy(p.B[l], p.GB[l], s[l + 1], -lr)
+        start += m
+        i += 1

@@ -1,0 +1,80 @@
+# Argument checks, run with the GIL before any kernel: each raises a ValueError/TypeError
+# that names the argument and says what was expected. And the one dtype dispatch: the
+# kernel table (csrc/kernels.h) of an array's dtype.
+
+ACTIVATIONS = {"identity": ENG_IDENTITY, "sigmoid": ENG_SIGMOID, "relu": ENG_RELU,
+               "tanh": ENG_TANH, "softmax": ENG_SOFTMAX}
+OUTPUT_LOSS = {("sigmoid", "mse"): ENG_SIGMOID_MSE, ("sigmoid", "mse_ref"): ENG_SIGMOID_MSE_REF,
+               ("softmax", "cross_entropy"): ENG_SOFTMAX_CE}
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_INT64 = np.dtype(np.int64)
+
+
+cdef cnp.ndarray _array(str name, object x, object ndim=None, object dtype=None,
+                        bint writable=False):
+    """x itself after the checks; dtype None means float32 or float64."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array; got {type(x).__name__}")
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D; got shape {(<object>x).shape}")
+    if dtype is None:
+        if x.dtype not in _FLOATS:
+            raise TypeError(f"{name} must be float32 or float64; got {x.dtype}")
+    elif x.dtype != dtype:
+        raise TypeError(f"{name} must be {np.dtype(dtype).name} like the other arguments; "
+                        f"got {x.dtype}")
+    if not x.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous")
+    if writable and not x.flags.writeable:
+        raise ValueError(f"{name} is read-only but is written to")
+    return x
+
+
+cdef cnp.ndarray _checked(str name, object x, object dtype, tuple shape, list keep):
+    """A writable array of exactly this shape and dtype, kept alive by `keep`."""
+    cdef cnp.ndarray arr = _array(name, x, len(shape), dtype, True)
+    _shape(name, arr, shape)
+    keep.append(arr)
+    return arr
+
+
+cdef tuple _dims(object x):
+    return x.shape
+
+
+cdef _shape(str name, object x, tuple expected):
+    if x.shape != expected:
+        raise ValueError(f"{name} must have shape {expected}; got {x.shape}")
+
+
+cdef int _act(str activation, bint allow_softmax=True) except -1:
+    code = ACTIVATIONS.get(activation)
+    if code is None or (code == ENG_SOFTMAX and not allow_softmax):
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}; got {activation!r}")
+    return code
+
+
+cdef int _pair(str output, str loss) except -1:
+    code = OUTPUT_LOSS.get((output, loss))
+    if code is None:
+        raise ValueError(f"no kernel for output {output!r} with loss {loss!r}; "
+                         f"supported: {sorted(OUTPUT_LOSS)}")
+    return code
+
+
+cdef int64_t _first_bad(const int64_t *v, int64_t length, int64_t upper) noexcept nogil:
+    """The position of the first entry outside [0, upper), or -1."""
+    cdef int64_t i
+    for i in range(length):
+        if v[i] < 0 or v[i] >= upper:
+            return i
+    return -1
+
+
+cdef inline void *_ptr(cnp.ndarray a) noexcept:
+    return cnp.PyArray_DATA(a)
+
+
+cdef inline const eng_kernel_table *_table(cnp.ndarray a) noexcept:
+    """The kernels for a's dtype (already checked to be float32 or float64)."""
+    return &eng_kernels_f if cnp.PyArray_ITEMSIZE(a) == 4 else &eng_kernels_d

@@ -1,0 +1,222 @@
+# EpochPlan: a network's parameters and a workspace's buffers, gathered once as C pointers,
+# then a whole epoch per `run` call, on the tiles (csrc/epoch.h) or BLAS (blas_epoch.pxi).
+
+cdef inline size_t _round64(size_t n) noexcept nogil:
+    return (n + 63) // 64 * 64
+
+
+cdef class EpochPlan:
+    """Pointers to a network's parameters and a workspace's buffers, gathered once.
+
+    `run` then trains a whole epoch in C: per minibatch forward, loss, output delta,
+    backward and the SGD update of every layer, with the GIL released and nothing
+    allocated. Two ways to do it, chosen by `gemm`:
+
+    - "tiles": csrc's own small-matrix GEMM (eng_fused_epoch), no BLAS; the minibatch
+      is split between the epoch's threads (engine._native.set_epoch_threads), rows in
+      the forward and backward pass, weight columns in the update, and each weight
+      gradient is applied tile by tile as it is formed;
+    - "blas": SciPy's BLAS for the products, with the update folded into the gradient
+      GEMM (W += -lr * delta^T A, or the velocity with beta = momentum);
+    - "auto" (default): tiles unless a layer has more than TILES_MAX_WIDTH units, where BLAS's
+      packed, cache-blocked kernels win.
+
+    The diagnostics (grad_norms) and the GEMM floor (gemm_only) always take the BLAS
+    path. The arrays given here must stay where they are while the plan is used; the
+    plan keeps references to them.
+    """
+    # Every C pointer lives in `p` (what the fused epoch reads) or beside it (GW, x, t), all
+    # carved out of one block: one allocation (_alloc), one release (_release).
+    cdef eng_epoch_plan p
+    cdef void *block
+    cdef int *sizes
+    cdef int *acts
+    cdef void **GW
+    cdef void *x
+    cdef void *t
+    cdef int n_layers, has_velocity
+    cdef const eng_kernel_table *k
+    cdef list _keep
+    cdef readonly object dtype
+    cdef readonly str gemm
+
+    def __cinit__(self):
+        self.block = NULL
+        self._clear()
+
+    cdef _clear(self):
+        memset(&self.p, 0, sizeof(eng_epoch_plan))
+        self.sizes = self.acts = NULL
+        self.GW = NULL
+        self.x = self.t = NULL
+        self.n_layers = 0
+        self.k = NULL
+
+    cdef _release(self):
+        free(self.block)
+        self.block = NULL
+        self._clear()
+
+    def __dealloc__(self):
+        free(self.block)
+
+    cdef _alloc(self, int L, int64_t batch, int threads, int64_t per_thread):
+        """Room for every pointer array, the row pointers, row losses and thread scratch."""
+        cdef size_t n_rows = <size_t>eng_epoch_row_count(L, batch)
+        cdef size_t ints = _round64((2 * L + 1) * sizeof(int))
+        cdef size_t ptrs = _round64((11 * <size_t>L + n_rows) * sizeof(void*))
+        cdef size_t losses = _round64(batch * sizeof(double))
+        cdef size_t scratch = <size_t>threads * <size_t>per_thread
+        self._release()
+        self.block = calloc(ints + ptrs + losses + scratch + 64, 1)
+        if self.block == NULL:
+            raise MemoryError(f"EpochPlan: cannot allocate {ints + ptrs + losses + scratch} bytes")
+        cdef char *base = <char*>self.block + (64 - <size_t>self.block % 64) % 64
+        cdef void **v = <void**>(base + ints)
+        self.sizes, self.acts = <int*>base, <int*>base + L + 1
+        self.p.W, self.p.B, self.p.A, self.p.D = v, v + L, v + 2 * L, v + 3 * L
+        self.p.GB, self.GW, self.p.VW, self.p.VB = v + 4 * L, v + 5 * L, v + 6 * L, v + 7 * L
+        self.p.WT, self.p.VT, self.p.rows = v + 8 * L, v + 9 * L, v + 11 * L
+        self.p.row_loss = <double*>(base + ints + ptrs)
+        self.p.scratch = base + ints + ptrs + losses if scratch else NULL
+        self.p.scratch_per_thread = per_thread
+        self.p.threads = threads
+        self.p.sizes, self.p.acts = self.sizes, self.acts
+        self.p.n_layers, self.p.batch = L, batch
+
+    def __init__(self, weights, biases, acts, deltas, bias_grads, x, t, activations,
+                 str loss, velocities=None, weight_grads=None, str gemm="auto"):
+        cdef int L = len(weights), l
+        self._release()     # a failed re-init leaves a plan that refuses to run
+        if L < 1:
+            raise ValueError("weights must hold at least one matrix")
+        for name, seq in (("biases", biases), ("acts", acts), ("deltas", deltas),
+                          ("bias_grads", bias_grads), ("activations", activations)):
+            if len(seq) != L:
+                raise ValueError(f"{name} must have {L} entries (one per layer); got {len(seq)}")
+        if velocities is not None and len(velocities) != 2 * L:
+            raise ValueError(f"velocities must have {2 * L} entries (weights, then biases); "
+                             f"got {len(velocities)}")
+        if weight_grads is not None and len(weight_grads) != L:
+            raise ValueError(f"weight_grads must have {L} entries; got {len(weight_grads)}")
+        cdef cnp.ndarray w0 = _array("weights[0]", weights[0], 2)
+        dtype = w0.dtype
+        cdef cnp.ndarray X0 = _array("x", x, 2, dtype, True)
+        cdef int64_t batch = X0.shape[0]
+        sizes = [w0.shape[1]] + [np.shape(w)[0] if np.ndim(w) == 2 else 0 for w in weights]
+        gemm = "tiles" if tiles_chosen(sizes, gemm) else "blas"
+        if gemm == "tiles" and L > ENG_MAX_LAYERS:
+            raise ValueError(f"the tiled epoch takes at most {ENG_MAX_LAYERS} layers; got {L} "
+                             f"(use gemm='blas')")
+        cdef int threads = max(eng_get_epoch_threads(), 1) if gemm == "tiles" else 0
+        cdef cnp.ndarray widths = np.array(sizes, dtype=np.intc)
+        self._alloc(L, batch, threads,
+                    eng_epoch_scratch_bytes(L, batch, <int*>_ptr(widths)) if threads else 0)
+        keep = [x, t]
+        cdef bint vel = velocities is not None
+        cdef cnp.ndarray arr
+        self.sizes[0] = w0.shape[1]
+        for l in range(L):
+            arr = _array(f"weights[{l}]", weights[l], 2, dtype, True)
+            if arr.shape[1] != self.sizes[l]:
+                raise ValueError(f"weights[{l}] has {arr.shape[1]} inputs but the previous "
+                                 f"layer has {self.sizes[l]} outputs")
+            self.sizes[l + 1] = arr.shape[0]
+            keep.append(arr)
+            self.p.W[l] = _ptr(arr)
+            out = (self.sizes[l + 1],)
+            rows = (batch, self.sizes[l + 1])
+            self.p.B[l] = _ptr(_checked(f"biases[{l}]", biases[l], dtype, out, keep))
+            self.p.GB[l] = _ptr(_checked(f"bias_grads[{l}]", bias_grads[l], dtype, out, keep))
+            self.p.A[l] = _ptr(_checked(f"acts[{l}]", acts[l], dtype, rows, keep))
+            self.p.D[l] = _ptr(_checked(f"deltas[{l}]", deltas[l], dtype, rows, keep))
+            self.acts[l] = _act(activations[l], l == L - 1)
+            if weight_grads is not None:
+                self.GW[l] = _ptr(_checked(f"weight_grads[{l}]", weight_grads[l], dtype,
+                                           _dims(arr), keep))
+            if vel:
+                self.p.VW[l] = _ptr(_checked(f"velocities[{l}]", velocities[l], dtype,
+                                             _dims(arr), keep))
+                self.p.VB[l] = _ptr(_checked(f"velocities[{L + l}]", velocities[L + l], dtype,
+                                             out, keep))
+        _shape("x", X0, (batch, self.sizes[0]))
+        self.x = _ptr(X0)
+        self.t = _ptr(_checked("t", t, dtype, (batch, self.sizes[L]), keep))
+        self.p.loss_kind = _pair(activations[L - 1], loss)
+        if gemm == "tiles":
+            self._init_tiles(L, dtype, vel, keep)
+        if not vel:
+            self.p.VW = self.p.VB = self.p.VT = NULL
+        self._keep, self.dtype, self.gemm = keep, dtype, gemm
+        self.n_layers, self.has_velocity = L, vel
+        self.k = _table(w0)
+
+    cdef _init_tiles(self, int L, object dtype, bint vel, list keep):
+        """The epoch's own copies of W (and the velocities) in panels."""
+        cdef int l
+        for l in range(L):
+            wt = np.zeros(eng_epoch_panel_elements(self.sizes[l + 1], self.sizes[l],
+                                                   dtype.itemsize), dtype=dtype)
+            keep.append(wt)
+            self.p.WT[l] = _ptr(wt)
+            if vel:
+                vt = np.zeros_like(wt)
+                keep.append(vt)
+                self.p.VT[l] = _ptr(vt)
+
+    def run(self, X, y, order, double learning_rate, double momentum, batch_losses,
+            bint gemm_only=False, grad_norms=None):
+        """Train one epoch over X[order] (minibatches of the plan's batch size, the last
+        one possibly shorter); batch_losses[i] receives minibatch i's loss before its update.
+
+        gemm_only=True makes exactly the same BLAS calls and nothing else: the floor that
+        the benchmarks compare a real epoch with (the results are then meaningless).
+        grad_norms (float64, one per layer): each minibatch's |dL/dW| is added to it; the
+        gradient is then formed in weight_grads before the update instead of being folded
+        into it (the plan must have been built with weight_grads)."""
+        if self.n_layers == 0:
+            raise RuntimeError("this EpochPlan was never initialized successfully")
+        cdef cnp.ndarray XA = _array("X", X, 2, self.dtype)
+        cdef cnp.ndarray Y = _array("y", y, 1, _INT64)
+        cdef cnp.ndarray O = _array("order", order, 1, _INT64)
+        cdef cnp.ndarray BL = _array("batch_losses", batch_losses, 1, np.dtype(np.float64), True)
+        cdef int64_t n = XA.shape[0], count = O.shape[0]
+        cdef int64_t n_batches = (count + self.p.batch - 1) // self.p.batch
+        if XA.shape[1] != self.sizes[0]:
+            raise ValueError(f"X must have {self.sizes[0]} columns; got shape {_dims(XA)}")
+        if Y.shape[0] != n:
+            raise ValueError(f"y has {Y.shape[0]} labels but X has {n} rows")
+        if BL.shape[0] < n_batches:
+            raise ValueError(f"batch_losses needs {n_batches} entries; got {BL.shape[0]}")
+        if momentum != 0.0 and not self.has_velocity:
+            raise ValueError("momentum is not 0 but the plan was built without velocities")
+        cdef double *pg = NULL
+        cdef cnp.ndarray GN
+        if grad_norms is not None:
+            GN = _array("grad_norms", grad_norms, 1, np.dtype(np.float64), True)
+            _shape("grad_norms", GN, (self.n_layers,))
+            if self.GW[0] == NULL:
+                raise ValueError("grad_norms needs a plan built with weight_grads")
+            pg = <double*>_ptr(GN)
+        cdef int64_t bad = _first_bad(<int64_t*>_ptr(O), count, n)
+        if bad >= 0:
+            raise ValueError(f"order[{bad}] = {O[bad]} is outside [0, {n})")
+        bad = _first_bad(<int64_t*>_ptr(Y), n, self.sizes[self.n_layers])
+        if bad >= 0:
+            raise ValueError(f"y[{bad}] = {Y[bad]} is outside [0, {self.sizes[self.n_layers]})")
+        cdef void *px = _ptr(XA)
+        cdef int64_t *py = <int64_t*>_ptr(Y)
+        cdef int64_t *po = <int64_t*>_ptr(O)
+        cdef double *pl = <double*>_ptr(BL)
+        if self.gemm == "tiles" and not gemm_only and pg == NULL:
+            with nogil:
+                self.k.fused_epoch(&self.p, px, py, po, count, learning_rate, momentum, pl)
+            return n_batches
+        with nogil:
+            if self.k.itemsize == 4:
+                _blas_epoch(self, <float*>px, py, po, count, <float>learning_rate,
+                            <float>momentum, pl, gemm_only, pg)
+            else:
+                _blas_epoch(self, <double*>px, py, po, count, learning_rate, momentum, pl,
+                            gemm_only, pg)
+        return n_batches

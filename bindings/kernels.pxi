@@ -1,0 +1,244 @@
+# The Python-visible kernels: check the arguments (checks.pxi), pick the dtype's kernel
+# table, release the GIL, call it.
+
+
+def gemm(a, b, out, bint trans_a=False, bint trans_b=False, double alpha=1.0,
+         double beta=0.0):
+    """out = alpha * op(a) @ op(b) + beta * out through BLAS (row-major arrays)."""
+    cdef cnp.ndarray A = _array("a", a, 2)
+    cdef cnp.ndarray B = _array("b", b, 2, A.dtype)
+    cdef cnp.ndarray C = _array("out", out, 2, A.dtype, True)
+    cdef int m = A.shape[1] if trans_a else A.shape[0]
+    cdef int k = A.shape[0] if trans_a else A.shape[1]
+    cdef int kb = B.shape[1] if trans_b else B.shape[0]
+    cdef int n = B.shape[0] if trans_b else B.shape[1]
+    if kb != k:
+        raise ValueError(f"gemm: op(a) is {m}x{k} but op(b) is {kb}x{n}; inner sizes differ")
+    _shape("out", C, (m, n))
+    if m == 0 or n == 0:
+        return
+    cdef int lda = max(1, A.shape[1]), ldb = max(1, B.shape[1]), ldc = n
+    cdef void *pa = _ptr(A)
+    cdef void *pb = _ptr(B)
+    cdef void *pc = _ptr(C)
+    if A.dtype == _FLOATS[0]:
+        with nogil:
+            gemm_rm(trans_a, trans_b, m, n, k, <float>alpha, <float*>pa, lda, <float*>pb, ldb,
+                    <float>beta, <float*>pc, ldc)
+    else:
+        with nogil:
+            gemm_rm(trans_a, trans_b, m, n, k, alpha, <double*>pa, lda, <double*>pb, ldb,
+                    beta, <double*>pc, ldc)
+
+
+def bias_act_(z, bias, str activation):
+    """z = activation(z + bias) in place."""
+    cdef cnp.ndarray Z = _array("z", z, 2, None, True)
+    cdef cnp.ndarray b = _array("bias", bias, 1, Z.dtype)
+    _shape("bias", b, (Z.shape[1],))
+    cdef int act = _act(activation)
+    cdef int64_t n = Z.shape[0], c = Z.shape[1]
+    cdef void *pz = _ptr(Z)
+    cdef void *pb = _ptr(b)
+    cdef const eng_kernel_table *k = _table(Z)
+    with nogil:
+        k.bias_act(pz, pb, n, c, act)
+
+
+def act_backward_(delta, a, str activation):
+    """delta *= activation'(z), computed from the output a = activation(z)."""
+    cdef cnp.ndarray D = _array("delta", delta, None, None, True)
+    cdef cnp.ndarray A = _array("a", a, None, D.dtype)
+    _shape("a", A, _dims(D))
+    cdef int act = _act(activation, False)
+    cdef int64_t length = D.size
+    cdef void *pd = _ptr(D)
+    cdef void *pa = _ptr(A)
+    cdef const eng_kernel_table *k = _table(D)
+    with nogil:
+        k.act_backward(pd, pa, length, act)
+
+
+def softmax_(z):
+    """Row-wise softmax of a 2-D array in place."""
+    cdef cnp.ndarray Z = _array("z", z, 2, None, True)
+    cdef int64_t n = Z.shape[0], c = Z.shape[1]
+    cdef void *pz = _ptr(Z)
+    cdef const eng_kernel_table *k = _table(Z)
+    with nogil:
+        k.softmax_rows(pz, n, c)
+
+
+def output_delta(a, t, out, str output, str loss):
+    """out = dL/dz of the output layer."""
+    cdef cnp.ndarray A = _array("a", a, 2)
+    cdef cnp.ndarray T = _array("t", t, 2, A.dtype)
+    cdef cnp.ndarray O = _array("out", out, 2, A.dtype, True)
+    _shape("t", T, _dims(A))
+    _shape("out", O, _dims(A))
+    cdef int kind = _pair(output, loss)
+    cdef int64_t n = A.shape[0], c = A.shape[1]
+    cdef void *pa = _ptr(A)
+    cdef void *pt = _ptr(T)
+    cdef void *po = _ptr(O)
+    cdef const eng_kernel_table *k = _table(A)
+    with nogil:
+        k.output_delta(pa, pt, po, n, c, kind)
+
+
+def loss(a, t, str output, str loss):
+    """The loss value of output activations a against one-hot targets t."""
+    cdef cnp.ndarray A = _array("a", a, 2)
+    cdef cnp.ndarray T = _array("t", t, 2, A.dtype)
+    _shape("t", T, _dims(A))
+    cdef int kind = _pair(output, loss)
+    cdef int64_t n = A.shape[0], c = A.shape[1]
+    if n == 0:
+        raise ValueError("a is empty: the loss of 0 rows is undefined")
+    cdef void *pa = _ptr(A)
+    cdef void *pt = _ptr(T)
+    cdef double value
+    cdef const eng_kernel_table *k = _table(A)
+    with nogil:
+        value = k.loss(pa, pt, n, c, kind)
+    return value
+
+
+def bias_grad(delta, out):
+    """out = column sums of delta."""
+    cdef cnp.ndarray D = _array("delta", delta, 2)
+    cdef cnp.ndarray O = _array("out", out, 1, D.dtype, True)
+    _shape("out", O, (D.shape[1],))
+    cdef int64_t n = D.shape[0], c = D.shape[1]
+    cdef void *pd = _ptr(D)
+    cdef void *po = _ptr(O)
+    cdef const eng_kernel_table *k = _table(D)
+    with nogil:
+        k.bias_grad(pd, po, n, c)
+
+
+def sgd_step_(param, grad, velocity, double learning_rate, double momentum):
+    """velocity = momentum * velocity - lr * grad; param += velocity (velocity may be None
+    when momentum is 0)."""
+    cdef cnp.ndarray P = _array("param", param, None, None, True)
+    cdef cnp.ndarray G = _array("grad", grad, None, P.dtype)
+    _shape("grad", G, _dims(P))
+    cdef cnp.ndarray V = None
+    if momentum != 0.0:
+        if velocity is None:
+            raise ValueError("velocity is required when momentum is not 0")
+        V = _array("velocity", velocity, None, P.dtype, True)
+        _shape("velocity", V, _dims(P))
+    cdef int64_t length = P.size
+    cdef void *pp = _ptr(P)
+    cdef void *pg = _ptr(G)
+    cdef void *pv = _ptr(V) if V is not None else NULL
+    cdef const eng_kernel_table *k = _table(P)
+    with nogil:
+        k.sgd_step(pp, pg, pv, length, learning_rate, momentum)
+
+
+def gather_(X, y, index, x_out, t_out):
+    """x_out = X[index]; t_out = one-hot of y[index] over t_out.shape[1] classes."""
+    cdef cnp.ndarray XA = _array("X", X, 2)
+    cdef cnp.ndarray Y = _array("y", y, 1, _INT64)
+    cdef cnp.ndarray I = _array("index", index, 1, _INT64)
+    cdef cnp.ndarray XO = _array("x_out", x_out, 2, XA.dtype, True)
+    cdef cnp.ndarray TO = _array("t_out", t_out, 2, XA.dtype, True)
+    cdef int64_t m = I.shape[0], f = XA.shape[1], c = TO.shape[1], n = XA.shape[0]
+    if Y.shape[0] != n:
+        raise ValueError(f"y has {Y.shape[0]} labels but X has {n} rows")
+    _shape("x_out", XO, (m, f))
+    _shape("t_out", TO, (m, c))
+    cdef int64_t bad = _first_bad(<int64_t*>_ptr(I), m, n)
+    if bad >= 0:
+        raise ValueError(f"index[{bad}] = {I[bad]} is outside [0, {n})")
+    bad = _first_bad(<int64_t*>_ptr(Y), n, c)
+    if bad >= 0:
+        raise ValueError(f"y[{bad}] = {Y[bad]} is outside [0, {c})")
+    cdef void *px = _ptr(XA)
+    cdef int64_t *py = <int64_t*>_ptr(Y)
+    cdef int64_t *pi = <int64_t*>_ptr(I)
+    cdef void *pxo = _ptr(XO)
+    cdef void *pto = _ptr(TO)
+    cdef const eng_kernel_table *k = _table(XA)
+    with nogil:
+        k.gather(px, py, pi, m, f, c, pxo, pto)
+
+
+def alive_units(a):
+    """uint8 per column: 1 where some row is > 0."""
+    cdef cnp.ndarray A = _array("a", a, 2)
+    cdef int64_t n = A.shape[0], c = A.shape[1]
+    cdef cnp.ndarray out = np.empty(c, dtype=np.uint8)
+    cdef void *pa = _ptr(A)
+    cdef uint8_t *po = <uint8_t*>_ptr(out)
+    cdef const eng_kernel_table *k = _table(A)
+    with nogil:
+        k.alive_units(pa, n, c, po)
+    return out
+
+
+def saturated_count(a, str activation, double threshold=0.95):
+    """Entries of a within 1 - threshold of the activation's bound."""
+    cdef cnp.ndarray A = _array("a", a)
+    cdef int act = _act(activation)
+    cdef int64_t length = A.size, count
+    cdef void *pa = _ptr(A)
+    cdef const eng_kernel_table *k = _table(A)
+    with nogil:
+        count = k.saturated_count(pa, length, act, threshold)
+    return count
+
+
+def sq_norm(x):
+    """Sum of squares of x (accumulated in double)."""
+    cdef cnp.ndarray A = _array("x", x)
+    cdef int64_t length = A.size
+    cdef void *pa = _ptr(A)
+    cdef double value
+    cdef const eng_kernel_table *k = _table(A)
+    with nogil:
+        value = k.sq_norm(pa, length)
+    return value
+
+
+def tiled_forward(weights, biases, activations, x, outs):
+    """outs[l][:] = layer l's output for the rows x, by the fused epoch's GEMM tiles on its
+    threads (the whole pass in C; no BLAS). weights[l]: (n_out, n_in); outs[l]: (n, n_out)."""
+    cdef int L = len(weights), l
+    if L < 1 or L > ENG_MAX_LAYERS:
+        raise ValueError(f"weights must hold 1 to {ENG_MAX_LAYERS} matrices; got {L}")
+    for name, seq in (("biases", biases), ("activations", activations), ("outs", outs)):
+        if len(seq) != L:
+            raise ValueError(f"{name} must have {L} entries (one per layer); got {len(seq)}")
+    cdef cnp.ndarray X = _array("x", x, 2)
+    dtype = X.dtype
+    cdef int64_t n = X.shape[0]
+    keep = [X]
+    sizes = np.empty(L + 1, dtype=np.intc)
+    codes = np.empty(L, dtype=np.intc)
+    ptrs = np.empty(3 * L, dtype=np.uintp)
+    sizes[0] = X.shape[1]
+    for l in range(L):
+        w = _array(f"weights[{l}]", weights[l], 2, dtype)
+        if w.shape[1] != sizes[l]:
+            raise ValueError(f"weights[{l}] has {w.shape[1]} inputs but the previous layer has "
+                             f"{sizes[l]} outputs")
+        sizes[l + 1] = w.shape[0]
+        b = _checked(f"biases[{l}]", biases[l], dtype, (w.shape[0],), keep)
+        o = _checked(f"outs[{l}]", outs[l], dtype, (n, w.shape[0]), keep)
+        codes[l] = _act(activations[l], l == L - 1)
+        keep.append(w)
+        ptrs[l], ptrs[L + l], ptrs[2 * L + l] = (<size_t>_ptr(w), <size_t>_ptr(b),
+                                                 <size_t>_ptr(o))
+    cdef int *ps = <int*>_ptr(sizes)
+    cdef int *pc = <int*>_ptr(codes)
+    cdef void **pp = <void**>_ptr(ptrs)
+    cdef void *px = _ptr(X)
+    cdef int rc
+    cdef const eng_kernel_table *k = _table(X)
+    with nogil:
+        rc = k.tiled_forward(L, ps, pc, pp, pp + L, px, n, pp + 2 * L)
+    if rc != 0:
+        raise MemoryError("tiled_forward: out of memory")

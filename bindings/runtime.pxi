@@ -1,0 +1,66 @@
+# How the extension was built and how it runs: threads and the SIMD variant.
+
+
+def build_info():
+    """How this extension was built and how it will run."""
+    return {
+        "openmp": bool(eng_have_openmp()),
+        "openmp_threads": eng_get_num_threads(),
+        "epoch_threads": eng_get_epoch_threads(),
+        "tiles_max_width": TILES_MAX_WIDTH,
+        "parallel_threshold_elements": eng_parallel_threshold(),
+        "simd": eng_simd_variant().decode(),
+        "simd_variants": simd_variants(),
+        "compile_args": ENGINE_COMPILE_ARGS,
+        "debug_build": bool(ENGINE_DEBUG_BUILD),
+        "blas": "scipy.linalg.cython_blas (SciPy's BLAS; see `info` thread pools)",
+    }
+
+
+def set_epoch_threads(int n):
+    """Threads of the tiled fused epoch (default: OpenMP's, i.e. the cores or
+    OMP_NUM_THREADS). Plans made before keep the scratch room they were made with."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1; got {n}")
+    eng_set_epoch_threads(n)
+
+
+def get_epoch_threads():
+    return eng_get_epoch_threads()
+
+
+def set_num_threads(int n):
+    """Threads the kernels' OpenMP loops may use (no effect without OpenMP)."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1; got {n}")
+    eng_set_num_threads(n)
+
+
+def get_num_threads():
+    return eng_get_num_threads()
+
+
+def simd_variants():
+    """{variant name: whether this CPU can run it}, for every compiled SIMD variant."""
+    cdef int i = 0
+    found = {}
+    while eng_simd_variant_name(i) != NULL:
+        found[eng_simd_variant_name(i).decode()] = bool(eng_simd_supported(i))
+        i += 1
+    return found
+
+
+def force_simd(name):
+    """Run the named SIMD variant's workers from now on (None: the CPU's best again); the
+    tests use it to check every variant this CPU can run."""
+    cdef bytes raw = b"" if name is None else str(name).encode()
+    rc = eng_force_simd(raw)
+    if rc == -1:
+        raise ValueError(f"unknown SIMD variant {name!r}; compiled: {sorted(simd_variants())}")
+    if rc == -2:
+        raise ValueError(f"this CPU cannot run the SIMD variant {name!r}")
+
+
+def force_baseline_simd(bint on):
+    """Run the baseline workers even on a CPU with AVX2 or AVX-512 (False: the best again)."""
+    force_simd("baseline" if on else None)

@@ -1,0 +1,138 @@
+/* Thread counts, fork handling and the choice of SIMD variant: the process-wide state of
+   the kernels, kept out of the generic sources. */
+#include <string.h>
+
+#include "kernels.h"
+#include "runtime.h"
+#ifdef _OPENMP
+#include <omp.h>
+#include <pthread.h>
+#endif
+
+/* Threads for the elementwise kernels' OpenMP loops. 1 by default: inside training, every
+   kernel runs between two BLAS calls, and OpenMP threads spinning beside BLAS's own threads
+   make both crawl (measured: an epoch 20x slower on 2 cores). */
+static int kernel_threads = 1;
+
+/* Threads of the fused epoch, which calls no BLAS; 0 until first asked for. */
+static int epoch_threads = 0;
+
+/* GNU OpenMP cannot run a team in a child forked after the parent ran one (the child's
+   pool refers to threads that fork did not copy, and its first parallel region hangs:
+   measured with a multiprocessing pool after a fit). Such a child runs on one thread. */
+static int team_started = 0;
+static int forked_after_team = 0;
+
+#ifdef _OPENMP
+static void child_after_fork(void) {
+    if (team_started) {
+        forked_after_team = 1;
+        epoch_threads = 1;
+        kernel_threads = 1;
+    }
+}
+
+__attribute__((constructor)) static void register_fork_handler(void) {
+    pthread_atfork(NULL, NULL, child_after_fork);
+}
+#endif
+
+int eng_team(int n) {
+    if (forked_after_team || n < 2) return 1;
+    team_started = 1;
+    return n;
+}
+
+int eng_kernel_threads(void) { return kernel_threads; }
+
+int eng_have_openmp(void) {
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int eng_get_num_threads(void) { return kernel_threads; }
+
+void eng_set_num_threads(int n) {
+#ifdef _OPENMP
+    if (n > 0) kernel_threads = forked_after_team ? 1 : n;
+#else
+    (void)n;
+#endif
+}
+
+int eng_get_epoch_threads(void) {
+#ifdef _OPENMP
+    if (epoch_threads < 1) epoch_threads = omp_get_max_threads();
+    return epoch_threads;
+#else
+    return 1;
+#endif
+}
+
+void eng_set_epoch_threads(int n) {
+    if (n > 0) epoch_threads = forked_after_team ? 1 : n;
+}
+
+int64_t eng_parallel_threshold(void) { return ENG_PAR_MIN; }
+
+/* ------------------------------------------------------------------ SIMD variants */
+static const char *const simd_names[ENG_SIMD_COUNT] = {
+    "baseline", "avx2+fma", "avx512", "avx512-on-avx2"};
+
+static int best_level = -1;     /* what this CPU runs best; -1: not probed yet */
+static int forced_level = -1;   /* eng_force_simd's choice; -1: none */
+
+static int cpu_best_level(void) {
+    if (best_level < 0) {
+        best_level = ENG_SIMD_BASE;
+#if ENG_HAVE_SIMD_VARIANTS
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+            best_level = ENG_SIMD_AVX2;
+            if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
+                best_level = ENG_SIMD_AVX512;
+        }
+#endif
+    }
+    return best_level;
+}
+
+static int level_runs_here(int level) {
+    int best = cpu_best_level();
+    switch (level) {
+    case ENG_SIMD_BASE: return 1;
+    case ENG_SIMD_AVX2:
+    case ENG_SIMD_AVX512_ON_AVX2: return best >= ENG_SIMD_AVX2;
+    case ENG_SIMD_AVX512: return best >= ENG_SIMD_AVX512;
+    default: return 0;
+    }
+}
+
+int eng_simd_level(void) { return forced_level >= 0 ? forced_level : cpu_best_level(); }
+
+const char *eng_simd_variant(void) { return simd_names[eng_simd_level()]; }
+
+const char *eng_simd_variant_name(int level) {
+    return level >= 0 && level < ENG_SIMD_COUNT ? simd_names[level] : NULL;
+}
+
+int eng_simd_supported(int level) { return level_runs_here(level); }
+
+int eng_force_simd(const char *name) {
+    if (name == NULL || name[0] == '\0') {
+        forced_level = -1;
+        return 0;
+    }
+    for (int level = 0; level < ENG_SIMD_COUNT; level++) {
+        if (strcmp(name, simd_names[level]) == 0) {
+            if (!level_runs_here(level)) return -2;
+            forced_level = level;
+            return 0;
+        }
+    }
+    return -1;
+}

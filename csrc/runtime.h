@@ -1,0 +1,56 @@
+/* What the generic kernels need from runtime.c: thread counts, the fork guard and the SIMD
+   variant chosen for this CPU. Internal to the extension (kernels.h is the public API). */
+#ifndef ENGINE_RUNTIME_H
+#define ENGINE_RUNTIME_H
+
+#include <stdint.h>
+
+/* helpers forced inline, so that each SIMD variant compiles them for its own target */
+#if defined(__GNUC__)
+#define ENG_INLINE static inline __attribute__((always_inline))
+#else
+#define ENG_INLINE static inline
+#endif
+
+/* elements below which an elementwise kernel stays on one thread (forking costs more) */
+#ifndef ENG_PAR_MIN
+#define ENG_PAR_MIN (1 << 18)
+#endif
+/* elements per unit of work handed to a worker */
+#define ENG_CHUNK 16384
+
+/* The SIMD variants the workers are compiled for, in the order of the workers tables. The
+   last one is the AVX-512 source and tile shape compiled for AVX2 (GCC lowers each 64-byte
+   vector to two 32-byte ones): the tests run the 64-byte code with it on CPUs without
+   AVX-512; it is never chosen automatically. */
+enum { ENG_SIMD_BASE = 0, ENG_SIMD_AVX2, ENG_SIMD_AVX512, ENG_SIMD_AVX512_ON_AVX2,
+       ENG_SIMD_COUNT };
+
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(ENG_NO_SIMD)
+#define ENG_AVX2_TARGET __attribute__((target("avx2,fma")))
+#define ENG_AVX512_TARGET __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma,avx2")))
+#define ENG_HAVE_SIMD_VARIANTS 1
+#else
+#define ENG_AVX2_TARGET
+#define ENG_AVX512_TARGET
+#define ENG_HAVE_SIMD_VARIANTS 0
+#endif
+
+/* Bounds on the tile shapes of all variants, for sizing buffers once for any of them:
+   rows of a GEMM tile (MR) and bytes of a weight panel (two vectors). */
+#define ENG_MAX_MR 16
+#define ENG_MAX_PANEL_BYTES 128
+
+/* rows of the AVX-512 variant's GEMM tile (<= ENG_MAX_MR; -D to measure another) */
+#ifndef ENG_AVX512_MR
+#define ENG_AVX512_MR 12
+#endif
+
+/* the variant the drivers call now (ENG_SIMD_*) */
+int eng_simd_level(void);
+/* threads the elementwise kernels' OpenMP loops may use */
+int eng_kernel_threads(void);
+/* the team size a parallel region may use: n, or 1 in a child forked after a team ran */
+int eng_team(int n);
+
+#endif
