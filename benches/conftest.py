@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from engine.backends import runnable_backends
-from engine.bench import thread_limits
+from engine.apps.bench import thread_limits
 
 BACKENDS = runnable_backends()
 THREADS = int(os.environ.get("ENGINE_BENCH_THREADS", "2"))

@@ -92,7 +92,7 @@ def main():
             X, y = engine.load_mnist(dtype="float64")[:2]
             source = "MNIST"
         except engine.DataError:
-            from engine.bench import make_data
+            from engine.apps.bench import make_data
             X, y = make_data(60000, dtype="float64")
             source = "synthetic MNIST-shaped data"
         sizes_net, epochs = [784, 100, 10], args.epochs

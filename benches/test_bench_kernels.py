@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from engine.backends import get_backend
+from engine.backends import Network, get_backend
 
 from conftest import record
 
@@ -105,7 +105,8 @@ def test_forward_pass(benchmark, dtype, n, runner):
         pytest.importorskip("engine._native", reason="the native extension is not built")
         from engine import _native
     model = MLP([784, 100, 10], dtype=dtype, backend="numpy", seed=1)
-    net = model._net
+    net = Network(model.weights, model.biases, ("sigmoid", "softmax"), "cross_entropy",
+                  np.dtype(dtype))
     X = np.random.default_rng(2).random((n, 784)).astype(dtype)
     acts = [np.empty((n, k), dtype) for k in (100, 10)]
     want = [np.empty((n, k), dtype) for k in (100, 10)]

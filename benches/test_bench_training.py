@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from engine import MLP
-from engine.backends import get_backend
-from engine.bench import (WORKLOADS, backend_epoch, epoch_gflop, gemm_floor, make_data,
+from engine.apps.bench import (WORKLOADS, backend_epoch, epoch_gflop, gemm_floor, make_data,
                           reference_epoch)
 
 from conftest import BACKENDS, record
@@ -69,19 +68,10 @@ def test_epoch_textbook_reference(benchmark):
 
 def test_sgd_step(benchmark, backend_name, dtype):
     """One minibatch of the lecture network: gather, forward, backward, update."""
-    be = get_backend(backend_name)
     X, y = make_data(1000, dtype=dtype)
     model = MLP([784, 100, 10], dtype=dtype, backend=backend_name)
-    ws = model._workspace(100)
-    Xb, yb = be.asarray(X), be.asarray(y)
-    order = np.arange(100)
-    losses = np.empty(1)
-
-    def run():
-        be.train_epoch(model._net, Xb, yb, order, 100, 0.01, 0.0, ws, losses)
-        be.synchronize()
-    run()
-    assert np.isfinite(losses[0])
+    run = model.epoch_runner(X, y, batch_size=100, learning_rate=0.01, order=np.arange(100))
+    assert np.isfinite(run()[0])
     benchmark.group = f"sgd step 784-100-10 b100 {dtype}"
     benchmark.pedantic(run, rounds=100, warmup_rounds=5)
     record(benchmark, backend=backend_name, dtype=dtype, shape=(100, 784, 100, 10),

@@ -34,6 +34,7 @@ cdef extern from "kernels.h" nogil:
         void *scratch
         int64_t scratch_per_thread
         int threads
+        int team
 
     int64_t eng_epoch_scratch_bytes(int n_layers, int64_t batch, const int *sizes)
     int64_t eng_epoch_row_count(int n_layers, int64_t batch)

@@ -21,8 +21,9 @@ cdef class EpochPlan:
     - "auto" (default): tiles unless a layer has more than TILES_MAX_WIDTH units, where BLAS's
       packed, cache-blocked kernels win.
 
-    The diagnostics (grad_norms) and the GEMM floor (gemm_only) always take the BLAS
-    path. The arrays given here must stay where they are while the plan is used; the
+    `threads` caps the tiled epoch's team for this plan (0: the process setting,
+    set_epoch_threads). The diagnostics (grad_norms) and the GEMM floor (gemm_only) always
+    take the BLAS path. The arrays given here must stay where they are while the plan is used; the
     plan keeps references to them.
     """
     # Every C pointer lives in `p` (what the fused epoch reads) or beside it (GW, x, t), all
@@ -81,11 +82,13 @@ cdef class EpochPlan:
         self.p.scratch = base + ints + ptrs + losses if scratch else NULL
         self.p.scratch_per_thread = per_thread
         self.p.threads = threads
+        self.p.team = 0
         self.p.sizes, self.p.acts = self.sizes, self.acts
         self.p.n_layers, self.p.batch = L, batch
 
     def __init__(self, weights, biases, acts, deltas, bias_grads, x, t, activations,
-                 str loss, velocities=None, weight_grads=None, str gemm="auto"):
+                 str loss, velocities=None, weight_grads=None, str gemm="auto",
+                 int threads=0):
         cdef int L = len(weights), l
         self._release()     # a failed re-init leaves a plan that refuses to run
         if L < 1:
@@ -108,7 +111,11 @@ cdef class EpochPlan:
         if gemm == "tiles" and L > ENG_MAX_LAYERS:
             raise ValueError(f"the tiled epoch takes at most {ENG_MAX_LAYERS} layers; got {L} "
                              f"(use gemm='blas')")
-        cdef int threads = max(eng_get_epoch_threads(), 1) if gemm == "tiles" else 0
+        if threads < 0:
+            raise ValueError(f"threads must be >= 0 (0: the process setting); got {threads}")
+        cdef int team = threads
+        # room in the scratch for the team asked for, or for the process setting now
+        threads = (threads or max(eng_get_epoch_threads(), 1)) if gemm == "tiles" else 0
         cdef cnp.ndarray widths = np.array(sizes, dtype=np.intc)
         self._alloc(L, batch, threads,
                     eng_epoch_scratch_bytes(L, batch, <int*>_ptr(widths)) if threads else 0)
@@ -145,6 +152,7 @@ cdef class EpochPlan:
         self.p.loss_kind = _pair(activations[L - 1], loss)
         if gemm == "tiles":
             self._init_tiles(L, dtype, vel, keep)
+            self.p.team = team
         if not vel:
             self.p.VW = self.p.VB = self.p.VT = NULL
         self._keep, self.dtype, self.gemm = keep, dtype, gemm

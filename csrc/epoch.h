@@ -123,7 +123,8 @@ void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *
             wk->to_panels((const REAL *)P->VW[l], s[l + 1], s[l], (REAL *)P->VT[l]);
     }
     /* at least two tiles of rows per thread: more threads would only wait at the barriers */
-    int threads = eng_get_epoch_threads(), most = (int)(batch / (2 * wk->mr));
+    int threads = P->team > 0 ? P->team : eng_get_epoch_threads();
+    int most = (int)(batch / (2 * wk->mr));
     threads = threads < P->threads ? threads : P->threads;
     threads = eng_team(threads < most ? threads : most);
     #pragma omp parallel num_threads(threads) if (threads > 1)

@@ -64,10 +64,12 @@ typedef struct {
     void *scratch;                /* threads * scratch_per_thread bytes */
     int64_t scratch_per_thread;
     int threads;                  /* most threads the scratch has room for */
+    int team;                     /* threads wanted; 0: eng_get_epoch_threads() */
 } eng_epoch_plan;
 
 /* Train one epoch over X[order[:count]] in minibatches of plan->batch (the last one may be
-   shorter) on min(plan->threads, eng_get_epoch_threads()) threads, without BLAS;
+   shorter) on plan->team threads (or eng_get_epoch_threads()), at most plan->threads,
+   without BLAS;
    losses[i] gets minibatch i's loss, before its update. */
 #define ENGINE_DECLARE_EPOCH(REAL, S)                                                       \
 void eng_fused_epoch_##S(const eng_epoch_plan *plan, const REAL *X, const int64_t *y,        \

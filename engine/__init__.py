@@ -4,15 +4,23 @@
     X, y, Xt, yt = engine.load_mnist()
     model = engine.MLP([784, 100, 10], "sigmoid", "softmax", "cross_entropy")
     history = model.fit(X, y, epochs=10, validation_data=(Xt, yt))
-"""
-__version__ = "0.1.0"
 
-from . import reference  # noqa: E402
-from .backends import available_backends, backend_names, get_backend  # noqa: E402
-from .data import DataError, load_mnist, load_mnist_sample  # noqa: E402
-from .dropin import NeuralNetMLP  # noqa: E402
-from .history import History  # noqa: E402
-from .model import MLP  # noqa: E402
+Where things are: model.py (the MLP API) with training.py, evaluation.py and model_file.py;
+backends/ (the contract in base.py, numpy/native/cuda); data.py; history.py; textbook/ (the
+textbook NeuralNetMLP and its drop-in); apps/ (the command line, benchmarks, experiments).
+"""
+import sys
+
+from ._version import __version__
+from .backends import available_backends, backend_names, get_backend
+from .data import DataError, load_mnist, load_mnist_sample
+from .history import History
+from .model import MLP
+from .textbook import reference
+from .textbook.dropin import NeuralNetMLP
+
+# `import engine.reference` and `from engine.reference import ...` keep working
+sys.modules[__name__ + ".reference"] = reference
 
 __all__ = ["MLP", "History", "NeuralNetMLP", "reference", "load_mnist", "load_mnist_sample",
            "DataError", "get_backend", "available_backends", "backend_names", "__version__"]

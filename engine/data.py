@@ -255,3 +255,17 @@ def build_sample(arrays, path):
     buf = io.BytesIO()
     np.savez_compressed(buf, **out)
     atomic_write_bytes(path, buf.getvalue())
+
+
+# the data sets the command line offers by name
+DATASETS = ("mnist", "sample")
+
+
+def load_dataset(which, dtype="float32"):
+    """(X, y, X_test, y_test) of a named data set: "mnist" (the full set, downloaded once
+    and cached) or "sample" (the small stratified sample shipped with the package)."""
+    if which == "sample":
+        return load_mnist_sample(dtype=dtype)
+    if which == "mnist":
+        return load_mnist(dtype=dtype)
+    raise ValueError(f"unknown data set {which!r}; expected one of {DATASETS}")

@@ -1,21 +1,17 @@
 """The model API: `MLP`, a thin layer over the backend contract."""
 from __future__ import annotations
 
-import io
-import json
-import time
+import warnings
 
 import numpy as np
 
-from . import checks
+from . import checks, evaluation, training
+from ._version import __version__
 from .backends import Network, get_backend
 from .history import History
-from .io import atomic_write_bytes
-from .progress import ProgressBar
+from .model_file import FORMAT_VERSION, read_model, save_model
 
-FORMAT_VERSION = 1
 INITS = ("normal", "he", "glorot")
-EVAL_CHUNK = 2000   # rows per forward pass when evaluating whole data sets
 
 
 def init_weights(sizes, init, init_scale, seed):
@@ -44,7 +40,8 @@ class MLP:
     output_activation, loss : "sigmoid" with "mse" (mean over batch x classes), or
         "softmax" with "cross_entropy" (mean over the batch).
     dtype : "float32" or "float64"; data is converted once, at the API boundary.
-    backend : "auto", "numpy", "native" or "cuda".
+    backend : "auto", "numpy", "native" or "cuda", or a backend instance with its own
+        options (e.g. ``engine.get_backend("native", gemm="tiles", threads=1)``).
     seed : seeds the initial weights and the shuffling.
     init : "normal" draws N(0, init_scale); "he" N(0, sqrt(2/fan_in)); "glorot"
         U(+-sqrt(6/(fan_in+fan_out))). Biases start at zero.
@@ -96,6 +93,13 @@ class MLP:
         return [np.array(self.backend.to_numpy(b)) for b in self._net.biases]
 
     def set_params(self, weights, biases):
+        """Deprecated name of `set_weights` (scikit-learn keeps set_params for
+        hyperparameters); it will be removed in the next release."""
+        warnings.warn("MLP.set_params(weights, biases) is deprecated; use set_weights",
+                      DeprecationWarning, stacklevel=2)
+        self.set_weights(weights, biases)
+
+    def set_weights(self, weights, biases):
         """Replace every weight and bias (shapes must match layer_sizes)."""
         sizes = self.layer_sizes
         if len(weights) != len(sizes) - 1 or len(biases) != len(sizes) - 1:
@@ -133,59 +137,19 @@ class MLP:
         per-layer gradient norms, weight norms and dead/saturated unit fractions
         are recorded too (see `History.diagnostics`).
         """
-        epochs = checks.positive_int("epochs", epochs)
-        batch_size = checks.positive_int("batch_size", batch_size)
-        lr = checks.non_negative_float("learning_rate", learning_rate)
-        momentum = checks.non_negative_float("momentum", momentum, upper=1.0)
-        X, y = self._check_xy(X, y)
-        val = None
-        if validation_data is not None:
-            try:
-                Xv, yv = validation_data
-            except (TypeError, ValueError):
-                raise TypeError("validation_data must be a pair (X_val, y_val)") from None
-            val = self._check_xy(Xv, yv, "validation_data[0]", "validation_data[1]")
+        return training.fit(self, X, y, epochs=epochs, batch_size=batch_size,
+                            learning_rate=learning_rate, momentum=momentum, shuffle=shuffle,
+                            validation_data=validation_data, progress=progress,
+                            diagnostics=diagnostics)
 
-        be, net = self.backend, self._net
-        n = X.shape[0]
-        batch_size = min(batch_size, n)
-        Xb, yb = be.asarray(X), be.asarray(y)
-        val_b = (be.asarray(val[0]), be.asarray(val[1])) if val else None
-        ws = self._workspace(batch_size)
-        n_batches = -(-n // batch_size)
-        history = History(batches_per_epoch=n_batches, meta=self._meta(
-            epochs=epochs, batch_size=batch_size, learning_rate=lr, momentum=momentum,
-            n_train=n))
-        bar = ProgressBar(epochs, desc=f"train[{be.name}]", enabled=progress)
-        batch_losses = np.empty(n_batches)
-        order = np.arange(n)
-        for _ in range(epochs):
-            t0 = time.perf_counter()
-            if shuffle:
-                self._shuffle_rng.shuffle(order)     # in place: an epoch allocates nothing
-            norms = np.zeros(len(net.weights)) if diagnostics else None
-            be.train_epoch(net, Xb, yb, order, batch_size, lr, momentum, ws, batch_losses,
-                           norms)
-            if diagnostics:
-                record = {"grad_norm": (norms / n_batches).tolist(),
-                          "weight_norm": [float(np.sqrt(be.sq_norm(w))) for w in net.weights]}
-            be.synchronize()
-            history.epoch_time.append(time.perf_counter() - t0)
-            history.batch_loss.extend(batch_losses.tolist())
-            loss, acc = self._evaluate(Xb, yb, stats=record if diagnostics else None)
-            history.epoch_loss.append(loss)
-            history.epoch_accuracy.append(acc)
-            if diagnostics:
-                history.diagnostics.append(record)
-            if val_b is not None:
-                vloss, vacc = self._evaluate(*val_b)
-                history.val_loss.append(vloss)
-                history.val_accuracy.append(vacc)
-            info = f"loss {loss:.4f} acc {100 * acc:.2f}%"
-            if val_b is not None:
-                info += f" val {100 * history.val_accuracy[-1]:.2f}%"
-            bar.update(1, info)
-        return history
+    def epoch_runner(self, X, y, *, batch_size=100, learning_rate=0.1, momentum=0.0,
+                     order=None):
+        """A callable training one epoch per call over (X, y) in a fixed order, returning the
+        minibatch losses; X and y are checked and converted once (for benchmarks and
+        step-by-step experiments). See engine.training.epoch_runner."""
+        return training.epoch_runner(self, X, y, batch_size=batch_size,
+                                     learning_rate=learning_rate, momentum=momentum,
+                                     order=order)
 
     def _check_xy(self, X, y, xname="X", yname="y"):
         X = checks.features(X, self.layer_sizes[0], self.dtype, xname)
@@ -193,60 +157,10 @@ class MLP:
         return X, y
 
     # ------------------------------------------------------------------ inference
-    def _forward_chunks(self, Xb):
-        """Yield (start, stop, output activations) over row chunks of backend array Xb."""
-        be, net = self.backend, self._net
-        n = Xb.shape[0]
-        chunk = min(EVAL_CHUNK, n)
-        ws = self._workspace(chunk, "eval")
-        for start in range(0, n, chunk):
-            stop = min(start + chunk, n)
-            acts = [a[:stop - start] for a in ws.a]
-            be.forward(net, Xb[start:stop], acts)
-            yield start, stop, ws, acts
-
-    def _evaluate(self, Xb, yb, stats=None):
-        """(mean loss, accuracy) over a whole data set held in backend arrays.
-
-        With `stats` (a dict), also records each hidden layer's dead-unit and
-        saturated-activation fractions over the pass.
-        """
-        be, net = self.backend, self._net
-        n = Xb.shape[0]
-        total_loss, correct = 0.0, 0
-        n_hidden = len(net.weights) - 1
-        dead = [None] * n_hidden
-        saturated = np.zeros(n_hidden)
-        for start, stop, ws, acts in self._forward_chunks(Xb):
-            m = stop - start
-            idx = be.asarray(np.arange(start, stop))
-            be.gather_(Xb, yb, idx, ws.x[:m], ws.t[:m])
-            total_loss += be.loss(acts[-1], ws.t[:m], net.output, net.loss) * m
-            pred = np.argmax(be.to_numpy(acts[-1]), axis=1)
-            correct += int(np.sum(pred == np.argmax(be.to_numpy(ws.t[:m]), axis=1)))
-            if stats is not None:
-                for l in range(n_hidden):
-                    is_dead = be.to_numpy(be.alive_units(acts[l])) == 0
-                    dead[l] = is_dead if dead[l] is None else dead[l] & is_dead
-                    saturated[l] += be.saturated_count(acts[l], net.activations[l])
-        if stats is not None:
-            sizes = self.layer_sizes
-            stats["dead_fraction"] = [
-                float(np.mean(dead[l])) if net.activations[l] == "relu" else float("nan")
-                for l in range(n_hidden)] + [float("nan")]
-            stats["saturated_fraction"] = [
-                float(saturated[l] / (n * sizes[l + 1]))
-                if net.activations[l] in ("sigmoid", "tanh") else float("nan")
-                for l in range(n_hidden)] + [float("nan")]
-        return total_loss / n, correct / n
-
     def predict_proba(self, X):
         """Output activations, shape (n, n_classes), as a NumPy array."""
-        X = checks.features(X, self.layer_sizes[0], self.dtype)
-        out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
-        for start, stop, _, acts in self._forward_chunks(self.backend.asarray(X)):
-            out[start:stop] = self.backend.to_numpy(acts[-1])
-        return out
+        return evaluation.predict_proba(self, checks.features(X, self.layer_sizes[0],
+                                                              self.dtype))
 
     def predict(self, X):
         """Predicted class labels (int64)."""
@@ -255,7 +169,7 @@ class MLP:
     def evaluate(self, X, y):
         """{"loss": mean loss, "accuracy": fraction correct} over (X, y)."""
         X, y = self._check_xy(X, y)
-        loss, acc = self._evaluate(self.backend.asarray(X), self.backend.asarray(y))
+        loss, acc = evaluation.evaluate(self, self.backend.asarray(X), self.backend.asarray(y))
         return {"loss": loss, "accuracy": acc}
 
     def loss_and_gradients(self, X, y):
@@ -272,7 +186,6 @@ class MLP:
 
     # ------------------------------------------------------------------ persistence
     def _meta(self, **extra):
-        from . import __version__
         meta = {"format_version": FORMAT_VERSION, "engine_version": __version__,
                 "layer_sizes": self.layer_sizes, "hidden_activation": self.hidden_activation,
                 "output_activation": self.output_activation, "loss": self.loss,
@@ -283,31 +196,16 @@ class MLP:
 
     def save(self, path):
         """Write a portable .npz (weights, biases, metadata); atomically."""
-        arrays = {"meta": np.frombuffer(json.dumps(self._meta()).encode(), dtype=np.uint8)}
-        for l, (w, b) in enumerate(zip(self.weights, self.biases)):
-            arrays[f"W{l}"], arrays[f"b{l}"] = w, b
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        atomic_write_bytes(path, buf.getvalue())
+        save_model(self, path)
 
     @classmethod
     def load(cls, path, *, backend="auto"):
         """A model saved by `save`, on the given backend."""
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                meta = json.loads(bytes(f["meta"]).decode())
-                n = len(meta["layer_sizes"]) - 1
-                weights = [f[f"W{l}"] for l in range(n)]
-                biases = [f[f"b{l}"] for l in range(n)]
-        except (OSError, KeyError, ValueError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{path} is not a model saved by engine.MLP.save ({exc})") from None
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{path}: unsupported format_version {meta.get('format_version')!r}; "
-                             f"this engine reads version {FORMAT_VERSION}")
+        meta, weights, biases = read_model(path)
         model = cls(meta["layer_sizes"], meta["hidden_activation"], meta["output_activation"],
                     meta["loss"], dtype=meta["dtype"], backend=backend, seed=meta["seed"],
                     init=meta["init"], init_scale=meta["init_scale"])
-        model.set_params(weights, biases)
+        model.set_weights(weights, biases)
         return model
 
     def __repr__(self):

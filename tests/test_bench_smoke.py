@@ -17,7 +17,7 @@ def test_one_tiny_benchmark_runs():
 
 
 def test_report_prints_a_table(capsys):
-    from engine.cli import main
+    from engine.apps.cli import main
     rc = main(["bench", "--workload", "lecture", "--dtype", "float32", "--samples", "600",
                "--repeats", "1", "--no-others", "--quiet", "--json"])
     assert rc == 0

@@ -1,7 +1,7 @@
 """The command line on the shipped sample."""
 import json
 
-from engine.cli import main
+from engine.apps.cli import main
 
 
 def test_train_writes_history_plot_and_model(tmp_path, capsys):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from engine import MLP
-from engine.experiments import EXPERIMENTS, run_experiment
+from engine.apps.experiments import EXPERIMENTS, run_experiment
 
 
 def _data(n=40, f=6, c=3, seed=0):
@@ -14,7 +14,7 @@ def _data(n=40, f=6, c=3, seed=0):
 def test_relu_layer_with_bias_minus_100_is_all_dead(backend):
     X, y = _data()
     model = MLP([6, 5, 3], "relu", dtype="float64", backend=backend.name)
-    model.set_params(model.weights, [np.full(5, -100.0), np.zeros(3)])
+    model.set_weights(model.weights, [np.full(5, -100.0), np.zeros(3)])
     hist = model.fit(X, y, epochs=1, batch_size=10, progress=False, diagnostics=True)
     d = hist.diagnostics[0]
     assert d["dead_fraction"][0] == 1.0
@@ -25,7 +25,7 @@ def test_relu_layer_with_bias_minus_100_is_all_dead(backend):
 def test_sigmoid_layer_fed_huge_inputs_is_saturated(backend):
     X, y = _data()
     model = MLP([6, 5, 3], "sigmoid", dtype="float64", backend=backend.name)
-    model.set_params([w * 1000 for w in model.weights[:1]] + model.weights[1:], model.biases)
+    model.set_weights([w * 1000 for w in model.weights[:1]] + model.weights[1:], model.biases)
     hist = model.fit(X * 100, y, epochs=1, batch_size=10, learning_rate=1e-9, progress=False,
                      diagnostics=True)
     d = hist.diagnostics[0]
@@ -52,7 +52,7 @@ def test_gradient_and_weight_norms_equal_a_direct_computation(backend):
     for start in (0, 10, 20):
         _, gw, gb = twin.loss_and_gradients(X[start:start + 10], y[start:start + 10])
         norms += [np.sqrt(np.sum(g * g)) for g in gw]
-        twin.set_params([w - 0.1 * g for w, g in zip(twin.weights, gw)],
+        twin.set_weights([w - 0.1 * g for w, g in zip(twin.weights, gw)],
                         [b - 0.1 * g for b, g in zip(twin.biases, gb)])
     d = hist.diagnostics[0]
     np.testing.assert_allclose(d["grad_norm"], norms / 3, rtol=1e-10)

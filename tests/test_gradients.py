@@ -4,6 +4,9 @@ import pytest
 
 from engine import MLP
 
+# rerun by .ci/run against the debug build of the extension
+pytestmark = pytest.mark.native
+
 PAIRS = [("sigmoid", "mse"), ("softmax", "cross_entropy")]
 
 
@@ -12,7 +15,7 @@ def _numeric_grads(model, X, y, eps=1e-6):
     params = weights + biases
 
     def loss_at():
-        model.set_params(params[:len(weights)], params[len(weights):])
+        model.set_weights(params[:len(weights)], params[len(weights):])
         return model.loss_and_gradients(X, y)[0]
 
     grads = []
@@ -29,7 +32,7 @@ def _numeric_grads(model, X, y, eps=1e-6):
             p[i] = old
             g[i] = (up - down) / (2 * eps)
         grads.append(g)
-    model.set_params(params[:len(weights)], params[len(weights):])
+    model.set_weights(params[:len(weights)], params[len(weights):])
     return grads
 
 
@@ -42,7 +45,7 @@ def test_backprop_matches_central_differences(backend, hidden, output, loss, dep
     model = MLP(sizes, hidden, output, loss, dtype="float64", backend=backend.name, seed=7,
                 init="normal", init_scale=0.8)
     # non-zero biases so relu kinks and sigmoid midpoints are not special
-    model.set_params(model.weights, [rng.normal(0, 0.3, b.shape) for b in model.biases])
+    model.set_weights(model.weights, [rng.normal(0, 0.3, b.shape) for b in model.biases])
     X = rng.normal(size=(6, 5))
     y = rng.integers(0, 3, size=6)
     _, gw, gb = model.loss_and_gradients(X, y)
@@ -57,7 +60,7 @@ def test_gradient_of_mse_is_the_gradient_of_the_reported_mean():
     X = np.eye(2)
     y = np.array([0, 1])
     model = MLP([2, 2], "sigmoid", "sigmoid", "mse", dtype="float64", backend="numpy")
-    model.set_params([np.zeros((2, 2))], [np.zeros(2)])
+    model.set_weights([np.zeros((2, 2))], [np.zeros(2)])
     loss, gw, gb = model.loss_and_gradients(X, y)
     # a = 0.5 everywhere; (a - t)^2 = 0.25 everywhere -> mean 0.25
     assert loss == pytest.approx(0.25)

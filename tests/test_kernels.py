@@ -14,6 +14,9 @@ from engine.backends.base import Backend
 
 from helpers import AVAILABLE, FAST, SIMD_VARIANTS, simd_variant
 
+# rerun by .ci/run against the debug build of the extension
+pytestmark = pytest.mark.native
+
 REF = get_backend("numpy")
 EPS32 = np.finfo(np.float32).eps
 

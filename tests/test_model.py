@@ -47,7 +47,7 @@ def test_partial_last_batch_is_kept(backend):
         idx = order[start:start + 4]
         _, gw, gb = model2.loss_and_gradients(X[idx], y[idx])
         w, b = [w[0] - 0.1 * gw[0]], [b[0] - 0.1 * gb[0]]
-        model2.set_params(w, b)
+        model2.set_weights(w, b)
     model3 = MLP([4, 3], "sigmoid", "softmax", "cross_entropy", backend=backend.name,
                  dtype="float64")
     model3.fit(X, y, epochs=1, batch_size=4, progress=False)
@@ -67,7 +67,7 @@ def test_momentum_matches_the_update_rule(backend):
         _, gw, gb = shadow.loss_and_gradients(X, y)
         vw, vb = 0.9 * vw - 0.2 * gw[0], 0.9 * vb - 0.2 * gb[0]
         w, b = w + vw, b + vb
-        shadow.set_params([w], [b])
+        shadow.set_weights([w], [b])
     model.fit(X, y, epochs=3, batch_size=6, learning_rate=0.2, momentum=0.9, shuffle=False,
               progress=False)
     np.testing.assert_allclose(model.weights[0], w, rtol=1e-12)

@@ -8,8 +8,10 @@ import pytest
 _native = pytest.importorskip("engine._native", reason="the native extension is not built")
 
 from engine import MLP  # noqa: E402
-from engine.backends import get_backend  # noqa: E402
 from helpers import SIMD_VARIANTS, simd_variant  # noqa: E402
+
+# rerun by .ci/run against the debug build of the extension
+pytestmark = pytest.mark.native
 
 
 def test_build_info_reports_openmp_and_flags():
@@ -58,6 +60,38 @@ def test_arguments_are_checked_before_the_work(call, exc, match):
         call()
 
 
+def _plan_arrays(sizes, batch, dtype=np.float64):
+    """Arrays for an EpochPlan of these widths (what a workspace holds), made directly."""
+    layers = list(zip(sizes[:-1], sizes[1:]))
+    z = lambda *shape: np.zeros(shape, dtype)  # noqa: E731
+    return dict(weights=[z(o, i) + 0.1 for i, o in layers], biases=[z(o) for _, o in layers],
+                acts=[z(batch, o) for _, o in layers], deltas=[z(batch, o) for _, o in layers],
+                bias_grads=[z(o) for _, o in layers], x=z(batch, sizes[0]),
+                t=z(batch, sizes[-1]),
+                activations=("sigmoid",) * (len(layers) - 1) + ("softmax",),
+                loss="cross_entropy")
+
+
+@pytest.mark.parametrize("gemm", ["tiles", "blas"])
+def test_epoch_plan_checks_list_lengths_and_refuses_to_run_unbuilt(gemm):
+    arrays = _plan_arrays([4, 3, 2], 2)
+    with pytest.raises(ValueError, match="velocities must have 4 entries"):
+        _native.EpochPlan(**arrays, velocities=[np.zeros((3, 4))], gemm=gemm)
+    with pytest.raises(ValueError, match="weight_grads must have 2 entries"):
+        _native.EpochPlan(**arrays, weight_grads=[], gemm=gemm)
+    args = (np.zeros((4, 4)), np.zeros(4, np.int64), np.arange(4), 0.1, 0.0, np.zeros(2))
+    with pytest.raises(RuntimeError, match="never initialized"):
+        _native.EpochPlan.__new__(_native.EpochPlan).run(*args)
+    plan = _native.EpochPlan(**arrays, gemm=gemm)
+    assert plan.run(*args) == 2
+    with pytest.raises(ValueError):           # a failed re-init leaves a plan that refuses
+        plan.__init__(**dict(arrays, weights=[np.zeros((3, 5)), np.zeros((2, 3))]), gemm=gemm)
+    with pytest.raises(RuntimeError, match="never initialized"):
+        plan.run(*args)
+    plan.__init__(**arrays, gemm=gemm)         # and a good one makes it usable again
+    assert plan.run(*args) == 2
+
+
 def test_read_only_output_is_refused():
     out = np.zeros((2, 2))
     out.flags.writeable = False
@@ -93,18 +127,16 @@ def test_steady_state_epochs_allocate_nothing(dtype):
     rng = np.random.default_rng(0)
     X = rng.random((2000, 784)).astype(dtype)
     y = rng.integers(0, 10, 2000)
-    be = get_backend("native")
     model = MLP([784, 64, 32, 10], backend="native", dtype=dtype)
-    ws = model._workspace(100)
     order = np.arange(2000)
-    losses = np.empty(20)
-    be.train_epoch(model._net, X, y, order, 100, 0.1, 0.0, ws, losses)     # warm-up
+    epoch = model.epoch_runner(X, y, batch_size=100, learning_rate=0.1, order=order)
+    epoch()     # warm-up
     gc.collect()
     tracemalloc.start()
     snap0 = tracemalloc.take_snapshot()
     for _ in range(20):
         rng.shuffle(order)
-        be.train_epoch(model._net, X, y, order, 100, 0.1, 0.0, ws, losses)
+        epoch()
     current, peak = tracemalloc.get_traced_memory()
     snap1 = tracemalloc.take_snapshot()
     tracemalloc.stop()
@@ -122,8 +154,7 @@ def test_gil_is_released_during_an_epoch():
     X = rng.random((6000, 784)).astype(np.float32)
     y = rng.integers(0, 10, 6000)
     model = MLP([784, 256, 10], backend="native")
-    ws = model._workspace(100)
-    be = get_backend("native")
+    epoch = model.epoch_runner(X, y, batch_size=100, learning_rate=0.1, order=np.arange(6000))
     ticks = []
     done = threading.Event()
 
@@ -135,7 +166,7 @@ def test_gil_is_released_during_an_epoch():
     t = threading.Thread(target=ticker)
     t.start()
     t0 = time.perf_counter()
-    be.train_epoch(model._net, X, y, np.arange(6000), 100, 0.1, 0.0, ws, np.empty(60))
+    epoch()
     t1 = time.perf_counter()
     done.set()
     t.join()

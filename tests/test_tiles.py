@@ -1,5 +1,5 @@
-"""The native backend's own GEMM tiles and threaded fused epoch (csrc/kernels_gemm.h,
-csrc/kernels_epoch.h), checked against the NumPy backend and against the BLAS path."""
+"""The native backend's own GEMM tiles and threaded fused epoch (csrc/workers_gemm.h,
+csrc/epoch.h), checked against the NumPy backend and against the BLAS path."""
 import os
 
 import numpy as np
@@ -11,6 +11,9 @@ from engine import MLP  # noqa: E402
 from engine.backends import get_backend  # noqa: E402
 from helpers import SIMD_VARIANTS, simd_variant  # noqa: E402
 
+# rerun by .ci/run against the debug build of the extension
+pytestmark = pytest.mark.native
+
 # widths around the tile sizes (6 rows; panels of 8/16 floats, 4/8 doubles), and 1
 SHAPES = [
     [37, 23, 13, 7],
@@ -21,16 +24,19 @@ SHAPES = [
 ]
 
 
+# the native backend `train` uses for backend="native" (native_gemm sets it per test)
+_NATIVE = {}
+
+
 @pytest.fixture
 def native_gemm():
-    """Set the native backend's product path for one test, then restore it."""
-    backend = get_backend("native")
-    saved = backend.epoch_gemm
-
+    """use(mode): a native backend whose epochs take that product path, used from then on by
+    `train(..., "native")` in this test; returned for models made directly."""
     def use(mode):
-        backend.epoch_gemm = mode
+        _NATIVE["native"] = get_backend("native", gemm=mode)
+        return _NATIVE["native"]
     yield use
-    backend.epoch_gemm = saved
+    _NATIVE.clear()
 
 
 @pytest.fixture
@@ -48,8 +54,8 @@ def data(n, f, c, dtype, seed=0):
 def train(sizes, dtype, backend, hidden="sigmoid", output="softmax", loss="cross_entropy",
           momentum=0.0, n=203, batch=20, epochs=2):
     X, y = data(n, sizes[0], sizes[-1], dtype)
-    model = MLP(sizes, hidden, output, loss, dtype=dtype, backend=backend, seed=5,
-                init_scale=0.5)
+    model = MLP(sizes, hidden, output, loss, dtype=dtype, backend=_NATIVE.get(backend, backend),
+                seed=5, init_scale=0.5)
     hist = model.fit(X, y, epochs=epochs, batch_size=batch, learning_rate=0.2,
                      momentum=momentum, progress=False)
     return model, hist
@@ -68,7 +74,8 @@ def test_tiled_epochs_match_numpy_float64(native_gemm, sizes, pair):
     native_gemm("tiles")
     ref, ref_hist = train(sizes, "float64", "numpy", hidden, output, loss, momentum)
     got, got_hist = train(sizes, "float64", "native", hidden, output, loss, momentum)
-    assert got._workspaces[("train", 20)].extra["plan"].gemm == "tiles"
+    assert got.backend.epoch_gemm == "tiles"
+    assert got._workspaces[("train", 20)].plan.gemm == "tiles"
     for a, b in zip(params(got), params(ref)):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(got_hist.batch_loss, ref_hist.batch_loss, rtol=1e-12)
@@ -89,24 +96,18 @@ def test_tiled_epochs_match_numpy_float32(native_gemm, sizes, batch):
 def test_one_step_gradient_equals_numpy_gradient(native_gemm, dtype):
     """One minibatch, learning rate 1: W_before - W_after is the gradient of every
     product (forward, delta, weight gradient) the tiles formed."""
-    native_gemm("tiles")
+    backend = native_gemm("tiles")
     sizes = [29, 21, 18, 11]
     X, y = data(37, sizes[0], sizes[-1], dtype, seed=3)
-    model = MLP(sizes, "tanh", "softmax", "cross_entropy", dtype=dtype, backend="native",
+    model = MLP(sizes, "tanh", "softmax", "cross_entropy", dtype=dtype, backend=backend,
                 seed=2, init_scale=0.5)
     before = [p.copy() for p in params(model)]
-    ref = get_backend("numpy")
     net_ref = MLP(sizes, "tanh", "softmax", "cross_entropy", dtype=dtype, backend="numpy",
                   seed=2, init_scale=0.5)
-    ws = ref.workspace(net_ref._net, len(y))
-    ref.gather_(X, y, np.arange(len(y)), ws.x, ws.t)
-    ref.loss_and_grads(net_ref._net, ws, len(y))
-    be = get_backend("native")
-    wsn = model._workspace(len(y))
-    losses = np.empty(1)
-    be.train_epoch(model._net, X, y, np.arange(len(y)), len(y), 1.0, 0.0, wsn, losses)
+    _, gw, gb = net_ref.loss_and_gradients(X, y)
+    model.epoch_runner(X, y, batch_size=len(y), learning_rate=1.0, order=np.arange(len(y)))()
     tol = 1e-12 if dtype == "float64" else 2e-5
-    for b, a, g in zip(before, params(model), ws.gw + ws.gb):
+    for b, a, g in zip(before, params(model), gw + gb):
         # float32: sums of up to 37 terms; recovering g from b - a costs |b| * eps
         scale = np.abs(g).max() + np.abs(b).max()
         np.testing.assert_allclose(b - a, g, rtol=tol, atol=tol * scale)
@@ -201,12 +202,11 @@ def test_native_evaluation_uses_the_tiles_and_agrees_with_blas(native_gemm, monk
     X, y = data(n, 30, 5, "float32")
     scores = {}
     for mode in ("tiles", "blas"):
-        native_gemm(mode)
-        model = MLP([30, 20, 5], dtype="float32", backend="native", seed=1)
+        model = MLP([30, 20, 5], dtype="float32", backend=native_gemm(mode), seed=1)
         scores[mode] = model.predict_proba(X)
     assert calls == [n]                 # the tiles once, BLAS for gemm="blas"
     np.testing.assert_allclose(scores["tiles"], scores["blas"], rtol=1e-5, atol=1e-6)
-    native_gemm("tiles")
+    model = MLP([30, 20, 5], dtype="float32", backend=native_gemm("tiles"), seed=1)
     model.predict_proba(X[:100])        # minibatch-sized: BLAS
     assert calls == [n]
 

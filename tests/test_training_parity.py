@@ -6,6 +6,9 @@ from engine import MLP
 
 from helpers import FAST
 
+# rerun by .ci/run against the debug build of the extension
+pytestmark = pytest.mark.native
+
 
 @pytest.fixture(params=FAST)
 def fast_name(request):

@@ -12,7 +12,7 @@ def test_one_sgd_step_by_hand(backend):
     b1 = np.array([0.0, -1.0])
     W2 = np.array([[1.0, 0.0], [0.0, 1.0]])
     b2 = np.array([0.0, 0.0])
-    model.set_params([W1, W2], [b1, b2])
+    model.set_weights([W1, W2], [b1, b2])
     X = np.array([[1.0, 1.0]])
     y = np.array([1])
     # z1 = X W1^T + b1 = [1 - 1 + 0, 0.5 + 2 - 1] = [0, 1.5]; a1 = relu = [0, 1.5]

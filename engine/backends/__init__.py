@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import importlib
-import os
 import warnings
 from dataclasses import dataclass
 
 from .base import Backend, Network, Workspace  # noqa: F401
+from .cudasim import cuda_simulator_enabled
 
 # name -> "module:Class"; imported lazily so a broken backend cannot break `import engine`.
 _REGISTRY = {
@@ -58,27 +58,44 @@ def runnable_backends():
             if b.available and not (b.name == "cuda" and _cuda_simulated())]
 
 
-def get_backend(name: str = "auto") -> Backend:
-    """The backend called `name` ("numpy", "native", "cuda" or "auto")."""
+def get_backend(name="auto", **options) -> Backend:
+    """The backend called `name` ("numpy", "native", "cuda" or "auto"), or `name` itself
+    when it is already a Backend instance.
+
+    Without options, each name gives one shared instance with its default settings. With
+    options (e.g. ``get_backend("native", gemm="tiles", threads=1)``) a new instance is made
+    with them, so that one model's settings never reach another's."""
+    if isinstance(name, Backend):
+        if options:
+            raise TypeError("options are for a backend name, not for a Backend instance")
+        return name
     if not isinstance(name, str):
-        if isinstance(name, Backend):
-            return name
-        raise TypeError(f"backend must be a name (str), got {type(name).__name__}")
+        raise TypeError(f"backend must be a name (str) or a Backend; got {type(name).__name__}")
     if name == "auto":
+        if options:
+            raise TypeError("backend='auto' takes no options; name the backend")
         return _get_auto()
     if name not in _REGISTRY:
         raise ValueError(f"unknown backend {name!r}; expected one of "
-                         f"{', '.join(('auto',) + tuple(_REGISTRY))}")
-    if name not in _instances:
+                         f"{', '.join(backend_choices())}")
+    if options or name not in _instances:
         info = _probe(name)
         if not info.available:
             raise RuntimeError(f"backend {name!r} is not available: {info.reason}")
-        _instances[name] = _load_class(name)()
+        backend = _load_class(name)(**options)
+        if options:
+            return backend
+        _instances[name] = backend
     return _instances[name]
 
 
+def backend_choices():
+    """What `backend=` accepts by name: "auto", then every registered backend."""
+    return ("auto",) + backend_names()
+
+
 def _cuda_simulated():
-    return os.environ.get("NUMBA_ENABLE_CUDASIM", "") not in ("", "0")
+    return cuda_simulator_enabled()
 
 
 def _get_auto() -> Backend:

@@ -15,7 +15,7 @@ Conventions shared by every backend (see DESIGN.md):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -67,7 +67,8 @@ class Workspace:
     d: list              # d[l]: (batch, n_l) dL/dz of layer l
     gw: list             # gradient of each weight matrix
     gb: list             # gradient of each bias vector
-    extra: dict = field(default_factory=dict)
+    plan: object = None  # a backend's prepared epoch for this workspace (native: EpochPlan)
+    plan_key: tuple = ()  # what the plan was built for; a different key rebuilds it
 
 
 class Backend:
@@ -192,16 +193,36 @@ class Backend:
                 self.gemm(deltas[l], net.weights[l], deltas[l - 1])
                 self.act_backward_(deltas[l - 1], acts[l - 1], net.activations[l - 1])
 
-    def loss_and_grads(self, net: Network, ws: Workspace, m: int):
-        """Forward and backward over the first m rows of ws.x/ws.t; returns the loss."""
+    def loss_and_grads(self, net: Network, ws: Workspace, m: int, losses=None, slot=0):
+        """Forward and backward over the first m rows of ws.x/ws.t. The loss goes to
+        losses[slot] when a loss buffer (see `loss_buffer`) is given, and is returned
+        otherwise."""
         x, t = ws.x[:m], ws.t[:m]
         acts = [a[:m] for a in ws.a]
         deltas = [d[:m] for d in ws.d]
         self.forward(net, x, acts)
-        value = self.loss(acts[-1], t, net.output, net.loss)
+        if losses is None:
+            value = self.loss(acts[-1], t, net.output, net.loss)
+        else:
+            value = None
+            self.loss_into(acts[-1], t, net.output, net.loss, losses, slot)
         self.output_delta(acts[-1], t, deltas[-1], net.output, net.loss)
         self.backward(net, x, acts, deltas, ws.gw, ws.gb)
         return value
+
+    # Hooks of the generic epoch: where the minibatch losses collect. On the host they go
+    # straight into the caller's float64 array; a device backend keeps them on the device
+    # and copies them back once per epoch.
+    def loss_buffer(self, batch_losses, n):
+        """Room for n minibatch losses (float64), later copied into batch_losses[:n]."""
+        return batch_losses
+
+    def loss_into(self, a, t, output, loss, losses, slot):
+        """losses[slot] = the loss value of activations a against one-hot targets t."""
+        losses[slot] = self.loss(a, t, output, loss)
+
+    def copy_losses(self, losses, batch_losses, n):
+        """Bring a loss buffer's n values into batch_losses (nothing to do on the host)."""
 
     def apply_gradients(self, net: Network, ws: Workspace, learning_rate, momentum):
         if momentum and net.velocities is None:
@@ -220,12 +241,15 @@ class Backend:
         minibatch's Frobenius norm of dL/dW to it (diagnostics).
         """
         n = len(order)
+        n_batches = -(-n // batch_size)
+        index = self.asarray(order, np.int64)       # moved once per epoch, not per batch
+        losses = self.loss_buffer(batch_losses, n_batches)
         for i, start in enumerate(range(0, n, batch_size)):
-            idx = order[start:start + batch_size]
-            m = len(idx)
-            self.gather_(X, y, idx, ws.x[:m], ws.t[:m])
-            batch_losses[i] = self.loss_and_grads(net, ws, m)
+            m = min(batch_size, n - start)
+            self.gather_(X, y, index[start:start + m], ws.x[:m], ws.t[:m])
+            self.loss_and_grads(net, ws, m, losses, i)
             if grad_norms is not None:
                 for l, g in enumerate(ws.gw):
                     grad_norms[l] += self.sq_norm(g) ** 0.5
             self.apply_gradients(net, ws, learning_rate, momentum)
+        self.copy_losses(losses, batch_losses, n_batches)

@@ -6,11 +6,10 @@ losses come back (one synchronization per epoch).
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from .base import Backend
+from .cudasim import cuda_simulator_enabled
 
 try:
     from numba import cuda
@@ -25,8 +24,7 @@ def _on_device(x):
     return hasattr(x, "copy_to_host")
 
 
-def simulator_enabled():
-    return os.environ.get("NUMBA_ENABLE_CUDASIM", "") not in ("", "0")
+simulator_enabled = cuda_simulator_enabled
 
 
 class CudaBackend(Backend):
@@ -116,12 +114,12 @@ class CudaBackend(Backend):
         self.k.output_delta(a.dtype)[self.k.grid_1d(a.size)](
             self._flat(a), self._flat(t), self._flat(out), kind, scale)
 
-    def _loss_into(self, a, t, output, loss, out, slot):
+    def loss_into(self, a, t, output, loss, losses, slot):
         n, c = a.shape
         kind = self.k.OUTPUT_LOSS[output, loss]
         denom = float(n if kind == self.k.SOFTMAX_CE else n * c)
         self.k.loss_into(a.dtype)[1, self.k.THREADS](
-            self._flat(a), self._flat(t), kind, denom, out, slot)
+            self._flat(a), self._flat(t), kind, denom, losses, slot)
 
     def _scratch_array(self, name, shape, dtype):
         key = (name, shape, np.dtype(dtype).name)
@@ -131,7 +129,7 @@ class CudaBackend(Backend):
 
     def loss(self, a, t, output, loss):
         out = self._scratch_array("loss", (1,), np.float64)
-        self._loss_into(a, t, output, loss, out, 0)
+        self.loss_into(a, t, output, loss, out, 0)
         return float(out.copy_to_host()[0])
 
     def bias_grad(self, delta, out):
@@ -167,25 +165,10 @@ class CudaBackend(Backend):
         return float(out.copy_to_host()[0])
 
     # ------------------------------------------------------------------ training
-    def train_epoch(self, net, X, y, order, batch_size, learning_rate, momentum, ws,
-                    batch_losses, grad_norms=None):
-        """The generic epoch, with the losses kept on the device until it ends."""
-        n = len(order)
-        n_batches = -(-n // batch_size)
-        order_d = cuda.to_device(np.ascontiguousarray(order, dtype=np.int64))
-        losses = self._scratch_array("epoch_losses", (n_batches,), np.float64)
-        for i, start in enumerate(range(0, n, batch_size)):
-            m = min(batch_size, n - start)
-            x, t = ws.x[:m], ws.t[:m]
-            acts = [a[:m] for a in ws.a]
-            deltas = [d[:m] for d in ws.d]
-            self.gather_(X, y, order_d[start:start + m], x, t)
-            self.forward(net, x, acts)
-            self._loss_into(acts[-1], t, net.output, net.loss, losses, i)
-            self.output_delta(acts[-1], t, deltas[-1], net.output, net.loss)
-            self.backward(net, x, acts, deltas, ws.gw, ws.gb)
-            if grad_norms is not None:      # diagnostics: one sync per layer and minibatch
-                for l, g in enumerate(ws.gw):
-                    grad_norms[l] += self.sq_norm(g) ** 0.5
-            self.apply_gradients(net, ws, learning_rate, momentum)
-        batch_losses[:n_batches] = losses.copy_to_host()     # the epoch's one synchronization
+    # The generic epoch of the base class, with the minibatch losses kept on the device
+    # until it ends (one synchronization per epoch).
+    def loss_buffer(self, batch_losses, n):
+        return self._scratch_array("epoch_losses", (n,), np.float64)
+
+    def copy_losses(self, losses, batch_losses, n):
+        batch_losses[:n] = losses.copy_to_host()

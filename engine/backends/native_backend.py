@@ -32,13 +32,34 @@ class NativeBackend(HostBackend):
         return True, (f"C kernels (own GEMM tiles for layers up to {info['tiles_max_width']} "
                       f"units, SciPy BLAS above), {omp}, flags {info['compile_args']}")
 
-    def __init__(self):
+    def __init__(self, gemm=None, threads=None):
+        """gemm: how train_epoch forms its products: "auto" (own tiles for narrow layers,
+        BLAS for wide ones), "tiles" or "blas" (see engine._native.EpochPlan); default: the
+        ENGINE_NATIVE_GEMM environment variable, else "auto".
+        threads: the most threads this backend's tiled epochs use (default: the process's
+        setting, engine._native.set_epoch_threads)."""
         ok, reason = self.availability()
         if not ok:
             raise RuntimeError(reason)
-        # How train_epoch forms its products: "auto" (own tiles for narrow layers, BLAS for
-        # wide ones), "tiles" or "blas"; see engine._native.EpochPlan.
-        self.epoch_gemm = os.environ.get("ENGINE_NATIVE_GEMM", "auto")
+        gemm = os.environ.get("ENGINE_NATIVE_GEMM", "auto") if gemm is None else gemm
+        if gemm not in _native.GEMM_CHOICES:
+            raise ValueError(f"gemm must be one of {_native.GEMM_CHOICES}; got {gemm!r}")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                    or threads < 1):
+            raise ValueError(f"threads must be a positive integer or None; got {threads!r}")
+        self._gemm, self._threads = gemm, threads
+
+    @property
+    def epoch_gemm(self):
+        """The product path of this backend's epochs ("auto", "tiles" or "blas")."""
+        return self._gemm
+
+    @property
+    def threads(self):
+        return self._threads
+
+    def __repr__(self):
+        return f"NativeBackend(gemm={self._gemm!r}, threads={self._threads!r})"
 
     def gemm(self, a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
         _native.gemm(a, b, out, trans_a, trans_b, alpha, beta)
@@ -94,12 +115,11 @@ class NativeBackend(HostBackend):
         if momentum and net.velocities is None:
             net.velocities = [self.zeros(p.shape, net.dtype) for p in net.weights + net.biases]
         velocities = net.velocities if momentum else None
-        key = (self.epoch_gemm, tuple(map(id, net.weights + net.biases)),
+        key = (self._gemm, self._threads, tuple(map(id, net.weights + net.biases)),
                None if velocities is None else tuple(map(id, velocities)))
-        plan = ws.extra.get("plan")
-        if plan is None or ws.extra.get("plan_key") != key:
-            plan = _native.EpochPlan(net.weights, net.biases, ws.a, ws.d, ws.gb, ws.x, ws.t,
-                                     net.activations, net.loss, velocities, ws.gw,
-                                     gemm=self.epoch_gemm)
-            ws.extra["plan"], ws.extra["plan_key"] = plan, key
-        plan.run(X, y, order, learning_rate, momentum, batch_losses, False, grad_norms)
+        if ws.plan is None or ws.plan_key != key:
+            ws.plan = _native.EpochPlan(net.weights, net.biases, ws.a, ws.d, ws.gb, ws.x, ws.t,
+                                        net.activations, net.loss, velocities, ws.gw,
+                                        gemm=self._gemm, threads=self._threads or 0)
+            ws.plan_key = key
+        ws.plan.run(X, y, order, learning_rate, momentum, batch_losses, False, grad_norms)

@@ -10,7 +10,11 @@ import time
 
 import numpy as np
 
-from .backends.base import HIDDEN_ACTIVATIONS, LOSSES, OUTPUT_ACTIVATIONS
+from ..backends import backend_choices
+from ..backends.base import DTYPES, HIDDEN_ACTIVATIONS, LOSSES, OUTPUT_ACTIVATIONS
+from ..data import DATASETS, load_dataset
+from ..model import INITS
+from .tables import markdown_table
 
 # The lecture's two networks (DESIGN.md): 784-100-10, sigmoid hidden, N(0, 0.1)
 # weights, zero biases, plain SGD, lr 0.1, batch 100, pixels in [0, 1], 100 epochs.
@@ -38,7 +42,7 @@ def _add_train_args(p):
     p.add_argument("--hidden-activation", choices=HIDDEN_ACTIVATIONS)
     p.add_argument("--output-activation", choices=OUTPUT_ACTIVATIONS)
     p.add_argument("--loss", choices=LOSSES)
-    p.add_argument("--init", choices=("normal", "he", "glorot"))
+    p.add_argument("--init", choices=INITS)
     p.add_argument("--init-scale", type=float)
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
@@ -46,9 +50,9 @@ def _add_train_args(p):
     p.add_argument("--momentum", type=float)
     p.add_argument("--seed", type=int)
     p.add_argument("--no-shuffle", action="store_true")
-    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    p.add_argument("--backend", default="auto", choices=("auto", "numpy", "native", "cuda"))
-    p.add_argument("--data", default="mnist", choices=("mnist", "sample"),
+    p.add_argument("--dtype", default="float32", choices=DTYPES)
+    p.add_argument("--backend", default="auto", choices=backend_choices())
+    p.add_argument("--data", default="mnist", choices=DATASETS,
                    help="full MNIST (downloaded once, cached) or the shipped sample")
     p.add_argument("--diagnostics", action="store_true",
                    help="record gradient norms and dead/saturated units per epoch")
@@ -71,17 +75,10 @@ def _settings(args):
     return s
 
 
-def load_data(which, dtype):
-    from .data import load_mnist, load_mnist_sample
-    if which == "sample":
-        return load_mnist_sample(dtype=dtype)
-    return load_mnist(dtype=dtype)
-
-
 def run_training(settings, data, *, dtype, backend, progress, out=None, diagnostics=False,
                  shuffle=True, label="run"):
     """Train one model; returns a result dict (accuracies in percent, seconds)."""
-    from .model import MLP
+    from ..model import MLP
     X, y, Xt, yt = data
     s = settings
     model = MLP(s["layers"], s["hidden_activation"], s["output_activation"], s["loss"],
@@ -111,14 +108,7 @@ def run_training(settings, data, *, dtype, backend, progress, out=None, diagnost
 
 
 def print_table(rows, columns, file=None):
-    """A plain Markdown table."""
-    file = file or sys.stdout
-    widths = [max(len(str(c)), *(len(str(r.get(c, ""))) for r in rows)) for c in columns]
-    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
-    print(line(columns), file=file)
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|", file=file)
-    for r in rows:
-        print(line([r.get(c, "") for c in columns]), file=file)
+    print(markdown_table(rows, columns), file=file or sys.stdout)
 
 
 def _fmt_row(r, expected=None):
@@ -132,7 +122,7 @@ def _fmt_row(r, expected=None):
 
 def cmd_train(args):
     s = _settings(args)
-    data = load_data(args.data, args.dtype)
+    data = load_dataset(args.data, args.dtype)
     label = args.preset or "custom"
     result, _, _ = run_training(s, data, dtype=args.dtype, backend=args.backend,
                                 progress=not args.no_progress, out=args.out,
@@ -149,7 +139,7 @@ def cmd_train(args):
 
 def cmd_lecture(args):
     """Both of the lecture's networks, one after the other, and the comparison table."""
-    data = load_data(args.data, args.dtype)
+    data = load_dataset(args.data, args.dtype)
     rows = []
     for name in ("lecture-mse", "lecture-softmax"):
         s = {k: v for k, v in PRESETS[name].items() if k != "expected"}
@@ -170,8 +160,8 @@ def cmd_lecture(args):
 
 
 def info_dict():
-    from . import __version__
-    from .backends import available_backends
+    from .._version import __version__
+    from ..backends import available_backends
     d = {"engine": __version__, "python": platform.python_version(),
          "platform": platform.platform(), "numpy": np.__version__}
     try:
@@ -190,7 +180,7 @@ def info_dict():
     except ImportError:
         d["threadpools"] = "threadpoolctl not installed"
     try:
-        from . import _native
+        from .. import _native
         d["native_build"] = _native.build_info()
     except ImportError as exc:
         d["native_build"] = f"not built: {exc}"
@@ -232,9 +222,9 @@ def build_parser():
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("lecture", help="train both lecture networks and compare with the lecture")
     p.add_argument("--epochs", type=int, help="override the 100 epochs (for a quick look)")
-    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    p.add_argument("--backend", default="auto", choices=("auto", "numpy", "native", "cuda"))
-    p.add_argument("--data", default="mnist", choices=("mnist", "sample"))
+    p.add_argument("--dtype", default="float32", choices=DTYPES)
+    p.add_argument("--backend", default="auto", choices=backend_choices())
+    p.add_argument("--data", default="mnist", choices=DATASETS)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", default="runs/lecture")
     p.set_defaults(func=cmd_lecture)

@@ -18,6 +18,9 @@ import time
 
 import numpy as np
 
+from ..backends.base import DTYPES
+from .tables import markdown_table
+
 WORKLOADS = {
     "lecture 784-100-10 b100": dict(sizes=[784, 100, 10], batch=100),
     "deep 784-32x6-10 b100": dict(sizes=[784] + [32] * 6 + [10], batch=100),
@@ -54,51 +57,42 @@ def _median_time(fn, repeats, warmup=1):
 
 
 def backend_epoch(backend_name, sizes, batch, dtype, X, y, hidden="sigmoid", epoch_gemm=None):
-    """A callable running one epoch of MLP training on the backend, through its train_epoch.
+    """A callable running one epoch of MLP training on the backend (MLP.epoch_runner).
 
     epoch_gemm (native only): "tiles" or "blas" instead of the backend's own choice."""
-    from .backends import get_backend
-    from .model import MLP
-    model = MLP(sizes, hidden, "softmax", "cross_entropy", dtype=dtype, backend=backend_name,
+    from ..backends import get_backend
+    from ..model import MLP
+    backend = (get_backend(backend_name, gemm=epoch_gemm) if epoch_gemm is not None
+               else backend_name)
+    model = MLP(sizes, hidden, "softmax", "cross_entropy", dtype=dtype, backend=backend,
                 seed=1)
-    be = get_backend(backend_name)
-    Xb, yb = be.asarray(X), be.asarray(y)
-    ws = model._workspace(batch)
-    order = np.random.default_rng(1).permutation(len(y))
-    losses = np.empty(-(-len(y) // batch))
-
-    def run():
-        if epoch_gemm is not None:
-            default, be.epoch_gemm = be.epoch_gemm, epoch_gemm
-        try:
-            be.train_epoch(model._net, Xb, yb, order, batch, 0.01, 0.0, ws, losses)
-        finally:
-            if epoch_gemm is not None:
-                be.epoch_gemm = default
-        be.synchronize()
-    return run
+    return model.epoch_runner(X, y, batch_size=batch, learning_rate=0.01)
 
 
 def gemm_floor(sizes, batch, dtype, X, y):
     """A callable making exactly the BLAS calls of one native epoch, and nothing else."""
-    from . import _native
-    from .model import MLP
-    model = MLP(sizes, "sigmoid", "softmax", "cross_entropy", dtype=dtype, backend="native")
-    ws = model._workspace(batch)
-    for buf in ws.a + ws.d + [ws.x, ws.t]:
-        buf[...] = 0
-    net = model._net
-    plan = _native.EpochPlan(net.weights, net.biases, ws.a, ws.d, ws.gb, ws.x, ws.t,
-                             net.activations, net.loss, None)
+    from .. import _native
+    # all-zero arrays: the deltas keep the weights fixed, while alpha != 0 keeps BLAS from
+    # skipping a call
+    zeros = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
+    layers = list(zip(sizes[:-1], sizes[1:]))
+    plan = _native.EpochPlan([zeros(o, i) for i, o in layers], [zeros(o) for _, o in layers],
+                             [zeros(batch, o) for _, o in layers],
+                             [zeros(batch, o) for _, o in layers],
+                             [zeros(o) for _, o in layers], zeros(batch, sizes[0]),
+                             zeros(batch, sizes[-1]),
+                             ("sigmoid",) * (len(layers) - 1) + ("softmax",), "cross_entropy",
+                             gemm="blas")
+    X = np.ascontiguousarray(X, dtype=dtype)
+    y = np.ascontiguousarray(y, dtype=np.int64)
     order = np.random.default_rng(1).permutation(len(y))
     losses = np.empty(-(-len(y) // batch))
-    # all-zero deltas keep the weights fixed, while alpha != 0 keeps BLAS from skipping a call
     return lambda: plan.run(X, y, order, 1.0, 0.0, losses, True)
 
 
 def reference_epoch(sizes, batch, X, y):
     """The textbook NeuralNetMLP loop (float64 NumPy), one epoch."""
-    from . import reference as ref
+    from ..textbook import reference as ref
     X64 = X.astype(np.float64)
     model = ref.NeuralNetMLP(sizes[0], sizes[1], sizes[2])
 
@@ -158,10 +152,10 @@ def sklearn_epoch(sizes, batch, dtype, X, y):
 def thread_limits(n):
     """Every BLAS in the process (NumPy's and SciPy's, through threadpoolctl when installed)
     and the native backend's tiled epoch run on n threads inside the block."""
-    from .backends import runnable_backends
+    from ..backends import runnable_backends
     native = None
     if "native" in runnable_backends():
-        from . import _native as native
+        from .. import _native as native
         saved = native.get_epoch_threads()
         native.set_epoch_threads(n)
     try:
@@ -202,7 +196,7 @@ def machine_info():
 def run_report(workloads=None, dtypes=("float32", "float64"), repeats=3, threads=2,
                n_samples=N_SAMPLES, others=True, progress=True):
     """Time every (workload, dtype, runner); returns a list of row dicts."""
-    from .backends import runnable_backends
+    from ..backends import runnable_backends
     backends = runnable_backends()
     log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if progress else (lambda *a: None)
     with thread_limits(threads):
@@ -255,14 +249,13 @@ def _importable(name):
 
 
 def format_table(rows):
-    lines = ["| workload | dtype | runner | median s/epoch | GFLOP/s | speed-up vs numpy | "
-             "x GEMM floor |", "|---|---|---|---:|---:|---:|---:|"]
-    for r in rows:
-        sp = f"{r['speedup_vs_numpy']:.2f}x" if r.get("speedup_vs_numpy") else "-"
-        fl = f"{r['x_gemm_floor']:.3f}" if r.get("x_gemm_floor") else "-"
-        lines.append(f"| {r['workload']} | {r['dtype']} | {r['runner']} | "
-                     f"{r['median_s']:.3f} | {r['gflops']:.1f} | {sp} | {fl} |")
-    return "\n".join(lines)
+    cells = [{"workload": r["workload"], "dtype": r["dtype"], "runner": r["runner"],
+              "median s/epoch": f"{r['median_s']:.3f}", "GFLOP/s": f"{r['gflops']:.1f}",
+              "speed-up vs numpy": (f"{r['speedup_vs_numpy']:.2f}x"
+                                    if r.get("speedup_vs_numpy") else "-"),
+              "x GEMM floor": f"{r['x_gemm_floor']:.3f}" if r.get("x_gemm_floor") else "-"}
+             for r in rows]
+    return markdown_table(cells, list(cells[0]) if cells else ["workload"], "lllrrrr")
 
 
 def cmd_bench(args):
@@ -290,7 +283,7 @@ def add_bench_command(sub):
     p.add_argument("--workload", action="append",
                    help="substring of a workload name (lecture, deep, wide); repeatable; "
                         "default: lecture and deep")
-    p.add_argument("--dtype", action="append", choices=("float32", "float64"))
+    p.add_argument("--dtype", action="append", choices=DTYPES)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2, help="BLAS threads (threadpoolctl)")
     p.add_argument("--samples", type=int, default=N_SAMPLES)

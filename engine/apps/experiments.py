@@ -14,6 +14,11 @@ import time
 
 import numpy as np
 
+from ..backends import backend_choices
+from ..backends.base import DTYPES
+from ..data import DATASETS
+from .tables import markdown_table
+
 EXPERIMENTS = {}
 
 
@@ -26,12 +31,12 @@ def experiment(name, help_text):
 
 def _fit(ctx, sizes, hidden, output="softmax", loss="cross_entropy", lr=0.1, bias0=None,
          init="normal", init_scale=0.1):
-    from .model import MLP
+    from ..model import MLP
     X, y, Xt, yt = ctx["data"]
     model = MLP(sizes, hidden, output, loss, dtype=ctx["dtype"], backend=ctx["backend"],
                 seed=ctx["seed"], init=init, init_scale=init_scale)
     if bias0 is not None:
-        model.set_params(model.weights, [np.full(b.shape, bias0) for b in model.biases[:-1]]
+        model.set_weights(model.weights, [np.full(b.shape, bias0) for b in model.biases[:-1]]
                          + [model.biases[-1]])
     t0 = time.perf_counter()
     hist = model.fit(X, y, epochs=ctx["epochs"], batch_size=100, learning_rate=lr,
@@ -45,9 +50,7 @@ def _pct(x):
 
 
 def _table(rows, columns):
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in rows]
-    return "\n".join(lines)
+    return markdown_table(rows, columns)
 
 
 def _plt():
@@ -58,7 +61,7 @@ def _plt():
 
 
 def _save(fig, path):
-    from .history import _save_figure
+    from ..history import _save_figure
     fig.tight_layout()
     _save_figure(fig, path)
     _plt().close(fig)
@@ -206,14 +209,14 @@ def dead_relu(ctx):
 # ------------------------------------------------------------------------------ runner
 def run_experiment(name, *, out, epochs=5, data="mnist", backend="auto", dtype="float32",
                    seed=1, progress=False, **options):
-    from . import __version__
-    from .cli import load_data
-    from .model import MLP
+    from .._version import __version__
+    from ..data import load_dataset
+    from ..model import MLP
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; expected one of {', '.join(EXPERIMENTS)}")
     os.makedirs(out, exist_ok=True)
     backend_name = MLP([2, 2], backend=backend).backend.name
-    ctx = {"data": load_data(data, dtype), "epochs": epochs, "backend": backend_name,
+    ctx = {"data": load_dataset(data, dtype), "epochs": epochs, "backend": backend_name,
            "dtype": dtype, "seed": seed, "progress": progress, "out": out,
            "width": 32, "max_depth": 6, "wide": 256, "rates": [0.01, 0.1, 0.5, 1.0],
            "biases": [0.0, -1.0, -3.0]}
@@ -230,7 +233,7 @@ def run_experiment(name, *, out, epochs=5, data="mnist", backend="auto", dtype="
     md = (f"# {name}: {help_text}\n\n{_table(rows, list(rows[0]))}\n\n{note}\n\n"
           f"{epochs} epochs on {data}, batch 100, backend {backend_name}, {dtype}, seed {seed}, "
           f"{meta['seconds']} s.\n\n" + "".join(f"![{p}]({p})\n" for p in plots))
-    from .io import atomic_write_bytes
+    from ..io import atomic_write_bytes
     atomic_write_bytes(os.path.join(out, "results.md"), md.encode())
     atomic_write_bytes(os.path.join(out, "meta.json"), json.dumps(meta, indent=1).encode())
     return rows, md
@@ -250,9 +253,9 @@ def add_experiment_command(sub):
     p = sub.add_parser("experiment", help="the lecture's questions: " + ", ".join(EXPERIMENTS))
     p.add_argument("name", choices=sorted(EXPERIMENTS))
     p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--data", default="mnist", choices=("mnist", "sample"))
-    p.add_argument("--backend", default="auto", choices=("auto", "numpy", "native", "cuda"))
-    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    p.add_argument("--data", default="mnist", choices=DATASETS)
+    p.add_argument("--backend", default="auto", choices=backend_choices())
+    p.add_argument("--dtype", default="float32", choices=DTYPES)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", help="folder for results.md, meta.json and plots "

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backends import Network, get_backend
-from .backends.base import Backend
+from ..backends import Network, get_backend
+from ..backends.base import Backend
 from .reference import NeuralNetMLP as _TextbookMLP
 
 _LAYERS = ("weight_h", "weight_out")

@@ -1,0 +1,64 @@
+"""Whole-data-set passes of a trained MLP: loss and accuracy, predictions, and the
+per-layer diagnostics (dead and saturated units) gathered along the way."""
+from __future__ import annotations
+
+import numpy as np
+
+EVAL_CHUNK = 2000   # rows per forward pass when evaluating whole data sets
+
+
+def forward_chunks(model, Xb):
+    """Yield (start, stop, workspace, output activations per layer) over row chunks of the
+    backend array Xb."""
+    be, net = model.backend, model._net
+    n = Xb.shape[0]
+    chunk = min(EVAL_CHUNK, n)
+    ws = model._workspace(chunk, "eval")
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        acts = [a[:stop - start] for a in ws.a]
+        be.forward(net, Xb[start:stop], acts)
+        yield start, stop, ws, acts
+
+
+def evaluate(model, Xb, yb, stats=None):
+    """(mean loss, accuracy) over a whole data set held in backend arrays.
+
+    With `stats` (a dict), also records each hidden layer's dead-unit and saturated-
+    activation fractions over the pass."""
+    be, net = model.backend, model._net
+    n = Xb.shape[0]
+    total_loss, correct = 0.0, 0
+    n_hidden = len(net.weights) - 1
+    dead = [None] * n_hidden
+    saturated = np.zeros(n_hidden)
+    for start, stop, ws, acts in forward_chunks(model, Xb):
+        m = stop - start
+        idx = be.asarray(np.arange(start, stop))
+        be.gather_(Xb, yb, idx, ws.x[:m], ws.t[:m])
+        total_loss += be.loss(acts[-1], ws.t[:m], net.output, net.loss) * m
+        pred = np.argmax(be.to_numpy(acts[-1]), axis=1)
+        correct += int(np.sum(pred == np.argmax(be.to_numpy(ws.t[:m]), axis=1)))
+        if stats is not None:
+            for l in range(n_hidden):
+                is_dead = be.to_numpy(be.alive_units(acts[l])) == 0
+                dead[l] = is_dead if dead[l] is None else dead[l] & is_dead
+                saturated[l] += be.saturated_count(acts[l], net.activations[l])
+    if stats is not None:
+        sizes = model.layer_sizes
+        stats["dead_fraction"] = [
+            float(np.mean(dead[l])) if net.activations[l] == "relu" else float("nan")
+            for l in range(n_hidden)] + [float("nan")]
+        stats["saturated_fraction"] = [
+            float(saturated[l] / (n * sizes[l + 1]))
+            if net.activations[l] in ("sigmoid", "tanh") else float("nan")
+            for l in range(n_hidden)] + [float("nan")]
+    return total_loss / n, correct / n
+
+
+def predict_proba(model, X):
+    """Output activations of checked NumPy rows X, as a NumPy array."""
+    out = np.empty((X.shape[0], model.layer_sizes[-1]), dtype=model.dtype)
+    for start, stop, _, acts in forward_chunks(model, model.backend.asarray(X)):
+        out[start:stop] = model.backend.to_numpy(acts[-1])
+    return out

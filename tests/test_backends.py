@@ -1,0 +1,69 @@
+"""The backend registry: names, per-instance options, and what backends share."""
+import numpy as np
+import pytest
+
+import engine
+from engine.backends import backend_choices, get_backend
+
+from helpers import AVAILABLE
+
+
+def test_choices_come_from_the_registry():
+    assert backend_choices() == ("auto",) + engine.backend_names()
+
+
+@pytest.mark.skipif("native" not in AVAILABLE, reason="the native extension is not built")
+def test_native_options_belong_to_the_instance(monkeypatch):
+    shared = get_backend("native")
+    tiles = get_backend("native", gemm="tiles", threads=1)
+    blas = get_backend("native", gemm="blas")
+    assert tiles is not shared and blas is not tiles
+    assert (tiles.epoch_gemm, tiles.threads) == ("tiles", 1)
+    assert blas.epoch_gemm == "blas"
+    assert get_backend("native") is shared          # the shared default is untouched
+    assert get_backend(tiles) is tiles               # an instance passes through
+    X = np.random.default_rng(0).random((60, 8)).astype(np.float32)
+    y = np.arange(60) % 3
+    a = engine.MLP([8, 5, 3], backend=tiles, seed=2)
+    b = engine.MLP([8, 5, 3], backend=blas, seed=2)
+    a.fit(X, y, epochs=2, batch_size=20, progress=False)
+    b.fit(X, y, epochs=2, batch_size=20, progress=False)
+    assert a.backend is tiles and b.backend is blas
+    for wa, wb in zip(a.weights, b.weights):
+        np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
+    # the environment variable is a default only: read when an instance is made
+    monkeypatch.setenv("ENGINE_NATIVE_GEMM", "blas")
+    assert get_backend("native", threads=2).epoch_gemm == "blas"
+    assert tiles.epoch_gemm == "tiles"
+    with pytest.raises(ValueError, match="gemm must be"):
+        get_backend("native", gemm="fast")
+    with pytest.raises(ValueError, match="threads"):
+        get_backend("native", threads=0)
+
+
+def test_options_need_a_name():
+    with pytest.raises(TypeError, match="auto"):
+        get_backend("auto", gemm="tiles")
+    with pytest.raises(TypeError, match="instance"):
+        get_backend(get_backend("numpy"), gemm="tiles")
+    with pytest.raises(TypeError):
+        get_backend("numpy", gemm="tiles")          # numpy takes no options
+
+
+@pytest.mark.skipif("native" not in AVAILABLE, reason="the native extension is not built")
+def test_cuda_kernel_codes_match_the_c_enums():
+    """The CUDA kernels carry their own activation and output/loss codes; they must be the
+    C kernels' (csrc/kernels.h), which engine._native exports."""
+    from engine import _native
+    from engine.backends import cuda_kernels
+    assert cuda_kernels.ACTIVATIONS == _native.ACTIVATIONS
+    assert cuda_kernels.OUTPUT_LOSS == _native.OUTPUT_LOSS
+    assert cuda_kernels.SOFTMAX_CE == _native.OUTPUT_LOSS["softmax", "cross_entropy"]
+
+
+def test_set_params_is_a_deprecated_alias_of_set_weights():
+    model = engine.MLP([3, 2], "sigmoid", "sigmoid", "mse", backend="numpy")
+    w, b = [np.ones((2, 3))], [np.zeros(2)]
+    with pytest.warns(DeprecationWarning, match="set_weights"):
+        model.set_params(w, b)
+    np.testing.assert_array_equal(model.weights[0], w[0])

@@ -1,0 +1,95 @@
+"""The package's shape: every module imports alone, no module imports another that
+imports it back (directly or in a circle), and the public entry points stay where users
+find them."""
+import ast
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+import engine
+
+ROOT = pathlib.Path(engine.__file__).parent
+
+
+def _modules():
+    """{dotted name: path} of every module of the engine package."""
+    found = {}
+    for path in sorted(ROOT.rglob("*.py")):
+        parts = path.relative_to(ROOT.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found[name] = path
+    return found
+
+
+MODULES = _modules()
+EXTENSIONS = {"engine._native"}      # compiled; it imports nothing of the package
+
+
+def _imports(name, path):
+    """The engine modules `name` imports anywhere in its source (functions included)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            for alias in node.names:
+                sub = f"{target}.{alias.name}"
+                out.add(sub if sub in MODULES or sub in EXTENSIONS else target)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+    return {m for m in out if m in MODULES and m != name}
+
+
+def test_no_import_cycles():
+    graph = {name: _imports(name, path) for name, path in MODULES.items()}
+    # the package's __init__ imports its parts; a part importing the package back is a circle
+    for name, deps in graph.items():
+        if name != "engine":
+            assert "engine" not in deps, f"{name} imports the engine package itself"
+    graph = {n: {d for d in deps if d != "engine" and not n.startswith(d + ".")}
+             for n, deps in graph.items() if n != "engine"}
+    state = {}
+
+    def visit(node, trail):
+        if state.get(node) == "done":
+            return
+        if state.get(node) == "open":
+            cycle = trail[trail.index(node):] + [node]
+            pytest.fail("import cycle: " + " -> ".join(cycle))
+        state[node] = "open"
+        for dep in sorted(graph.get(node, ())):
+            visit(dep, trail + [node])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        visit(node, [])
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if not n.endswith("__main__")))
+def test_each_module_imports_alone(name):
+    subprocess.run([sys.executable, "-c", f"import {name}"], check=True, timeout=120)
+
+
+def test_public_entry_points():
+    import engine.reference
+    from engine.reference import NeuralNetMLP
+    assert engine.reference.NeuralNetMLP is NeuralNetMLP
+    assert engine.NeuralNetMLP.__module__ == "engine.textbook.dropin"
+    out = subprocess.run([sys.executable, "-m", "engine", "--help"], capture_output=True,
+                         text=True, timeout=120, cwd=ROOT.parent.parent)
+    assert out.returncode == 0 and "train" in out.stdout
+
+
+def test_the_version_is_written_once():
+    from engine._version import __version__
+    assert engine.__version__ == __version__
+    pyproject = (ROOT.parent / "pyproject.toml")
+    if pyproject.exists():
+        assert "version = \"" not in pyproject.read_text()
