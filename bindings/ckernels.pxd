@@ -36,6 +36,8 @@ cdef extern from "kernels.h" nogil:
         int threads
         int team
 
+    double eng_fma_gflops_f(int threads, int64_t iters)
+    double eng_fma_gflops_d(int threads, int64_t iters)
     int64_t eng_epoch_scratch_bytes(int n_layers, int64_t batch, const int *sizes)
     int64_t eng_epoch_row_count(int n_layers, int64_t batch)
     int64_t eng_epoch_panel_elements(int64_t n_out, int64_t n_in, int itemsize)

@@ -64,3 +64,21 @@ def force_simd(name):
 def force_baseline_simd(bint on):
     """Run the baseline workers even on a CPU with AVX2 or AVX-512 (False: the best again)."""
     force_simd("baseline" if on else None)
+
+
+def fma_peak_gflops(dtype, int threads=1, double seconds=0.2):
+    """The machine's FMA rate in GFLOP/s for float32 or float64 on `threads` threads, with
+    the SIMD variant in use: a register-only loop run for about `seconds`."""
+    dt = np.dtype(dtype)
+    if dt not in _FLOATS:
+        raise TypeError(f"dtype must be float32 or float64; got {dt}")
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1; got {threads}")
+    fn = eng_fma_gflops_f if dt.itemsize == 4 else eng_fma_gflops_d
+    cdef int64_t iters = 100000
+    cdef double rate
+    with nogil:
+        rate = fn(threads, iters)                # a first guess of the rate, to size the run
+        iters = max(<int64_t>(rate * 1e9 * seconds / threads / (24.0 * 16.0)), 100000)
+        rate = fn(threads, iters)
+    return rate

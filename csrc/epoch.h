@@ -127,6 +127,8 @@ void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *
     int most = (int)(batch / (2 * wk->mr));
     threads = threads < P->threads ? threads : P->threads;
     threads = eng_team(threads < most ? threads : most);
+    eng_barrier barrier;
+    eng_barrier_init(&barrier, threads);
     #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         int t = 0, nt = 1;
@@ -134,6 +136,11 @@ void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *
         t = omp_get_thread_num();
         nt = omp_get_num_threads();
 #endif
+        if (nt != barrier.n) {      /* OpenMP gave fewer threads than asked for */
+            #pragma omp barrier
+            if (t == 0) eng_barrier_init(&barrier, nt);
+            #pragma omp barrier
+        }
         REAL *scratch = (REAL *)((char *)P->scratch + (size_t)t * P->scratch_per_thread);
         int64_t i = 0;
         for (int64_t start = 0; start < count; start += batch, i++) {
@@ -147,14 +154,14 @@ void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *
                 FN(eng_prefetch_rows)(X, order + start + m + n0, n1 - n0, s[0]);
             }
             FN(epoch_phase_rows)(wk, P, y, order + start, r0, r1, m, scratch);
-            #pragma omp barrier
+            eng_barrier_wait(&barrier);
             FN(epoch_phase_weights)(wk, P, t, nt, m, lr, mom, scratch);
             if (t == 0) {
                 double sum = 0.0;
                 for (int64_t r = 0; r < m; r++) sum += P->row_loss[r];
                 losses[i] = sum / (double)(P->loss_kind == ENG_SOFTMAX_CE ? m : m * s[L]);
             }
-            #pragma omp barrier
+            eng_barrier_wait(&barrier);
         }
     }
     for (int l = 0; l < L; l++) {

@@ -16,6 +16,8 @@ typedef struct {
                            REAL *vt, REAL lr, REAL mom, REAL *scratch);
     void (*to_panels)(const REAL *w, int64_t n_out, int64_t n_in, REAL *wp);
     void (*from_panels)(const REAL *wp, int64_t n_out, int64_t n_in, REAL *w);
+    double (*fma_loop)(int64_t iters);
+    int fma_loop_flops;     /* floating-point operations per iteration of fma_loop */
 } FN(eng_workers);
 
 /* Tile shapes: 6 x 2 vectors fills 12 of the 16 registers of SSE/AVX2; AVX-512's 32
@@ -60,4 +62,5 @@ static inline const FN(eng_workers) *FN(workers)(void) {
 
 #include "elementwise.h"
 #include "epoch.h"
+#include "peak.h"
 #include "table.h"

@@ -43,6 +43,11 @@ int64_t eng_saturated_count_##S(const REAL *a, int64_t len, int act, REAL thr); 
 /* sum of squares, accumulated in double */                                                 \
 double eng_sq_norm_##S(const REAL *x, int64_t len);
 
+/* GFLOP/s of `threads` threads each running `iters` rounds of register-only FMAs in the
+   SIMD variant in use: the machine's peak, for reporting fractions of it */
+double eng_fma_gflops_f(int threads, int64_t iters);
+double eng_fma_gflops_d(int threads, int64_t iters);
+
 /* most layers the fused epoch takes */
 #define ENG_MAX_LAYERS 64
 

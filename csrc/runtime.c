@@ -1,6 +1,18 @@
 /* Thread counts, fork handling and the choice of SIMD variant: the process-wide state of
    the kernels, kept out of the generic sources. */
+#include <limits.h>
 #include <string.h>
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CPU_RELAX() _mm_pause()
+#else
+#define CPU_RELAX() ((void)0)
+#endif
 
 #include "kernels.h"
 #include "runtime.h"
@@ -135,4 +147,59 @@ int eng_force_simd(const char *name) {
         }
     }
     return -1;
+}
+
+/* ------------------------------------------------------------------ team barrier */
+/* Pause loops a waiter spins before it sleeps: ~10-30 us on current x86 cores, longer than
+   the imbalance of a quiet minibatch phase, far shorter than a scheduler time slice. */
+#ifndef ENG_BARRIER_SPINS
+#define ENG_BARRIER_SPINS 400
+#endif
+
+void eng_barrier_init(eng_barrier *b, int n) {
+    __atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&b->round, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&b->sleepers, 0, __ATOMIC_RELAXED);
+    b->n = n;
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+static void sleep_while_round_is(eng_barrier *b, int round) {
+#if defined(__linux__)
+    syscall(SYS_futex, &b->round, FUTEX_WAIT_PRIVATE, round, NULL, NULL, 0);
+#else
+    (void)b;
+    (void)round;
+    CPU_RELAX();
+#endif
+}
+
+static void wake_all(eng_barrier *b) {
+#if defined(__linux__)
+    syscall(SYS_futex, &b->round, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+#else
+    (void)b;
+#endif
+}
+
+void eng_barrier_wait(eng_barrier *b) {
+    if (b->n < 2) return;
+    int round = __atomic_load_n(&b->round, __ATOMIC_ACQUIRE);
+    if (__atomic_add_fetch(&b->count, 1, __ATOMIC_ACQ_REL) == b->n) {
+        /* the last to arrive opens the next round; its release publishes everyone's
+           writes (they reached it through the acq_rel count) */
+        __atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&b->round, 1, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&b->sleepers, __ATOMIC_SEQ_CST) > 0) wake_all(b);
+        return;
+    }
+    for (int i = 0; i < ENG_BARRIER_SPINS; i++) {
+        if (__atomic_load_n(&b->round, __ATOMIC_ACQUIRE) != round) return;
+        CPU_RELAX();
+    }
+    __atomic_add_fetch(&b->sleepers, 1, __ATOMIC_SEQ_CST);
+    /* the futex sleeps only while round still holds the value read above: a wake that
+       comes between the check and the sleep is never lost */
+    while (__atomic_load_n(&b->round, __ATOMIC_SEQ_CST) == round) sleep_while_round_is(b, round);
+    __atomic_sub_fetch(&b->sleepers, 1, __ATOMIC_SEQ_CST);
 }

@@ -46,6 +46,20 @@ enum { ENG_SIMD_BASE = 0, ENG_SIMD_AVX2, ENG_SIMD_AVX512, ENG_SIMD_AVX512_ON_AVX
 #define ENG_AVX512_MR 12
 #endif
 
+/* A barrier for the fused epoch's team that spins only briefly, then sleeps (a futex on
+   Linux): a thread that waits for a descheduled teammate hands its CPU back instead of
+   burning it (OpenMP's barrier spins for milliseconds, and under load an epoch took 10x
+   its quiet time). Initialise with eng_barrier_init before the team uses it. */
+typedef struct {
+    int count;      /* threads arrived in this round */
+    int round;      /* bumped by the last arrival: the waiters' signal */
+    int sleepers;   /* threads asleep on `round` (wake only when someone sleeps) */
+    int n;          /* team size */
+} eng_barrier;
+
+void eng_barrier_init(eng_barrier *b, int n);
+void eng_barrier_wait(eng_barrier *b);
+
 /* the variant the drivers call now (ENG_SIMD_*) */
 int eng_simd_level(void);
 /* threads the elementwise kernels' OpenMP loops may use */

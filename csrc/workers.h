@@ -12,8 +12,10 @@ typedef REAL VFN(vec) __attribute__((vector_size(VBYTES)));
 
 static const FN(eng_workers) VFN(workers) = {
     MR, PW, VFN(bias_act_rows), VFN(act_backward_range), VFN(sgd_range),
-    VFN(gemm_nn), VFN(gemm_tn_update), VFN(to_panels), VFN(from_panels),
+    VFN(gemm_nn), VFN(gemm_tn_update), VFN(to_panels), VFN(from_panels), VFN(fma_loop),
+    PEAK_ACC * VLEN * 2,
 };
+#undef PEAK_ACC
 
 #undef VEC
 #undef VLEN

@@ -97,3 +97,22 @@ TARGET static void VFN(sgd_range)(REAL *p, const REAL *g, REAL *v, int64_t len, 
         p[i] += v[i];
     }
 }
+
+/* The machine's FMA rate, for reporting how much of it an epoch uses: `iters` rounds of
+   PEAK_ACC independent vector FMAs (enough chains to cover the FMA units' latency), all in
+   registers. Returns a value computed from every chain, so none is optimised away. */
+#define PEAK_ACC 12
+TARGET static double VFN(fma_loop)(int64_t iters) {
+    VEC acc[PEAK_ACC], x, y;
+    for (int v = 0; v < VLEN; v++) {
+        x[v] = (REAL)0.999999;
+        y[v] = (REAL)1e-7;
+    }
+    for (int a = 0; a < PEAK_ACC; a++) acc[a] = x * (REAL)(a + 1);
+    for (int64_t i = 0; i < iters; i++)
+        for (int a = 0; a < PEAK_ACC; a++) acc[a] = acc[a] * x + y;
+    double sum = 0;
+    for (int a = 0; a < PEAK_ACC; a++)
+        for (int v = 0; v < VLEN; v++) sum += (double)acc[a][v];
+    return sum;
+}

@@ -27,3 +27,38 @@ def test_report_prints_a_table(capsys):
     for r in report["rows"]:
         assert r["median_s"] > 0 and r["gflops"] > 0
     assert report["machine"]["cores"] >= 1
+
+
+def test_report_names_the_machine_and_its_peak(capsys):
+    from engine.apps.cli import main
+    from engine.backends import runnable_backends
+    assert main(["bench", "--workload", "deep", "--dtype", "float64", "--samples", "300",
+                 "--repeats", "1", "--no-others", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    header = out.splitlines()[0]
+    assert "cores" in header and "threads" in header
+    if "native" in runnable_backends():
+        from engine import _native
+        assert f"native SIMD: {_native.build_info()['simd']}" in header
+        assert "FMA peak" in header and "of FMA peak" in out
+
+
+def test_contention_workload_times_each_runner_quiet_and_loaded(capsys):
+    from engine.apps.cli import main
+    assert main(["bench", "--workload", "contention", "--samples", "400", "--repeats", "1",
+                 "--no-others", "--quiet", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["contention"]
+    assert {r["runner"] for r in rows} >= {"numpy"}
+    for r in rows:
+        assert r["quiet_s"] > 0 and r["loaded_s"] > 0
+        assert abs(r["slowdown"] - r["loaded_s"] / r["quiet_s"]) < 1e-12
+
+
+def test_fma_peak_is_measured_for_both_dtypes():
+    import pytest
+    _native = pytest.importorskip("engine._native")
+    f32 = _native.fma_peak_gflops("float32", 1, seconds=0.02)
+    f64 = _native.fma_peak_gflops("float64", 1, seconds=0.02)
+    assert 0.1 < f64 < f32 < 1e5        # twice the lanes of float64 in a vector
+    with pytest.raises(TypeError, match="float32 or float64"):
+        _native.fma_peak_gflops("int8")

@@ -190,7 +190,18 @@ def machine_info():
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "blas": ", ".join(blas),
             "python": platform.python_version(), "numpy": np.__version__,
-            "date": time.strftime("%Y-%m-%d")}
+            "date": time.strftime("%Y-%m-%d"), **native_machine_info()}
+
+
+def native_machine_info(threads=2):
+    """The native kernels' SIMD variant and the machine's measured FMA peak on `threads`
+    threads (GFLOP/s per dtype), or {} without the extension."""
+    from ..backends import runnable_backends
+    if "native" not in runnable_backends():
+        return {}
+    from .. import _native
+    return {"simd": _native.build_info()["simd"], "peak_threads": threads,
+            "fma_peak_gflops": {dt: _native.fma_peak_gflops(dt, threads) for dt in DTYPES}}
 
 
 def run_report(workloads=None, dtypes=("float32", "float64"), repeats=3, threads=2,
@@ -205,6 +216,7 @@ def run_report(workloads=None, dtypes=("float32", "float64"), repeats=3, threads
 
 def _timed_rows(workloads, dtypes, repeats, threads, n_samples, others, backends, log):
     rows = []
+    peak = native_machine_info(threads).get("fma_peak_gflops")
     for wname in workloads or WORKLOADS:
         w = WORKLOADS[wname]
         sizes, batch = w["sizes"], w["batch"]
@@ -240,7 +252,53 @@ def _timed_rows(workloads, dtypes, repeats, threads, n_samples, others, backends
                 if r["workload"] == wname and r["dtype"] == dtype:
                     r["speedup_vs_numpy"] = base / r["median_s"] if base else None
                     r["x_gemm_floor"] = r["median_s"] / floor if floor else None
+                    if peak:
+                        r["fraction_of_peak"] = r["gflops"] / peak[dtype]
     return rows
+
+
+CONTENTION_WORKLOAD = "lecture 784-100-10 b100"
+BUSY_LOOP = "while True: pass"
+
+
+def contention_rows(repeats=3, threads=2, n_samples=N_SAMPLES, others=True, log=print):
+    """Each runner's lecture epoch (float32) quiet, then beside a competing CPU-bound
+    process (a busy loop in a subprocess): the slowdown a user sees when other work runs."""
+    import subprocess
+    from ..backends import runnable_backends
+    w = WORKLOADS[CONTENTION_WORKLOAD]
+    sizes, batch = w["sizes"], w["batch"]
+    X, y = make_data(n_samples, sizes[0], sizes[-1], "float32")
+    runners = [(name, lambda name=name: backend_epoch(name, sizes, batch, "float32", X, y))
+               for name in runnable_backends()]
+    if others and _importable("torch"):
+        runners.append(("pytorch", lambda: torch_epoch(sizes, batch, "float32", X, y, threads)))
+    rows = []
+    with thread_limits(threads):
+        for label, make in runners:
+            run = make()
+            log(f"bench: contention {label} quiet ...")
+            quiet, _ = _median_time(run, repeats)
+            log(f"bench: contention {label} beside a busy process ...")
+            busy = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])
+            try:
+                time.sleep(0.3)                     # let the scheduler see it
+                loaded, times = _median_time(run, repeats)
+            finally:
+                busy.kill()
+                busy.wait()
+            rows.append({"workload": CONTENTION_WORKLOAD + " float32", "runner": label,
+                         "quiet_s": quiet, "loaded_s": loaded, "times_s": times,
+                         "slowdown": loaded / quiet})
+    return rows
+
+
+def format_contention_table(rows):
+    cells = [{"runner": r["runner"], "quiet s/epoch": f"{r['quiet_s']:.3f}",
+              "beside a busy process": f"{r['loaded_s']:.3f}",
+              "slowdown": f"{r['slowdown']:.2f}x"} for r in rows]
+    return markdown_table(cells, ["runner", "quiet s/epoch", "beside a busy process",
+                                  "slowdown"], "lrrr")
 
 
 def _importable(name):
@@ -253,35 +311,57 @@ def format_table(rows):
               "median s/epoch": f"{r['median_s']:.3f}", "GFLOP/s": f"{r['gflops']:.1f}",
               "speed-up vs numpy": (f"{r['speedup_vs_numpy']:.2f}x"
                                     if r.get("speedup_vs_numpy") else "-"),
-              "x GEMM floor": f"{r['x_gemm_floor']:.3f}" if r.get("x_gemm_floor") else "-"}
+              "x GEMM floor": f"{r['x_gemm_floor']:.3f}" if r.get("x_gemm_floor") else "-",
+              "of FMA peak": (f"{100 * r['fraction_of_peak']:.0f}%"
+                              if r.get("fraction_of_peak") else "-")}
              for r in rows]
-    return markdown_table(cells, list(cells[0]) if cells else ["workload"], "lllrrrr")
+    return markdown_table(cells, list(cells[0]) if cells else ["workload"], "lllrrrrr")
 
 
 def cmd_bench(args):
     # by default the two quick workloads (about 2 minutes on 2 cores); --workload wide adds
     # the 1024-wide network (several seconds per epoch)
-    workloads = [w for w in WORKLOADS if any(k in w for k in args.workload)] \
-        if args.workload else [w for w in WORKLOADS if not w.startswith("wide")]
-    if not workloads:
-        raise ValueError(f"--workload matches none of: {', '.join(WORKLOADS)}")
-    rows = run_report(workloads, tuple(args.dtype or ("float32", "float64")), args.repeats, args.threads,
-                      args.samples, not args.no_others, not args.quiet)
+    asked = args.workload or []
+    contention = any(k in "contention" for k in asked)
+    workloads = [w for w in WORKLOADS if any(k in w for k in asked)] \
+        if asked else [w for w in WORKLOADS if not w.startswith("wide")]
+    if not workloads and not contention:
+        raise ValueError(f"--workload matches none of: {', '.join(WORKLOADS)}, contention")
+    log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if not args.quiet \
+        else (lambda *a: None)
+    rows = run_report(workloads, tuple(args.dtype or DTYPES), args.repeats, args.threads,
+                      args.samples, not args.no_others, not args.quiet) if workloads else []
+    loaded = contention_rows(args.repeats, args.threads, args.samples, not args.no_others,
+                             log) if contention else []
     info = machine_info()
-    info["command"] = "python -m engine bench " + " ".join(sys.argv[2:])
+    info["command"] = "engine bench " + " ".join(sys.argv[2:])
     if args.json:
-        print(json.dumps({"machine": info, "rows": rows}, indent=1))
-    else:
-        print(f"{info['date']} | {info['cpu']}, {info['cores']} cores | BLAS: {info['blas']} | "
-              f"{args.threads} threads | {args.samples} samples/epoch\n")
+        print(json.dumps({"machine": info, "rows": rows, "contention": loaded}, indent=1))
+        return 0
+    print(machine_header(info, args.threads, args.samples) + "\n")
+    if rows:
         print(format_table(rows))
+    if loaded:
+        print(("\n" if rows else "") + format_contention_table(loaded))
     return 0
+
+
+def machine_header(info, threads, samples):
+    """One line naming the machine a table was measured on."""
+    head = (f"{info['date']} | {info['cpu']}, {info['cores']} cores | BLAS: {info['blas']} | "
+            f"{threads} threads | {samples} samples/epoch")
+    if "simd" in info:
+        peak = info["fma_peak_gflops"]
+        head += (f" | native SIMD: {info['simd']} | FMA peak ({info['peak_threads']} threads): "
+                 f"{peak['float32']:.0f} GFLOP/s float32, {peak['float64']:.0f} float64")
+    return head
 
 
 def add_bench_command(sub):
     p = sub.add_parser("bench", help="time epochs per backend against the NumPy reference")
     p.add_argument("--workload", action="append",
-                   help="substring of a workload name (lecture, deep, wide); repeatable; "
+                   help="substring of a workload name (lecture, deep, wide), or "
+                        "contention (the lecture epoch beside a busy process); repeatable; "
                         "default: lecture and deep")
     p.add_argument("--dtype", action="append", choices=DTYPES)
     p.add_argument("--repeats", type=int, default=3)

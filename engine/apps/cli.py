@@ -182,9 +182,23 @@ def info_dict():
     try:
         from .. import _native
         d["native_build"] = _native.build_info()
+        d["native_product_path"] = _product_path_info(_native.get_epoch_threads())
     except ImportError as exc:
         d["native_build"] = f"not built: {exc}"
     return d
+
+
+def _product_path_info(threads):
+    """What gemm="auto" does on this machine, as measured and cached (never measures)."""
+    from ..backends import native_tuning
+    forced = os.environ.get("ENGINE_NATIVE_GEMM")
+    cached = native_tuning.cached_choices(threads)
+    info = {"forced_by_ENGINE_NATIVE_GEMM": forced, "cache": native_tuning.cache_path(),
+            "threads": threads}
+    for dtype in DTYPES:
+        info[dtype] = (f"own tiles up to {cached[dtype]['max_width']} units, BLAS above"
+                       if dtype in cached else "not measured yet (at first use, or `engine tune`)")
+    return info
 
 
 def cmd_info(args):
@@ -204,6 +218,14 @@ def cmd_info(args):
             print(f"  {k}: {v}")
     else:
         print(f"  {d['native_build']}")
+    if "native_product_path" in d:
+        path = d["native_product_path"]
+        print(f"\nnative product path (gemm=\"auto\", {path['threads']} threads; cache "
+              f"{path['cache']}):")
+        if path["forced_by_ENGINE_NATIVE_GEMM"]:
+            print(f"  forced: ENGINE_NATIVE_GEMM={path['forced_by_ENGINE_NATIVE_GEMM']}")
+        for dtype in DTYPES:
+            print(f"  {dtype}: {path[dtype]}")
     print("\nthread pools (BLAS / OpenMP):")
     if isinstance(d["threadpools"], str):
         print(f"  {d['threadpools']}")
@@ -211,6 +233,29 @@ def cmd_info(args):
         for p in d["threadpools"]:
             print(f"  {p['internal_api']:<9} {p['num_threads']} threads  v{p['version']}  "
                   f"{p['filepath']}")
+    return 0
+
+
+def cmd_tune(args):
+    """Measure again where the native tiles stop beating BLAS on this machine, and cache it."""
+    from .. import _native
+    from ..backends import native_tuning
+    threads = args.threads or _native.get_epoch_threads()
+    rows = []
+    for dtype in args.dtype or DTYPES:
+        print(f"measuring {dtype} on {threads} threads ...", file=sys.stderr, flush=True)
+        native_tuning.tiles_max_width(dtype, threads, retune=True)
+        entry = native_tuning.cached_choices(threads)[dtype]
+        for width, (tiles, blas) in entry["seconds"].items():
+            rows.append({"dtype": dtype, "hidden units": width,
+                         "tiles ms/minibatch": f"{1000 * tiles:.3f}",
+                         "BLAS ms/minibatch": f"{1000 * blas:.3f}"})
+        rows.append({"dtype": dtype, "hidden units": "chosen",
+                     "tiles ms/minibatch": f"tiles up to {entry['max_width']} units"})
+    print(markdown_table(rows, ["dtype", "hidden units", "tiles ms/minibatch",
+                                "BLAS ms/minibatch"], "lrrr"))
+    print(f"\nsaved in {native_tuning.cache_path()} for: "
+          f"{native_tuning.machine_key(threads)}")
     return 0
 
 
@@ -231,6 +276,13 @@ def build_parser():
     p = sub.add_parser("info", help="versions, backends, BLAS and thread settings")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
+    p = sub.add_parser("tune", help="measure where the native GEMM tiles stop beating BLAS "
+                                    "on this machine (done once automatically; cached)")
+    p.add_argument("--dtype", action="append", choices=DTYPES,
+                   help="repeatable; default: both")
+    p.add_argument("--threads", type=int, default=None,
+                   help="the epoch's thread count to tune for (default: the native default)")
+    p.set_defaults(func=cmd_tune)
     for extra in _extra_commands():
         extra(sub)
     return parser

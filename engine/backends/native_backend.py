@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from .host import HostBackend
 
 try:
@@ -29,8 +31,9 @@ class NativeBackend(HostBackend):
         info = _native.build_info()
         omp = (f"OpenMP: {info['epoch_threads']} threads for the tiled epoch"
                if info["openmp"] else "no OpenMP")
-        return True, (f"C kernels (own GEMM tiles for layers up to {info['tiles_max_width']} "
-                      f"units, SciPy BLAS above), {omp}, flags {info['compile_args']}")
+        return True, (f"C kernels ({info['simd']} SIMD; own GEMM tiles for narrow layers, "
+                      f"SciPy BLAS for wide ones, the cut measured on this machine), {omp}, "
+                      f"flags {info['compile_args']}")
 
     def __init__(self, gemm=None, threads=None):
         """gemm: how train_epoch forms its products: "auto" (own tiles for narrow layers,
@@ -48,6 +51,7 @@ class NativeBackend(HostBackend):
                                     or threads < 1):
             raise ValueError(f"threads must be a positive integer or None; got {threads!r}")
         self._gemm, self._threads = gemm, threads
+        self._max_width = {}      # dtype name -> widest layer "auto" trains on the tiles
 
     @property
     def epoch_gemm(self):
@@ -61,6 +65,19 @@ class NativeBackend(HostBackend):
     def __repr__(self):
         return f"NativeBackend(gemm={self._gemm!r}, threads={self._threads!r})"
 
+    def product_path(self, sizes, dtype):
+        """"tiles" or "blas": how this backend trains and evaluates a network of these
+        widths. Under gemm="auto", the tiles up to the widest layer measured on this machine
+        to run no slower than BLAS (engine/backends/native_tuning.py, cached per CPU)."""
+        if self._gemm != "auto":
+            return self._gemm
+        name = np.dtype(dtype).name
+        if name not in self._max_width:
+            from . import native_tuning
+            threads = self._threads or _native.get_epoch_threads()
+            self._max_width[name] = native_tuning.tiles_max_width(name, threads)
+        return "tiles" if _native.tiles_chosen(sizes, "auto", self._max_width[name]) else "blas"
+
     def gemm(self, a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
         _native.gemm(a, b, out, trans_a, trans_b, alpha, beta)
 
@@ -70,8 +87,8 @@ class NativeBackend(HostBackend):
         made the next tiled epoch 50% slower); BLAS per layer otherwise. Minibatch-sized
         passes, as in the textbook loop, stay on BLAS: alternating an OpenMP team with
         BLAS's threads call by call made that loop 7x slower."""
-        if x.shape[0] >= TILED_FORWARD_MIN_ROWS and _native.tiles_chosen(net.sizes,
-                                                                      self.epoch_gemm):
+        if (x.shape[0] >= TILED_FORWARD_MIN_ROWS
+                and self.product_path(net.sizes, net.dtype) == "tiles"):
             _native.tiled_forward(net.weights, net.biases, net.activations, x, acts)
         else:
             super().forward(net, x, acts)
@@ -115,11 +132,12 @@ class NativeBackend(HostBackend):
         if momentum and net.velocities is None:
             net.velocities = [self.zeros(p.shape, net.dtype) for p in net.weights + net.biases]
         velocities = net.velocities if momentum else None
-        key = (self._gemm, self._threads, tuple(map(id, net.weights + net.biases)),
+        path = self.product_path(net.sizes, net.dtype)
+        key = (path, self._threads, tuple(map(id, net.weights + net.biases)),
                None if velocities is None else tuple(map(id, velocities)))
         if ws.plan is None or ws.plan_key != key:
             ws.plan = _native.EpochPlan(net.weights, net.biases, ws.a, ws.d, ws.gb, ws.x, ws.t,
                                         net.activations, net.loss, velocities, ws.gw,
-                                        gemm=self._gemm, threads=self._threads or 0)
+                                        gemm=path, threads=self._threads or 0)
             ws.plan_key = key
         ws.plan.run(X, y, order, learning_rate, momentum, batch_losses, False, grad_norms)

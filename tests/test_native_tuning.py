@@ -1,0 +1,76 @@
+"""gemm="auto" on the native backend: where the tiles stop beating BLAS is measured on the
+machine once, cached per CPU/build/threads, and forced paths never measure."""
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("engine._native", reason="the native extension is not built")
+
+from engine.apps.cli import main  # noqa: E402
+from engine.backends import get_backend, native_tuning  # noqa: E402
+
+
+@pytest.fixture
+def fake_measure(monkeypatch, tmp_path):
+    """Replace the timing by a record of calls; the cache goes to a temporary folder."""
+    calls = []
+
+    def measure(dtype, threads):
+        calls.append((dtype, threads))
+        return {"max_width": 300, "seconds": {128: [1e-4, 2e-4], 256: [2e-4, 3e-4]}}
+    monkeypatch.setattr(native_tuning, "measure", measure)
+    monkeypatch.setattr(native_tuning, "cache_path", lambda: str(tmp_path / "tuning.json"))
+    return calls
+
+
+def test_measured_once_then_read_from_the_cache(fake_measure, tmp_path):
+    assert native_tuning.tiles_max_width("float32", 2) == 300
+    assert native_tuning.tiles_max_width("float32", 2) == 300
+    assert fake_measure == [("float32", 2)]
+    assert native_tuning.tiles_max_width("float64", 2) == 300      # per dtype
+    assert native_tuning.tiles_max_width("float32", 1) == 300      # and per thread count
+    assert len(fake_measure) == 3
+    native_tuning.tiles_max_width("float32", 2, retune=True)
+    assert len(fake_measure) == 4
+    data = json.loads((tmp_path / "tuning.json").read_text())
+    key = native_tuning.machine_key(2)
+    assert data["machines"][key]["float32"]["max_width"] == 300
+    assert "Processor" in key or "|" in key                         # names CPU and build
+
+
+def test_a_corrupt_cache_is_measured_again(fake_measure, tmp_path):
+    (tmp_path / "tuning.json").write_text("{not json")
+    assert native_tuning.tiles_max_width("float32", 2) == 300
+    assert len(fake_measure) == 1
+    json.loads((tmp_path / "tuning.json").read_text())              # rewritten whole
+
+
+def test_auto_uses_the_measurement_and_forced_paths_do_not_measure(fake_measure):
+    auto = get_backend("native", gemm="auto", threads=2)
+    assert auto.product_path([784, 300, 10], np.float32) == "tiles"
+    assert auto.product_path([784, 301, 10], np.float32) == "blas"
+    assert auto.product_path([784, 32, 32, 10], np.float32) == "tiles"
+    assert len(fake_measure) == 1                                   # once per backend and dtype
+    for gemm in ("tiles", "blas"):
+        forced = get_backend("native", gemm=gemm)
+        assert forced.product_path([784, 5000, 10], np.float64) == gemm
+    assert len(fake_measure) == 1
+
+
+def test_the_real_measurement_runs_and_is_bounded(monkeypatch):
+    monkeypatch.setattr(native_tuning, "WIDTHS", (16, 32))
+    result = native_tuning.measure("float32", 1)
+    assert result["max_width"] in (0, 16, 32)
+    for tiles, blas in result["seconds"].values():
+        assert 0 < tiles < 1 and 0 < blas < 1
+
+
+def test_engine_tune_prints_and_caches(fake_measure, capsys):
+    from engine import _native
+    threads = _native.get_epoch_threads()         # what `engine info` reports on
+    assert main(["tune", "--dtype", "float32", "--threads", str(threads)]) == 0
+    out = capsys.readouterr().out
+    assert "tiles up to 300 units" in out and fake_measure == [("float32", threads)]
+    assert main(["info"]) == 0
+    assert "float32: own tiles up to 300 units" in capsys.readouterr().out
