@@ -5,13 +5,44 @@ Run:  pytest benches --benchmark-only            (about 5-8 minutes on 2 cores)
 Every benchmark records dtype, shape, GFLOP/s and thread counts in extra_info, uses warm-up
 rounds, and checks its result against the NumPy backend once before timing.
 """
+import importlib
+import importlib.util
 import os
+import sys
 
 import numpy as np
 import pytest
 
-from engine.backends import runnable_backends
-from engine.apps.bench import thread_limits
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _find_built_engine():
+    """The benchmarks time the native backend, so they need the built extension. After a
+    plain `pip install .`, running pytest from the source folder imports the source
+    `engine/` (no extension there) instead of the installed one: step past the source
+    folder to the installed package, or stop with one line that says what to run."""
+    def source_shadows():
+        spec = importlib.util.find_spec("engine")
+        origin = os.path.dirname(spec.origin) if spec and spec.origin else ""
+        return os.path.abspath(origin) == os.path.join(ROOT, "engine"), spec
+
+    from_source, spec = source_shadows()
+    if from_source and importlib.util.find_spec("engine._native") is None:
+        sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != ROOT]
+        for name in [m for m in sys.modules if m == "engine" or m.startswith("engine.")]:
+            del sys.modules[name]
+        importlib.invalidate_caches()
+    if importlib.util.find_spec("engine") is None or \
+            importlib.util.find_spec("engine._native") is None:
+        pytest.exit("benches: engine's native extension is not built; run `pip install -e .` "
+                    "(or `python setup.py build_ext --inplace`) in the source folder first",
+                    returncode=2)
+
+
+_find_built_engine()
+
+from engine.backends import runnable_backends  # noqa: E402
+from engine.apps.bench import thread_limits  # noqa: E402
 
 BACKENDS = runnable_backends()
 THREADS = int(os.environ.get("ENGINE_BENCH_THREADS", "2"))

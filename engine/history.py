@@ -33,6 +33,38 @@ class History:
     def epochs(self):
         return len(self.epoch_loss)
 
+    def __repr__(self):
+        """A one-line summary; the full record is in the fields (and `to_dict`)."""
+        if not self.epochs:
+            return "History(no epochs yet)"
+        parts = [f"{self.epochs} epochs", f"loss {self.epoch_loss[-1]:.4g}"]
+        if self.epoch_accuracy:
+            parts.append(f"accuracy {100 * self.epoch_accuracy[-1]:.2f}%")
+        if self.val_accuracy:
+            best = int(np.argmax(self.val_accuracy))
+            parts.append(f"validation {100 * self.val_accuracy[-1]:.2f}% "
+                         f"(best {100 * self.val_accuracy[best]:.2f}% at epoch {best + 1})")
+        if self.epoch_time:
+            parts.append(f"{sum(self.epoch_time):.1f} s training")
+        parts.append(f"{len(self.batch_loss)} minibatch losses")
+        return "History(" + ", ".join(parts) + ")"
+
+    def default_title(self):
+        """What was trained, from the metadata fit recorded: the plots' title."""
+        m = self.meta
+        if "layer_sizes" not in m:
+            return "Training history"
+        net = "-".join(map(str, m["layer_sizes"]))
+        title = (f"MLP {net}, {m.get('hidden_activation')} hidden, "
+                 f"{m.get('output_activation')} output + {m.get('loss')}")
+        if "learning_rate" in m:
+            title += f" | lr {m['learning_rate']:g}, batch {m.get('batch_size')}"
+        if m.get("momentum"):
+            title += f", momentum {m['momentum']:g}"
+        if "dtype" in m:
+            title += f" | {m['dtype']} on {m.get('backend', '?')}"
+        return title
+
     def to_dict(self):
         return asdict(self)
 
@@ -46,7 +78,8 @@ class History:
             return cls(**json.load(f))
 
     def plot(self, path, title=None):
-        """A PNG with the lecture's panels: loss per minibatch, loss per epoch, accuracy per epoch."""
+        """A PNG with the lecture's panels: loss per minibatch, loss per epoch, accuracy per
+        epoch; titled with what was trained unless `title` says otherwise."""
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
@@ -77,8 +110,7 @@ class History:
         ax.legend()
         for ax in axes:
             ax.grid(alpha=0.3)
-        if title:
-            fig.suptitle(title)
+        fig.suptitle(title or self.default_title())
         fig.tight_layout()
         _save_figure(fig, path)
         plt.close(fig)
@@ -110,8 +142,7 @@ class History:
             ax.grid(alpha=0.3)
             if ax.lines:
                 ax.legend(fontsize=8)
-        if title:
-            fig.suptitle(title)
+        fig.suptitle(title or "Diagnostics: " + self.default_title())
         fig.tight_layout()
         _save_figure(fig, path)
         plt.close(fig)

@@ -4,6 +4,8 @@ sys.path); conftest.py only holds fixtures and hooks."""
 import contextlib
 import os
 
+import numpy as np
+
 # The CUDA kernels are tested on the CPU under Numba's simulator unless a real GPU run
 # is asked for (ENGINE_TEST_REAL_GPU=1). Set before anything imports numba.
 if os.environ.get("ENGINE_TEST_REAL_GPU") != "1":
@@ -34,3 +36,16 @@ def simd_variant(name):
         yield
     finally:
         _native.force_simd(None)
+
+
+def plan_arrays(sizes, batch, dtype=np.float64):
+    """Keyword arguments for an engine._native.EpochPlan of these widths: the arrays a
+    workspace holds, made directly (weights 0.1, everything else zero)."""
+    layers = list(zip(sizes[:-1], sizes[1:]))
+    z = lambda *shape: np.zeros(shape, dtype)  # noqa: E731
+    return dict(weights=[z(o, i) + 0.1 for i, o in layers], biases=[z(o) for _, o in layers],
+                acts=[z(batch, o) for _, o in layers], deltas=[z(batch, o) for _, o in layers],
+                bias_grads=[z(o) for _, o in layers], x=z(batch, sizes[0]),
+                t=z(batch, sizes[-1]),
+                activations=("sigmoid",) * (len(layers) - 1) + ("softmax",),
+                loss="cross_entropy")

@@ -1,7 +1,11 @@
 """The command line on the shipped sample."""
+import argparse
 import json
+import os
 
-from engine.apps.cli import main
+import pytest
+
+from engine.apps.cli import build_parser, main
 
 
 def test_train_writes_history_plot_and_model(tmp_path, capsys):
@@ -16,11 +20,16 @@ def test_train_writes_history_plot_and_model(tmp_path, capsys):
     assert len(hist["epoch_loss"]) == 1 and hist["meta"]["layer_sizes"] == [784, 16, 10]
 
 
-def test_preset_flags_and_overrides(tmp_path, capsys):
+def test_preset_flags_and_overrides_and_a_default_run_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     rc = main(["train", "--preset", "lecture-mse", "--data", "sample", "--epochs", "1",
                "--no-progress"])
     assert rc == 0
-    assert "90.8/91.3" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "90.8/91.3" in out
+    (run,) = (tmp_path / "runs").iterdir()           # saved without --out, and said where
+    assert run.name.startswith("train-") and (run / "model.npz").exists()
+    assert f"wrote {os.path.join('runs', run.name, '')}" in out
 
 
 def test_bad_arguments_give_a_clear_error(capsys):
@@ -37,3 +46,67 @@ def test_info_lists_backends(capsys):
     assert main(["info", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert {b["name"] for b in d["backends"]} == {"numpy", "native", "cuda"}
+
+
+def _subparsers():
+    parser = build_parser()
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return action.choices
+
+
+@pytest.mark.parametrize("command", sorted(_subparsers()))
+def test_every_option_has_help_text(command):
+    parser = _subparsers()[command]
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        assert action.help, f"engine {command} {'/'.join(action.option_strings) or action.dest}"
+        has_default = action.default not in (None, False) and action.option_strings
+        if has_default and not isinstance(action.default, list):
+            assert "default" in action.help, f"engine {command} {action.option_strings}"
+
+
+def test_experiment_help_says_what_each_shows(capsys):
+    with pytest.raises(SystemExit):
+        main(["experiment", "--help"])
+    out = capsys.readouterr().out
+    for name in ("loss-activation", "depth", "wide-vs-deep", "dead-relu"):
+        line = [l for l in out.splitlines() if l.strip().startswith(name)]
+        assert line and len(line[0].split(name, 1)[1].strip()) > 20, name
+
+
+@pytest.mark.parametrize("layers", ["784,-5,10", "784,0,10", "784", "784,a,10", "784--5-10"])
+def test_bad_layer_sizes_are_refused(layers, capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--data", "sample", "--layers", layers])
+    assert "two or more positive sizes" in capsys.readouterr().err
+
+
+def test_out_naming_a_file_is_refused_before_training(tmp_path, capsys):
+    target = tmp_path / "model.npz"
+    target.write_bytes(b"precious")
+    rc = main(["train", "--data", "sample", "--epochs", "1", "--no-progress",
+               "--out", str(target)])
+    assert rc == 2
+    err = capsys.readouterr()
+    assert "is not a folder" in err.err and "train acc" not in err.out
+    assert target.read_bytes() == b"precious"
+
+
+def test_info_explains_its_thread_counts_and_leaves_numba_alone():
+    import ctypes.util
+    import subprocess
+    import sys
+    code = ("import sys; from engine.apps.cli import main; main(['info']); "
+            "print('numba imported:', 'numba' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, NUMBA_ENABLE_CUDASIM="0"))
+    assert proc.returncode == 0, proc.stderr
+    assert "vNone" not in proc.stdout
+    if "openmp_threads" in proc.stdout:
+        assert "threads of the elementwise kernels" in proc.stdout
+        assert "threads of the tiled fused epoch" in proc.stdout
+    if ctypes.util.find_library("cuda") is None:
+        # no driver: say so without paying most of a second for importing numba
+        assert "numba imported: False" in proc.stdout
+        assert "no CUDA driver library" in proc.stdout

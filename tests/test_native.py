@@ -8,7 +8,7 @@ import pytest
 _native = pytest.importorskip("engine._native", reason="the native extension is not built")
 
 from engine import MLP  # noqa: E402
-from helpers import SIMD_VARIANTS, simd_variant  # noqa: E402
+from helpers import SIMD_VARIANTS, plan_arrays, simd_variant  # noqa: E402
 
 # rerun by .ci/run against the debug build of the extension
 pytestmark = pytest.mark.native
@@ -60,21 +60,9 @@ def test_arguments_are_checked_before_the_work(call, exc, match):
         call()
 
 
-def _plan_arrays(sizes, batch, dtype=np.float64):
-    """Arrays for an EpochPlan of these widths (what a workspace holds), made directly."""
-    layers = list(zip(sizes[:-1], sizes[1:]))
-    z = lambda *shape: np.zeros(shape, dtype)  # noqa: E731
-    return dict(weights=[z(o, i) + 0.1 for i, o in layers], biases=[z(o) for _, o in layers],
-                acts=[z(batch, o) for _, o in layers], deltas=[z(batch, o) for _, o in layers],
-                bias_grads=[z(o) for _, o in layers], x=z(batch, sizes[0]),
-                t=z(batch, sizes[-1]),
-                activations=("sigmoid",) * (len(layers) - 1) + ("softmax",),
-                loss="cross_entropy")
-
-
 @pytest.mark.parametrize("gemm", ["tiles", "blas"])
 def test_epoch_plan_checks_list_lengths_and_refuses_to_run_unbuilt(gemm):
-    arrays = _plan_arrays([4, 3, 2], 2)
+    arrays = plan_arrays([4, 3, 2], 2)
     with pytest.raises(ValueError, match="velocities must have 4 entries"):
         _native.EpochPlan(**arrays, velocities=[np.zeros((3, 4))], gemm=gemm)
     with pytest.raises(ValueError, match="weight_grads must have 2 entries"):
@@ -100,11 +88,8 @@ def test_read_only_output_is_refused():
 
 
 def test_epoch_plan_rejects_bad_order_and_labels():
-    model = MLP([4, 3, 2], backend="native", dtype="float64")
-    ws = model._workspace(2)
-    net = model._net
-    plan = _native.EpochPlan(net.weights, net.biases, ws.a, ws.d, ws.gb, ws.x, ws.t,
-                             net.activations, net.loss, None)
+    arrays = plan_arrays([4, 3, 2], 2)
+    plan = _native.EpochPlan(**arrays)
     X = np.zeros((5, 4))
     losses = np.zeros(3)
     with pytest.raises(ValueError, match=r"order\[1\] = 5 is outside"):
@@ -118,8 +103,7 @@ def test_epoch_plan_rejects_bad_order_and_labels():
     with pytest.raises(TypeError, match="X must be float64"):
         plan.run(X.astype(np.float32), np.zeros(5, np.int64), np.arange(5), 0.1, 0.0, losses)
     with pytest.raises(ValueError, match="weights\\[1\\] has 5 inputs"):
-        _native.EpochPlan([np.zeros((3, 4)), np.zeros((2, 5))], net.biases, ws.a, ws.d, ws.gb,
-                          ws.x, ws.t, net.activations, net.loss, None)
+        _native.EpochPlan(**dict(arrays, weights=[np.zeros((3, 4)), np.zeros((2, 5))]))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -8,8 +8,8 @@ import pytest
 _native = pytest.importorskip("engine._native", reason="the native extension is not built")
 
 from engine import MLP  # noqa: E402
-from engine.backends import get_backend  # noqa: E402
-from helpers import SIMD_VARIANTS, simd_variant  # noqa: E402
+from engine.backends import Network, get_backend  # noqa: E402
+from helpers import SIMD_VARIANTS, plan_arrays, simd_variant  # noqa: E402
 
 # rerun by .ci/run against the debug build of the extension
 pytestmark = pytest.mark.native
@@ -74,8 +74,7 @@ def test_tiled_epochs_match_numpy_float64(native_gemm, sizes, pair):
     native_gemm("tiles")
     ref, ref_hist = train(sizes, "float64", "numpy", hidden, output, loss, momentum)
     got, got_hist = train(sizes, "float64", "native", hidden, output, loss, momentum)
-    assert got.backend.epoch_gemm == "tiles"
-    assert got._workspaces[("train", 20)].plan.gemm == "tiles"
+    assert got.backend.product_path(sizes, np.float64) == "tiles"
     for a, b in zip(params(got), params(ref)):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(got_hist.batch_loss, ref_hist.batch_loss, rtol=1e-12)
@@ -151,22 +150,14 @@ def test_minibatches_smaller_than_the_thread_team(native_gemm, epoch_threads, n,
 
 def test_auto_picks_tiles_for_narrow_layers_and_blas_for_wide_ones():
     def plan(sizes):
-        model = MLP(sizes, dtype="float32", backend="native")
-        ws = model._workspace(8)
-        net = model._net
-        return _native.EpochPlan(net.weights, net.biases, ws.a, ws.d, ws.gb, ws.x, ws.t,
-                                 net.activations, net.loss)
+        return _native.EpochPlan(**plan_arrays(sizes, 8, np.float32))
     assert plan([784, 100, 10]).gemm == "tiles"      # wide inputs do not count
     assert plan([20, _native.TILES_MAX_WIDTH + 1, 10]).gemm == "blas"
 
 
 def test_bad_gemm_choice_is_refused():
-    model = MLP([4, 3, 2], dtype="float64", backend="native")
-    ws = model._workspace(8)
-    net = model._net
     with pytest.raises(ValueError, match="gemm must be 'auto', 'tiles' or 'blas'"):
-        _native.EpochPlan(net.weights, net.biases, ws.a, ws.d, ws.gb, ws.x, ws.t,
-                          net.activations, net.loss, gemm="fast")
+        _native.EpochPlan(**plan_arrays([4, 3, 2], 8), gemm="fast")
     with pytest.raises(ValueError, match="n must be >= 1"):
         _native.set_epoch_threads(0)
 
@@ -178,7 +169,8 @@ def test_tiled_forward_matches_numpy(sizes, dtype, n):
     ref = get_backend("numpy")
     model = MLP(sizes, "tanh", "softmax", "cross_entropy", dtype=dtype, backend="numpy",
                 seed=4, init_scale=0.5)
-    net = model._net
+    net = Network(model.weights, model.biases, ("tanh",) * (len(sizes) - 2) + ("softmax",),
+                  "cross_entropy", np.dtype(dtype))
     X, _ = data(n, sizes[0], sizes[-1], dtype, seed=n)
     want = [np.empty((n, k), dtype) for k in sizes[1:]]
     got = [np.full((n, k), np.nan, dtype) for k in sizes[1:]]

@@ -363,12 +363,18 @@ def add_bench_command(sub):
                    help="substring of a workload name (lecture, deep, wide), or "
                         "contention (the lecture epoch beside a busy process); repeatable; "
                         "default: lecture and deep")
-    p.add_argument("--dtype", action="append", choices=DTYPES)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=2, help="BLAS threads (threadpoolctl)")
-    p.add_argument("--samples", type=int, default=N_SAMPLES)
+    p.add_argument("--dtype", action="append", choices=DTYPES,
+                   help="repeatable (default: both)")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="timed epochs per row after one warm-up; the median is shown "
+                        "(default: 3)")
+    p.add_argument("--threads", type=int, default=2,
+                   help="threads for BLAS (threadpoolctl), the native epoch and PyTorch "
+                        "(default: 2)")
+    p.add_argument("--samples", type=int, default=N_SAMPLES,
+                   help=f"rows per epoch (default: {N_SAMPLES})")
     p.add_argument("--no-others", action="store_true", help="skip PyTorch/scikit-learn rows")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=cmd_bench, dtype=None)
     return p

@@ -14,6 +14,7 @@ from ..backends import backend_choices
 from ..backends.base import DTYPES, HIDDEN_ACTIVATIONS, LOSSES, OUTPUT_ACTIVATIONS
 from ..data import DATASETS, load_dataset
 from ..model import INITS
+from ..io import atomic_write_bytes
 from .tables import markdown_table
 
 # The lecture's two networks (DESIGN.md): 784-100-10, sigmoid hidden, N(0, 0.1)
@@ -30,41 +31,78 @@ PRESETS = {
 
 
 def _layers(text):
+    # "784,100,10" or "784-100-10"; with commas a "-" is a sign, and is refused below
+    sep = "," if "," in text else "-"
     try:
-        return [int(s) for s in text.replace("-", ",").split(",") if s]
+        sizes = [int(part) for part in text.split(sep)]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--layers wants sizes like 784,100,10; got {text!r}")
+        sizes = []
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(
+            f"--layers wants two or more positive sizes like 784,100,10; got {text!r}")
+    return sizes
+
+
+# what `engine train` does when neither --preset nor an option says otherwise
+TRAIN_DEFAULTS = dict(layers=[784, 100, 10], hidden_activation="sigmoid",
+                      output_activation="softmax", loss="cross_entropy", init="normal",
+                      init_scale=0.1, epochs=100, batch_size=100, learning_rate=0.1,
+                      momentum=0.0, seed=1)
 
 
 def _add_train_args(p):
-    p.add_argument("--preset", choices=sorted(PRESETS), help="the lecture's settings")
-    p.add_argument("--layers", type=_layers, help="layer sizes, e.g. 784,100,10")
-    p.add_argument("--hidden-activation", choices=HIDDEN_ACTIVATIONS)
-    p.add_argument("--output-activation", choices=OUTPUT_ACTIVATIONS)
-    p.add_argument("--loss", choices=LOSSES)
-    p.add_argument("--init", choices=INITS)
-    p.add_argument("--init-scale", type=float)
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--learning-rate", "--lr", type=float)
-    p.add_argument("--momentum", type=float)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--no-shuffle", action="store_true")
-    p.add_argument("--dtype", default="float32", choices=DTYPES)
-    p.add_argument("--backend", default="auto", choices=backend_choices())
+    d = TRAIN_DEFAULTS
+
+    def default(key):
+        value = d[key]
+        value = ",".join(map(str, value)) if isinstance(value, list) else value
+        return f" (default: {value}, or the preset's)"
+    p.add_argument("--preset", choices=sorted(PRESETS),
+                   help="the lecture's settings (784-100-10, sigmoid hidden, N(0, 0.1) "
+                        "weights, lr 0.1, batch 100, 100 epochs) with its MSE or softmax "
+                        "output; other options override single settings")
+    p.add_argument("--layers", type=_layers, metavar="SIZES",
+                   help="layer sizes from inputs to classes, e.g. 784,100,10" + default("layers"))
+    p.add_argument("--hidden-activation", choices=HIDDEN_ACTIVATIONS,
+                   help="activation of every hidden layer" + default("hidden_activation"))
+    p.add_argument("--output-activation", choices=OUTPUT_ACTIVATIONS,
+                   help="sigmoid (with --loss mse) or softmax (with --loss cross_entropy)"
+                        + default("output_activation"))
+    p.add_argument("--loss", choices=LOSSES, help="training loss" + default("loss"))
+    p.add_argument("--init", choices=INITS,
+                   help="initial weights: normal N(0, init-scale), he N(0, sqrt(2/fan_in)), "
+                        "glorot uniform; biases start at 0" + default("init"))
+    p.add_argument("--init-scale", type=float, metavar="SD",
+                   help="standard deviation for --init normal" + default("init_scale"))
+    p.add_argument("--epochs", type=int, help="passes over the training set" + default("epochs"))
+    p.add_argument("--batch-size", type=int, metavar="N",
+                   help="rows per minibatch (the last, shorter one is kept)"
+                        + default("batch_size"))
+    p.add_argument("--learning-rate", "--lr", type=float, metavar="LR",
+                   help="SGD step size" + default("learning_rate"))
+    p.add_argument("--momentum", type=float, help="SGD momentum in [0, 1)" + default("momentum"))
+    p.add_argument("--seed", type=int,
+                   help="seeds the initial weights and the shuffling" + default("seed"))
+    p.add_argument("--no-shuffle", action="store_true",
+                   help="visit the rows in their stored order every epoch (default: shuffle)")
+    p.add_argument("--dtype", default="float32", choices=DTYPES,
+                   help="floating-point type of the model and data (default: float32)")
+    p.add_argument("--backend", default="auto", choices=backend_choices(),
+                   help="where the math runs; auto takes the fastest available "
+                        "(`engine info` lists them) (default: auto)")
     p.add_argument("--data", default="mnist", choices=DATASETS,
-                   help="full MNIST (downloaded once, cached) or the shipped sample")
+                   help="full MNIST (downloaded once, cached) or the 2,500/500 sample shipped "
+                        "with the package (default: mnist)")
     p.add_argument("--diagnostics", action="store_true",
-                   help="record gradient norms and dead/saturated units per epoch")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--out", help="folder for history.json, plot.png and model.npz")
+                   help="also record gradient norms and dead/saturated units per epoch")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--out", metavar="FOLDER",
+                   help="folder for history.json, plot.png and model.npz (default: a new "
+                        "runs/train-<date>-<time> folder)")
 
 
 def _settings(args):
-    defaults = dict(layers=[784, 100, 10], hidden_activation="sigmoid",
-                    output_activation="softmax", loss="cross_entropy", init="normal",
-                    init_scale=0.1, epochs=100, batch_size=100, learning_rate=0.1,
-                    momentum=0.0, seed=1)
+    defaults = TRAIN_DEFAULTS
     s = dict(defaults)
     if args.preset:
         s.update({k: v for k, v in PRESETS[args.preset].items() if k != "expected"})
@@ -120,8 +158,20 @@ def _fmt_row(r, expected=None):
     return row
 
 
+def _output_folder(out, default_prefix):
+    """The folder a run writes to: `out`, or a new runs/<prefix>-<date>-<time>. Refused
+    before any training when it names something that is not a folder."""
+    if out is None:
+        out = os.path.join("runs", time.strftime(f"{default_prefix}-%Y%m%d-%H%M%S"))
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out {out!r} exists and is not a folder; name a folder to write "
+                         f"history.json, plot.png and model.npz into")
+    return out
+
+
 def cmd_train(args):
     s = _settings(args)
+    args.out = _output_folder(args.out, "train")
     data = load_dataset(args.data, args.dtype)
     label = args.preset or "custom"
     result, _, _ = run_training(s, data, dtype=args.dtype, backend=args.backend,
@@ -132,30 +182,30 @@ def cmd_train(args):
     print()
     cols = ["run", "backend", "dtype", "epochs", "train acc %", "test acc %", "time s"]
     print_table([_fmt_row(result, expected)], cols + (["lecture train/test %"] if expected else []))
-    if args.out:
-        print(f"\nwrote {args.out}/history.json, plot.png, model.npz")
+    print(f"\nwrote {os.path.join(args.out, '')}: history.json, plot.png, model.npz")
     return 0
 
 
 def cmd_lecture(args):
     """Both of the lecture's networks, one after the other, and the comparison table."""
+    args.out = _output_folder(args.out, "lecture")
     data = load_dataset(args.data, args.dtype)
     rows = []
     for name in ("lecture-mse", "lecture-softmax"):
         s = {k: v for k, v in PRESETS[name].items() if k != "expected"}
         if args.epochs:
             s["epochs"] = args.epochs
-        out = os.path.join(args.out, name) if args.out else None
+        out = os.path.join(args.out, name)
         print(f"== {name}", file=sys.stderr)
         result, _, _ = run_training(s, data, dtype=args.dtype, backend=args.backend,
                                     progress=not args.no_progress, out=out, label=name)
         rows.append(_fmt_row(result, PRESETS[name]["expected"]))
     print()
     print_table(rows, list(rows[0]))
-    if args.out:
-        with open(os.path.join(args.out, "results.md"), "w") as f:
-            print_table(rows, list(rows[0]), file=f)
-        print(f"\nplots and histories in {args.out}/lecture-*/")
+    atomic_write_bytes(os.path.join(args.out, "results.md"),
+                       (markdown_table(rows, list(rows[0])) + "\n").encode())
+    print(f"\nplots, histories and models in {os.path.join(args.out, 'lecture-*', '')}; "
+          f"the table in {os.path.join(args.out, 'results.md')}")
     return 0
 
 
@@ -201,6 +251,18 @@ def _product_path_info(threads):
     return info
 
 
+# what the less obvious entries of `engine info`'s native build mean
+BUILD_NOTES = {
+    "openmp_threads": "threads of the elementwise kernels outside the fused epoch; 1 while "
+                      "BLAS runs multi-threaded beside them",
+    "epoch_threads": "threads of the tiled fused epoch and the tiled forward pass, which call "
+                     "no BLAS",
+    "tiles_max_width": "the built-in tiles/BLAS cut, used until this machine is measured "
+                       "(see below)",
+    "simd": "the SIMD variant of the kernels this CPU runs",
+}
+
+
 def cmd_info(args):
     d = info_dict()
     if args.json:
@@ -215,7 +277,7 @@ def cmd_info(args):
     print("\nnative build:")
     if isinstance(d["native_build"], dict):
         for k, v in d["native_build"].items():
-            print(f"  {k}: {v}")
+            print(f"  {k}: {v}" + (f"  ({BUILD_NOTES[k]})" if k in BUILD_NOTES else ""))
     else:
         print(f"  {d['native_build']}")
     if "native_product_path" in d:
@@ -231,7 +293,8 @@ def cmd_info(args):
         print(f"  {d['threadpools']}")
     else:
         for p in d["threadpools"]:
-            print(f"  {p['internal_api']:<9} {p['num_threads']} threads  v{p['version']}  "
+            version = f"v{p['version']}" if p["version"] else "version not reported"
+            print(f"  {p['internal_api']:<9} {p['num_threads']} threads  {version}  "
                   f"{p['filepath']}")
     return 0
 
@@ -266,15 +329,21 @@ def build_parser():
     _add_train_args(p)
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("lecture", help="train both lecture networks and compare with the lecture")
-    p.add_argument("--epochs", type=int, help="override the 100 epochs (for a quick look)")
-    p.add_argument("--dtype", default="float32", choices=DTYPES)
-    p.add_argument("--backend", default="auto", choices=backend_choices())
-    p.add_argument("--data", default="mnist", choices=DATASETS)
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--out", default="runs/lecture")
+    p.add_argument("--epochs", type=int,
+                   help="override the lecture's 100 epochs (for a quick look)")
+    p.add_argument("--dtype", default="float32", choices=DTYPES,
+                   help="floating-point type (default: float32)")
+    p.add_argument("--backend", default="auto", choices=backend_choices(),
+                   help="where the math runs (default: auto, the fastest available)")
+    p.add_argument("--data", default="mnist", choices=DATASETS,
+                   help="full MNIST or the shipped sample (default: mnist)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--out", default="runs/lecture", metavar="FOLDER",
+                   help="where plots, histories, models and results.md go "
+                        "(default: runs/lecture)")
     p.set_defaults(func=cmd_lecture)
     p = sub.add_parser("info", help="versions, backends, BLAS and thread settings")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print it all as JSON")
     p.set_defaults(func=cmd_info)
     p = sub.add_parser("tune", help="measure where the native GEMM tiles stop beating BLAS "
                                     "on this machine (done once automatically; cached)")

@@ -250,14 +250,25 @@ def cmd_experiment(args):
 
 
 def add_experiment_command(sub):
-    p = sub.add_parser("experiment", help="the lecture's questions: " + ", ".join(EXPERIMENTS))
-    p.add_argument("name", choices=sorted(EXPERIMENTS))
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--data", default="mnist", choices=DATASETS)
-    p.add_argument("--backend", default="auto", choices=backend_choices())
-    p.add_argument("--dtype", default="float32", choices=DTYPES)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--no-progress", action="store_true")
+    import argparse
+    shows = "\n".join(f"  {name:<16} {EXPERIMENTS[name][1]}" for name in sorted(EXPERIMENTS))
+    p = sub.add_parser("experiment", help="the lecture's questions: " + ", ".join(EXPERIMENTS),
+                       description="Train the networks that answer one of the lecture's "
+                                   "questions and write a table (results.md), the settings "
+                                   "(meta.json) and plots.\n\nexperiments:\n" + shows,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", choices=sorted(EXPERIMENTS), help="which experiment (see above)")
+    p.add_argument("--epochs", type=int, default=5,
+                   help="epochs per network (default: 5; the lecture's curves want more)")
+    p.add_argument("--data", default="mnist", choices=DATASETS,
+                   help="full MNIST or the shipped sample (default: mnist)")
+    p.add_argument("--backend", default="auto", choices=backend_choices(),
+                   help="where the math runs (default: auto)")
+    p.add_argument("--dtype", default="float32", choices=DTYPES,
+                   help="floating-point type (default: float32)")
+    p.add_argument("--seed", type=int, default=1,
+                   help="seeds initial weights and shuffling (default: 1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--out", help="folder for results.md, meta.json and plots "
                                  "(default runs/NAME)")
     p.set_defaults(func=cmd_experiment)

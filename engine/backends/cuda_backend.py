@@ -11,12 +11,36 @@ import numpy as np
 from .base import Backend
 from .cudasim import cuda_simulator_enabled
 
-try:
-    from numba import cuda
-    _IMPORT_ERROR = None
-except Exception as exc:  # no numba / numba-cuda: report why, never fail `import engine`
-    cuda = None
-    _IMPORT_ERROR = exc
+# numba.cuda, imported on first need: importing it takes most of a second, and
+# `engine info` or the `auto` choice on a machine without a GPU should not pay for that.
+cuda = None
+
+
+def _import_numba_cuda():
+    """numba.cuda, or the reason it cannot be imported (never raises)."""
+    global cuda
+    if cuda is None:
+        try:
+            from numba import cuda as numba_cuda
+        except Exception as exc:  # no numba / numba-cuda: report why, never fail
+            return f"numba-cuda is not installed ({type(exc).__name__}: {exc})"
+        cuda = numba_cuda
+    return None
+
+
+def _driver_missing():
+    """Why no CUDA driver can be there, found without importing numba; None if one may."""
+    import ctypes.util
+    import importlib.util
+    if importlib.util.find_spec("numba") is None:
+        return "numba-cuda is not installed"
+    if ctypes.util.find_library("cuda") is None:
+        try:
+            ctypes.CDLL("libcuda.so.1")
+        except OSError:
+            return ("no CUDA driver library (libcuda.so) on this machine: no NVIDIA driver "
+                    "installed")
+    return None
 
 
 def _on_device(x):
@@ -32,14 +56,21 @@ class CudaBackend(Backend):
 
     @classmethod
     def availability(cls):
-        if cuda is None:
-            return False, (f"numba-cuda is not installed ({_IMPORT_ERROR}); "
-                           f"`pip install .[cuda]` on a machine with an NVIDIA GPU")
+        if not simulator_enabled():
+            missing = _driver_missing()
+            if missing:
+                return False, missing + "; `pip install .[cuda]` on a machine with an NVIDIA GPU"
+        failed = _import_numba_cuda()
+        if failed:
+            return False, failed + "; `pip install .[cuda]` on a machine with an NVIDIA GPU"
         if simulator_enabled():
             return True, "CUDA simulator (NUMBA_ENABLE_CUDASIM=1): correct but slow, for tests"
         try:
             if not cuda.is_available():
-                return False, "no usable CUDA driver or device (numba.cuda.is_available() is False)"
+                from numba.cuda.cudadrv import driver
+                why = str(getattr(driver.driver, "initialization_error", "") or "").strip()
+                return False, ("no usable CUDA driver or device"
+                               + (f": {why.splitlines()[0]}" if why else ""))
             dev = cuda.get_current_device()
             name = dev.name.decode() if isinstance(dev.name, bytes) else dev.name
             return True, f"{name} (compute capability {dev.compute_capability})"
