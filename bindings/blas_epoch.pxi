@@ -3,13 +3,13 @@
 
 
 cdef void _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const int64_t *order,
-                      int64_t count, real lr, real mom, double *losses,
+                      int64_t count, const eng_rule *rule, double alpha, double *losses,
                       bint gemm_only, double *grad_norms) noexcept nogil:
     cdef const eng_kernel_table *k = plan.k
     cdef eng_epoch_plan *p = &plan.p
     cdef int L = p.n_layers, l, m
     cdef int *s = plan.sizes
-    cdef int64_t start = 0, i = 0
+    cdef int64_t start = 0, i = 0, size
     cdef real *x = <real*>plan.x
     cdef real *t = <real*>plan.t
     cdef real **W = <real**>p.W
@@ -18,9 +18,20 @@ cdef void _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const int
     cdef real **GW = <real**>plan.GW
     cdef real **VW = <real**>p.VW
     cdef void *vb
+    cdef void *sw
+    cdef void *sb
     cdef const real *inp
+    cdef eng_rule now = rule[0]
+    cdef real lr, mom
+    cdef double squares
+    # plain SGD and momentum without L2 fold the update into the gradient GEMM; every other
+    # step forms the gradient, then applies the rule to it
+    cdef bint folded = (rule.kind == ENG_SGD or rule.kind == ENG_MOMENTUM) and alpha == 0
     while start < count:
         m = <int>min(p.batch, count - start)
+        now.t = rule.t + i + 1
+        lr = <real>eng_rule_step_size(&now)
+        mom = <real>now.momentum
         if not gemm_only:
             k.gather(X, y, order + start, m, s[0], s[L], x, t)
             if start + m < count:     # the next rows load while BLAS computes this minibatch
@@ -35,11 +46,19 @@ cdef void _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const int
             inp = A[l]
         if not gemm_only:
             losses[i] = k.loss(A[L - 1], t, m, s[L], p.loss_kind)
+            if alpha > 0:
+                squares = 0.0
+                for l in range(L):
+                    squares += k.sq_norm(W[l], <int64_t>s[l + 1] * s[l])
+                losses[i] += 0.5 * alpha * squares / m
             k.output_delta(A[L - 1], t, D[L - 1], m, s[L], p.loss_kind)
         # backward, updating each layer once the delta below it has used its weights
         for l in range(L - 1, -1, -1):
             inp = x if l == 0 else A[l - 1]
+            size = <int64_t>s[l + 1] * s[l]
             vb = p.VB[l] if p.VB != NULL else NULL
+            sw = p.SW[l] if p.SW != NULL else NULL
+            sb = p.SB[l] if p.SB != NULL else NULL
             if l > 0:
                 gemm_rm(False, False, m, s[l], s[l + 1], <real>1, D[l], s[l + 1], W[l], s[l],
                         <real>0, D[l - 1], s[l])
@@ -47,20 +66,21 @@ cdef void _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const int
                     k.act_backward(D[l - 1], A[l - 1], <int64_t>m * s[l], plan.acts[l - 1])
             if not gemm_only:
                 k.bias_grad(D[l], p.GB[l], m, s[l + 1])
-            if grad_norms != NULL:
-                # diagnostics: form the gradient, measure it, then apply it
+            if grad_norms != NULL or not folded:
+                # form the gradient (and measure it for the diagnostics), then apply it
                 gemm_rm(True, False, s[l + 1], s[l], m, <real>1, D[l], s[l + 1], inp, s[l],
                         <real>0, GW[l], s[l])
-                grad_norms[l] += sqrt(k.sq_norm(GW[l], <int64_t>s[l + 1] * s[l]))
-                k.sgd_step(W[l], GW[l], VW[l] if VW != NULL else NULL,
-                           <int64_t>s[l + 1] * s[l], lr, mom)
-                k.sgd_step(p.B[l], p.GB[l], vb, s[l + 1], lr, mom)
-            elif VW != NULL:
+                if grad_norms != NULL:
+                    grad_norms[l] += sqrt(k.sq_norm(GW[l], size))
+                k.optimizer_step(W[l], GW[l], VW[l] if VW != NULL else NULL, sw, size, &now,
+                                 alpha / m)
+                k.optimizer_step(p.B[l], p.GB[l], vb, sb, s[l + 1], &now, 0.0)
+            elif VW != NULL and rule.kind == ENG_MOMENTUM:
                 # VW = mom * VW - lr * D^T inp; W += VW
                 gemm_rm(True, False, s[l + 1], s[l], m, -lr, D[l], s[l + 1], inp, s[l],
                         mom, VW[l], s[l])
                 if not gemm_only:
-                    k.axpy(W[l], VW[l], <int64_t>s[l + 1] * s[l], 1.0)
+                    k.axpy(W[l], VW[l], size, 1.0)
                     k.sgd_step(p.B[l], p.GB[l], vb, s[l + 1], lr, mom)
             else:
                 # W -= lr * D^T inp, straight into the weights

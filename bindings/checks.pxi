@@ -6,6 +6,9 @@ ACTIVATIONS = {"identity": ENG_IDENTITY, "sigmoid": ENG_SIGMOID, "relu": ENG_REL
                "tanh": ENG_TANH, "softmax": ENG_SOFTMAX}
 OUTPUT_LOSS = {("sigmoid", "mse"): ENG_SIGMOID_MSE, ("sigmoid", "mse_ref"): ENG_SIGMOID_MSE_REF,
                ("softmax", "cross_entropy"): ENG_SOFTMAX_CE}
+OPTIMIZER_KINDS = {"sgd": ENG_SGD, "momentum": ENG_MOMENTUM, "nesterov": ENG_NESTEROV,
+                   "adam": ENG_ADAM}
+_STATE_ARRAYS = {ENG_SGD: 0, ENG_MOMENTUM: 1, ENG_NESTEROV: 1, ENG_ADAM: 2}
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _INT64 = np.dtype(np.int64)
 
@@ -78,3 +81,24 @@ cdef inline void *_ptr(cnp.ndarray a) noexcept:
 cdef inline const eng_kernel_table *_table(cnp.ndarray a) noexcept:
     """The kernels for a's dtype (already checked to be float32 or float64)."""
     return &eng_kernels_f if cnp.PyArray_ITEMSIZE(a) == 4 else &eng_kernels_d
+
+
+cdef eng_rule _rule(object rule) except *:
+    """The C rule of an optimizer step: `rule` has kind ("sgd", "momentum", "nesterov",
+    "adam"), learning_rate, momentum, beta_1, beta_2, epsilon and t (the steps taken, this
+    one included; a fused epoch: the steps before it), as engine.optimizers.StepRule."""
+    cdef eng_rule r
+    kind = OPTIMIZER_KINDS.get(getattr(rule, "kind", None))
+    if kind is None:
+        raise ValueError(f"rule.kind must be one of {sorted(OPTIMIZER_KINDS)}; "
+                         f"got {getattr(rule, 'kind', rule)!r}")
+    r.kind = kind
+    r.lr = rule.learning_rate
+    r.momentum = rule.momentum
+    r.beta1 = rule.beta_1
+    r.beta2 = rule.beta_2
+    r.eps = rule.epsilon
+    r.t = rule.t
+    if r.t < 0:
+        raise ValueError(f"rule.t (steps taken) must be >= 0; got {r.t}")
+    return r

@@ -13,6 +13,21 @@ cdef extern from "kernels.h" nogil:
         ENG_SIGMOID_MSE_REF
         ENG_SOFTMAX_CE
         ENG_MAX_LAYERS
+        ENG_SGD
+        ENG_MOMENTUM
+        ENG_NESTEROV
+        ENG_ADAM
+
+    ctypedef struct eng_rule:
+        int kind
+        double lr
+        double momentum
+        double beta1
+        double beta2
+        double eps
+        int64_t t
+
+    double eng_rule_step_size(const eng_rule *rule)
 
     ctypedef struct eng_epoch_plan:
         int n_layers
@@ -24,11 +39,15 @@ cdef extern from "kernels.h" nogil:
         void **B
         void **VW
         void **VB
+        void **SW
+        void **SB
         void **A
         void **D
         void **GB
         void **WT
         void **VT
+        void **ST
+        double *l2_parts
         void **rows
         double *row_loss
         void *scratch
@@ -40,6 +59,7 @@ cdef extern from "kernels.h" nogil:
     double eng_fma_gflops_d(int threads, int64_t iters)
     int64_t eng_epoch_scratch_bytes(int n_layers, int64_t batch, const int *sizes)
     int64_t eng_epoch_row_count(int n_layers, int64_t batch)
+    int64_t eng_epoch_l2_parts(int n_layers, const int *sizes)
     int64_t eng_epoch_panel_elements(int64_t n_out, int64_t n_in, int itemsize)
     int eng_get_epoch_threads()
     void eng_set_epoch_threads(int n)
@@ -64,6 +84,8 @@ cdef extern from "kernels.h" nogil:
         void (*bias_grad)(const void *d, void *out, int64_t n, int64_t c) noexcept nogil
         void (*sgd_step)(void *p, const void *g, void *v, int64_t length, double lr,
                          double mom) noexcept nogil
+        void (*optimizer_step)(void *p, const void *g, void *s1, void *s2, int64_t length,
+                               const eng_rule *rule, double l2) noexcept nogil
         void (*axpy)(void *p, const void *g, int64_t length, double alpha) noexcept nogil
         void (*gather)(const void *X, const int64_t *y, const int64_t *idx, int64_t m,
                        int64_t f, int64_t c, void *x_out, void *t_out) noexcept nogil
@@ -72,8 +94,8 @@ cdef extern from "kernels.h" nogil:
         int64_t (*saturated_count)(const void *a, int64_t length, int act, double thr) noexcept nogil
         double (*sq_norm)(const void *x, int64_t length) noexcept nogil
         void (*fused_epoch)(const eng_epoch_plan *plan, const void *X, const int64_t *y,
-                            const int64_t *order, int64_t count, double lr, double mom,
-                            double *losses) noexcept nogil
+                            const int64_t *order, int64_t count, const eng_rule *rule,
+                            double alpha, double *losses) noexcept nogil
         int (*tiled_forward)(int n_layers, const int *sizes, const int *acts, void **W,
                              void **B, const void *x, int64_t n, void **out) noexcept nogil
 

@@ -35,7 +35,7 @@ cdef class EpochPlan:
     cdef void **GW
     cdef void *x
     cdef void *t
-    cdef int n_layers, has_velocity
+    cdef int n_layers, has_velocity, has_second
     cdef const eng_kernel_table *k
     cdef list _keep
     cdef readonly object dtype
@@ -61,25 +61,30 @@ cdef class EpochPlan:
     def __dealloc__(self):
         free(self.block)
 
-    cdef _alloc(self, int L, int64_t batch, int threads, int64_t per_thread):
+    cdef _alloc(self, int L, int64_t batch, int threads, int64_t per_thread, int64_t n_parts):
         """Room for every pointer array, the row pointers, row losses and thread scratch."""
         cdef size_t n_rows = <size_t>eng_epoch_row_count(L, batch)
         cdef size_t ints = _round64((2 * L + 1) * sizeof(int))
-        cdef size_t ptrs = _round64((11 * <size_t>L + n_rows) * sizeof(void*))
-        cdef size_t losses = _round64(batch * sizeof(double))
+        cdef size_t ptrs = _round64((13 * <size_t>L + n_rows) * sizeof(void*))
+        # row losses, then the L2 parts (at most one per 8 outputs of every layer)
+        cdef size_t doubles = _round64((batch + n_parts) * sizeof(double))
         cdef size_t scratch = <size_t>threads * <size_t>per_thread
         self._release()
-        self.block = calloc(ints + ptrs + losses + scratch + 64, 1)
+        self.block = calloc(ints + ptrs + doubles + scratch + 64, 1)
         if self.block == NULL:
-            raise MemoryError(f"EpochPlan: cannot allocate {ints + ptrs + losses + scratch} bytes")
+            raise MemoryError(f"EpochPlan: cannot allocate {ints + ptrs + doubles + scratch} "
+                              f"bytes")
         cdef char *base = <char*>self.block + (64 - <size_t>self.block % 64) % 64
         cdef void **v = <void**>(base + ints)
         self.sizes, self.acts = <int*>base, <int*>base + L + 1
         self.p.W, self.p.B, self.p.A, self.p.D = v, v + L, v + 2 * L, v + 3 * L
         self.p.GB, self.GW, self.p.VW, self.p.VB = v + 4 * L, v + 5 * L, v + 6 * L, v + 7 * L
-        self.p.WT, self.p.VT, self.p.rows = v + 8 * L, v + 9 * L, v + 11 * L
+        self.p.SW, self.p.SB = v + 8 * L, v + 9 * L
+        self.p.WT, self.p.VT, self.p.ST = v + 10 * L, v + 11 * L, v + 12 * L
+        self.p.rows = v + 13 * L
         self.p.row_loss = <double*>(base + ints + ptrs)
-        self.p.scratch = base + ints + ptrs + losses if scratch else NULL
+        self.p.l2_parts = self.p.row_loss + batch
+        self.p.scratch = base + ints + ptrs + doubles if scratch else NULL
         self.p.scratch_per_thread = per_thread
         self.p.threads = threads
         self.p.team = 0
@@ -88,7 +93,7 @@ cdef class EpochPlan:
 
     def __init__(self, weights, biases, acts, deltas, bias_grads, x, t, activations,
                  str loss, velocities=None, weight_grads=None, str gemm="auto",
-                 int threads=0):
+                 int threads=0, second_moments=None):
         cdef int L = len(weights), l
         self._release()     # a failed re-init leaves a plan that refuses to run
         if L < 1:
@@ -97,9 +102,12 @@ cdef class EpochPlan:
                           ("bias_grads", bias_grads), ("activations", activations)):
             if len(seq) != L:
                 raise ValueError(f"{name} must have {L} entries (one per layer); got {len(seq)}")
-        if velocities is not None and len(velocities) != 2 * L:
-            raise ValueError(f"velocities must have {2 * L} entries (weights, then biases); "
-                             f"got {len(velocities)}")
+        for name, seq in (("velocities", velocities), ("second_moments", second_moments)):
+            if seq is not None and len(seq) != 2 * L:
+                raise ValueError(f"{name} must have {2 * L} entries (weights, then biases); "
+                                 f"got {len(seq)}")
+        if second_moments is not None and velocities is None:
+            raise ValueError("second_moments (Adam) need velocities (its first moments) too")
         if weight_grads is not None and len(weight_grads) != L:
             raise ValueError(f"weight_grads must have {L} entries; got {len(weight_grads)}")
         cdef cnp.ndarray w0 = _array("weights[0]", weights[0], 2)
@@ -118,9 +126,11 @@ cdef class EpochPlan:
         threads = (threads or max(eng_get_epoch_threads(), 1)) if gemm == "tiles" else 0
         cdef cnp.ndarray widths = np.array(sizes, dtype=np.intc)
         self._alloc(L, batch, threads,
-                    eng_epoch_scratch_bytes(L, batch, <int*>_ptr(widths)) if threads else 0)
+                    eng_epoch_scratch_bytes(L, batch, <int*>_ptr(widths)) if threads else 0,
+                    eng_epoch_l2_parts(L, <int*>_ptr(widths)))
         keep = [x, t]
         cdef bint vel = velocities is not None
+        cdef bint second = second_moments is not None
         cdef cnp.ndarray arr
         self.sizes[0] = w0.shape[1]
         for l in range(L):
@@ -146,21 +156,28 @@ cdef class EpochPlan:
                                              _dims(arr), keep))
                 self.p.VB[l] = _ptr(_checked(f"velocities[{L + l}]", velocities[L + l], dtype,
                                              out, keep))
+            if second:
+                self.p.SW[l] = _ptr(_checked(f"second_moments[{l}]", second_moments[l], dtype,
+                                             _dims(arr), keep))
+                self.p.SB[l] = _ptr(_checked(f"second_moments[{L + l}]", second_moments[L + l],
+                                             dtype, out, keep))
         _shape("x", X0, (batch, self.sizes[0]))
         self.x = _ptr(X0)
         self.t = _ptr(_checked("t", t, dtype, (batch, self.sizes[L]), keep))
         self.p.loss_kind = _pair(activations[L - 1], loss)
         if gemm == "tiles":
-            self._init_tiles(L, dtype, vel, keep)
+            self._init_tiles(L, dtype, vel, second, keep)
             self.p.team = team
         if not vel:
             self.p.VW = self.p.VB = self.p.VT = NULL
+        if not second:
+            self.p.SW = self.p.SB = self.p.ST = NULL
         self._keep, self.dtype, self.gemm = keep, dtype, gemm
-        self.n_layers, self.has_velocity = L, vel
+        self.n_layers, self.has_velocity, self.has_second = L, vel, second
         self.k = _table(w0)
 
-    cdef _init_tiles(self, int L, object dtype, bint vel, list keep):
-        """The epoch's own copies of W (and the velocities) in panels."""
+    cdef _init_tiles(self, int L, object dtype, bint vel, bint second, list keep):
+        """The epoch's own copies of W (and of its optimizer state) in panels."""
         cdef int l
         for l in range(L):
             wt = np.zeros(eng_epoch_panel_elements(self.sizes[l + 1], self.sizes[l],
@@ -171,9 +188,13 @@ cdef class EpochPlan:
                 vt = np.zeros_like(wt)
                 keep.append(vt)
                 self.p.VT[l] = _ptr(vt)
+            if second:
+                st = np.zeros_like(wt)
+                keep.append(st)
+                self.p.ST[l] = _ptr(st)
 
     def run(self, X, y, order, double learning_rate, double momentum, batch_losses,
-            bint gemm_only=False, grad_norms=None):
+            bint gemm_only=False, grad_norms=None, *, rule=None, double alpha=0.0):
         """Train one epoch over X[order] (minibatches of the plan's batch size, the last
         one possibly shorter); batch_losses[i] receives minibatch i's loss before its update.
 
@@ -181,7 +202,10 @@ cdef class EpochPlan:
         the benchmarks compare a real epoch with (the results are then meaningless).
         grad_norms (float64, one per layer): each minibatch's |dL/dW| is added to it; the
         gradient is then formed in weight_grads before the update instead of being folded
-        into it (the plan must have been built with weight_grads)."""
+        into it (the plan must have been built with weight_grads).
+        rule (an engine.optimizers.StepRule, t = the steps taken before this epoch) chooses
+        the optimizer in place of plain SGD with learning_rate and momentum; alpha is the
+        L2 penalty (loss += alpha/2 |W|^2 / m, gradient += alpha W / m, biases exempt)."""
         if self.n_layers == 0:
             raise RuntimeError("this EpochPlan was never initialized successfully")
         cdef cnp.ndarray XA = _array("X", X, 2, self.dtype)
@@ -196,8 +220,20 @@ cdef class EpochPlan:
             raise ValueError(f"y has {Y.shape[0]} labels but X has {n} rows")
         if BL.shape[0] < n_batches:
             raise ValueError(f"batch_losses needs {n_batches} entries; got {BL.shape[0]}")
-        if momentum != 0.0 and not self.has_velocity:
-            raise ValueError("momentum is not 0 but the plan was built without velocities")
+        cdef eng_rule r
+        if rule is None:
+            r.kind = ENG_MOMENTUM if momentum != 0.0 else ENG_SGD
+            r.lr, r.momentum, r.beta1, r.beta2, r.eps, r.t = learning_rate, momentum, 0, 0, 0, 0
+        else:
+            r = _rule(rule)
+        if r.kind != ENG_SGD and not self.has_velocity:
+            if rule is None:
+                raise ValueError("momentum is not 0 but the plan was built without velocities")
+            raise ValueError(f"a {rule.kind} step needs a plan built with velocities")
+        if r.kind == ENG_ADAM and not self.has_second:
+            raise ValueError("an adam step needs a plan built with second_moments")
+        if alpha < 0 or alpha != alpha:
+            raise ValueError(f"alpha must be >= 0; got {alpha}")
         cdef double *pg = NULL
         cdef cnp.ndarray GN
         if grad_norms is not None:
@@ -218,13 +254,14 @@ cdef class EpochPlan:
         cdef double *pl = <double*>_ptr(BL)
         if self.gemm == "tiles" and not gemm_only and pg == NULL:
             with nogil:
-                self.k.fused_epoch(&self.p, px, py, po, count, learning_rate, momentum, pl)
+                self.k.fused_epoch(&self.p, px, py, po, count, &r, alpha, pl)
             return n_batches
+        if (r.kind != ENG_SGD and r.kind != ENG_MOMENTUM or alpha > 0) and self.GW[0] == NULL:
+            raise ValueError(f"this optimizer step on the BLAS path needs a plan built with "
+                             f"weight_grads")
         with nogil:
             if self.k.itemsize == 4:
-                _blas_epoch(self, <float*>px, py, po, count, <float>learning_rate,
-                            <float>momentum, pl, gemm_only, pg)
+                _blas_epoch(self, <float*>px, py, po, count, &r, alpha, pl, gemm_only, pg)
             else:
-                _blas_epoch(self, <double*>px, py, po, count, learning_rate, momentum, pl,
-                            gemm_only, pg)
+                _blas_epoch(self, <double*>px, py, po, count, &r, alpha, pl, gemm_only, pg)
         return n_batches

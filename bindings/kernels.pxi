@@ -138,6 +138,39 @@ def sgd_step_(param, grad, velocity, double learning_rate, double momentum):
         k.sgd_step(pp, pg, pv, length, learning_rate, momentum)
 
 
+def optimizer_step_(param, grad, state, rule, double l2=0.0):
+    """One optimizer step of param in place (csrc/kernels.h writes out each rule), with the
+    gradient grad + l2 * param; state: the rule's state arrays (none for plain SGD, the
+    velocity for momentum and Nesterov, Adam's first and second moments), updated in place.
+    rule: an engine.optimizers.StepRule (t: the steps taken, this one included)."""
+    cdef cnp.ndarray P = _array("param", param, None, None, True)
+    cdef cnp.ndarray G = _array("grad", grad, None, P.dtype)
+    _shape("grad", G, _dims(P))
+    cdef eng_rule r = _rule(rule)
+    state = () if state is None else tuple(state)
+    cdef int needed = _STATE_ARRAYS[r.kind]
+    if len(state) < needed:
+        raise ValueError(f"a {rule.kind} step needs {needed} state array(s); got {len(state)}")
+    cdef void *ps[2]
+    ps[0] = ps[1] = NULL
+    for i in range(needed):
+        arr = _array(f"state[{i}]", state[i], None, P.dtype, True)
+        _shape(f"state[{i}]", arr, _dims(P))
+        ps[i] = _ptr(arr)
+    cdef int64_t length = P.size
+    cdef void *pp = _ptr(P)
+    cdef void *pg = _ptr(G)
+    cdef const eng_kernel_table *k = _table(P)
+    with nogil:
+        k.optimizer_step(pp, pg, ps[0], ps[1], length, &r, l2)
+
+
+def step_size(rule):
+    """The size of the step a rule takes: lr, or Adam's lr * sqrt(1 - b2^t) / (1 - b1^t)."""
+    cdef eng_rule r = _rule(rule)
+    return eng_rule_step_size(&r)
+
+
 def gather_(X, y, index, x_out, t_out):
     """x_out = X[index]; t_out = one-hot of y[index] over t_out.shape[1] classes."""
     cdef cnp.ndarray XA = _array("X", X, 2)

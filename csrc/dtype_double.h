@@ -16,5 +16,6 @@
     (T12 + (r) * T13)))))))))))))
 #define LOG log
 #define TANH tanh
+#define SQRT sqrt
 #define FABS fabs
 #define EPS DBL_EPSILON

@@ -15,5 +15,6 @@
     ((float)T4 + (r) * ((float)T5 + (r) * ((float)T6 + (r) * (float)T7)))))))
 #define LOG logf
 #define TANH tanhf
+#define SQRT sqrtf
 #define FABS fabsf
 #define EPS FLT_EPSILON

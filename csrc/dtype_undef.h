@@ -12,5 +12,6 @@
 #undef POLY_EXP
 #undef LOG
 #undef TANH
+#undef SQRT
 #undef FABS
 #undef EPS

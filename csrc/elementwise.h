@@ -70,12 +70,21 @@ void FN(eng_bias_grad)(const REAL *d, REAL *out, int64_t n, int64_t c) {
     }
 }
 
-void FN(eng_sgd_step)(REAL *p, const REAL *g, REAL *v, int64_t len, REAL lr, REAL mom) {
+void FN(eng_optimizer_step)(REAL *p, const REAL *g, REAL *s1, REAL *s2, int64_t len,
+                            const eng_rule *rule, double l2) {
+    FN(eng_step) st = FN(step_of)(rule, eng_rule_step_size(rule), l2);
     #pragma omp parallel for schedule(static) num_threads(eng_kernel_threads()) if (len >= ENG_PAR_MIN && eng_team(eng_kernel_threads()) > 1)
     for (int64_t i0 = 0; i0 < len; i0 += ENG_CHUNK) {
         int64_t m = len - i0 < ENG_CHUNK ? len - i0 : ENG_CHUNK;
-        FN(workers)()->sgd_range(p + i0, g + i0, v == NULL ? NULL : v + i0, m, lr, mom);
+        FN(workers)()->update_range(p + i0, g + i0, s1 == NULL ? NULL : s1 + i0,
+                                    s2 == NULL ? NULL : s2 + i0, m, st.kind, st.lr, st.mom,
+                                    st.b1, st.b2, st.eps, st.l2);
     }
+}
+
+void FN(eng_sgd_step)(REAL *p, const REAL *g, REAL *v, int64_t len, REAL lr, REAL mom) {
+    eng_rule rule = {v == NULL ? ENG_SGD : ENG_MOMENTUM, lr, mom, 0.0, 0.0, 0.0, 1};
+    FN(eng_optimizer_step)(p, g, v, NULL, len, &rule, 0.0);
 }
 
 void FN(eng_axpy)(REAL *p, const REAL *g, int64_t len, REAL alpha) {

@@ -80,9 +80,16 @@ static void FN(epoch_phase_rows)(const FN(eng_workers) *wk, const eng_epoch_plan
     }
 }
 
+/* Where layer l's squares of weights start in plan->l2_parts (eng_epoch_l2_parts). */
+static inline int64_t FN(l2_offset)(const eng_epoch_plan *P, int l) {
+    int64_t offset = 0;
+    for (int k = 0; k < l; k++) offset += (P->sizes[k] + ENG_MIN_MR - 1) / ENG_MIN_MR;
+    return offset;
+}
+
 static void FN(epoch_phase_weights)(const FN(eng_workers) *wk, const eng_epoch_plan *P,
-                                    int t, int nt, int64_t m, REAL lr, REAL mom,
-                                    REAL *scratch) {
+                                    int t, int nt, int64_t m, const FN(eng_step) *step_w,
+                                    const FN(eng_step) *step_b, REAL *scratch) {
     const int L = P->n_layers;
     const int *s = P->sizes;
     for (int l = 0; l < L; l++) {
@@ -91,28 +98,43 @@ static void FN(epoch_phase_weights)(const FN(eng_workers) *wk, const eng_epoch_p
         int64_t lo, hi;
         FN(share)(s[l], wk->mr, t, nt, &lo, &hi);
         wk->gemm_tn_update((const REAL *const *)below, m, s[l], lo, hi,
-                               (const REAL *const *)D_ROWS(P, l), s[l + 1], (REAL *)P->WT[l],
-                               P->VT ? (REAL *)P->VT[l] : NULL, lr, mom, scratch);
+                           (const REAL *const *)D_ROWS(P, l), s[l + 1], (REAL *)P->WT[l],
+                           P->VT ? (REAL *)P->VT[l] : NULL, P->ST ? (REAL *)P->ST[l] : NULL,
+                           step_w, step_w->l2 != 0 ? P->l2_parts + FN(l2_offset)(P, l) : NULL,
+                           scratch);
         if (l % nt == t) {
             REAL *gb = (REAL *)P->GB[l];
             FN(eng_bias_grad)((const REAL *)P->D[l], gb, m, s[l + 1]);
-            wk->sgd_range((REAL *)P->B[l], gb, P->VB ? (REAL *)P->VB[l] : NULL, s[l + 1],
-                              lr, mom);
+            wk->update_range((REAL *)P->B[l], gb, P->VB ? (REAL *)P->VB[l] : NULL,
+                             P->SB ? (REAL *)P->SB[l] : NULL, s[l + 1], step_b->kind,
+                             step_b->lr, step_b->mom, step_b->b1, step_b->b2, step_b->eps,
+                             (REAL)0);
         }
     }
 }
 
+/* The sum of the per-tile sums of squares the gradient tiles left, in index order. */
+static double FN(weight_squares)(const FN(eng_workers) *wk, const eng_epoch_plan *P) {
+    double sum = 0.0;
+    for (int l = 0; l < P->n_layers; l++) {
+        const double *part = P->l2_parts + FN(l2_offset)(P, l);
+        for (int64_t q = 0; q < (P->sizes[l] + wk->mr - 1) / wk->mr; q++) sum += part[q];
+    }
+    return sum;
+}
+
 void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *y,
-                         const int64_t *order, int64_t count, REAL lr, REAL mom,
-                         double *losses) {
+                         const int64_t *order, int64_t count, const eng_rule *rule,
+                         double alpha, double *losses) {
     const int L = P->n_layers;
     const int *s = P->sizes;
     const int64_t batch = P->batch;
     const REAL **rows = (const REAL **)P->rows;
     const FN(eng_workers) *wk = FN(workers)();
     if (count <= 0) return;
-    /* The epoch trains its own copies of W (and VW) in the panel layout: the forward pass
-       reads them without packing, the gradient tiles update contiguous rows of them. */
+    /* The epoch trains its own copies of W (and its optimizer state) in the panel layout:
+       the forward pass reads them without packing, the gradient tiles update contiguous
+       rows of them. */
     for (int l = 0; l < L; l++) {
         for (int64_t i = 0; i < batch; i++) {
             A_ROWS(P, l)[i] = (REAL *)P->A[l] + i * s[l + 1];
@@ -121,7 +143,14 @@ void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *
         wk->to_panels((const REAL *)P->W[l], s[l + 1], s[l], (REAL *)P->WT[l]);
         if (P->VW != NULL)
             wk->to_panels((const REAL *)P->VW[l], s[l + 1], s[l], (REAL *)P->VT[l]);
+        if (P->SW != NULL)
+            wk->to_panels((const REAL *)P->SW[l], s[l + 1], s[l], (REAL *)P->ST[l]);
     }
+    /* the L2 term of the first minibatch's loss; the gradient tiles leave the next one's */
+    double squares = 0.0;
+    if (alpha > 0)
+        for (int l = 0; l < L; l++)
+            squares += FN(eng_sq_norm)((const REAL *)P->W[l], (int64_t)s[l + 1] * s[l]);
     /* at least two tiles of rows per thread: more threads would only wait at the barriers */
     int threads = P->team > 0 ? P->team : eng_get_epoch_threads();
     int most = (int)(batch / (2 * wk->mr));
@@ -146,6 +175,11 @@ void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *
         for (int64_t start = 0; start < count; start += batch, i++) {
             int64_t m = count - start < batch ? count - start : batch;
             int64_t r0, r1;
+            eng_rule now = *rule;
+            now.t = rule->t + i + 1;             /* Adam counts this minibatch's step */
+            double l2 = alpha / (double)m;
+            FN(eng_step) step_w = FN(step_of)(&now, eng_rule_step_size(&now), l2);
+            FN(eng_step) step_b = FN(step_of)(&now, eng_rule_step_size(&now), 0.0);
             FN(share)(m, wk->mr, t, nt, &r0, &r1);   /* whole tiles of rows */
             for (int64_t r = r0; r < r1; r++) rows[r] = X + order[start + r] * s[0];
             if (start + m < count) {   /* this thread's next rows load while it computes */
@@ -153,13 +187,16 @@ void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *
                 FN(share)(next, wk->mr, t, nt, &n0, &n1);
                 FN(eng_prefetch_rows)(X, order + start + m + n0, n1 - n0, s[0]);
             }
+            if (alpha > 0 && i > 0 && t == 0)   /* the previous step's tiles are all done */
+                squares = FN(weight_squares)(wk, P);
             FN(epoch_phase_rows)(wk, P, y, order + start, r0, r1, m, scratch);
             eng_barrier_wait(&barrier);
-            FN(epoch_phase_weights)(wk, P, t, nt, m, lr, mom, scratch);
+            FN(epoch_phase_weights)(wk, P, t, nt, m, &step_w, &step_b, scratch);
             if (t == 0) {
                 double sum = 0.0;
                 for (int64_t r = 0; r < m; r++) sum += P->row_loss[r];
                 losses[i] = sum / (double)(P->loss_kind == ENG_SOFTMAX_CE ? m : m * s[L]);
+                if (alpha > 0) losses[i] += 0.5 * alpha * squares / (double)m;
             }
             eng_barrier_wait(&barrier);
         }
@@ -168,6 +205,8 @@ void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *
         wk->from_panels((const REAL *)P->WT[l], s[l + 1], s[l], (REAL *)P->W[l]);
         if (P->VW != NULL)
             wk->from_panels((const REAL *)P->VT[l], s[l + 1], s[l], (REAL *)P->VW[l]);
+        if (P->SW != NULL)
+            wk->from_panels((const REAL *)P->ST[l], s[l + 1], s[l], (REAL *)P->SW[l]);
     }
 }
 

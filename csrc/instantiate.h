@@ -2,18 +2,32 @@
    the workers of each SIMD variant (workers.h), the table that picks one at run time, and
    the drivers (elementwise.h) and fused epoch (epoch.h) that call through it. */
 
+/* An optimizer step's numbers in this dtype (eng_rule with the step size of this step). */
+typedef struct {
+    int kind;
+    REAL lr, mom, b1, b2, eps, l2;
+} FN(eng_step);
+
+static inline FN(eng_step) FN(step_of)(const eng_rule *rule, double lr, double l2) {
+    FN(eng_step) st = {rule->kind, (REAL)lr, (REAL)rule->momentum, (REAL)rule->beta1,
+                       (REAL)rule->beta2, (REAL)rule->eps, (REAL)l2};
+    return st;
+}
+
 /* One variant's workers (see workers_elementwise.h and workers_gemm.h for each). */
 typedef struct {
     int mr, pw;   /* rows of a GEMM tile; columns of a panel (two vectors) */
     void (*bias_act_rows)(REAL *z, const REAL *b, int64_t n, int64_t c, int act);
     void (*act_backward_range)(REAL *d, const REAL *a, int64_t len, int act);
-    void (*sgd_range)(REAL *p, const REAL *g, REAL *v, int64_t len, REAL lr, REAL mom);
+    void (*update_range)(REAL *p, const REAL *g, REAL *s1, REAL *s2, int64_t len, int kind,
+                         REAL lr, REAL mom, REAL b1, REAL b2, REAL eps, REAL l2);
     void (*gemm_nn)(const REAL *const *a, int64_t m, int64_t k, const REAL *const *b,
                     const REAL *wp, int w_transposed, int64_t n, REAL *const *c,
                     REAL *scratch);
     void (*gemm_tn_update)(const REAL *const *a, int64_t m, int64_t n_in, int64_t j_lo,
                            int64_t j_hi, const REAL *const *d, int64_t n_out, REAL *wt,
-                           REAL *vt, REAL lr, REAL mom, REAL *scratch);
+                           REAL *vt, REAL *st, const FN(eng_step) *step, double *sq_parts,
+                           REAL *scratch);
     void (*to_panels)(const REAL *w, int64_t n_out, int64_t n_in, REAL *wp);
     void (*from_panels)(const REAL *wp, int64_t n_out, int64_t n_in, REAL *w);
     double (*fma_loop)(int64_t iters);

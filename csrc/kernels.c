@@ -21,6 +21,12 @@
 #include "instantiate.h"
 #include "dtype_undef.h"
 
+double eng_rule_step_size(const eng_rule *rule) {
+    if (rule->kind != ENG_ADAM) return rule->lr;
+    double t = (double)(rule->t > 0 ? rule->t : 1);
+    return rule->lr * sqrt(1.0 - pow(rule->beta2, t)) / (1.0 - pow(rule->beta1, t));
+}
+
 /* ------------------------------------------------- sizes of the fused epoch's buffers */
 int64_t eng_epoch_scratch_bytes(int n_layers, int64_t batch, const int *sizes) {
     int64_t widest = 1;
@@ -35,6 +41,12 @@ int64_t eng_epoch_scratch_bytes(int n_layers, int64_t batch, const int *sizes) {
 
 int64_t eng_epoch_row_count(int n_layers, int64_t batch) {
     return batch * (1 + 2 * (int64_t)n_layers);   /* X, A and D rows */
+}
+
+int64_t eng_epoch_l2_parts(int n_layers, const int *sizes) {
+    int64_t parts = 0;
+    for (int l = 0; l < n_layers; l++) parts += (sizes[l] + ENG_MIN_MR - 1) / ENG_MIN_MR;
+    return parts;
 }
 
 int64_t eng_epoch_panel_elements(int64_t n_out, int64_t n_in, int itemsize) {

@@ -12,6 +12,25 @@
 enum { ENG_IDENTITY = 0, ENG_SIGMOID = 1, ENG_RELU = 2, ENG_TANH = 3, ENG_SOFTMAX = 4 };
 /* output/loss pairs: their delta and their loss value */
 enum { ENG_SIGMOID_MSE = 0, ENG_SIGMOID_MSE_REF = 1, ENG_SOFTMAX_CE = 2 };
+/* optimizers */
+enum { ENG_SGD = 0, ENG_MOMENTUM = 1, ENG_NESTEROV = 2, ENG_ADAM = 3 };
+
+/* One optimizer step's rule. With the gradient g (+ l2 * p for weights):
+     ENG_SGD       p -= lr * g
+     ENG_MOMENTUM  v = momentum * v - lr * g;  p += v                  (state: v)
+     ENG_NESTEROV  v = momentum * v - lr * g;  p += momentum * v - lr * g   (state: v)
+     ENG_ADAM      m = b1 m + (1 - b1) g;  s = b2 s + (1 - b2) g^2;
+                   p -= lr_t * m / (sqrt(s) + eps),
+                   lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t)              (state: m, s)
+   t counts the steps taken, this one included; a fused epoch advances it per minibatch. */
+typedef struct {
+    int kind;
+    double lr, momentum, beta1, beta2, eps;
+    int64_t t;
+} eng_rule;
+
+/* lr_t of Adam's step t (lr otherwise) */
+double eng_rule_step_size(const eng_rule *rule);
 
 #define ENGINE_DECLARE(REAL, S)                                                             \
 /* z[i, j] = act(z[i, j] + b[j]) in place; softmax acts on whole rows */                   \
@@ -29,6 +48,9 @@ double eng_loss_##S(const REAL *a, const REAL *t, int64_t n, int64_t c, int kind
 void eng_bias_grad_##S(const REAL *d, REAL *out, int64_t n, int64_t c);                     \
 /* v = mom*v - lr*g; p += v  (p -= lr*g when v is NULL) */                                  \
 void eng_sgd_step_##S(REAL *p, const REAL *g, REAL *v, int64_t len, REAL lr, REAL mom);     \
+/* one optimizer step of p (state s1, s2 as the rule needs), gradient g + l2 * p */         \
+void eng_optimizer_step_##S(REAL *p, const REAL *g, REAL *s1, REAL *s2, int64_t len,        \
+                            const eng_rule *rule, double l2);                               \
 /* p += alpha * g */                                                                        \
 void eng_axpy_##S(REAL *p, const REAL *g, int64_t len, REAL alpha);                         \
 /* x_out = X[idx] (rows of f); t_out = one-hot of y[idx] over c classes */                  \
@@ -60,10 +82,12 @@ typedef struct {
     const int *acts;              /* activation code per layer */
     int loss_kind;                /* ENG_SIGMOID_MSE ... */
     void **W, **B;                /* weights (sizes[l+1] x sizes[l]) and biases */
-    void **VW, **VB;              /* their velocities, or NULL without momentum */
+    void **VW, **VB;              /* optimizer state: velocity or Adam's m; NULL for SGD */
+    void **SW, **SB;              /* Adam's second moments; NULL for the others */
     void **A, **D;                /* (batch x sizes[l+1]) activations and deltas */
     void **GB;                    /* bias gradients (sizes[l+1]) */
-    void **WT, **VT;              /* room for W and VW in panels (eng_epoch_panel_elements) */
+    void **WT, **VT, **ST;        /* room for W, VW, SW in panels (eng_epoch_panel_elements) */
+    double *l2_parts;             /* eng_epoch_l2_parts entries: squares of W per tile */
     void **rows;                  /* room for the row pointers (eng_epoch_row_count) */
     double *row_loss;             /* batch entries */
     void *scratch;                /* threads * scratch_per_thread bytes */
@@ -74,12 +98,13 @@ typedef struct {
 
 /* Train one epoch over X[order[:count]] in minibatches of plan->batch (the last one may be
    shorter) on plan->team threads (or eng_get_epoch_threads()), at most plan->threads,
-   without BLAS;
+   without BLAS, each step by `rule` (rule->t is the steps taken before the epoch), with the
+   L2 penalty alpha (loss += alpha/2 |W|^2 / m, gradient += alpha W / m);
    losses[i] gets minibatch i's loss, before its update. */
 #define ENGINE_DECLARE_EPOCH(REAL, S)                                                       \
 void eng_fused_epoch_##S(const eng_epoch_plan *plan, const REAL *X, const int64_t *y,        \
-                         const int64_t *order, int64_t count, REAL lr, REAL mom,            \
-                         double *losses);                                            \
+                         const int64_t *order, int64_t count, const eng_rule *rule,         \
+                         double alpha, double *losses);                              \
 /* out[l] (n x sizes[l+1]) = every layer's output for the rows x (n x sizes[0]), by the   \
    same tiles on the epoch's threads; 0, or -1 when memory ran out or n_layers is out of \
    range (1..ENG_MAX_LAYERS) */                                                             \
@@ -104,6 +129,8 @@ typedef struct {
     double (*loss)(const void *a, const void *t, int64_t n, int64_t c, int kind);
     void (*bias_grad)(const void *d, void *out, int64_t n, int64_t c);
     void (*sgd_step)(void *p, const void *g, void *v, int64_t len, double lr, double mom);
+    void (*optimizer_step)(void *p, const void *g, void *s1, void *s2, int64_t len,
+                           const eng_rule *rule, double l2);
     void (*axpy)(void *p, const void *g, int64_t len, double alpha);
     void (*gather)(const void *X, const int64_t *y, const int64_t *idx, int64_t m, int64_t f,
                    int64_t c, void *x_out, void *t_out);
@@ -112,8 +139,8 @@ typedef struct {
     int64_t (*saturated_count)(const void *a, int64_t len, int act, double thr);
     double (*sq_norm)(const void *x, int64_t len);
     void (*fused_epoch)(const eng_epoch_plan *plan, const void *X, const int64_t *y,
-                        const int64_t *order, int64_t count, double lr, double mom,
-                        double *losses);
+                        const int64_t *order, int64_t count, const eng_rule *rule,
+                        double alpha, double *losses);
     int (*tiled_forward)(int n_layers, const int *sizes, const int *acts, void *const *W,
                          void *const *B, const void *x, int64_t n, void *const *out);
 } eng_kernel_table;
@@ -123,6 +150,8 @@ extern const eng_kernel_table eng_kernels_f, eng_kernels_d;
 /* scratch bytes one thread of the fused epoch needs, and the row pointers it keeps */
 int64_t eng_epoch_scratch_bytes(int n_layers, int64_t batch, const int *sizes);
 int64_t eng_epoch_row_count(int n_layers, int64_t batch);
+/* entries of plan->l2_parts: one per GEMM tile of inputs of every layer */
+int64_t eng_epoch_l2_parts(int n_layers, const int *sizes);
 /* elements of the epoch's own copy of an (n_out x n_in) weight matrix, in panels of two
    vectors (room for the widest SIMD variant's) */
 int64_t eng_epoch_panel_elements(int64_t n_out, int64_t n_in, int itemsize);

@@ -40,6 +40,8 @@ enum { ENG_SIMD_BASE = 0, ENG_SIMD_AVX2, ENG_SIMD_AVX512, ENG_SIMD_AVX512_ON_AVX
    rows of a GEMM tile (MR) and bytes of a weight panel (two vectors). */
 #define ENG_MAX_MR 16
 #define ENG_MAX_PANEL_BYTES 128
+/* the fewest rows of any variant's GEMM tile */
+#define ENG_MIN_MR 6
 
 /* rows of the AVX-512 variant's GEMM tile (<= ENG_MAX_MR; -D to measure another) */
 #ifndef ENG_AVX512_MR

@@ -25,6 +25,10 @@ static void FN(t_sgd_step)(void *p, const void *g, void *v, int64_t len, double 
                            double mom) {
     FN(eng_sgd_step)((REAL *)p, (const REAL *)g, (REAL *)v, len, (REAL)lr, (REAL)mom);
 }
+static void FN(t_optimizer_step)(void *p, const void *g, void *s1, void *s2, int64_t len,
+                                 const eng_rule *rule, double l2) {
+    FN(eng_optimizer_step)((REAL *)p, (const REAL *)g, (REAL *)s1, (REAL *)s2, len, rule, l2);
+}
 static void FN(t_axpy)(void *p, const void *g, int64_t len, double alpha) {
     FN(eng_axpy)((REAL *)p, (const REAL *)g, len, (REAL)alpha);
 }
@@ -45,9 +49,9 @@ static double FN(t_sq_norm)(const void *x, int64_t len) {
     return FN(eng_sq_norm)((const REAL *)x, len);
 }
 static void FN(t_fused_epoch)(const eng_epoch_plan *plan, const void *X, const int64_t *y,
-                              const int64_t *order, int64_t count, double lr, double mom,
-                              double *losses) {
-    FN(eng_fused_epoch)(plan, (const REAL *)X, y, order, count, (REAL)lr, (REAL)mom, losses);
+                              const int64_t *order, int64_t count, const eng_rule *rule,
+                              double alpha, double *losses) {
+    FN(eng_fused_epoch)(plan, (const REAL *)X, y, order, count, rule, alpha, losses);
 }
 static int FN(t_tiled_forward)(int n_layers, const int *sizes, const int *acts,
                                void *const *W, void *const *B, const void *x, int64_t n,
@@ -58,7 +62,7 @@ static int FN(t_tiled_forward)(int n_layers, const int *sizes, const int *acts,
 
 const eng_kernel_table FN(eng_kernels) = {
     (int)sizeof(REAL), FN(t_bias_act), FN(t_act_backward), FN(t_softmax_rows),
-    FN(t_output_delta), FN(t_loss), FN(t_bias_grad), FN(t_sgd_step), FN(t_axpy),
+    FN(t_output_delta), FN(t_loss), FN(t_bias_grad), FN(t_sgd_step), FN(t_optimizer_step), FN(t_axpy),
     FN(t_gather), FN(t_prefetch_rows), FN(t_alive_units), FN(t_saturated_count),
     FN(t_sq_norm), FN(t_fused_epoch), FN(t_tiled_forward),
 };

@@ -11,7 +11,7 @@ typedef REAL VFN(vec) __attribute__((vector_size(VBYTES)));
 #include "workers_gemm.h"
 
 static const FN(eng_workers) VFN(workers) = {
-    MR, PW, VFN(bias_act_rows), VFN(act_backward_range), VFN(sgd_range),
+    MR, PW, VFN(bias_act_rows), VFN(act_backward_range), VFN(update_range),
     VFN(gemm_nn), VFN(gemm_tn_update), VFN(to_panels), VFN(from_panels), VFN(fma_loop),
     PEAK_ACC * VLEN * 2,
 };

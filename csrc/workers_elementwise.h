@@ -85,17 +85,45 @@ TARGET static void VFN(act_backward_range)(REAL *d, const REAL *a, int64_t len, 
     }
 }
 
-/* p -= lr * g; or with a velocity v: v = mom * v - lr * g, p += v */
-TARGET static void VFN(sgd_range)(REAL *p, const REAL *g, REAL *v, int64_t len, REAL lr,
-                                  REAL mom) {
-    if (v == NULL) {
-        for (int64_t i = 0; i < len; i++) p[i] -= lr * g[i];
-        return;
+/* One optimizer step over len parameters p with gradient g (+ l2 * p), by the rule's kind
+   (kernels.h writes each out); lr is the step's size (Adam's bias-corrected lr_t). State:
+   s1 the velocity or Adam's first moment, s2 Adam's second moment. */
+TARGET static void VFN(update_range)(REAL *p, const REAL *g, REAL *s1, REAL *s2, int64_t len,
+                                     int kind, REAL lr, REAL mom, REAL b1, REAL b2, REAL eps,
+                                     REAL l2) {
+    /* the gradient with its L2 term; written twice so that l2 = 0 costs nothing */
+#define UPDATE_LOOP(G)                                                                     \
+    switch (kind) {                                                                        \
+    case ENG_SGD:                                                                          \
+        for (int64_t i = 0; i < len; i++) p[i] -= lr * (G);                                \
+        break;                                                                             \
+    case ENG_MOMENTUM:                                                                     \
+        for (int64_t i = 0; i < len; i++) {                                                \
+            s1[i] = mom * s1[i] - lr * (G);                                                \
+            p[i] += s1[i];                                                                 \
+        }                                                                                  \
+        break;                                                                             \
+    case ENG_NESTEROV:                                                                     \
+        for (int64_t i = 0; i < len; i++) {                                                \
+            REAL step = lr * (G);                                                          \
+            s1[i] = mom * s1[i] - step;                                                    \
+            p[i] += mom * s1[i] - step;                                                    \
+        }                                                                                  \
+        break;                                                                             \
+    default: /* ENG_ADAM */                                                                \
+        for (int64_t i = 0; i < len; i++) {                                                \
+            REAL gi = (G);                                                                 \
+            s1[i] = b1 * s1[i] + ((REAL)1 - b1) * gi;                                      \
+            s2[i] = b2 * s2[i] + ((REAL)1 - b2) * (gi * gi);                               \
+            p[i] -= lr * s1[i] / (SQRT(s2[i]) + eps);                                      \
+        }                                                                                  \
     }
-    for (int64_t i = 0; i < len; i++) {
-        v[i] = mom * v[i] - lr * g[i];
-        p[i] += v[i];
+    if (l2 != 0) {
+        UPDATE_LOOP(g[i] + l2 * p[i])
+    } else {
+        UPDATE_LOOP(g[i])
     }
+#undef UPDATE_LOOP
 }
 
 /* The machine's FMA rate, for reporting how much of it an epoch uses: `iters` rounds of

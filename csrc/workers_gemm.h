@@ -146,14 +146,18 @@ TARGET static void VFN(gemm_nn)(const REAL *const *a, int64_t m, int64_t k,
     }
 }
 
-/* The SGD step of a layer's weights wp (panel layout above), inputs [j_lo, j_hi), with
-   the gradient formed tile by tile and never stored: g[j][o] = sum_p a[p][j] * d[p][o]
-   over the minibatch (p < m; a: the layer's n_in-wide input rows, d: its delta rows); then
-   w -= lr * g, or v = mom * v - lr * g; w += v when vt (v, same layout) is given.
+/* The optimizer step of a layer's weights wp (panel layout above), inputs [j_lo, j_hi),
+   with the gradient formed tile by tile and never stored: g[j][o] = sum_p a[p][j] * d[p][o]
+   over the minibatch (p < m; a: the layer's n_in-wide input rows, d: its delta rows), then
+   applied at once by `step` (state vt, st in the same layout, as the rule needs them).
+   With sq_parts, sq_parts[j0 / MR] becomes the sum of squares of the updated weights of
+   the inputs of tile j0 (j_lo is a multiple of MR): the L2 term of the next minibatch's
+   loss, formed while the weights are in registers, in the same order for any thread count.
    scratch: (j_hi - j_lo rounded up to MR) * m + m * PW REALs. */
 TARGET static void VFN(gemm_tn_update)(const REAL *const *a, int64_t m, int64_t n_in,
                                        int64_t j_lo, int64_t j_hi, const REAL *const *d,
-                                       int64_t n_out, REAL *wt, REAL *vt, REAL lr, REAL mom,
+                                       int64_t n_out, REAL *wt, REAL *vt, REAL *st,
+                                       const FN(eng_step) *step, double *sq_parts,
                                        REAL *scratch) {
     REAL tile[MR * PW];
     REAL *packed = scratch;
@@ -167,10 +171,19 @@ TARGET static void VFN(gemm_tn_update)(const REAL *const *a, int64_t m, int64_t 
             VFN(bcast_tile)(NULL, packed + (j0 - j_lo) * m, 0, 0, panel, m,
                             width > VLEN ? 2 : 1, tile);
             int64_t rows = j_hi - j0 < MR ? j_hi - j0 : MR;
-            for (int64_t r = 0; r < rows; r++)
-                VFN(sgd_range)(PANEL_AT(wt, n_in, o0, j0 + r), tile + r * PW,
-                               vt == NULL ? NULL : PANEL_AT(vt, n_in, o0, j0 + r), width, lr,
-                               mom);
+            REAL squares = 0;
+            for (int64_t r = 0; r < rows; r++) {
+                REAL *w = PANEL_AT(wt, n_in, o0, j0 + r);
+                VFN(update_range)(w, tile + r * PW,
+                                  vt == NULL ? NULL : PANEL_AT(vt, n_in, o0, j0 + r),
+                                  st == NULL ? NULL : PANEL_AT(st, n_in, o0, j0 + r), width,
+                                  step->kind, step->lr, step->mom, step->b1, step->b2,
+                                  step->eps, step->l2);
+                if (sq_parts != NULL)
+                    for (int64_t k = 0; k < width; k++) squares += w[k] * w[k];
+            }
+            if (sq_parts != NULL)
+                sq_parts[j0 / MR] = (o0 == 0 ? 0.0 : sq_parts[j0 / MR]) + (double)squares;
         }
     }
 }

@@ -16,7 +16,8 @@ class History:
     batch_loss: the loss of every minibatch, before its update, in order.
     epoch_*: per epoch, over the whole training set (and validation_data when given),
     measured after the epoch's updates. diagnostics: per epoch, per layer, when
-    fit(..., diagnostics=True).
+    fit(..., diagnostics=True). learning_rate: each epoch's; best_epoch and stop_reason say
+    where and why training ended (early stopping, an adaptive schedule, or the epochs).
     """
 
     batch_loss: list = field(default_factory=list)
@@ -27,6 +28,9 @@ class History:
     val_accuracy: list = field(default_factory=list)
     epoch_time: list = field(default_factory=list)
     diagnostics: list = field(default_factory=list)
+    learning_rate: list = field(default_factory=list)   # per epoch, as the schedule set it
+    best_epoch: int | None = None    # early stopping: the epoch (1-based) whose weights were kept
+    stop_reason: str | None = None   # why training ended
     meta: dict = field(default_factory=dict)
 
     @property
@@ -44,6 +48,8 @@ class History:
             best = int(np.argmax(self.val_accuracy))
             parts.append(f"validation {100 * self.val_accuracy[-1]:.2f}% "
                          f"(best {100 * self.val_accuracy[best]:.2f}% at epoch {best + 1})")
+        if self.best_epoch is not None:
+            parts.append(f"best epoch {self.best_epoch}")
         if self.epoch_time:
             parts.append(f"{sum(self.epoch_time):.1f} s training")
         parts.append(f"{len(self.batch_loss)} minibatch losses")

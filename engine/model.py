@@ -9,7 +9,7 @@ from . import checks, evaluation, training
 from ._version import __version__
 from .backends import Network, get_backend
 from .history import History
-from .model_file import FORMAT_VERSION, read_model, save_model
+from .model_file import FORMAT_VERSION, read_model, restore_training_state, save_model
 
 INITS = ("normal", "he", "glorot")
 
@@ -69,16 +69,45 @@ class MLP:
         self._set_params(weights, biases)
 
     # ------------------------------------------------------------------ parameters
-    def _set_params(self, weights, biases):
+    def _set_params(self, weights, biases, keep_state=False):
+        """New parameter arrays; the optimizer's state starts afresh unless keep_state."""
         be, dt = self.backend, self.dtype
         n_hidden = len(self.layer_sizes) - 2
+        old = getattr(self, "_net", None)
         self._net = Network(
             # copies: training must never write into an array the caller still holds
             weights=[be.asarray(np.array(w, dtype=dt)) for w in weights],
             biases=[be.asarray(np.array(b, dtype=dt)) for b in biases],
             activations=(self.hidden_activation,) * n_hidden + (self.output_activation,),
             loss=self.loss, dtype=dt)
+        if keep_state and old is not None:
+            self._net.velocities, self._net.second_moments = old.velocities, old.second_moments
+        else:
+            # what the optimizer carries from one fit to the next: which optimizer, the steps
+            # it took (Adam's bias correction) and the samples seen (inverse scaling)
+            self._opt = {"optimizer": None, "t": 0, "samples": 0}
         self._workspaces = {}
+
+    def _row_order(self, n):
+        """The order the last epoch visited n rows in, shuffled further by the next epoch:
+        a fit of 2 + 2 epochs visits the rows as one of 4 does. A new n starts in order."""
+        order = getattr(self, "_order", None)
+        if order is None or order.size != n:
+            order = self._order = np.arange(n)
+        return order
+
+    def _optimizer_state(self, opt):
+        """The state dict for optimizer `opt`, with the state arrays it needs allocated. The
+        same optimizer as last time carries on where it stopped; another starts afresh."""
+        if self._opt["optimizer"] != opt:
+            be, net = self.backend, self._net
+            params = net.weights + net.biases
+            net.velocities = ([be.zeros(p.shape, net.dtype) for p in params]
+                              if opt.n_state >= 1 else None)
+            net.second_moments = ([be.zeros(p.shape, net.dtype) for p in params]
+                                  if opt.n_state == 2 else None)
+            self._opt = {"optimizer": opt, "t": 0, "samples": 0}
+        return self._opt
 
     @property
     def weights(self):
@@ -126,8 +155,11 @@ class MLP:
 
     # ------------------------------------------------------------------ training
     def fit(self, X, y, *, epochs=100, batch_size=100, learning_rate=0.1, momentum=0.0,
-            shuffle=True, validation_data=None, progress=True, diagnostics=False) -> History:
-        """Train with minibatch SGD and return the `History`.
+            shuffle=True, validation_data=None, progress=True, diagnostics=False,
+            optimizer="sgd", nesterov=False, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+            alpha=0.0, schedule="constant", power_t=0.5, tol=1e-4, n_iter_no_change=10,
+            early_stopping=False, validation_fraction=0.1) -> History:
+        """Train with minibatches and return the `History`.
 
         Every epoch visits each row once, in a fresh random order when `shuffle`.
         The last minibatch of an epoch is kept even when it is shorter than
@@ -136,20 +168,40 @@ class MLP:
         `validation_data`, an (X, y) pair) are recorded. With `diagnostics`,
         per-layer gradient norms, weight norms and dead/saturated unit fractions
         are recorded too (see `History.diagnostics`).
+
+        optimizer: "sgd" (with `momentum`, and `nesterov=True` for Nesterov's form) or
+        "adam" (`beta_1`, `beta_2`, `epsilon`); engine/optimizers.py writes out each step.
+        The optimizer's state (velocities, Adam's moments and step count) belongs to the
+        model: a later fit with the same optimizer carries on from it, `save` keeps it.
+        alpha: L2 penalty on the weights (loss += alpha/2 |W|^2 / batch, gradient +=
+        alpha W / batch; biases exempt). schedule: the learning rate per epoch:
+        "constant", "invscaling" (learning_rate / (t + 1) ** power_t, t the samples seen),
+        "adaptive" (divided by 5 when more than n_iter_no_change epochs fail to lower the
+        training loss by tol; training stops when that happens at lr <= 1e-6), or a
+        callable epoch -> lr.
+        early_stopping: hold out `validation_fraction` of the rows (stratified by class,
+        drawn from the model's seed) unless validation_data is given, stop once the
+        validation loss has not improved by tol for more than n_iter_no_change epochs, and
+        keep the weights of the best epoch (History.best_epoch, History.stop_reason).
         """
         return training.fit(self, X, y, epochs=epochs, batch_size=batch_size,
                             learning_rate=learning_rate, momentum=momentum, shuffle=shuffle,
                             validation_data=validation_data, progress=progress,
-                            diagnostics=diagnostics)
+                            diagnostics=diagnostics, optimizer=optimizer, nesterov=nesterov,
+                            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, alpha=alpha,
+                            schedule=schedule, power_t=power_t, tol=tol,
+                            n_iter_no_change=n_iter_no_change, early_stopping=early_stopping,
+                            validation_fraction=validation_fraction)
 
     def epoch_runner(self, X, y, *, batch_size=100, learning_rate=0.1, momentum=0.0,
-                     order=None):
+                     order=None, **optimizer):
         """A callable training one epoch per call over (X, y) in a fixed order, returning the
         minibatch losses; X and y are checked and converted once (for benchmarks and
-        step-by-step experiments). See engine.training.epoch_runner."""
+        step-by-step experiments). `optimizer` takes fit's optimizer arguments (optimizer,
+        nesterov, beta_1, beta_2, epsilon, alpha). See engine.training.epoch_runner."""
         return training.epoch_runner(self, X, y, batch_size=batch_size,
                                      learning_rate=learning_rate, momentum=momentum,
-                                     order=order)
+                                     order=order, **optimizer)
 
     def _check_xy(self, X, y, xname="X", yname="y"):
         X = checks.features(X, self.layer_sizes[0], self.dtype, xname)
@@ -195,17 +247,19 @@ class MLP:
         return meta
 
     def save(self, path):
-        """Write a portable .npz (weights, biases, metadata); atomically."""
+        """Write a portable .npz (weights, biases, metadata, the optimizer's state and the
+        shuffling RNG's, so that a loaded model trains on as this one would); atomically."""
         save_model(self, path)
 
     @classmethod
     def load(cls, path, *, backend="auto"):
         """A model saved by `save`, on the given backend."""
-        meta, weights, biases = read_model(path)
+        meta, weights, biases, state = read_model(path)
         model = cls(meta["layer_sizes"], meta["hidden_activation"], meta["output_activation"],
                     meta["loss"], dtype=meta["dtype"], backend=backend, seed=meta["seed"],
                     init=meta["init"], init_scale=meta["init_scale"])
         model.set_weights(weights, biases)
+        restore_training_state(model, meta, state)
         return model
 
     def __repr__(self):

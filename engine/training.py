@@ -8,16 +8,27 @@ import numpy as np
 from . import checks
 from .evaluation import evaluate
 from .history import History
+from .optimizers import OPTIMIZERS, SCHEDULES, Optimizer, Schedule
 from .progress import ProgressBar
 
 
 def fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
-        validation_data, progress, diagnostics) -> History:
+        validation_data, progress, diagnostics, optimizer="sgd", nesterov=False, beta_1=0.9,
+        beta_2=0.999, epsilon=1e-8, alpha=0.0, schedule="constant", power_t=0.5, tol=1e-4,
+        n_iter_no_change=10, early_stopping=False, validation_fraction=0.1) -> History:
     """What `MLP.fit` documents: check, then run the epochs and record them."""
     epochs = checks.positive_int("epochs", epochs)
     batch_size = checks.positive_int("batch_size", batch_size)
     lr = checks.non_negative_float("learning_rate", learning_rate)
-    momentum = checks.non_negative_float("momentum", momentum, upper=1.0)
+    opt = _optimizer(optimizer, momentum, nesterov, beta_1, beta_2, epsilon)
+    alpha = checks.non_negative_float("alpha", alpha)
+    if not callable(schedule):
+        checks.choice("schedule", schedule, SCHEDULES)
+    power_t = checks.non_negative_float("power_t", power_t)
+    tol = checks.non_negative_float("tol", tol)
+    n_iter_no_change = checks.positive_int("n_iter_no_change", n_iter_no_change)
+    if not isinstance(early_stopping, (bool, np.bool_)):
+        raise TypeError(f"early_stopping must be True or False; got {early_stopping!r}")
     X, y = model._check_xy(X, y)
     val = None
     if validation_data is not None:
@@ -26,6 +37,10 @@ def fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
         except (TypeError, ValueError):
             raise TypeError("validation_data must be a pair (X_val, y_val)") from None
         val = model._check_xy(Xv, yv, "validation_data[0]", "validation_data[1]")
+    elif early_stopping:
+        fraction = checks.non_negative_float("validation_fraction", validation_fraction,
+                                             upper=1.0)
+        X, y, val = _split(X, y, fraction, model.seed)
 
     be, net = model.backend, model._net
     n = X.shape[0]
@@ -34,18 +49,27 @@ def fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
     val_b = (be.asarray(val[0]), be.asarray(val[1])) if val else None
     ws = model._workspace(batch_size)
     n_batches = -(-n // batch_size)
+    state = model._optimizer_state(opt)
     history = History(batches_per_epoch=n_batches, meta=model._meta(
-        epochs=epochs, batch_size=batch_size, learning_rate=lr, momentum=momentum,
-        n_train=n))
+        epochs=epochs, batch_size=batch_size, learning_rate=lr, momentum=opt.momentum,
+        optimizer=opt.name, nesterov=opt.nesterov, alpha=alpha,
+        schedule=schedule if isinstance(schedule, str) else "callable",
+        early_stopping=bool(early_stopping), n_train=n))
+    sched = Schedule(schedule, lr, power_t, tol, n_iter_no_change)
     bar = ProgressBar(epochs, desc=f"train[{be.name}]", enabled=progress)
     batch_losses = np.empty(n_batches)
-    order = np.arange(n)
-    for _ in range(epochs):
+    order = model._row_order(n)
+    best = None              # early stopping: (validation loss, epoch, weights, biases)
+    bad_epochs = 0
+    for epoch in range(epochs):
         t0 = time.perf_counter()
         if shuffle:
             model._shuffle_rng.shuffle(order)     # in place: an epoch allocates nothing
         norms = np.zeros(len(net.weights)) if diagnostics else None
-        be.train_epoch(net, Xb, yb, order, batch_size, lr, momentum, ws, batch_losses, norms)
+        rule = opt.rule(sched.learning_rate(epoch, state["samples"]), state["t"])
+        be.train_epoch(net, Xb, yb, order, batch_size, rule, alpha, ws, batch_losses, norms)
+        state["t"] += n_batches
+        state["samples"] += n
         record = None
         if diagnostics:
             record = {"grad_norm": (norms / n_batches).tolist(),
@@ -53,6 +77,7 @@ def fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
         be.synchronize()
         history.epoch_time.append(time.perf_counter() - t0)
         history.batch_loss.extend(batch_losses.tolist())
+        history.learning_rate.append(rule.learning_rate)
         loss, acc = evaluate(model, Xb, yb, stats=record)
         history.epoch_loss.append(loss)
         history.epoch_accuracy.append(acc)
@@ -66,17 +91,78 @@ def fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
         if val_b is not None:
             info += f" val {100 * history.val_accuracy[-1]:.2f}%"
         bar.update(1, info)
+        train_loss = float(np.mean(batch_losses))
+        reason = sched.epoch_done(train_loss)
+        if early_stopping:
+            # scikit-learn's rule, on the validation loss: an epoch that does not beat the
+            # best so far by tol counts against it; more than n_iter_no_change in a row stop
+            vloss = history.val_loss[-1]
+            bad_epochs = bad_epochs + 1 if best is not None and vloss > best[0] - tol else 0
+            if best is None or vloss < best[0]:
+                best = (vloss, epoch, model.weights, model.biases)
+            if bad_epochs > n_iter_no_change:
+                reason = (f"validation loss did not improve by tol={tol:g} for more than "
+                          f"{n_iter_no_change} epochs")
+        if reason:
+            history.stop_reason = reason
+            break
+    if early_stopping and best is not None:
+        history.best_epoch = best[1] + 1
+        if best[1] != history.epochs - 1:
+            model._set_params(best[2], best[3], keep_state=True)
+            history.stop_reason = (history.stop_reason or "epochs done") + \
+                f"; weights of epoch {best[1] + 1} (best validation loss) restored"
+    if history.stop_reason is None:
+        history.stop_reason = f"{history.epochs} epochs done"
     return history
 
 
-def epoch_runner(model, X, y, *, batch_size, learning_rate, momentum=0.0, order=None):
+def _optimizer(name, momentum, nesterov, beta_1, beta_2, epsilon):
+    checks.choice("optimizer", name, OPTIMIZERS)
+    momentum = checks.non_negative_float("momentum", momentum, upper=1.0)
+    if not isinstance(nesterov, (bool, np.bool_)):
+        raise TypeError(f"nesterov must be True or False; got {nesterov!r}")
+    for key, value in (("beta_1", beta_1), ("beta_2", beta_2)):
+        value = checks.non_negative_float(key, value)
+        if value >= 1:
+            raise ValueError(f"{key} must be in [0, 1); got {value!r}")
+    epsilon = checks.non_negative_float("epsilon", epsilon)
+    if name == "adam" and epsilon == 0:
+        raise ValueError("epsilon must be > 0 for adam")
+    return Optimizer(name, float(momentum), bool(nesterov), float(beta_1), float(beta_2),
+                     float(epsilon))
+
+
+def _split(X, y, fraction, seed):
+    """(X_train, y_train, (X_val, y_val)): a stratified share `fraction` of every class held
+    out, drawn from the model's seed (the same split for the same seed and data)."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
+    held = []
+    for label in np.unique(y):
+        rows = np.flatnonzero(y == label)
+        k = int(round(fraction * len(rows)))
+        held.append(rng.permutation(rows)[:min(k, len(rows) - 1)])
+    held = np.sort(np.concatenate(held))
+    if held.size == 0 or held.size == len(y):
+        raise ValueError(f"validation_fraction={fraction} leaves no rows to validate on or to "
+                         f"train on ({len(y)} rows); give validation_data or another fraction")
+    keep = np.ones(len(y), dtype=bool)
+    keep[held] = False
+    return X[keep], y[keep], (X[held], y[held])
+
+
+def epoch_runner(model, X, y, *, batch_size, learning_rate, momentum=0.0, order=None,
+                 optimizer="sgd", nesterov=False, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 alpha=0.0):
     """A callable that trains `model` for one epoch over (X, y) per call, in a fixed order
     (default: a permutation drawn once from seed 1), and returns the minibatch losses
     (a float64 array it reuses). X and y are checked and moved to the backend once, here,
-    so that a benchmark times the epoch and nothing else."""
+    so that a benchmark times the epoch and nothing else. The optimizer arguments are fit's;
+    the optimizer's state carries over between calls (and to and from fit)."""
     batch_size = checks.positive_int("batch_size", batch_size)
     lr = checks.non_negative_float("learning_rate", learning_rate)
-    momentum = checks.non_negative_float("momentum", momentum, upper=1.0)
+    opt = _optimizer(optimizer, momentum, nesterov, beta_1, beta_2, epsilon)
+    alpha = checks.non_negative_float("alpha", alpha)
     X, y = model._check_xy(X, y)
     n = X.shape[0]
     batch_size = min(batch_size, n)
@@ -89,9 +175,12 @@ def epoch_runner(model, X, y, *, batch_size, learning_rate, momentum=0.0, order=
     Xb, yb = be.asarray(X), be.asarray(y)
     ws = model._workspace(batch_size)
     losses = np.empty(-(-order.size // batch_size))
+    state = model._optimizer_state(opt)
 
     def run():
-        be.train_epoch(net, Xb, yb, order, batch_size, lr, momentum, ws, losses)
+        be.train_epoch(net, Xb, yb, order, batch_size, opt.rule(lr, state["t"]), alpha, ws,
+                       losses)
+        state["t"] += len(losses)
         be.synchronize()
         return losses
     return run

@@ -162,3 +162,21 @@ def test_auto_never_picks_the_simulator():
         return
     _instances.pop("auto", None)
     assert get_backend("auto").name != "cuda"
+
+
+def test_adam_nesterov_and_l2_match_numpy(sample64):
+    """The update kernel's rules on the device, 2 epochs each, against the NumPy spec."""
+    X, y, _, _ = sample64
+    X, y = np.ascontiguousarray(X[:12, ::60]), y[:12]           # 12 rows x 14 pixels
+    for opt in (dict(optimizer="adam", alpha=0.2), dict(momentum=0.7, nesterov=True)):
+        models = {}
+        for name in ("numpy", "cuda"):
+            model = MLP([14, 3, 10], "tanh", "softmax", "cross_entropy", dtype="float64",
+                        backend=name, seed=3)
+            hist = model.fit(X, y, epochs=2, batch_size=6, learning_rate=0.05,
+                             progress=False, **opt)
+            models[name] = (model, hist)
+        (ref, h_ref), (gpu, h_gpu) = models["numpy"], models["cuda"]
+        for a, b in zip(gpu.weights + gpu.biases, ref.weights + ref.biases):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(h_gpu.batch_loss, h_ref.batch_loss, rtol=1e-10)

@@ -106,14 +106,17 @@ def test_epoch_plan_rejects_bad_order_and_labels():
         _native.EpochPlan(**dict(arrays, weights=[np.zeros((3, 4)), np.zeros((2, 5))]))
 
 
+@pytest.mark.parametrize("optimizer", [{}, dict(optimizer="adam", alpha=0.01),
+                                       dict(momentum=0.9, nesterov=True)], ids=str)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_steady_state_epochs_allocate_nothing(dtype):
+def test_steady_state_epochs_allocate_nothing(dtype, optimizer):
     rng = np.random.default_rng(0)
     X = rng.random((2000, 784)).astype(dtype)
     y = rng.integers(0, 10, 2000)
     model = MLP([784, 64, 32, 10], backend="native", dtype=dtype)
     order = np.arange(2000)
-    epoch = model.epoch_runner(X, y, batch_size=100, learning_rate=0.1, order=order)
+    epoch = model.epoch_runner(X, y, batch_size=100, learning_rate=0.1, order=order,
+                               **optimizer)
     epoch()     # warm-up
     gc.collect()
     tracemalloc.start()

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..optimizers import STATE_ARRAYS
+
 HIDDEN_ACTIVATIONS = ("sigmoid", "relu", "tanh")
 OUTPUT_ACTIVATIONS = ("sigmoid", "softmax")
 LOSSES = ("mse", "cross_entropy")
@@ -33,7 +35,8 @@ class Network:
     """Parameters of an MLP, held as backend arrays.
 
     ``activations[l]`` is applied after layer ``l``; the last one is the output
-    activation. ``velocities`` is the momentum buffer, allocated on first use.
+    activation. The optimizer's state (velocities, Adam's moments) has one array per
+    parameter, weights first, then biases; the model allocates what its optimizer needs.
     """
 
     weights: list
@@ -41,7 +44,12 @@ class Network:
     activations: tuple
     loss: str
     dtype: np.dtype
-    velocities: list | None = None
+    velocities: list | None = None       # per parameter: velocity, or Adam's first moment
+    second_moments: list | None = None   # per parameter: Adam's second moment
+
+    def state(self, i, n_state):
+        """Parameter i's optimizer state arrays (n_state of them)."""
+        return tuple(arrays[i] for arrays in (self.velocities, self.second_moments)[:n_state])
 
     @property
     def sizes(self):
@@ -136,6 +144,13 @@ class Backend:
         """v = momentum * v - lr * grad; param += v (param -= lr * grad when momentum is 0)."""
         raise NotImplementedError
 
+    def optimizer_step_(self, param, grad, state, rule, l2=0.0):
+        """One optimizer step of param in place with the gradient grad + l2 * param, by
+        `rule` (an engine.optimizers.StepRule; its formulas are in that module). state: the
+        rule's state arrays, updated in place: () for sgd, (velocity,) for momentum and
+        nesterov, (m1, m2) for adam."""
+        raise NotImplementedError
+
     def gather_(self, X, y, index, x_out, t_out):
         """x_out = X[index]; t_out = one_hot(y[index]) over t_out.shape[1] classes."""
         raise NotImplementedError
@@ -224,32 +239,42 @@ class Backend:
     def copy_losses(self, losses, batch_losses, n):
         """Bring a loss buffer's n values into batch_losses (nothing to do on the host)."""
 
-    def apply_gradients(self, net: Network, ws: Workspace, learning_rate, momentum):
-        if momentum and net.velocities is None:
-            net.velocities = [self.zeros(p.shape, net.dtype) for p in net.weights + net.biases]
-        vel = net.velocities or [None] * (2 * len(net.weights))
-        for p, g, v in zip(net.weights + net.biases, ws.gw + ws.gb, vel):
-            self.sgd_step_(p, g, v, learning_rate, momentum)
+    def apply_gradients(self, net: Network, ws: Workspace, rule, alpha=0.0, m=1):
+        """One optimizer step of every parameter from the gradients in ws; the weights'
+        gradients get the L2 term alpha * W / m."""
+        n_state = STATE_ARRAYS[rule.kind]
+        params, grads = net.weights + net.biases, ws.gw + ws.gb
+        n_weights = len(net.weights)
+        for i, (p, g) in enumerate(zip(params, grads)):
+            self.optimizer_step_(p, g, net.state(i, n_state), rule,
+                                 alpha / m if i < n_weights else 0.0)
 
-    def train_epoch(self, net: Network, X, y, order, batch_size, learning_rate, momentum,
-                    ws: Workspace, batch_losses, grad_norms=None):
-        """One epoch of minibatch SGD over the rows of X in the given order.
+    def train_epoch(self, net: Network, X, y, order, batch_size, rule, alpha, ws: Workspace,
+                    batch_losses, grad_norms=None):
+        """One epoch of minibatch training over the rows of X in the given order.
 
-        Writes the loss of minibatch i (before its update) into batch_losses[i];
-        the last, shorter batch is kept. ``order`` is an int64 NumPy array. With
-        ``grad_norms`` (a float64 NumPy array, one entry per layer), adds each
-        minibatch's Frobenius norm of dL/dW to it (diagnostics).
+        rule: an engine.optimizers.StepRule whose t counts the steps taken before this
+        epoch (each minibatch takes the next); alpha: the L2 penalty. Writes the loss of
+        minibatch i (before its update, with its L2 term) into batch_losses[i]; the last,
+        shorter batch is kept. ``order`` is an int64 NumPy array. With ``grad_norms`` (a
+        float64 NumPy array, one entry per layer), adds each minibatch's Frobenius norm of
+        dL/dW (without the L2 term) to it (diagnostics).
         """
         n = len(order)
         n_batches = -(-n // batch_size)
         index = self.asarray(order, np.int64)       # moved once per epoch, not per batch
         losses = self.loss_buffer(batch_losses, n_batches)
+        penalties = np.zeros(n_batches) if alpha else None
         for i, start in enumerate(range(0, n, batch_size)):
             m = min(batch_size, n - start)
+            if alpha:
+                penalties[i] = 0.5 * alpha * sum(self.sq_norm(w) for w in net.weights) / m
             self.gather_(X, y, index[start:start + m], ws.x[:m], ws.t[:m])
             self.loss_and_grads(net, ws, m, losses, i)
             if grad_norms is not None:
                 for l, g in enumerate(ws.gw):
                     grad_norms[l] += self.sq_norm(g) ** 0.5
-            self.apply_gradients(net, ws, learning_rate, momentum)
+            self.apply_gradients(net, ws, rule._replace(t=rule.t + i + 1), alpha, m)
         self.copy_losses(losses, batch_losses, n_batches)
+        if alpha:
+            batch_losses[:n_batches] += penalties

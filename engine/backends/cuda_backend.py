@@ -173,6 +173,14 @@ class CudaBackend(Backend):
         self.k.sgd_step(param.dtype, with_v)[self.k.grid_1d(param.size)](
             self._flat(param), self._flat(grad), v, float(learning_rate), float(momentum))
 
+    def optimizer_step_(self, param, grad, state, rule, l2=0.0):
+        flat = self._flat(param)
+        s1 = self._flat(state[0]) if len(state) > 0 else flat
+        s2 = self._flat(state[1]) if len(state) > 1 else flat
+        self.k.optimizer_step(param.dtype, rule.kind)[self.k.grid_1d(param.size)](
+            flat, self._flat(grad), s1, s2, float(rule.step_size()), float(rule.momentum),
+            float(rule.beta_1), float(rule.beta_2), float(rule.epsilon), float(l2))
+
     def gather_(self, X, y, index, x_out, t_out):
         index = self.asarray(index, np.int64)
         n = max(x_out.size, t_out.size)

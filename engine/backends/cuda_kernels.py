@@ -257,6 +257,40 @@ def sgd_step(dtype, with_velocity):
     return kernel
 
 
+# the optimizers' codes, as in csrc/kernels.h (ENG_SGD ...)
+OPTIMIZER_KINDS = {"sgd": 0, "momentum": 1, "nesterov": 2, "adam": 3}
+
+
+@cached
+def optimizer_step(dtype, kind):
+    """One optimizer step (engine/optimizers.py writes out the rules); kind is fixed per
+    compiled kernel, so each is a plain loop."""
+    nb = _numba_type(dtype)
+    code = OPTIMIZER_KINDS[kind]
+
+    @cuda.jit
+    def kernel(p, g, s1, s2, lr, mom, b1, b2, eps, l2):
+        lr_, mom_, b1_, b2_, eps_, l2_ = nb(lr), nb(mom), nb(b1), nb(b2), nb(eps), nb(l2)
+        one = nb(1)
+        for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
+            gi = g[i] + l2_ * p[i]
+            if code == 0:
+                p[i] -= lr_ * gi
+            elif code == 1:
+                s1[i] = mom_ * s1[i] - lr_ * gi
+                p[i] += s1[i]
+            elif code == 2:
+                step = lr_ * gi
+                s1[i] = mom_ * s1[i] - step
+                p[i] += mom_ * s1[i] - step
+            else:
+                s1[i] = b1_ * s1[i] + (one - b1_) * gi
+                s2[i] = b2_ * s2[i] + (one - b2_) * (gi * gi)
+                p[i] -= lr_ * s1[i] / (math.sqrt(s2[i]) + eps_)
+
+    return kernel
+
+
 @cached
 def gather(dtype):
     nb = _numba_type(dtype)

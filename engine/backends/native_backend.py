@@ -6,6 +6,8 @@ import os
 
 import numpy as np
 
+from ..optimizers import STATE_ARRAYS
+
 from .host import HostBackend
 
 try:
@@ -51,7 +53,7 @@ class NativeBackend(HostBackend):
                                     or threads < 1):
             raise ValueError(f"threads must be a positive integer or None; got {threads!r}")
         self._gemm, self._threads = gemm, threads
-        self._max_width = {}      # dtype name -> widest layer "auto" trains on the tiles
+        self._max_width = {}      # dtype -> widest layer "auto" trains on the tiles
 
     @property
     def epoch_gemm(self):
@@ -71,12 +73,13 @@ class NativeBackend(HostBackend):
         to run no slower than BLAS (engine/backends/native_tuning.py, cached per CPU)."""
         if self._gemm != "auto":
             return self._gemm
-        name = np.dtype(dtype).name
-        if name not in self._max_width:
+        limit = self._max_width.get(dtype)
+        if limit is None:
             from . import native_tuning
             threads = self._threads or _native.get_epoch_threads()
-            self._max_width[name] = native_tuning.tiles_max_width(name, threads)
-        return "tiles" if _native.tiles_chosen(sizes, "auto", self._max_width[name]) else "blas"
+            limit = native_tuning.tiles_max_width(np.dtype(dtype).name, threads)
+            self._max_width[dtype] = limit
+        return "tiles" if _native.tiles_chosen(sizes, "auto", limit) else "blas"
 
     def gemm(self, a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
         _native.gemm(a, b, out, trans_a, trans_b, alpha, beta)
@@ -114,6 +117,9 @@ class NativeBackend(HostBackend):
     def sgd_step_(self, param, grad, velocity, learning_rate, momentum):
         _native.sgd_step_(param, grad, velocity, learning_rate, momentum)
 
+    def optimizer_step_(self, param, grad, state, rule, l2=0.0):
+        _native.optimizer_step_(param, grad, state, rule, l2)
+
     def gather_(self, X, y, index, x_out, t_out):
         _native.gather_(X, y, index, x_out, t_out)
 
@@ -126,18 +132,20 @@ class NativeBackend(HostBackend):
     def sq_norm(self, x):
         return _native.sq_norm(x)
 
-    def train_epoch(self, net, X, y, order, batch_size, learning_rate, momentum, ws,
-                    batch_losses, grad_norms=None):
+    def train_epoch(self, net, X, y, order, batch_size, rule, alpha, ws, batch_losses,
+                    grad_norms=None):
         """The whole epoch in C (see engine._native.EpochPlan); no Python per minibatch."""
-        if momentum and net.velocities is None:
-            net.velocities = [self.zeros(p.shape, net.dtype) for p in net.weights + net.biases]
-        velocities = net.velocities if momentum else None
+        n_state = STATE_ARRAYS[rule.kind]
+        velocities = net.velocities if n_state >= 1 else None
+        moments = net.second_moments if n_state == 2 else None
         path = self.product_path(net.sizes, net.dtype)
-        key = (path, self._threads, tuple(map(id, net.weights + net.biases)),
-               None if velocities is None else tuple(map(id, velocities)))
+        # the model replaces these lists whole when it replaces what they hold
+        key = (path, id(net.weights), id(net.biases), id(velocities), id(moments))
         if ws.plan is None or ws.plan_key != key:
             ws.plan = _native.EpochPlan(net.weights, net.biases, ws.a, ws.d, ws.gb, ws.x, ws.t,
                                         net.activations, net.loss, velocities, ws.gw,
-                                        gemm=path, threads=self._threads or 0)
+                                        gemm=path, threads=self._threads or 0,
+                                        second_moments=moments)
             ws.plan_key = key
-        ws.plan.run(X, y, order, learning_rate, momentum, batch_losses, False, grad_norms)
+        ws.plan.run(X, y, order, rule.learning_rate, rule.momentum, batch_losses, False,
+                    grad_norms, rule=rule, alpha=alpha)

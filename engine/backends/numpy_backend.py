@@ -105,6 +105,24 @@ class NumpyBackend(HostBackend):
         else:
             param -= learning_rate * grad
 
+    def optimizer_step_(self, param, grad, state, rule, l2=0.0):
+        g = grad + l2 * param if l2 else grad
+        lr = rule.step_size()
+        if rule.kind == "sgd":
+            param -= lr * g
+        elif rule.kind in ("momentum", "nesterov"):
+            (v,) = state
+            v *= rule.momentum
+            v -= lr * g
+            param += rule.momentum * v - lr * g if rule.kind == "nesterov" else v
+        else:  # adam
+            m1, m2 = state
+            m1 *= rule.beta_1
+            m1 += (1 - rule.beta_1) * g
+            m2 *= rule.beta_2
+            m2 += (1 - rule.beta_2) * (g * g)
+            param -= lr * m1 / (np.sqrt(m2) + rule.epsilon)
+
     def gather_(self, X, y, index, x_out, t_out):
         np.take(X, index, axis=0, out=x_out)
         t_out[...] = 0

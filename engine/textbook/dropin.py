@@ -10,6 +10,7 @@ import numpy as np
 
 from ..backends import Network, get_backend
 from ..backends.base import Backend
+from ..optimizers import StepRule
 from .reference import NeuralNetMLP as _TextbookMLP
 
 _LAYERS = ("weight_h", "weight_out")
@@ -90,7 +91,8 @@ class NeuralNetMLP(_TextbookMLP):
             ws = self._workspaces[minibatch_size] = be.workspace(net, minibatch_size)
         n_batches = -(-len(order) // minibatch_size)
         losses = np.empty(n_batches)
-        be.train_epoch(net, X, y, order, minibatch_size, learning_rate, 0.0, ws, losses)
+        be.train_epoch(net, X, y, order, minibatch_size, StepRule("sgd", learning_rate), 0.0,
+                       ws, losses)
         return losses
 
     def step(self, X, y, learning_rate=0.1):
