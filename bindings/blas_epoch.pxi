@@ -2,9 +2,9 @@
 # diagnostics (which need each gradient formed) and for the benchmarks' GEMM floor.
 
 
-cdef void _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const int64_t *order,
-                      int64_t count, const eng_rule *rule, double alpha, double *losses,
-                      bint gemm_only, double *grad_norms) noexcept nogil:
+cdef void _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const void *T,
+                      const int64_t *order, int64_t count, const eng_rule *rule, double alpha,
+                      double *losses, bint gemm_only, double *grad_norms) noexcept nogil:
     cdef const eng_kernel_table *k = plan.k
     cdef eng_epoch_plan *p = &plan.p
     cdef int L = p.n_layers, l, m
@@ -33,7 +33,10 @@ cdef void _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const int
         lr = <real>eng_rule_step_size(&now)
         mom = <real>now.momentum
         if not gemm_only:
-            k.gather(X, y, order + start, m, s[0], s[L], x, t)
+            if y != NULL:
+                k.gather(X, y, order + start, m, s[0], s[L], x, t)
+            else:
+                k.gather_rows(X, T, order + start, m, s[0], s[L], x, t)
             if start + m < count:     # the next rows load while BLAS computes this minibatch
                 k.prefetch_rows(X, order + start + m, <int>min(p.batch, count - start - m), s[0])
         # forward: A[l] = act(inp @ W[l]^T + B[l])

@@ -3,9 +3,13 @@
 # kernel table (csrc/kernels.h) of an array's dtype.
 
 ACTIVATIONS = {"identity": ENG_IDENTITY, "sigmoid": ENG_SIGMOID, "relu": ENG_RELU,
-               "tanh": ENG_TANH, "softmax": ENG_SOFTMAX}
+               "tanh": ENG_TANH, "softmax": ENG_SOFTMAX, "exp": ENG_EXP}
 OUTPUT_LOSS = {("sigmoid", "mse"): ENG_SIGMOID_MSE, ("sigmoid", "mse_ref"): ENG_SIGMOID_MSE_REF,
-               ("softmax", "cross_entropy"): ENG_SOFTMAX_CE}
+               ("softmax", "cross_entropy"): ENG_SOFTMAX_CE, ("identity", "mse"): ENG_IDENTITY_MSE,
+               ("sigmoid", "binary_cross_entropy"): ENG_SIGMOID_BCE,
+               ("exp", "poisson"): ENG_EXP_POISSON}
+# activations that only an output layer may use: they act on whole rows, or exist for a loss
+_OUTPUT_ONLY = (ENG_SOFTMAX, ENG_EXP)
 OPTIMIZER_KINDS = {"sgd": ENG_SGD, "momentum": ENG_MOMENTUM, "nesterov": ENG_NESTEROV,
                    "adam": ENG_ADAM}
 _STATE_ARRAYS = {ENG_SGD: 0, ENG_MOMENTUM: 1, ENG_NESTEROV: 1, ENG_ADAM: 2}
@@ -52,7 +56,7 @@ cdef _shape(str name, object x, tuple expected):
 
 cdef int _act(str activation, bint allow_softmax=True) except -1:
     code = ACTIVATIONS.get(activation)
-    if code is None or (code == ENG_SOFTMAX and not allow_softmax):
+    if code is None or (code in _OUTPUT_ONLY and not allow_softmax):
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}; got {activation!r}")
     return code
 
@@ -102,3 +106,21 @@ cdef eng_rule _rule(object rule) except *:
     if r.t < 0:
         raise ValueError(f"rule.t (steps taken) must be >= 0; got {r.t}")
     return r
+
+
+cdef cnp.ndarray _targets(str name, object y, int64_t n, int64_t c, object dtype):
+    """Training targets: int64 labels (n,) each in [0, c), or target rows (n, c) of the
+    model's dtype; returned checked."""
+    cdef cnp.ndarray Y
+    cdef int64_t bad
+    if isinstance(y, np.ndarray) and y.ndim == 2:
+        Y = _array(name, y, 2, dtype)
+        _shape(name, Y, (n, c))
+        return Y
+    Y = _array(name, y, 1, _INT64)
+    if Y.shape[0] != n:
+        raise ValueError(f"{name} has {Y.shape[0]} labels but X has {n} rows")
+    bad = _first_bad(<int64_t*>_ptr(Y), n, c)
+    if bad >= 0:
+        raise ValueError(f"{name}[{bad}] = {Y[bad]} is outside [0, {c})")
+    return Y

@@ -9,9 +9,13 @@ cdef extern from "kernels.h" nogil:
         ENG_RELU
         ENG_TANH
         ENG_SOFTMAX
+        ENG_EXP
         ENG_SIGMOID_MSE
         ENG_SIGMOID_MSE_REF
         ENG_SOFTMAX_CE
+        ENG_IDENTITY_MSE
+        ENG_SIGMOID_BCE
+        ENG_EXP_POISSON
         ENG_MAX_LAYERS
         ENG_SGD
         ENG_MOMENTUM
@@ -89,13 +93,15 @@ cdef extern from "kernels.h" nogil:
         void (*axpy)(void *p, const void *g, int64_t length, double alpha) noexcept nogil
         void (*gather)(const void *X, const int64_t *y, const int64_t *idx, int64_t m,
                        int64_t f, int64_t c, void *x_out, void *t_out) noexcept nogil
+        void (*gather_rows)(const void *X, const void *T, const int64_t *idx, int64_t m,
+                            int64_t f, int64_t c, void *x_out, void *t_out) noexcept nogil
         void (*prefetch_rows)(const void *X, const int64_t *idx, int64_t m, int64_t f) noexcept nogil
         void (*alive_units)(const void *a, int64_t n, int64_t c, uint8_t *alive) noexcept nogil
         int64_t (*saturated_count)(const void *a, int64_t length, int act, double thr) noexcept nogil
         double (*sq_norm)(const void *x, int64_t length) noexcept nogil
         void (*fused_epoch)(const eng_epoch_plan *plan, const void *X, const int64_t *y,
-                            const int64_t *order, int64_t count, const eng_rule *rule,
-                            double alpha, double *losses) noexcept nogil
+                            const void *T, const int64_t *order, int64_t count,
+                            const eng_rule *rule, double alpha, double *losses) noexcept nogil
         int (*tiled_forward)(int n_layers, const int *sizes, const int *acts, void **W,
                              void **B, const void *x, int64_t n, void **out) noexcept nogil
 

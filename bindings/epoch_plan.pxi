@@ -209,15 +209,13 @@ cdef class EpochPlan:
         if self.n_layers == 0:
             raise RuntimeError("this EpochPlan was never initialized successfully")
         cdef cnp.ndarray XA = _array("X", X, 2, self.dtype)
-        cdef cnp.ndarray Y = _array("y", y, 1, _INT64)
+        cdef cnp.ndarray Y = _targets("y", y, XA.shape[0], self.sizes[self.n_layers], self.dtype)
         cdef cnp.ndarray O = _array("order", order, 1, _INT64)
         cdef cnp.ndarray BL = _array("batch_losses", batch_losses, 1, np.dtype(np.float64), True)
         cdef int64_t n = XA.shape[0], count = O.shape[0]
         cdef int64_t n_batches = (count + self.p.batch - 1) // self.p.batch
         if XA.shape[1] != self.sizes[0]:
             raise ValueError(f"X must have {self.sizes[0]} columns; got shape {_dims(XA)}")
-        if Y.shape[0] != n:
-            raise ValueError(f"y has {Y.shape[0]} labels but X has {n} rows")
         if BL.shape[0] < n_batches:
             raise ValueError(f"batch_losses needs {n_batches} entries; got {BL.shape[0]}")
         cdef eng_rule r
@@ -245,23 +243,21 @@ cdef class EpochPlan:
         cdef int64_t bad = _first_bad(<int64_t*>_ptr(O), count, n)
         if bad >= 0:
             raise ValueError(f"order[{bad}] = {O[bad]} is outside [0, {n})")
-        bad = _first_bad(<int64_t*>_ptr(Y), n, self.sizes[self.n_layers])
-        if bad >= 0:
-            raise ValueError(f"y[{bad}] = {Y[bad]} is outside [0, {self.sizes[self.n_layers]})")
         cdef void *px = _ptr(XA)
-        cdef int64_t *py = <int64_t*>_ptr(Y)
+        cdef int64_t *py = NULL if Y.ndim == 2 else <int64_t*>_ptr(Y)
+        cdef void *pt = _ptr(Y) if Y.ndim == 2 else NULL
         cdef int64_t *po = <int64_t*>_ptr(O)
         cdef double *pl = <double*>_ptr(BL)
         if self.gemm == "tiles" and not gemm_only and pg == NULL:
             with nogil:
-                self.k.fused_epoch(&self.p, px, py, po, count, &r, alpha, pl)
+                self.k.fused_epoch(&self.p, px, py, pt, po, count, &r, alpha, pl)
             return n_batches
         if (r.kind != ENG_SGD and r.kind != ENG_MOMENTUM or alpha > 0) and self.GW[0] == NULL:
             raise ValueError(f"this optimizer step on the BLAS path needs a plan built with "
                              f"weight_grads")
         with nogil:
             if self.k.itemsize == 4:
-                _blas_epoch(self, <float*>px, py, po, count, &r, alpha, pl, gemm_only, pg)
+                _blas_epoch(self, <float*>px, py, pt, po, count, &r, alpha, pl, gemm_only, pg)
             else:
-                _blas_epoch(self, <double*>px, py, po, count, &r, alpha, pl, gemm_only, pg)
+                _blas_epoch(self, <double*>px, py, pt, po, count, &r, alpha, pl, gemm_only, pg)
         return n_batches

@@ -172,31 +172,31 @@ def step_size(rule):
 
 
 def gather_(X, y, index, x_out, t_out):
-    """x_out = X[index]; t_out = one-hot of y[index] over t_out.shape[1] classes."""
+    """x_out = X[index]; t_out = one-hot of y[index] over t_out.shape[1] classes when y
+    holds int64 labels, t_out = y[index] when y holds target rows (2-D, X's dtype)."""
     cdef cnp.ndarray XA = _array("X", X, 2)
-    cdef cnp.ndarray Y = _array("y", y, 1, _INT64)
     cdef cnp.ndarray I = _array("index", index, 1, _INT64)
     cdef cnp.ndarray XO = _array("x_out", x_out, 2, XA.dtype, True)
     cdef cnp.ndarray TO = _array("t_out", t_out, 2, XA.dtype, True)
     cdef int64_t m = I.shape[0], f = XA.shape[1], c = TO.shape[1], n = XA.shape[0]
-    if Y.shape[0] != n:
-        raise ValueError(f"y has {Y.shape[0]} labels but X has {n} rows")
+    cdef cnp.ndarray Y = _targets("y", y, n, c, XA.dtype)
     _shape("x_out", XO, (m, f))
     _shape("t_out", TO, (m, c))
     cdef int64_t bad = _first_bad(<int64_t*>_ptr(I), m, n)
     if bad >= 0:
         raise ValueError(f"index[{bad}] = {I[bad]} is outside [0, {n})")
-    bad = _first_bad(<int64_t*>_ptr(Y), n, c)
-    if bad >= 0:
-        raise ValueError(f"y[{bad}] = {Y[bad]} is outside [0, {c})")
     cdef void *px = _ptr(XA)
-    cdef int64_t *py = <int64_t*>_ptr(Y)
+    cdef void *py = _ptr(Y)
     cdef int64_t *pi = <int64_t*>_ptr(I)
     cdef void *pxo = _ptr(XO)
     cdef void *pto = _ptr(TO)
+    cdef bint rows = Y.ndim == 2
     cdef const eng_kernel_table *k = _table(XA)
     with nogil:
-        k.gather(px, py, pi, m, f, c, pxo, pto)
+        if rows:
+            k.gather_rows(px, py, pi, m, f, c, pxo, pto)
+        else:
+            k.gather(px, <int64_t*>py, pi, m, f, c, pxo, pto)
 
 
 def alive_units(a):

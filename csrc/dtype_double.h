@@ -19,3 +19,4 @@
 #define SQRT sqrt
 #define FABS fabs
 #define EPS DBL_EPSILON
+#define TINY DBL_MIN

@@ -18,3 +18,4 @@
 #define SQRT sqrtf
 #define FABS fabsf
 #define EPS FLT_EPSILON
+#define TINY FLT_MIN

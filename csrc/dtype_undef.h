@@ -15,3 +15,4 @@
 #undef SQRT
 #undef FABS
 #undef EPS
+#undef TINY

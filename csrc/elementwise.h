@@ -31,35 +31,14 @@ void FN(eng_act_backward)(REAL *d, const REAL *a, int64_t len, int act) {
 
 void FN(eng_output_delta)(const REAL *a, const REAL *t, REAL *out, int64_t n, int64_t c,
                           int kind) {
-    int64_t len = n * c;
-    if (kind == ENG_SOFTMAX_CE) {
-        REAL scale = (REAL)1 / (REAL)n;
-        for (int64_t i = 0; i < len; i++) out[i] = (a[i] - t[i]) * scale;
-        return;
-    }
-    /* sigmoid + mse: d/dz of mean((a - t)^2) = 2 (a - t) / (n c) * a (1 - a);
-       the textbook convention drops the 1/c */
-    REAL scale = (REAL)2 / (REAL)(kind == ENG_SIGMOID_MSE_REF ? n : n * c);
-    for (int64_t i = 0; i < len; i++) out[i] = scale * (a[i] - t[i]) * a[i] * ((REAL)1 - a[i]);
+    REAL scale = FN(delta_scale)(kind, n, c);
+    for (int64_t i = 0; i < n * c; i++) out[i] = FN(delta_of)(kind, a[i], t[i], scale);
 }
 
 double FN(eng_loss)(const REAL *a, const REAL *t, int64_t n, int64_t c, int kind) {
-    int64_t len = n * c;
     double acc = 0.0;
-    if (kind == ENG_SOFTMAX_CE) {
-        for (int64_t i = 0; i < len; i++) {
-            if (t[i] != 0) {
-                REAL p = a[i] > EPS ? a[i] : EPS;
-                acc -= (double)t[i] * (double)LOG(p);
-            }
-        }
-        return acc / (double)n;
-    }
-    for (int64_t i = 0; i < len; i++) {
-        double e = (double)a[i] - (double)t[i];
-        acc += e * e;
-    }
-    return acc / (double)len;
+    for (int64_t i = 0; i < n * c; i++) acc += FN(loss_of)(kind, a[i], t[i]);
+    return acc / FN(loss_divisor)(kind, n, c);
 }
 
 void FN(eng_bias_grad)(const REAL *d, REAL *out, int64_t n, int64_t c) {
@@ -98,6 +77,14 @@ void FN(eng_gather)(const REAL *X, const int64_t *y, const int64_t *idx, int64_t
         REAL *row = t_out + i * c;
         for (int64_t j = 0; j < c; j++) row[j] = 0;
         row[y[idx[i]]] = 1;
+    }
+}
+
+void FN(eng_gather_rows)(const REAL *X, const REAL *T, const int64_t *idx, int64_t m,
+                         int64_t f, int64_t c, REAL *x_out, REAL *t_out) {
+    for (int64_t i = 0; i < m; i++) {
+        memcpy(x_out + i * f, X + idx[i] * f, (size_t)f * sizeof(REAL));
+        memcpy(t_out + i * c, T + idx[i] * c, (size_t)c * sizeof(REAL));
     }
 }
 

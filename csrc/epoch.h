@@ -19,27 +19,23 @@ static inline void FN(share)(int64_t n, int64_t align, int t, int nt, int64_t *l
     *hi = b < n ? b : n;
 }
 
-/* dL/dz of the output layer for rows of a, from their labels (one-hot never formed);
-   the rows' loss terms go to row_loss, and the minibatch's scale (1/m ...) to delta. */
-static void FN(output_rows)(const REAL *a, const int64_t *y, const int64_t *idx, REAL *d,
-                            int64_t rows, int64_t c, int kind, int64_t m, double *row_loss) {
-    REAL scale = kind == ENG_SOFTMAX_CE ? (REAL)1 / (REAL)m
-                 : (REAL)2 / (REAL)(kind == ENG_SIGMOID_MSE_REF ? m : m * c);
+/* dL/dz of the output layer for rows of a, from their labels (one-hot never formed) or,
+   when y is NULL, their target rows in T; the rows' loss terms go to row_loss, and the
+   minibatch's scale (1/m ...) to delta. */
+static void FN(output_rows)(const REAL *a, const int64_t *y, const REAL *T, const int64_t *idx,
+                            REAL *d, int64_t rows, int64_t c, int kind, int64_t m,
+                            double *row_loss) {
+    REAL scale = FN(delta_scale)(kind, m, c);
     for (int64_t i = 0; i < rows; i++) {
         const REAL *ar = a + i * c;
+        const REAL *tr = y == NULL ? T + idx[i] * c : NULL;
+        int64_t label = y == NULL ? -1 : y[idx[i]];
         REAL *dr = d + i * c;
-        int64_t label = y[idx[i]];
         double loss = 0.0;
-        if (kind == ENG_SOFTMAX_CE) {
-            for (int64_t j = 0; j < c; j++) dr[j] = (ar[j] - (REAL)(j == label)) * scale;
-            REAL p = ar[label] > EPS ? ar[label] : EPS;
-            loss = -(double)LOG(p);
-        } else {
-            for (int64_t j = 0; j < c; j++) {
-                REAL e = ar[j] - (REAL)(j == label);
-                dr[j] = scale * e * ar[j] * ((REAL)1 - ar[j]);
-                loss += (double)e * (double)e;
-            }
+        for (int64_t j = 0; j < c; j++) {
+            REAL t = tr != NULL ? tr[j] : (REAL)(j == label);
+            dr[j] = FN(delta_of)(kind, ar[j], t, scale);
+            loss += FN(loss_of)(kind, ar[j], t);
         }
         row_loss[i] = loss;
     }
@@ -51,8 +47,8 @@ static void FN(output_rows)(const REAL *a, const int64_t *y, const int64_t *idx,
 #define D_ROWS(P, l) ((P)->rows + (P)->batch * (1 + (P)->n_layers + (l)))
 
 static void FN(epoch_phase_rows)(const FN(eng_workers) *wk, const eng_epoch_plan *P,
-                                 const int64_t *y, const int64_t *idx, int64_t r0, int64_t r1,
-                                 int64_t m, REAL *scratch) {
+                                 const int64_t *y, const REAL *T, const int64_t *idx,
+                                 int64_t r0, int64_t r1, int64_t m, REAL *scratch) {
     const int L = P->n_layers;
     const int *s = P->sizes;
     const int64_t rows = r1 - r0;
@@ -66,7 +62,7 @@ static void FN(epoch_phase_rows)(const FN(eng_workers) *wk, const eng_epoch_plan
                               s[l + 1], P->acts[l]);
         in = (const REAL *const *)out;
     }
-    FN(output_rows)((const REAL *)P->A[L - 1] + r0 * s[L], y, idx + r0,
+    FN(output_rows)((const REAL *)P->A[L - 1] + r0 * s[L], y, T, idx + r0,
                     (REAL *)P->D[L - 1] + r0 * s[L], rows, s[L], P->loss_kind, m,
                     P->row_loss + r0);
     for (int l = L - 1; l > 0; l--) {
@@ -124,8 +120,8 @@ static double FN(weight_squares)(const FN(eng_workers) *wk, const eng_epoch_plan
 }
 
 void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *y,
-                         const int64_t *order, int64_t count, const eng_rule *rule,
-                         double alpha, double *losses) {
+                         const REAL *T, const int64_t *order, int64_t count,
+                         const eng_rule *rule, double alpha, double *losses) {
     const int L = P->n_layers;
     const int *s = P->sizes;
     const int64_t batch = P->batch;
@@ -189,13 +185,13 @@ void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *
             }
             if (alpha > 0 && i > 0 && t == 0)   /* the previous step's tiles are all done */
                 squares = FN(weight_squares)(wk, P);
-            FN(epoch_phase_rows)(wk, P, y, order + start, r0, r1, m, scratch);
+            FN(epoch_phase_rows)(wk, P, y, T, order + start, r0, r1, m, scratch);
             eng_barrier_wait(&barrier);
             FN(epoch_phase_weights)(wk, P, t, nt, m, &step_w, &step_b, scratch);
             if (t == 0) {
                 double sum = 0.0;
                 for (int64_t r = 0; r < m; r++) sum += P->row_loss[r];
-                losses[i] = sum / (double)(P->loss_kind == ENG_SOFTMAX_CE ? m : m * s[L]);
+                losses[i] = sum / FN(loss_divisor)(P->loss_kind, m, s[L]);
                 if (alpha > 0) losses[i] += 0.5 * alpha * squares / (double)m;
             }
             eng_barrier_wait(&barrier);

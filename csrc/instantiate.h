@@ -74,6 +74,7 @@ static inline const FN(eng_workers) *FN(workers)(void) {
     return FN(workers_table)[eng_simd_level()];
 }
 
+#include "losses.h"
 #include "elementwise.h"
 #include "epoch.h"
 #include "peak.h"

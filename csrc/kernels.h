@@ -9,9 +9,11 @@
 #include <stdint.h>
 
 /* activation codes */
-enum { ENG_IDENTITY = 0, ENG_SIGMOID = 1, ENG_RELU = 2, ENG_TANH = 3, ENG_SOFTMAX = 4 };
-/* output/loss pairs: their delta and their loss value */
-enum { ENG_SIGMOID_MSE = 0, ENG_SIGMOID_MSE_REF = 1, ENG_SOFTMAX_CE = 2 };
+enum { ENG_IDENTITY = 0, ENG_SIGMOID = 1, ENG_RELU = 2, ENG_TANH = 3, ENG_SOFTMAX = 4,
+       ENG_EXP = 5 };
+/* output/loss pairs: their delta and their loss value (csrc/losses.h) */
+enum { ENG_SIGMOID_MSE = 0, ENG_SIGMOID_MSE_REF = 1, ENG_SOFTMAX_CE = 2, ENG_IDENTITY_MSE = 3,
+       ENG_SIGMOID_BCE = 4, ENG_EXP_POISSON = 5 };
 /* optimizers */
 enum { ENG_SGD = 0, ENG_MOMENTUM = 1, ENG_NESTEROV = 2, ENG_ADAM = 3 };
 
@@ -42,7 +44,7 @@ void eng_softmax_rows_##S(REAL *z, int64_t n, int64_t c);                       
 /* out = dL/dz of the output layer (the 1/n factor lives here) */                           \
 void eng_output_delta_##S(const REAL *a, const REAL *t, REAL *out, int64_t n, int64_t c,    \
                           int kind);                                                        \
-/* the loss value: mse = mean over n*c; ce = -sum t*log(max(a, eps)) / n */                 \
+/* the loss value (csrc/losses.h: mse = mean over n*c; ce = -sum t*log(max(a, eps)) / n) */\
 double eng_loss_##S(const REAL *a, const REAL *t, int64_t n, int64_t c, int kind);          \
 /* out[j] = sum_i d[i, j] */                                                                \
 void eng_bias_grad_##S(const REAL *d, REAL *out, int64_t n, int64_t c);                     \
@@ -56,6 +58,9 @@ void eng_axpy_##S(REAL *p, const REAL *g, int64_t len, REAL alpha);             
 /* x_out = X[idx] (rows of f); t_out = one-hot of y[idx] over c classes */                  \
 void eng_gather_##S(const REAL *X, const int64_t *y, const int64_t *idx, int64_t m,         \
                     int64_t f, int64_t c, REAL *x_out, REAL *t_out);                        \
+/* x_out = X[idx]; t_out = T[idx] (target rows of c) */                                     \
+void eng_gather_rows_##S(const REAL *X, const REAL *T, const int64_t *idx, int64_t m,       \
+                         int64_t f, int64_t c, REAL *x_out, REAL *t_out);                   \
 /* ask the caches for rows X[idx] ahead of a later gather */                              \
 void eng_prefetch_rows_##S(const REAL *X, const int64_t *idx, int64_t m, int64_t f);       \
 /* alive[j] = 1 if some a[i, j] > 0 */                                                      \
@@ -96,15 +101,16 @@ typedef struct {
     int team;                     /* threads wanted; 0: eng_get_epoch_threads() */
 } eng_epoch_plan;
 
-/* Train one epoch over X[order[:count]] in minibatches of plan->batch (the last one may be
+/* Train one epoch over X[order[:count]] (targets: labels y, or the rows of T when y is
+   NULL) in minibatches of plan->batch (the last one may be
    shorter) on plan->team threads (or eng_get_epoch_threads()), at most plan->threads,
    without BLAS, each step by `rule` (rule->t is the steps taken before the epoch), with the
    L2 penalty alpha (loss += alpha/2 |W|^2 / m, gradient += alpha W / m);
    losses[i] gets minibatch i's loss, before its update. */
 #define ENGINE_DECLARE_EPOCH(REAL, S)                                                       \
 void eng_fused_epoch_##S(const eng_epoch_plan *plan, const REAL *X, const int64_t *y,        \
-                         const int64_t *order, int64_t count, const eng_rule *rule,         \
-                         double alpha, double *losses);                              \
+                         const REAL *T, const int64_t *order, int64_t count,                \
+                         const eng_rule *rule, double alpha, double *losses);        \
 /* out[l] (n x sizes[l+1]) = every layer's output for the rows x (n x sizes[0]), by the   \
    same tiles on the epoch's threads; 0, or -1 when memory ran out or n_layers is out of \
    range (1..ENG_MAX_LAYERS) */                                                             \
@@ -134,13 +140,15 @@ typedef struct {
     void (*axpy)(void *p, const void *g, int64_t len, double alpha);
     void (*gather)(const void *X, const int64_t *y, const int64_t *idx, int64_t m, int64_t f,
                    int64_t c, void *x_out, void *t_out);
+    void (*gather_rows)(const void *X, const void *T, const int64_t *idx, int64_t m,
+                        int64_t f, int64_t c, void *x_out, void *t_out);
     void (*prefetch_rows)(const void *X, const int64_t *idx, int64_t m, int64_t f);
     void (*alive_units)(const void *a, int64_t n, int64_t c, uint8_t *alive);
     int64_t (*saturated_count)(const void *a, int64_t len, int act, double thr);
     double (*sq_norm)(const void *x, int64_t len);
     void (*fused_epoch)(const eng_epoch_plan *plan, const void *X, const int64_t *y,
-                        const int64_t *order, int64_t count, const eng_rule *rule,
-                        double alpha, double *losses);
+                        const void *T, const int64_t *order, int64_t count,
+                        const eng_rule *rule, double alpha, double *losses);
     int (*tiled_forward)(int n_layers, const int *sizes, const int *acts, void *const *W,
                          void *const *B, const void *x, int64_t n, void *const *out);
 } eng_kernel_table;

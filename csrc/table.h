@@ -36,6 +36,11 @@ static void FN(t_gather)(const void *X, const int64_t *y, const int64_t *idx, in
                          int64_t f, int64_t c, void *x_out, void *t_out) {
     FN(eng_gather)((const REAL *)X, y, idx, m, f, c, (REAL *)x_out, (REAL *)t_out);
 }
+static void FN(t_gather_rows)(const void *X, const void *T, const int64_t *idx, int64_t m,
+                              int64_t f, int64_t c, void *x_out, void *t_out) {
+    FN(eng_gather_rows)((const REAL *)X, (const REAL *)T, idx, m, f, c, (REAL *)x_out,
+                        (REAL *)t_out);
+}
 static void FN(t_prefetch_rows)(const void *X, const int64_t *idx, int64_t m, int64_t f) {
     FN(eng_prefetch_rows)((const REAL *)X, idx, m, f);
 }
@@ -49,9 +54,10 @@ static double FN(t_sq_norm)(const void *x, int64_t len) {
     return FN(eng_sq_norm)((const REAL *)x, len);
 }
 static void FN(t_fused_epoch)(const eng_epoch_plan *plan, const void *X, const int64_t *y,
-                              const int64_t *order, int64_t count, const eng_rule *rule,
-                              double alpha, double *losses) {
-    FN(eng_fused_epoch)(plan, (const REAL *)X, y, order, count, rule, alpha, losses);
+                              const void *T, const int64_t *order, int64_t count,
+                              const eng_rule *rule, double alpha, double *losses) {
+    FN(eng_fused_epoch)(plan, (const REAL *)X, y, (const REAL *)T, order, count, rule, alpha,
+                        losses);
 }
 static int FN(t_tiled_forward)(int n_layers, const int *sizes, const int *acts,
                                void *const *W, void *const *B, const void *x, int64_t n,
@@ -63,6 +69,6 @@ static int FN(t_tiled_forward)(int n_layers, const int *sizes, const int *acts,
 const eng_kernel_table FN(eng_kernels) = {
     (int)sizeof(REAL), FN(t_bias_act), FN(t_act_backward), FN(t_softmax_rows),
     FN(t_output_delta), FN(t_loss), FN(t_bias_grad), FN(t_sgd_step), FN(t_optimizer_step), FN(t_axpy),
-    FN(t_gather), FN(t_prefetch_rows), FN(t_alive_units), FN(t_saturated_count),
+    FN(t_gather), FN(t_gather_rows), FN(t_prefetch_rows), FN(t_alive_units), FN(t_saturated_count),
     FN(t_sq_norm), FN(t_fused_epoch), FN(t_tiled_forward),
 };

@@ -57,6 +57,9 @@ TARGET static void VFN(bias_act_rows)(REAL *z, const REAL *b, int64_t n, int64_t
         case ENG_TANH:
             for (int64_t j = 0; j < c; j++) row[j] = TANH(row[j] + b[j]);
             break;
+        case ENG_EXP:           /* fast_exp caps its argument where the result still fits */
+            for (int64_t j = 0; j < c; j++) row[j] = VFN(fast_exp)(row[j] + b[j]);
+            break;
         case ENG_SOFTMAX:
             if (b != NULL)
                 for (int64_t j = 0; j < c; j++) row[j] += b[j];

@@ -7,8 +7,9 @@ import numpy as np
 
 from .backends.base import DTYPES, HIDDEN_ACTIVATIONS, LOSSES, OUTPUT_ACTIVATIONS
 
-# the output activation each loss is defined for
-LOSS_OUTPUT = {"mse": "sigmoid", "cross_entropy": "softmax"}
+# the output activations each loss is defined for
+LOSS_OUTPUTS = {"mse": ("sigmoid", "identity"), "cross_entropy": ("softmax",),
+                "binary_cross_entropy": ("sigmoid",), "poisson": ("exp",)}
 
 
 def choice(name, value, options):
@@ -57,10 +58,11 @@ def architecture(hidden_activation, output_activation, loss):
     choice("hidden_activation", hidden_activation, HIDDEN_ACTIVATIONS)
     choice("output_activation", output_activation, OUTPUT_ACTIVATIONS)
     choice("loss", loss, LOSSES)
-    if LOSS_OUTPUT[loss] != output_activation:
-        raise ValueError(f"loss {loss!r} needs output_activation={LOSS_OUTPUT[loss]!r}; "
-                         f"got {output_activation!r} (supported pairs: sigmoid+mse, "
-                         f"softmax+cross_entropy)")
+    if output_activation not in LOSS_OUTPUTS[loss]:
+        pairs = ", ".join(f"{o}+{l}" for l, outs in LOSS_OUTPUTS.items() for o in outs)
+        raise ValueError(f"loss {loss!r} needs output_activation "
+                         f"{' or '.join(map(repr, LOSS_OUTPUTS[loss]))}; got "
+                         f"{output_activation!r} (supported pairs: {pairs})")
 
 
 def features(X, n_features, dt, name="X"):
@@ -99,3 +101,31 @@ def labels(y, n_samples, n_classes, name="y"):
         raise ValueError(f"{name} labels must lie in [0, {n_classes}) (the output layer's "
                          f"size); got values from {y.min()} to {y.max()}")
     return np.ascontiguousarray(y, dtype=np.int64)
+
+
+def targets(y, n_samples, n_outputs, kind, dt, name="y", non_negative=False):
+    """Real-valued targets ("values") or 0/1 indicators ("indicators") as a C-contiguous
+    (n_samples, n_outputs) array of dtype dt; (n_samples,) is taken for one output."""
+    if not hasattr(y, "shape") or not hasattr(y, "dtype"):
+        y = np.asarray(y)
+    if y.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold numbers; got dtype {y.dtype}")
+    if y.ndim == 1 and n_outputs == 1:
+        y = y.reshape(-1, 1)
+    what = "0/1 indicators" if kind == "indicators" else "target values"
+    if y.ndim != 2 or y.shape[1] != n_outputs:
+        want = f"({n_samples}, {n_outputs})" + (f" or ({n_samples},)" if n_outputs == 1 else "")
+        raise ValueError(f"{name} must hold {what} of shape {want} (one column per output "
+                         f"unit); got shape {y.shape}")
+    if y.shape[0] != n_samples:
+        raise ValueError(f"{name} has {y.shape[0]} rows but X has {n_samples}")
+    y = np.ascontiguousarray(y, dtype=dt)
+    if not np.isfinite(y).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    if kind == "indicators" and not np.isin(y, (0, 1)).all():
+        raise ValueError(f"{name} must hold 0/1 indicators for binary_cross_entropy (one "
+                         f"column per label); got values other than 0 and 1")
+    if non_negative and np.any(y < 0):
+        raise ValueError(f"{name} must be >= 0 (counts) for the poisson loss; got a minimum "
+                         f"of {y.min()}")
+    return y

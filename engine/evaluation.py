@@ -37,8 +37,7 @@ def evaluate(model, Xb, yb, stats=None):
         idx = be.asarray(np.arange(start, stop))
         be.gather_(Xb, yb, idx, ws.x[:m], ws.t[:m])
         total_loss += be.loss(acts[-1], ws.t[:m], net.output, net.loss) * m
-        pred = np.argmax(be.to_numpy(acts[-1]), axis=1)
-        correct += int(np.sum(pred == np.argmax(be.to_numpy(ws.t[:m]), axis=1)))
+        correct += _correct(model.target_kind, be.to_numpy(acts[-1]), be.to_numpy(ws.t[:m]))
         if stats is not None:
             for l in range(n_hidden):
                 is_dead = be.to_numpy(be.alive_units(acts[l])) == 0
@@ -54,6 +53,16 @@ def evaluate(model, Xb, yb, stats=None):
             if net.activations[l] in ("sigmoid", "tanh") else float("nan")
             for l in range(n_hidden)] + [float("nan")]
     return total_loss / n, correct / n
+
+
+def _correct(kind, out, t):
+    """Rows predicted right: the top class (labels), every label (indicators); nan for
+    regression, where counting exact hits means nothing."""
+    if kind == "labels":
+        return int(np.sum(np.argmax(out, axis=1) == np.argmax(t, axis=1)))
+    if kind == "indicators":
+        return int(np.sum(np.all((out > 0.5) == (t > 0.5), axis=1)))
+    return float("nan")
 
 
 def predict_proba(model, X):

@@ -8,6 +8,7 @@ import numpy as np
 from . import checks, evaluation, training
 from ._version import __version__
 from .backends import Network, get_backend
+from .backends.base import TARGETS
 from .history import History
 from .model_file import FORMAT_VERSION, read_model, restore_training_state, save_model
 
@@ -36,9 +37,13 @@ class MLP:
     Parameters
     ----------
     layer_sizes : [n_in, hidden..., n_classes]; any depth.
-    hidden_activation : "sigmoid", "relu" or "tanh" (every hidden layer).
-    output_activation, loss : "sigmoid" with "mse" (mean over batch x classes), or
-        "softmax" with "cross_entropy" (mean over the batch).
+    hidden_activation : "sigmoid", "relu", "tanh" or "identity" (every hidden layer).
+    output_activation, loss : one of the pairs
+        "sigmoid" + "mse" (labels; mean over batch x classes), "softmax" + "cross_entropy"
+        (labels; mean over the batch), "identity" + "mse" (regression: real targets (n,) or
+        (n, k)), "sigmoid" + "binary_cross_entropy" (0/1 indicators: binary with one output
+        unit, multi-label with k), "exp" + "poisson" (count regression); formulas in
+        engine/backends/numpy_backend.py.
     dtype : "float32" or "float64"; data is converted once, at the API boundary.
     backend : "auto", "numpy", "native" or "cuda", or a backend instance with its own
         options (e.g. ``engine.get_backend("native", gemm="tiles", threads=1)``).
@@ -203,23 +208,41 @@ class MLP:
                                      learning_rate=learning_rate, momentum=momentum,
                                      order=order, **optimizer)
 
+    @property
+    def target_kind(self):
+        """What y holds for this output/loss pair: "labels" (integer classes),
+        "indicators" (0/1 per output unit) or "values" (real targets)."""
+        return TARGETS[self.output_activation, self.loss]
+
     def _check_xy(self, X, y, xname="X", yname="y"):
         X = checks.features(X, self.layer_sizes[0], self.dtype, xname)
-        y = checks.labels(y, X.shape[0], self.layer_sizes[-1], yname)
+        if self.target_kind == "labels":
+            y = checks.labels(y, X.shape[0], self.layer_sizes[-1], yname)
+        else:
+            y = checks.targets(y, X.shape[0], self.layer_sizes[-1], self.target_kind,
+                               self.dtype, yname, non_negative=self.loss == "poisson")
         return X, y
 
     # ------------------------------------------------------------------ inference
     def predict_proba(self, X):
-        """Output activations, shape (n, n_classes), as a NumPy array."""
+        """Output activations, shape (n, n_outputs), as a NumPy array: class probabilities,
+        per-label probabilities, or (regression) the predicted values."""
         return evaluation.predict_proba(self, checks.features(X, self.layer_sizes[0],
                                                               self.dtype))
 
     def predict(self, X):
-        """Predicted class labels (int64)."""
-        return np.argmax(self.predict_proba(X), axis=1)
+        """Predicted class labels (int64) for labels; 0/1 indicators (int64, one column per
+        output unit) for binary_cross_entropy; the output values for regression."""
+        out = self.predict_proba(X)
+        if self.target_kind == "labels":
+            return np.argmax(out, axis=1)
+        if self.target_kind == "indicators":
+            return (out > 0.5).astype(np.int64)
+        return out
 
     def evaluate(self, X, y):
-        """{"loss": mean loss, "accuracy": fraction correct} over (X, y)."""
+        """{"loss": mean loss, "accuracy": fraction correct} over (X, y); accuracy counts a
+        row right when every label is (indicators), and is nan for regression."""
         X, y = self._check_xy(X, y)
         loss, acc = evaluation.evaluate(self, self.backend.asarray(X), self.backend.asarray(y))
         return {"loss": loss, "accuracy": acc}

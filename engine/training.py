@@ -87,9 +87,13 @@ def fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
             vloss, vacc = evaluate(model, *val_b)
             history.val_loss.append(vloss)
             history.val_accuracy.append(vacc)
-        info = f"loss {loss:.4f} acc {100 * acc:.2f}%"
-        if val_b is not None:
-            info += f" val {100 * history.val_accuracy[-1]:.2f}%"
+        info = f"loss {loss:.4f}"
+        if acc == acc:                     # nan for regression
+            info += f" acc {100 * acc:.2f}%"
+            if val_b is not None:
+                info += f" val {100 * history.val_accuracy[-1]:.2f}%"
+        elif val_b is not None:
+            info += f" val loss {history.val_loss[-1]:.4f}"
         bar.update(1, info)
         train_loss = float(np.mean(batch_losses))
         reason = sched.epoch_done(train_loss)
@@ -137,9 +141,11 @@ def _split(X, y, fraction, seed):
     """(X_train, y_train, (X_val, y_val)): a stratified share `fraction` of every class held
     out, drawn from the model's seed (the same split for the same seed and data)."""
     rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
+    # classes are strata for labels; target rows (regression, indicators) form one stratum
+    strata = [np.flatnonzero(y == label) for label in np.unique(y)] if y.ndim == 1 \
+        else [np.arange(len(y))]
     held = []
-    for label in np.unique(y):
-        rows = np.flatnonzero(y == label)
+    for rows in strata:
         k = int(round(fraction * len(rows)))
         held.append(rng.permutation(rows)[:min(k, len(rows) - 1)])
     held = np.sort(np.concatenate(held))

@@ -49,3 +49,45 @@ def plan_arrays(sizes, batch, dtype=np.float64):
                 t=z(batch, sizes[-1]),
                 activations=("sigmoid",) * (len(layers) - 1) + ("softmax",),
                 loss="cross_entropy")
+
+
+def rand(rng, shape, dtype, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(dtype)
+
+
+def check(got, want, k=1, magnitude=None):
+    """Compare a backend result with the NumPy one: shape, dtype, then values."""
+    got = np.asarray(got)
+    assert got.shape == want.shape, f"shape {got.shape} != {want.shape}"
+    assert got.dtype == want.dtype, f"dtype {got.dtype} != {want.dtype}"
+    if want.dtype == np.float64:
+        atol = 1e-300 if magnitude is None else 1e-12 * k * magnitude + 1e-300
+        err = np.abs(got - want)
+        assert np.all(err <= 1e-12 * np.abs(want) + atol), \
+            f"max relative error {np.max(err / (np.abs(want) + 1e-300)):.3g} exceeds 1e-12"
+    else:
+        mag = np.abs(want) if magnitude is None else magnitude
+        bound = 4 * k * np.finfo(np.float32).eps * mag + 1e-30
+        assert np.all(np.abs(got.astype(np.float64) - want) <= bound), \
+            f"max err {np.max(np.abs(got - want))} exceeds the k={k} bound"
+
+
+PAIRS = [("sigmoid", "mse"), ("sigmoid", "mse_ref"), ("softmax", "cross_entropy"),
+         ("identity", "mse"), ("sigmoid", "binary_cross_entropy"), ("exp", "poisson")]
+
+
+def outputs_and_targets(rng, output, n, c, dtype, loss="mse"):
+    """Outputs of the activation and targets of the kind the loss trains on."""
+    z = rng.standard_normal((n, c)) * 2
+    a = {"softmax": lambda: np.exp(z) / np.exp(z).sum(axis=1, keepdims=True),
+         "sigmoid": lambda: 1 / (1 + np.exp(-z)), "identity": lambda: z,
+         "exp": lambda: np.exp(z)}[output]()
+    if loss == "binary_cross_entropy":
+        t = rng.integers(0, 2, (n, c)).astype(float)
+    elif output in ("identity", "exp"):
+        t = np.abs(rng.standard_normal((n, c))) * 3        # values, or counts
+        t[0, 0] = 0.0                                       # 0 log 0 is 0
+    else:
+        t = np.zeros((n, c))
+        t[np.arange(n), rng.integers(0, c, n)] = 1
+    return a.astype(dtype), t.astype(dtype)

@@ -9,7 +9,7 @@ import pytest
 from engine import MLP
 from engine.backends import available_backends, get_backend
 
-from test_kernels import PAIRS, _outputs, check, rand
+from helpers import PAIRS, check, outputs_and_targets as _outputs, rand
 
 _INFO = {b.name: b for b in available_backends()}
 pytestmark = pytest.mark.skipif(not _INFO["cuda"].available,
@@ -63,7 +63,7 @@ def test_gemm(gpu, dtype, shape, flags):
         check(dev[2], ref[2], k=k + 1, magnitude=mag)
 
 
-@pytest.mark.parametrize("activation", ["identity", "sigmoid", "relu", "tanh", "softmax"])
+@pytest.mark.parametrize("activation", ["identity", "sigmoid", "relu", "tanh", "softmax", "exp"])
 def test_bias_act(gpu, dtype, activation):
     rng = np.random.default_rng(1)
     z = rand(rng, (7, 13), dtype, 3.0)
@@ -93,7 +93,7 @@ def test_softmax(gpu, dtype):
 @pytest.mark.parametrize("output,loss", PAIRS)
 def test_output_delta_and_loss(gpu, dtype, output, loss):
     rng = np.random.default_rng(4)
-    a, t = _outputs(rng, output, 7, 13, dtype)
+    a, t = _outputs(rng, output, 7, 13, dtype, loss)
     ref, dev, _, _ = _run(gpu, "output_delta", a, t, np.zeros((7, 13), dtype), output, loss)
     check(dev[2], ref[2], k=4)
     _, _, want, got = _run(gpu, "loss", a, t, output, loss)
@@ -112,6 +112,34 @@ def test_sgd_step(gpu, dtype, momentum):
     p, g, v = (rand(rng, (13, 7), dtype) for _ in range(3))
     ref, dev, _, _ = _run(gpu, "sgd_step_", p, g, v if momentum else None, 0.1, momentum)
     check(dev[0], ref[0], k=3)
+
+
+@pytest.mark.parametrize("kind", ["sgd", "momentum", "nesterov", "adam"])
+def test_optimizer_step(gpu, dtype, kind):
+    from engine.optimizers import StepRule
+    rng = np.random.default_rng(8)
+    p, g, s1 = (rand(rng, (13, 7), dtype) for _ in range(3))
+    s2 = np.abs(rand(rng, (13, 7), dtype))
+    state = {"sgd": (), "momentum": (s1,), "nesterov": (s1,), "adam": (s1, s2)}[kind]
+    rule = StepRule(kind, 0.1, 0.8, 0.85, 0.95, 1e-6, t=3)
+    ref_state = [a.copy() for a in state]
+    dev_state = [gpu.asarray(a) for a in state]
+    ref_p, dev_p = p.copy(), gpu.asarray(p)
+    REF.optimizer_step_(ref_p, g, ref_state, rule, 0.05)
+    gpu.optimizer_step_(dev_p, gpu.asarray(g), dev_state, rule, 0.05)
+    check(gpu.to_numpy(dev_p), ref_p, k=4)
+    for got, want in zip(dev_state, ref_state):
+        check(gpu.to_numpy(got), want, k=4)
+
+
+def test_gather_target_rows(gpu, dtype):
+    rng = np.random.default_rng(9)
+    X, T = rand(rng, (20, 9), dtype), rand(rng, (20, 3), dtype)
+    idx = rng.permutation(20)[:7]
+    ref, dev, _, _ = _run(gpu, "gather_", X, T, idx, np.zeros((7, 9), dtype),
+                          np.zeros((7, 3), dtype))
+    check(dev[3], ref[3])
+    check(dev[4], ref[4])
 
 
 def test_gather(gpu, dtype):
@@ -143,8 +171,10 @@ def test_two_epochs_on_a_slice_of_the_sample_match_numpy(sample64):
     for name in ("numpy", "cuda"):
         model = MLP([20, 6, 10], "sigmoid", "softmax", "cross_entropy", dtype="float64",
                     backend=name, seed=3)
-        hist = model.fit(X, y, epochs=2, batch_size=12, learning_rate=0.5, momentum=0.5,
-                         progress=False)
+        # Adam with L2: the generic epoch, the update kernel and the L2 term (each other
+        # rule's kernel: test_optimizer_step)
+        hist = model.fit(X, y, epochs=2, batch_size=12, learning_rate=0.05, optimizer="adam",
+                         alpha=0.2, progress=False)
         models[name] = (model, hist)
     (ref, h_ref), (gpu, h_gpu) = models["numpy"], models["cuda"]
     for a, b in zip(gpu.weights + gpu.biases, ref.weights + ref.biases):
@@ -164,17 +194,20 @@ def test_auto_never_picks_the_simulator():
     assert get_backend("auto").name != "cuda"
 
 
-def test_adam_nesterov_and_l2_match_numpy(sample64):
-    """The update kernel's rules on the device, 2 epochs each, against the NumPy spec."""
-    X, y, _, _ = sample64
-    X, y = np.ascontiguousarray(X[:12, ::60]), y[:12]           # 12 rows x 14 pixels
-    for opt in (dict(optimizer="adam", alpha=0.2), dict(momentum=0.7, nesterov=True)):
+def test_count_regression_trains_as_numpy(sample64):
+    """A target-row pair through a whole fit on the device (rows gathered there too)."""
+    X, _, _, _ = sample64
+    X = np.ascontiguousarray(X[:5, ::60])                     # 5 rows x 14 pixels
+    rng = np.random.default_rng(0)
+    # one pair through a whole fit (the others' kernels: test_output_delta_and_loss)
+    cases = [("exp", "poisson", rng.poisson(1.0, (5, 2)).astype(float))]
+    for output, loss, y in cases:
         models = {}
         for name in ("numpy", "cuda"):
-            model = MLP([14, 3, 10], "tanh", "softmax", "cross_entropy", dtype="float64",
-                        backend=name, seed=3)
-            hist = model.fit(X, y, epochs=2, batch_size=6, learning_rate=0.05,
-                             progress=False, **opt)
+            model = MLP([14, 3, 2], "tanh", output, loss, dtype="float64", backend=name,
+                        seed=3)
+            hist = model.fit(X, y, epochs=1, batch_size=3, learning_rate=0.05,
+                             progress=False)
             models[name] = (model, hist)
         (ref, h_ref), (gpu, h_gpu) = models["numpy"], models["cuda"]
         for a, b in zip(gpu.weights + gpu.biases, ref.weights + ref.biases):

@@ -12,13 +12,14 @@ import pytest
 from engine.backends import get_backend
 from engine.backends.base import Backend
 
-from helpers import AVAILABLE, FAST, SIMD_VARIANTS, simd_variant
+from helpers import (AVAILABLE, FAST, PAIRS, SIMD_VARIANTS, check, rand,  # noqa: F401
+                     simd_variant)
+from helpers import outputs_and_targets as _outputs
 
 # rerun by .ci/run against the debug build of the extension
 pytestmark = pytest.mark.native
 
 REF = get_backend("numpy")
-EPS32 = np.finfo(np.float32).eps
 
 
 @pytest.fixture(params=[(name, simd) for name in FAST
@@ -32,27 +33,6 @@ def fast(request):
             yield get_backend(name)
     else:
         yield get_backend(name)
-
-
-def rand(rng, shape, dtype, scale=1.0):
-    return (rng.standard_normal(shape) * scale).astype(dtype)
-
-
-def check(got, want, k=1, magnitude=None):
-    """Compare a backend result with the NumPy one: shape, dtype, then values."""
-    got = np.asarray(got)
-    assert got.shape == want.shape, f"shape {got.shape} != {want.shape}"
-    assert got.dtype == want.dtype, f"dtype {got.dtype} != {want.dtype}"
-    if want.dtype == np.float64:
-        atol = 1e-300 if magnitude is None else 1e-12 * k * magnitude + 1e-300
-        err = np.abs(got - want)
-        assert np.all(err <= 1e-12 * np.abs(want) + atol), \
-            f"max relative error {np.max(err / (np.abs(want) + 1e-300)):.3g} exceeds 1e-12"
-    else:
-        mag = np.abs(want) if magnitude is None else magnitude
-        bound = 4 * k * EPS32 * mag + 1e-30
-        assert np.all(np.abs(got.astype(np.float64) - want) <= bound), \
-            f"max err {np.max(np.abs(got - want))} exceeds the k={k} bound"
 
 
 def run_both(fast, method, args_fn, dtype):
@@ -132,25 +112,11 @@ def test_softmax(fast, dtype):
     np.testing.assert_allclose(outs[0].sum(axis=1), 1, rtol=10 * np.finfo(dtype).eps * 10)
 
 
-PAIRS = [("sigmoid", "mse"), ("sigmoid", "mse_ref"), ("softmax", "cross_entropy")]
-
-
-def _outputs(rng, output, n, c, dtype):
-    z = rng.standard_normal((n, c)) * 2
-    if output == "softmax":
-        a = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-    else:
-        a = 1 / (1 + np.exp(-z))
-    t = np.zeros((n, c))
-    t[np.arange(n), rng.integers(0, c, n)] = 1
-    return a.astype(dtype), t.astype(dtype)
-
-
 @pytest.mark.parametrize("output,loss", PAIRS)
 @pytest.mark.parametrize("n,c", [(7, 13), (100, 10), (1, 2)])
 def test_output_delta_and_loss(fast, dtype, output, loss, n, c):
     rng = np.random.default_rng(n + c)
-    a, t = _outputs(rng, output, n, c, dtype)
+    a, t = _outputs(rng, output, n, c, dtype, loss)
     out = np.zeros((n, c), dtype)
     outs, refs, _, _ = run_both(fast, "output_delta",
                                 lambda: (a, t, out.copy(), output, loss), dtype)

@@ -17,7 +17,15 @@ OPTIMIZERS = {"sgd": dict(optimizer="sgd"),
 NETS = {"sigmoid-softmax": dict(layer_sizes=[7, 5, 4], hidden_activation="sigmoid",
                                 output_activation="softmax", loss="cross_entropy"),
         "relu-mse": dict(layer_sizes=[7, 6, 3, 4], hidden_activation="relu",
-                         output_activation="sigmoid", loss="mse")}
+                         output_activation="sigmoid", loss="mse"),
+        "regression": dict(layer_sizes=[7, 5, 3], hidden_activation="tanh",
+                           output_activation="identity", loss="mse"),
+        "multilabel": dict(layer_sizes=[7, 6, 3], hidden_activation="relu",
+                           output_activation="sigmoid", loss="binary_cross_entropy"),
+        "binary": dict(layer_sizes=[7, 4, 1], hidden_activation="identity",
+                       output_activation="sigmoid", loss="binary_cross_entropy"),
+        "poisson": dict(layer_sizes=[7, 4, 2], hidden_activation="tanh",
+                        output_activation="exp", loss="poisson")}
 # the native backend's two product paths, and every other runnable backend
 BACKENDS = [b for b in AVAILABLE if b != "native"] + \
     ([("native", "tiles"), ("native", "blas")] if "native" in AVAILABLE else [])
@@ -27,9 +35,20 @@ def _backend(spec):
     return get_backend(spec[0], gemm=spec[1]) if isinstance(spec, tuple) else spec
 
 
-def data(n=23, f=7, c=4, seed=0, dtype="float64"):
+def data(n=23, f=7, c=4, seed=0, dtype="float64", net=None):
+    """Rows and the targets a network trains on: labels, 0/1 indicators, values or counts."""
     rng = np.random.default_rng(seed)
-    return rng.normal(size=(n, f)).astype(dtype), rng.integers(0, c, n)
+    X = rng.normal(size=(n, f)).astype(dtype)
+    spec = NETS.get(net, {})
+    k = spec.get("layer_sizes", [0, c])[-1]
+    if spec.get("loss") == "binary_cross_entropy":
+        y = rng.integers(0, 2, (n, k)).astype(dtype)
+        return X, (y[:, 0] if k == 1 else y)
+    if spec.get("output_activation") == "identity":
+        return X, rng.normal(size=(n, k)).astype(dtype)
+    if spec.get("output_activation") == "exp":
+        return X, rng.poisson(1.5, (n, k)).astype(dtype)
+    return X, rng.integers(0, c, n)
 
 
 def replay(net, opt, alpha, X, y, batch, epochs, lr):
@@ -73,7 +92,7 @@ def replay(net, opt, alpha, X, y, batch, epochs, lr):
 @pytest.mark.parametrize("opt", sorted(OPTIMIZERS))
 @pytest.mark.parametrize("alpha", [0.0, 0.3])
 def test_every_optimizer_replays_by_hand_in_float64(backend, net, opt, alpha):
-    X, y = data()
+    X, y = data(net=net)
     lr = 0.02 if opt == "adam" else 0.3
     want, want_losses = replay(NETS[net], OPTIMIZERS[opt], alpha, X, y, 10, 2, lr)
     model = MLP(**NETS[net], backend=_backend(backend), dtype="float64", seed=5,
@@ -87,11 +106,12 @@ def test_every_optimizer_replays_by_hand_in_float64(backend, net, opt, alpha):
 
 @pytest.mark.parametrize("backend", BACKENDS, ids=str)
 @pytest.mark.parametrize("opt", ["nesterov", "adam"])
-def test_float32_follows_float64(backend, opt):
-    X, y = data(n=60)
+@pytest.mark.parametrize("net", ["sigmoid-softmax", "regression", "multilabel", "poisson"])
+def test_float32_follows_float64(backend, opt, net):
+    X, y = data(n=60, net=net)
     runs = []
     for dtype in ("float32", "float64"):
-        model = MLP(**NETS["sigmoid-softmax"], backend=_backend(backend), dtype=dtype, seed=5)
+        model = MLP(**NETS[net], backend=_backend(backend), dtype=dtype, seed=5)
         model.fit(X.astype(dtype), y, epochs=2, batch_size=20, learning_rate=0.05,
                   alpha=0.1, progress=False, **OPTIMIZERS[opt])
         runs.append(model.weights)
@@ -214,3 +234,41 @@ def test_bad_optimizer_arguments_are_refused(kwargs, match):
     model = MLP(**NETS["sigmoid-softmax"], backend="numpy")
     with pytest.raises((ValueError, TypeError), match=match):
         model.fit(X, y, epochs=1, progress=False, **kwargs)
+
+
+@pytest.mark.parametrize("net,y,match", [
+    ("sigmoid-softmax", np.full(10, 0.5), "integer class labels"),
+    ("multilabel", np.full((10, 3), 0.5), "0/1 indicators"),
+    ("multilabel", np.zeros((10, 2)), r"shape \(10, 3\)"),
+    ("binary", np.zeros((10, 2)), r"shape \(10, 1\) or \(10,\)"),
+    ("regression", np.zeros(10), r"shape \(10, 3\)"),
+    ("regression", np.full((10, 3), np.nan), "NaN or inf"),
+    ("poisson", -np.ones((10, 2)), ">= 0"),
+    ("regression", np.zeros((9, 3)), "9 rows but X has 10"),
+])
+def test_targets_are_checked_per_output_loss_pair(net, y, match):
+    X, _ = data(n=10)
+    model = MLP(**NETS[net], backend="numpy")
+    with pytest.raises((ValueError, TypeError), match=match):
+        model.fit(X, y, epochs=1, progress=False)
+
+
+def test_predictions_and_scores_follow_the_pair():
+    X, y = data(n=40, net="multilabel")
+    model = MLP(**NETS["multilabel"], backend="numpy", seed=1)
+    model.fit(X, y, epochs=2, batch_size=8, progress=False)
+    proba = model.predict_proba(X)
+    np.testing.assert_array_equal(model.predict(X), (proba > 0.5).astype(np.int64))
+    subset = np.mean(np.all(model.predict(X) == y, axis=1))
+    assert model.evaluate(X, y)["accuracy"] == pytest.approx(subset)
+    X, y = data(n=40, net="regression")
+    model = MLP(**NETS["regression"], backend="numpy", seed=1)
+    hist = model.fit(X, y, epochs=2, batch_size=8, progress=False)
+    np.testing.assert_array_equal(model.predict(X), model.predict_proba(X))
+    result = model.evaluate(X, y)
+    assert math.isnan(result["accuracy"]) and math.isnan(hist.epoch_accuracy[-1])
+    assert result["loss"] == pytest.approx(np.mean((model.predict(X) - y) ** 2), rel=1e-6)
+    X, y = data(n=40, net="binary")
+    model = MLP(**NETS["binary"], backend="numpy", seed=1)
+    model.fit(X, y, epochs=1, progress=False)             # y of shape (n,) for one unit
+    assert model.predict(X).shape == (40, 1)

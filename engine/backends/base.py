@@ -21,12 +21,19 @@ import numpy as np
 
 from ..optimizers import STATE_ARRAYS
 
-HIDDEN_ACTIVATIONS = ("sigmoid", "relu", "tanh")
-OUTPUT_ACTIVATIONS = ("sigmoid", "softmax")
-LOSSES = ("mse", "cross_entropy")
+HIDDEN_ACTIVATIONS = ("sigmoid", "relu", "tanh", "identity")
+OUTPUT_ACTIVATIONS = ("sigmoid", "softmax", "identity", "exp")
+LOSSES = ("mse", "cross_entropy", "binary_cross_entropy", "poisson")
 # Output/loss pairs whose delta the kernels know. "mse_ref" is the textbook
 # NeuralNetMLP convention 2*(a - y)/n (C times the gradient of the mean MSE).
-OUTPUT_LOSS_PAIRS = (("sigmoid", "mse"), ("softmax", "cross_entropy"), ("sigmoid", "mse_ref"))
+OUTPUT_LOSS_PAIRS = (("sigmoid", "mse"), ("softmax", "cross_entropy"), ("sigmoid", "mse_ref"),
+                     ("identity", "mse"), ("sigmoid", "binary_cross_entropy"),
+                     ("exp", "poisson"))
+# What each pair trains on: "labels" (integer classes, one-hot inside), "indicators"
+# (0/1 per output: binary and multi-label), "values" (real targets: regression).
+TARGETS = {("sigmoid", "mse"): "labels", ("softmax", "cross_entropy"): "labels",
+           ("sigmoid", "mse_ref"): "labels", ("identity", "mse"): "values",
+           ("sigmoid", "binary_cross_entropy"): "indicators", ("exp", "poisson"): "values"}
 DTYPES = ("float32", "float64")
 
 
@@ -152,7 +159,9 @@ class Backend:
         raise NotImplementedError
 
     def gather_(self, X, y, index, x_out, t_out):
-        """x_out = X[index]; t_out = one_hot(y[index]) over t_out.shape[1] classes."""
+        """x_out = X[index]; t_out = one_hot(y[index]) over t_out.shape[1] classes when y
+        holds integer labels (1-D), t_out = y[index] when y holds target rows (2-D, the
+        model's dtype)."""
         raise NotImplementedError
 
     def alive_units(self, a):

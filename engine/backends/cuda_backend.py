@@ -141,14 +141,18 @@ class CudaBackend(Backend):
     def output_delta(self, a, t, out, output, loss):
         n, c = a.shape
         kind = self.k.OUTPUT_LOSS[output, loss]
-        scale = {0: 2.0 / (n * c), 1: 2.0 / n, 2: 1.0 / n}[kind]
+        if kind in (self.k.SIGMOID_MSE, self.k.IDENTITY_MSE):
+            scale = 2.0 / (n * c)
+        else:
+            scale = 2.0 / n if kind == self.k.SIGMOID_MSE_REF else 1.0 / n
         self.k.output_delta(a.dtype)[self.k.grid_1d(a.size)](
             self._flat(a), self._flat(t), self._flat(out), kind, scale)
 
     def loss_into(self, a, t, output, loss, losses, slot):
         n, c = a.shape
         kind = self.k.OUTPUT_LOSS[output, loss]
-        denom = float(n if kind == self.k.SOFTMAX_CE else n * c)
+        mse = kind in (self.k.SIGMOID_MSE, self.k.SIGMOID_MSE_REF, self.k.IDENTITY_MSE)
+        denom = float(n * c if mse else n)
         self.k.loss_into(a.dtype)[1, self.k.THREADS](
             self._flat(a), self._flat(t), kind, denom, losses, slot)
 
@@ -184,7 +188,8 @@ class CudaBackend(Backend):
     def gather_(self, X, y, index, x_out, t_out):
         index = self.asarray(index, np.int64)
         n = max(x_out.size, t_out.size)
-        self.k.gather(X.dtype)[self.k.grid_1d(n)](X, y, index, x_out, t_out)
+        kernel = self.k.gather_rows if len(y.shape) == 2 else self.k.gather
+        kernel(X.dtype)[self.k.grid_1d(n)](X, y, index, x_out, t_out)
 
     def alive_units(self, a):
         out = cuda.device_array(a.shape[1], dtype=np.uint8)

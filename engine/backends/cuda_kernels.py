@@ -19,10 +19,14 @@ THREADS = 64 if _SIM else 256
 MAX_BLOCKS = 1024
 
 # codes shared with the C kernels (csrc/kernels.h)
-ACTIVATIONS = {"identity": 0, "sigmoid": 1, "relu": 2, "tanh": 3, "softmax": 4}
-OUTPUT_LOSS = {("sigmoid", "mse"): 0, ("sigmoid", "mse_ref"): 1, ("softmax", "cross_entropy"): 2}
-SIGMOID, RELU, TANH, SOFTMAX = 1, 2, 3, 4
-SOFTMAX_CE = 2
+ACTIVATIONS = {"identity": 0, "sigmoid": 1, "relu": 2, "tanh": 3, "softmax": 4, "exp": 5}
+OUTPUT_LOSS = {("sigmoid", "mse"): 0, ("sigmoid", "mse_ref"): 1, ("softmax", "cross_entropy"): 2,
+               ("identity", "mse"): 3, ("sigmoid", "binary_cross_entropy"): 4,
+               ("exp", "poisson"): 5}
+SIGMOID, RELU, TANH, SOFTMAX, EXP = 1, 2, 3, 4, 5
+SIGMOID_MSE, SIGMOID_MSE_REF, SOFTMAX_CE, IDENTITY_MSE, SIGMOID_BCE, EXP_POISSON = range(6)
+# exp's argument is capped where the result still fits (as the C kernels and NumPy spec do)
+EXP_CAP = {np.dtype(np.float32): 88.0, np.dtype(np.float64): 709.0}
 
 _cache: dict = {}
 
@@ -92,6 +96,7 @@ def gemm(dtype, trans_a, trans_b):
 @cached
 def bias_act(dtype):
     nb = _numba_type(dtype)
+    cap = nb(EXP_CAP[np.dtype(dtype)])
 
     @cuda.jit
     def kernel(z, b, act):
@@ -111,6 +116,8 @@ def bias_act(dtype):
                 v = v if v > 0 else nb(0.0)
             elif act == TANH:
                 v = math.tanh(v)
+            elif act == EXP:
+                v = math.exp(min(v, cap))
             z[i, j] = v
 
     return kernel
@@ -171,10 +178,12 @@ def output_delta(dtype):
         one = nb(1.0)
         s = nb(scale)
         for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):
-            if kind == SOFTMAX_CE:
-                out[i] = (a[i] - t[i]) * s
-            else:
+            if kind == SIGMOID_MSE or kind == SIGMOID_MSE_REF:
                 out[i] = s * (a[i] - t[i]) * a[i] * (one - a[i])
+            elif kind == IDENTITY_MSE:
+                out[i] = s * (a[i] - t[i])
+            else:
+                out[i] = (a[i] - t[i]) * s
 
     return kernel
 
@@ -184,6 +193,12 @@ def loss_into(dtype):
     """out[slot] = the loss of (a, t); one block of THREADS threads, reduced in float64."""
     nb = _numba_type(dtype)
     eps = nb(np.finfo(np.dtype(dtype)).eps)
+    tiny = nb(np.finfo(np.dtype(dtype)).tiny)
+    one = nb(1.0)
+
+    @cuda.jit(device=True)
+    def xlogy(x, y):
+        return 0.0 if x == 0 else float64(x) * float64(math.log(y))
 
     @cuda.jit
     def kernel(a, t, kind, denom, out, slot):
@@ -194,6 +209,12 @@ def loss_into(dtype):
             if kind == SOFTMAX_CE:
                 if t[i] != 0:
                     acc -= float64(t[i]) * float64(math.log(max(a[i], eps)))
+            elif kind == SIGMOID_BCE:
+                p = min(max(a[i], eps), one - eps)
+                acc -= xlogy(t[i], p) + xlogy(one - t[i], one - p)
+            elif kind == EXP_POISSON:
+                acc += (xlogy(t[i], t[i]) - xlogy(t[i], max(a[i], tiny)) - float64(t[i])
+                        + float64(a[i]))
             else:
                 e = float64(a[i]) - float64(t[i])
                 acc += e * e
@@ -287,6 +308,24 @@ def optimizer_step(dtype, kind):
                 s1[i] = b1_ * s1[i] + (one - b1_) * gi
                 s2[i] = b2_ * s2[i] + (one - b2_) * (gi * gi)
                 p[i] -= lr_ * s1[i] / (math.sqrt(s2[i]) + eps_)
+
+    return kernel
+
+
+@cached
+def gather_rows(dtype):
+    """x_out = X[idx]; t_out = T[idx] (target rows)."""
+    @cuda.jit
+    def kernel(X, T, idx, x_out, t_out):
+        m, f = x_out.shape
+        c = t_out.shape[1]
+        start, stride = cuda.grid(1), cuda.gridsize(1)
+        for k in range(start, m * f, stride):
+            i = k // f
+            x_out[i, k - i * f] = X[idx[i], k - i * f]
+        for k in range(start, m * c, stride):
+            i = k // c
+            t_out[i, k - i * c] = T[idx[i], k - i * c]
 
     return kernel
 

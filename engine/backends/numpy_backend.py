@@ -17,8 +17,18 @@ def _softmax_(z):
     z /= z.sum(axis=1, keepdims=True)
 
 
+# exp's argument is capped where the result still fits the dtype (as the C kernels do)
+EXP_CAP = {np.dtype(np.float32): 88.0, np.dtype(np.float64): 709.0}
+
+
+def _exp_(z):
+    np.minimum(z, EXP_CAP[z.dtype], out=z)
+    np.exp(z, out=z)
+
+
 # activation(z) in place, and delta *= activation'(z) written with the output a.
 ACTIVATIONS = {
+    "exp": _exp_,
     "identity": lambda z: None,
     "sigmoid": lambda z: expit(z, out=z),    # stable for any |z|
     "tanh": lambda z: np.tanh(z, out=z),
@@ -43,19 +53,42 @@ def _eps(a):
     return np.finfo(a.dtype).eps
 
 
-# dL/dz of the output layer; n rows, c classes. The 1/n lives here.
+def _xlogy(x, y):
+    return np.where(x == 0, 0.0, x * np.log(np.where(x == 0, 1.0, y)))
+
+
+def _bce(a, t):
+    p = np.clip(a, _eps(a), 1 - _eps(a))
+    return -np.sum(_xlogy(t, p) + _xlogy(1 - t, 1 - p)) / a.shape[0]
+
+
+def _poisson(a, t):
+    # half the Poisson deviance, scikit-learn's form: 0 when a == t
+    p = np.maximum(a, np.finfo(a.dtype).tiny)
+    return np.sum(_xlogy(t, t) - _xlogy(t, p) - t + a) / a.shape[0]
+
+
+# dL/dz of the output layer; n rows, c outputs. The 1/n lives here. Each is the gradient
+# of its loss below.
 OUTPUT_DELTAS = {
     ("sigmoid", "mse"): lambda a, t, n, c: (2.0 / (n * c)) * (a - t) * a * (1 - a),
     ("sigmoid", "mse_ref"): lambda a, t, n, c: (2.0 / n) * (a - t) * a * (1 - a),
     ("softmax", "cross_entropy"): lambda a, t, n, c: (a - t) / n,
+    ("identity", "mse"): lambda a, t, n, c: (2.0 / (n * c)) * (a - t),
+    ("sigmoid", "binary_cross_entropy"): lambda a, t, n, c: (a - t) / n,
+    ("exp", "poisson"): lambda a, t, n, c: (a - t) / n,
 }
 
-# The reported loss: mse is the mean over batch x classes; cross-entropy is the
-# mean over the batch of -log p(label), with p clipped at the dtype's eps.
+# The reported loss: mse is the mean over batch x outputs; cross-entropy is the mean over
+# the batch of -log p(label), p clipped at the dtype's eps; binary cross-entropy the mean
+# over the batch of -sum(t log p + (1 - t) log(1 - p)), p clipped to [eps, 1 - eps] (as
+# scikit-learn clips); poisson the mean over the batch of sum(t log(t / a) - t + a).
 LOSS_VALUES = {
     "mse": lambda a, t: np.mean((a - t) ** 2),
     "mse_ref": lambda a, t: np.mean((a - t) ** 2),
     "cross_entropy": lambda a, t: -np.sum(t * np.log(np.maximum(a, _eps(a)))) / a.shape[0],
+    "binary_cross_entropy": _bce,
+    "poisson": _poisson,
 }
 
 
@@ -125,6 +158,9 @@ class NumpyBackend(HostBackend):
 
     def gather_(self, X, y, index, x_out, t_out):
         np.take(X, index, axis=0, out=x_out)
+        if y.ndim == 2:                      # target rows
+            np.take(y, index, axis=0, out=t_out)
+            return
         t_out[...] = 0
         t_out[np.arange(len(index)), y[index]] = 1
 

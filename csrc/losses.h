@@ -1,0 +1,55 @@
+/* The output/loss pairs of one dtype (included by instantiate.h), element by element: the
+   scale of the minibatch's delta, one element's delta and loss term, and what the summed
+   terms are divided by. elementwise.h and the fused epoch (epoch.h) both use these, so a
+   pair is written once; engine/backends/numpy_backend.py is their specification. */
+
+/* the delta's scale for n rows of c outputs: 1/n (and 2/(n c) for mean squared errors) */
+static inline REAL FN(delta_scale)(int kind, int64_t n, int64_t c) {
+    switch (kind) {
+    case ENG_SIGMOID_MSE:
+    case ENG_IDENTITY_MSE: return (REAL)2 / (REAL)(n * c);
+    case ENG_SIGMOID_MSE_REF: return (REAL)2 / (REAL)n;    /* the textbook drops the 1/c */
+    default: return (REAL)1 / (REAL)n;
+    }
+}
+
+/* dL/dz of one output a with target t, given the scale */
+static inline REAL FN(delta_of)(int kind, REAL a, REAL t, REAL scale) {
+    switch (kind) {
+    case ENG_SIGMOID_MSE:
+    case ENG_SIGMOID_MSE_REF: return scale * (a - t) * a * ((REAL)1 - a);
+    case ENG_IDENTITY_MSE: return scale * (a - t);
+    default: return (a - t) * scale;   /* softmax + CE, sigmoid + BCE, exp + poisson */
+    }
+}
+
+/* x log y, 0 where x is 0 */
+static inline double FN(xlogy)(REAL x, REAL y) {
+    return x == 0 ? 0.0 : (double)x * (double)LOG(y);
+}
+
+/* one element's loss term (the loss is their sum over the divisor below) */
+static inline double FN(loss_of)(int kind, REAL a, REAL t) {
+    switch (kind) {
+    case ENG_SOFTMAX_CE:
+        return t == 0 ? 0.0 : -(double)t * (double)LOG(a > EPS ? a : EPS);
+    case ENG_SIGMOID_BCE: {      /* probabilities clipped to [eps, 1 - eps], as scikit-learn */
+        REAL p = a < EPS ? EPS : (a > (REAL)1 - EPS ? (REAL)1 - EPS : a);
+        return -(FN(xlogy)(t, p) + FN(xlogy)((REAL)1 - t, (REAL)1 - p));
+    }
+    case ENG_EXP_POISSON: {      /* half the Poisson deviance: 0 where a == t */
+        REAL p = a > TINY ? a : TINY;
+        return FN(xlogy)(t, t) - FN(xlogy)(t, p) - (double)t + (double)a;
+    }
+    default: {                   /* squared errors */
+        double e = (double)a - (double)t;
+        return e * e;
+    }
+    }
+}
+
+/* mean squared errors average over every element; the others over the rows */
+static inline double FN(loss_divisor)(int kind, int64_t n, int64_t c) {
+    return kind == ENG_SIGMOID_MSE || kind == ENG_SIGMOID_MSE_REF || kind == ENG_IDENTITY_MSE
+               ? (double)n * (double)c : (double)n;
+}
