@@ -3,8 +3,9 @@
 
 
 cdef void _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const void *T,
-                      const int64_t *order, int64_t count, const eng_rule *rule, double alpha,
-                      double *losses, bint gemm_only, double *grad_norms) noexcept nogil:
+                      const real *SW, const int64_t *order, int64_t count,
+                      const eng_rule *rule, double alpha, double *losses, bint gemm_only,
+                      double *grad_norms) noexcept nogil:
     cdef const eng_kernel_table *k = plan.k
     cdef eng_epoch_plan *p = &plan.p
     cdef int L = p.n_layers, l, m
@@ -23,7 +24,9 @@ cdef void _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const voi
     cdef const real *inp
     cdef eng_rule now = rule[0]
     cdef real lr, mom
-    cdef double squares
+    cdef real *wb = <real*>plan.wb if SW != NULL else NULL
+    cdef double squares, weight
+    cdef int r
     # plain SGD and momentum without L2 fold the update into the gradient GEMM; every other
     # step forms the gradient, then applies the rule to it
     cdef bint folded = (rule.kind == ENG_SGD or rule.kind == ENG_MOMENTUM) and alpha == 0
@@ -32,11 +35,19 @@ cdef void _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const voi
         now.t = rule.t + i + 1
         lr = <real>eng_rule_step_size(&now)
         mom = <real>now.momentum
+        weight = m
         if not gemm_only:
             if y != NULL:
                 k.gather(X, y, order + start, m, s[0], s[L], x, t)
             else:
                 k.gather_rows(X, T, order + start, m, s[0], s[L], x, t)
+            if wb != NULL:
+                weight = 0.0
+                for r in range(m):
+                    wb[r] = SW[order[start + r]]
+                    weight += wb[r]
+                if weight <= 0:
+                    weight = 1.0          # all zero: a step with a zero gradient
             if start + m < count:     # the next rows load while BLAS computes this minibatch
                 k.prefetch_rows(X, order + start + m, <int>min(p.batch, count - start - m), s[0])
         # forward: A[l] = act(inp @ W[l]^T + B[l])
@@ -48,13 +59,13 @@ cdef void _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const voi
                 k.bias_act(A[l], p.B[l], m, s[l + 1], plan.acts[l])
             inp = A[l]
         if not gemm_only:
-            losses[i] = k.loss(A[L - 1], t, m, s[L], p.loss_kind)
+            losses[i] = k.loss(A[L - 1], t, m, s[L], p.loss_kind, wb)
             if alpha > 0:
                 squares = 0.0
                 for l in range(L):
                     squares += k.sq_norm(W[l], <int64_t>s[l + 1] * s[l])
-                losses[i] += 0.5 * alpha * squares / m
-            k.output_delta(A[L - 1], t, D[L - 1], m, s[L], p.loss_kind)
+                losses[i] += 0.5 * alpha * squares / weight
+            k.output_delta(A[L - 1], t, D[L - 1], m, s[L], p.loss_kind, wb)
         # backward, updating each layer once the delta below it has used its weights
         for l in range(L - 1, -1, -1):
             inp = x if l == 0 else A[l - 1]
@@ -76,7 +87,7 @@ cdef void _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const voi
                 if grad_norms != NULL:
                     grad_norms[l] += sqrt(k.sq_norm(GW[l], size))
                 k.optimizer_step(W[l], GW[l], VW[l] if VW != NULL else NULL, sw, size, &now,
-                                 alpha / m)
+                                 alpha / weight)
                 k.optimizer_step(p.B[l], p.GB[l], vb, sb, s[l + 1], &now, 0.0)
             elif VW != NULL and rule.kind == ENG_MOMENTUM:
                 # VW = mom * VW - lr * D^T inp; W += VW

@@ -124,3 +124,12 @@ cdef cnp.ndarray _targets(str name, object y, int64_t n, int64_t c, object dtype
     if bad >= 0:
         raise ValueError(f"{name}[{bad}] = {Y[bad]} is outside [0, {c})")
     return Y
+
+
+cdef cnp.ndarray _weights(str name, object w, int64_t n, object dtype):
+    """Per-row sample weights (n,) of the model's dtype, or None."""
+    if w is None:
+        return None
+    cdef cnp.ndarray W = _array(name, w, 1, dtype)
+    _shape(name, W, (n,))
+    return W

@@ -83,8 +83,9 @@ cdef extern from "kernels.h" nogil:
         void (*act_backward)(void *d, const void *a, int64_t length, int act) noexcept nogil
         void (*softmax_rows)(void *z, int64_t n, int64_t c) noexcept nogil
         void (*output_delta)(const void *a, const void *t, void *out, int64_t n, int64_t c,
-                             int kind) noexcept nogil
-        double (*loss)(const void *a, const void *t, int64_t n, int64_t c, int kind) noexcept nogil
+                             int kind, const void *w) noexcept nogil
+        double (*loss)(const void *a, const void *t, int64_t n, int64_t c, int kind,
+                       const void *w) noexcept nogil
         void (*bias_grad)(const void *d, void *out, int64_t n, int64_t c) noexcept nogil
         void (*sgd_step)(void *p, const void *g, void *v, int64_t length, double lr,
                          double mom) noexcept nogil
@@ -100,8 +101,9 @@ cdef extern from "kernels.h" nogil:
         int64_t (*saturated_count)(const void *a, int64_t length, int act, double thr) noexcept nogil
         double (*sq_norm)(const void *x, int64_t length) noexcept nogil
         void (*fused_epoch)(const eng_epoch_plan *plan, const void *X, const int64_t *y,
-                            const void *T, const int64_t *order, int64_t count,
-                            const eng_rule *rule, double alpha, double *losses) noexcept nogil
+                            const void *T, const void *SW, const int64_t *order,
+                            int64_t count, const eng_rule *rule, double alpha,
+                            double *losses) noexcept nogil
         int (*tiled_forward)(int n_layers, const int *sizes, const int *acts, void **W,
                              void **B, const void *x, int64_t n, void **out) noexcept nogil
 

@@ -35,6 +35,7 @@ cdef class EpochPlan:
     cdef void **GW
     cdef void *x
     cdef void *t
+    cdef void *wb          # the minibatch's sample weights (BLAS path)
     cdef int n_layers, has_velocity, has_second
     cdef const eng_kernel_table *k
     cdef list _keep
@@ -49,7 +50,7 @@ cdef class EpochPlan:
         memset(&self.p, 0, sizeof(eng_epoch_plan))
         self.sizes = self.acts = NULL
         self.GW = NULL
-        self.x = self.t = NULL
+        self.x = self.t = self.wb = NULL
         self.n_layers = 0
         self.k = NULL
 
@@ -164,6 +165,9 @@ cdef class EpochPlan:
         _shape("x", X0, (batch, self.sizes[0]))
         self.x = _ptr(X0)
         self.t = _ptr(_checked("t", t, dtype, (batch, self.sizes[L]), keep))
+        wb = np.zeros(batch, dtype=dtype)
+        keep.append(wb)
+        self.wb = _ptr(wb)
         self.p.loss_kind = _pair(activations[L - 1], loss)
         if gemm == "tiles":
             self._init_tiles(L, dtype, vel, second, keep)
@@ -194,7 +198,8 @@ cdef class EpochPlan:
                 self.p.ST[l] = _ptr(st)
 
     def run(self, X, y, order, double learning_rate, double momentum, batch_losses,
-            bint gemm_only=False, grad_norms=None, *, rule=None, double alpha=0.0):
+            bint gemm_only=False, grad_norms=None, *, rule=None, double alpha=0.0,
+            sample_weight=None):
         """Train one epoch over X[order] (minibatches of the plan's batch size, the last
         one possibly shorter); batch_losses[i] receives minibatch i's loss before its update.
 
@@ -205,7 +210,9 @@ cdef class EpochPlan:
         into it (the plan must have been built with weight_grads).
         rule (an engine.optimizers.StepRule, t = the steps taken before this epoch) chooses
         the optimizer in place of plain SGD with learning_rate and momentum; alpha is the
-        L2 penalty (loss += alpha/2 |W|^2 / m, gradient += alpha W / m, biases exempt)."""
+        L2 penalty (loss += alpha/2 |W|^2 / m, gradient += alpha W / m, biases exempt).
+        sample_weight (n,): each minibatch's loss and gradient become the weighted means
+        sum(w_i loss_i) / sum(w_i), and m above becomes sum(w_i)."""
         if self.n_layers == 0:
             raise RuntimeError("this EpochPlan was never initialized successfully")
         cdef cnp.ndarray XA = _array("X", X, 2, self.dtype)
@@ -213,6 +220,8 @@ cdef class EpochPlan:
         cdef cnp.ndarray O = _array("order", order, 1, _INT64)
         cdef cnp.ndarray BL = _array("batch_losses", batch_losses, 1, np.dtype(np.float64), True)
         cdef int64_t n = XA.shape[0], count = O.shape[0]
+        cdef cnp.ndarray SW = _weights("sample_weight", sample_weight, XA.shape[0], self.dtype)
+        cdef void *psw = _ptr(SW) if SW is not None else NULL
         cdef int64_t n_batches = (count + self.p.batch - 1) // self.p.batch
         if XA.shape[1] != self.sizes[0]:
             raise ValueError(f"X must have {self.sizes[0]} columns; got shape {_dims(XA)}")
@@ -250,14 +259,16 @@ cdef class EpochPlan:
         cdef double *pl = <double*>_ptr(BL)
         if self.gemm == "tiles" and not gemm_only and pg == NULL:
             with nogil:
-                self.k.fused_epoch(&self.p, px, py, pt, po, count, &r, alpha, pl)
+                self.k.fused_epoch(&self.p, px, py, pt, psw, po, count, &r, alpha, pl)
             return n_batches
         if (r.kind != ENG_SGD and r.kind != ENG_MOMENTUM or alpha > 0) and self.GW[0] == NULL:
             raise ValueError(f"this optimizer step on the BLAS path needs a plan built with "
                              f"weight_grads")
         with nogil:
             if self.k.itemsize == 4:
-                _blas_epoch(self, <float*>px, py, pt, po, count, &r, alpha, pl, gemm_only, pg)
+                _blas_epoch(self, <float*>px, py, pt, <float*>psw, po, count, &r, alpha, pl,
+                            gemm_only, pg)
             else:
-                _blas_epoch(self, <double*>px, py, pt, po, count, &r, alpha, pl, gemm_only, pg)
+                _blas_epoch(self, <double*>px, py, pt, <double*>psw, po, count, &r, alpha, pl,
+                            gemm_only, pg)
         return n_batches

@@ -69,8 +69,8 @@ def softmax_(z):
         k.softmax_rows(pz, n, c)
 
 
-def output_delta(a, t, out, str output, str loss):
-    """out = dL/dz of the output layer."""
+def output_delta(a, t, out, str output, str loss, weights=None):
+    """out = dL/dz of the output layer; weights: per-row sample weights, or None."""
     cdef cnp.ndarray A = _array("a", a, 2)
     cdef cnp.ndarray T = _array("t", t, 2, A.dtype)
     cdef cnp.ndarray O = _array("out", out, 2, A.dtype, True)
@@ -78,16 +78,19 @@ def output_delta(a, t, out, str output, str loss):
     _shape("out", O, _dims(A))
     cdef int kind = _pair(output, loss)
     cdef int64_t n = A.shape[0], c = A.shape[1]
+    cdef cnp.ndarray W = _weights("weights", weights, n, A.dtype)
     cdef void *pa = _ptr(A)
     cdef void *pt = _ptr(T)
     cdef void *po = _ptr(O)
+    cdef void *pw = _ptr(W) if W is not None else NULL
     cdef const eng_kernel_table *k = _table(A)
     with nogil:
-        k.output_delta(pa, pt, po, n, c, kind)
+        k.output_delta(pa, pt, po, n, c, kind, pw)
 
 
-def loss(a, t, str output, str loss):
-    """The loss value of output activations a against one-hot targets t."""
+def loss(a, t, str output, str loss, weights=None):
+    """The loss value of output activations a against targets t (one-hot for labels); with
+    per-row sample weights, their weighted mean."""
     cdef cnp.ndarray A = _array("a", a, 2)
     cdef cnp.ndarray T = _array("t", t, 2, A.dtype)
     _shape("t", T, _dims(A))
@@ -95,12 +98,14 @@ def loss(a, t, str output, str loss):
     cdef int64_t n = A.shape[0], c = A.shape[1]
     if n == 0:
         raise ValueError("a is empty: the loss of 0 rows is undefined")
+    cdef cnp.ndarray W = _weights("weights", weights, n, A.dtype)
     cdef void *pa = _ptr(A)
     cdef void *pt = _ptr(T)
+    cdef void *pw = _ptr(W) if W is not None else NULL
     cdef double value
     cdef const eng_kernel_table *k = _table(A)
     with nogil:
-        value = k.loss(pa, pt, n, c, kind)
+        value = k.loss(pa, pt, n, c, kind, pw)
     return value
 
 

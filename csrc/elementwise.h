@@ -30,15 +30,23 @@ void FN(eng_act_backward)(REAL *d, const REAL *a, int64_t len, int act) {
 }
 
 void FN(eng_output_delta)(const REAL *a, const REAL *t, REAL *out, int64_t n, int64_t c,
-                          int kind) {
-    REAL scale = FN(delta_scale)(kind, n, c);
-    for (int64_t i = 0; i < n * c; i++) out[i] = FN(delta_of)(kind, a[i], t[i], scale);
+                          int kind, const REAL *w) {
+    REAL scale = FN(delta_scale)(kind, FN(weight_sum)(w, NULL, n), c);
+    for (int64_t i = 0; i < n; i++) {
+        REAL s = w == NULL ? scale : scale * w[i];
+        for (int64_t j = i * c; j < (i + 1) * c; j++) out[j] = FN(delta_of)(kind, a[j], t[j], s);
+    }
 }
 
-double FN(eng_loss)(const REAL *a, const REAL *t, int64_t n, int64_t c, int kind) {
+double FN(eng_loss)(const REAL *a, const REAL *t, int64_t n, int64_t c, int kind,
+                    const REAL *w) {
     double acc = 0.0;
-    for (int64_t i = 0; i < n * c; i++) acc += FN(loss_of)(kind, a[i], t[i]);
-    return acc / FN(loss_divisor)(kind, n, c);
+    for (int64_t i = 0; i < n; i++) {
+        double row = 0.0;
+        for (int64_t j = i * c; j < (i + 1) * c; j++) row += FN(loss_of)(kind, a[j], t[j]);
+        acc += w == NULL ? row : (double)w[i] * row;
+    }
+    return acc / FN(loss_divisor)(kind, FN(weight_sum)(w, NULL, n), c);
 }
 
 void FN(eng_bias_grad)(const REAL *d, REAL *out, int64_t n, int64_t c) {

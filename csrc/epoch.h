@@ -20,13 +20,14 @@ static inline void FN(share)(int64_t n, int64_t align, int t, int nt, int64_t *l
 }
 
 /* dL/dz of the output layer for rows of a, from their labels (one-hot never formed) or,
-   when y is NULL, their target rows in T; the rows' loss terms go to row_loss, and the
-   minibatch's scale (1/m ...) to delta. */
-static void FN(output_rows)(const REAL *a, const int64_t *y, const REAL *T, const int64_t *idx,
-                            REAL *d, int64_t rows, int64_t c, int kind, int64_t m,
-                            double *row_loss) {
-    REAL scale = FN(delta_scale)(kind, m, c);
+   when y is NULL, their target rows in T; the rows' (weighted) loss terms go to row_loss,
+   and the minibatch's scale (1/m, or w_i / sum(w) with sample weights SW) to delta. */
+static void FN(output_rows)(const REAL *a, const int64_t *y, const REAL *T, const REAL *SW,
+                            const int64_t *idx, REAL *d, int64_t rows, int64_t c, int kind,
+                            double batch_weight, double *row_loss) {
+    REAL scale = FN(delta_scale)(kind, batch_weight, c);
     for (int64_t i = 0; i < rows; i++) {
+        REAL w = SW == NULL ? (REAL)1 : SW[idx[i]];
         const REAL *ar = a + i * c;
         const REAL *tr = y == NULL ? T + idx[i] * c : NULL;
         int64_t label = y == NULL ? -1 : y[idx[i]];
@@ -34,10 +35,10 @@ static void FN(output_rows)(const REAL *a, const int64_t *y, const REAL *T, cons
         double loss = 0.0;
         for (int64_t j = 0; j < c; j++) {
             REAL t = tr != NULL ? tr[j] : (REAL)(j == label);
-            dr[j] = FN(delta_of)(kind, ar[j], t, scale);
+            dr[j] = FN(delta_of)(kind, ar[j], t, SW == NULL ? scale : scale * w);
             loss += FN(loss_of)(kind, ar[j], t);
         }
-        row_loss[i] = loss;
+        row_loss[i] = SW == NULL ? loss : (double)w * loss;
     }
 }
 
@@ -47,8 +48,9 @@ static void FN(output_rows)(const REAL *a, const int64_t *y, const REAL *T, cons
 #define D_ROWS(P, l) ((P)->rows + (P)->batch * (1 + (P)->n_layers + (l)))
 
 static void FN(epoch_phase_rows)(const FN(eng_workers) *wk, const eng_epoch_plan *P,
-                                 const int64_t *y, const REAL *T, const int64_t *idx,
-                                 int64_t r0, int64_t r1, int64_t m, REAL *scratch) {
+                                 const int64_t *y, const REAL *T, const REAL *SW,
+                                 const int64_t *idx, int64_t r0, int64_t r1,
+                                 double batch_weight, REAL *scratch) {
     const int L = P->n_layers;
     const int *s = P->sizes;
     const int64_t rows = r1 - r0;
@@ -62,8 +64,8 @@ static void FN(epoch_phase_rows)(const FN(eng_workers) *wk, const eng_epoch_plan
                               s[l + 1], P->acts[l]);
         in = (const REAL *const *)out;
     }
-    FN(output_rows)((const REAL *)P->A[L - 1] + r0 * s[L], y, T, idx + r0,
-                    (REAL *)P->D[L - 1] + r0 * s[L], rows, s[L], P->loss_kind, m,
+    FN(output_rows)((const REAL *)P->A[L - 1] + r0 * s[L], y, T, SW, idx + r0,
+                    (REAL *)P->D[L - 1] + r0 * s[L], rows, s[L], P->loss_kind, batch_weight,
                     P->row_loss + r0);
     for (int l = L - 1; l > 0; l--) {
         /* delta below = (delta @ W[l]) * act'(A[l-1]) */
@@ -120,7 +122,7 @@ static double FN(weight_squares)(const FN(eng_workers) *wk, const eng_epoch_plan
 }
 
 void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *y,
-                         const REAL *T, const int64_t *order, int64_t count,
+                         const REAL *T, const REAL *SW, const int64_t *order, int64_t count,
                          const eng_rule *rule, double alpha, double *losses) {
     const int L = P->n_layers;
     const int *s = P->sizes;
@@ -173,7 +175,9 @@ void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *
             int64_t r0, r1;
             eng_rule now = *rule;
             now.t = rule->t + i + 1;             /* Adam counts this minibatch's step */
-            double l2 = alpha / (double)m;
+            /* every thread sums the minibatch's weights itself, in the same order */
+            double weight = FN(weight_sum)(SW, order + start, m);
+            double l2 = alpha / weight;
             FN(eng_step) step_w = FN(step_of)(&now, eng_rule_step_size(&now), l2);
             FN(eng_step) step_b = FN(step_of)(&now, eng_rule_step_size(&now), 0.0);
             FN(share)(m, wk->mr, t, nt, &r0, &r1);   /* whole tiles of rows */
@@ -185,14 +189,14 @@ void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *
             }
             if (alpha > 0 && i > 0 && t == 0)   /* the previous step's tiles are all done */
                 squares = FN(weight_squares)(wk, P);
-            FN(epoch_phase_rows)(wk, P, y, T, order + start, r0, r1, m, scratch);
+            FN(epoch_phase_rows)(wk, P, y, T, SW, order + start, r0, r1, weight, scratch);
             eng_barrier_wait(&barrier);
             FN(epoch_phase_weights)(wk, P, t, nt, m, &step_w, &step_b, scratch);
             if (t == 0) {
                 double sum = 0.0;
                 for (int64_t r = 0; r < m; r++) sum += P->row_loss[r];
-                losses[i] = sum / FN(loss_divisor)(P->loss_kind, m, s[L]);
-                if (alpha > 0) losses[i] += 0.5 * alpha * squares / (double)m;
+                losses[i] = sum / FN(loss_divisor)(P->loss_kind, weight, s[L]);
+                if (alpha > 0) losses[i] += 0.5 * alpha * squares / weight;
             }
             eng_barrier_wait(&barrier);
         }

@@ -41,11 +41,13 @@ void eng_bias_act_##S(REAL *z, const REAL *b, int64_t n, int64_t c, int act);   
 void eng_act_backward_##S(REAL *d, const REAL *a, int64_t len, int act);                   \
 /* row-wise softmax in place, max-subtracted */                                             \
 void eng_softmax_rows_##S(REAL *z, int64_t n, int64_t c);                                   \
-/* out = dL/dz of the output layer (the 1/n factor lives here) */                           \
+/* out = dL/dz of the output layer (the 1/n factor lives here); w: per-row sample      \
+   weights or NULL (row i then counts w[i] / sum(w) instead of 1/n) */                      \
 void eng_output_delta_##S(const REAL *a, const REAL *t, REAL *out, int64_t n, int64_t c,    \
-                          int kind);                                                        \
+                          int kind, const REAL *w);                                         \
 /* the loss value (csrc/losses.h: mse = mean over n*c; ce = -sum t*log(max(a, eps)) / n) */\
-double eng_loss_##S(const REAL *a, const REAL *t, int64_t n, int64_t c, int kind);          \
+double eng_loss_##S(const REAL *a, const REAL *t, int64_t n, int64_t c, int kind,           \
+                    const REAL *w);                                                         \
 /* out[j] = sum_i d[i, j] */                                                                \
 void eng_bias_grad_##S(const REAL *d, REAL *out, int64_t n, int64_t c);                     \
 /* v = mom*v - lr*g; p += v  (p -= lr*g when v is NULL) */                                  \
@@ -102,15 +104,16 @@ typedef struct {
 } eng_epoch_plan;
 
 /* Train one epoch over X[order[:count]] (targets: labels y, or the rows of T when y is
-   NULL) in minibatches of plan->batch (the last one may be
+   NULL; sample weights SW, or NULL) in minibatches of plan->batch (the last one may be
    shorter) on plan->team threads (or eng_get_epoch_threads()), at most plan->threads,
    without BLAS, each step by `rule` (rule->t is the steps taken before the epoch), with the
    L2 penalty alpha (loss += alpha/2 |W|^2 / m, gradient += alpha W / m);
    losses[i] gets minibatch i's loss, before its update. */
 #define ENGINE_DECLARE_EPOCH(REAL, S)                                                       \
 void eng_fused_epoch_##S(const eng_epoch_plan *plan, const REAL *X, const int64_t *y,        \
-                         const REAL *T, const int64_t *order, int64_t count,                \
-                         const eng_rule *rule, double alpha, double *losses);        \
+                         const REAL *T, const REAL *SW, const int64_t *order,               \
+                         int64_t count, const eng_rule *rule, double alpha,                 \
+                         double *losses);                                            \
 /* out[l] (n x sizes[l+1]) = every layer's output for the rows x (n x sizes[0]), by the   \
    same tiles on the epoch's threads; 0, or -1 when memory ran out or n_layers is out of \
    range (1..ENG_MAX_LAYERS) */                                                             \
@@ -131,8 +134,9 @@ typedef struct {
     void (*act_backward)(void *d, const void *a, int64_t len, int act);
     void (*softmax_rows)(void *z, int64_t n, int64_t c);
     void (*output_delta)(const void *a, const void *t, void *out, int64_t n, int64_t c,
-                         int kind);
-    double (*loss)(const void *a, const void *t, int64_t n, int64_t c, int kind);
+                         int kind, const void *w);
+    double (*loss)(const void *a, const void *t, int64_t n, int64_t c, int kind,
+                   const void *w);
     void (*bias_grad)(const void *d, void *out, int64_t n, int64_t c);
     void (*sgd_step)(void *p, const void *g, void *v, int64_t len, double lr, double mom);
     void (*optimizer_step)(void *p, const void *g, void *s1, void *s2, int64_t len,
@@ -147,7 +151,7 @@ typedef struct {
     int64_t (*saturated_count)(const void *a, int64_t len, int act, double thr);
     double (*sq_norm)(const void *x, int64_t len);
     void (*fused_epoch)(const eng_epoch_plan *plan, const void *X, const int64_t *y,
-                        const void *T, const int64_t *order, int64_t count,
+                        const void *T, const void *SW, const int64_t *order, int64_t count,
                         const eng_rule *rule, double alpha, double *losses);
     int (*tiled_forward)(int n_layers, const int *sizes, const int *acts, void *const *W,
                          void *const *B, const void *x, int64_t n, void *const *out);

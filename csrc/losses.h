@@ -3,13 +3,14 @@
    terms are divided by. elementwise.h and the fused epoch (epoch.h) both use these, so a
    pair is written once; engine/backends/numpy_backend.py is their specification. */
 
-/* the delta's scale for n rows of c outputs: 1/n (and 2/(n c) for mean squared errors) */
-static inline REAL FN(delta_scale)(int kind, int64_t n, int64_t c) {
+/* the delta's scale for n rows (or, with sample weights, rows weighing n in all) of c
+   outputs: 1/n, and 2/(n c) for mean squared errors */
+static inline REAL FN(delta_scale)(int kind, double n, int64_t c) {
     switch (kind) {
     case ENG_SIGMOID_MSE:
-    case ENG_IDENTITY_MSE: return (REAL)2 / (REAL)(n * c);
-    case ENG_SIGMOID_MSE_REF: return (REAL)2 / (REAL)n;    /* the textbook drops the 1/c */
-    default: return (REAL)1 / (REAL)n;
+    case ENG_IDENTITY_MSE: return (REAL)(2.0 / (n * (double)c));
+    case ENG_SIGMOID_MSE_REF: return (REAL)(2.0 / n);     /* the textbook drops the 1/c */
+    default: return (REAL)(1.0 / n);
     }
 }
 
@@ -48,8 +49,18 @@ static inline double FN(loss_of)(int kind, REAL a, REAL t) {
     }
 }
 
-/* mean squared errors average over every element; the others over the rows */
-static inline double FN(loss_divisor)(int kind, int64_t n, int64_t c) {
+/* mean squared errors average over every element; the others over the rows (n: the rows,
+   or the sum of their sample weights) */
+static inline double FN(loss_divisor)(int kind, double n, int64_t c) {
     return kind == ENG_SIGMOID_MSE || kind == ENG_SIGMOID_MSE_REF || kind == ENG_IDENTITY_MSE
-               ? (double)n * (double)c : (double)n;
+               ? n * (double)c : n;
+}
+
+/* the sum of n sample weights (NULL: n), in order; a zero sum counts as 1 so that an
+   all-zero minibatch takes a step with a zero gradient instead of dividing by zero */
+static inline double FN(weight_sum)(const REAL *w, const int64_t *idx, int64_t n) {
+    double sum = 0.0;
+    if (w == NULL) return (double)n;
+    for (int64_t i = 0; i < n; i++) sum += (double)w[idx == NULL ? i : idx[i]];
+    return sum > 0 ? sum : 1.0;
 }

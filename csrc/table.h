@@ -12,11 +12,13 @@ static void FN(t_softmax_rows)(void *z, int64_t n, int64_t c) {
     FN(eng_softmax_rows)((REAL *)z, n, c);
 }
 static void FN(t_output_delta)(const void *a, const void *t, void *out, int64_t n, int64_t c,
-                               int kind) {
-    FN(eng_output_delta)((const REAL *)a, (const REAL *)t, (REAL *)out, n, c, kind);
+                               int kind, const void *w) {
+    FN(eng_output_delta)((const REAL *)a, (const REAL *)t, (REAL *)out, n, c, kind,
+                         (const REAL *)w);
 }
-static double FN(t_loss)(const void *a, const void *t, int64_t n, int64_t c, int kind) {
-    return FN(eng_loss)((const REAL *)a, (const REAL *)t, n, c, kind);
+static double FN(t_loss)(const void *a, const void *t, int64_t n, int64_t c, int kind,
+                         const void *w) {
+    return FN(eng_loss)((const REAL *)a, (const REAL *)t, n, c, kind, (const REAL *)w);
 }
 static void FN(t_bias_grad)(const void *d, void *out, int64_t n, int64_t c) {
     FN(eng_bias_grad)((const REAL *)d, (REAL *)out, n, c);
@@ -54,10 +56,11 @@ static double FN(t_sq_norm)(const void *x, int64_t len) {
     return FN(eng_sq_norm)((const REAL *)x, len);
 }
 static void FN(t_fused_epoch)(const eng_epoch_plan *plan, const void *X, const int64_t *y,
-                              const void *T, const int64_t *order, int64_t count,
-                              const eng_rule *rule, double alpha, double *losses) {
-    FN(eng_fused_epoch)(plan, (const REAL *)X, y, (const REAL *)T, order, count, rule, alpha,
-                        losses);
+                              const void *T, const void *SW, const int64_t *order,
+                              int64_t count, const eng_rule *rule, double alpha,
+                              double *losses) {
+    FN(eng_fused_epoch)(plan, (const REAL *)X, y, (const REAL *)T, (const REAL *)SW, order,
+                        count, rule, alpha, losses);
 }
 static int FN(t_tiled_forward)(int n_layers, const int *sizes, const int *acts,
                                void *const *W, void *const *B, const void *x, int64_t n,

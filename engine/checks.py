@@ -129,3 +129,24 @@ def targets(y, n_samples, n_outputs, kind, dt, name="y", non_negative=False):
         raise ValueError(f"{name} must be >= 0 (counts) for the poisson loss; got a minimum "
                          f"of {y.min()}")
     return y
+
+
+def sample_weight(w, n_samples, dt, name="sample_weight"):
+    """Per-row weights as a C-contiguous (n_samples,) array of dtype dt: finite, >= 0, and
+    not all zero; None stays None."""
+    if w is None:
+        return None
+    w = np.asarray(w)
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold numbers; got dtype {w.dtype}")
+    if w.shape != (n_samples,):
+        raise ValueError(f"{name} must have shape ({n_samples},), one weight per row of X; "
+                         f"got shape {w.shape}")
+    w = np.ascontiguousarray(w, dtype=dt)
+    if not np.isfinite(w).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    if np.any(w < 0):
+        raise ValueError(f"{name} must be >= 0; got a minimum of {w.min()}")
+    if not np.any(w > 0):
+        raise ValueError(f"{name} is all zero: nothing would be learned")
+    return w

@@ -21,14 +21,16 @@ def forward_chunks(model, Xb):
         yield start, stop, ws, acts
 
 
-def evaluate(model, Xb, yb, stats=None):
-    """(mean loss, accuracy) over a whole data set held in backend arrays.
+def evaluate(model, Xb, yb, stats=None, weights=None):
+    """(mean loss, accuracy) over a whole data set held in backend arrays; with per-row
+    weights (a NumPy array), their weighted means.
 
     With `stats` (a dict), also records each hidden layer's dead-unit and saturated-
     activation fractions over the pass."""
     be, net = model.backend, model._net
     n = Xb.shape[0]
     total_loss, correct = 0.0, 0
+    total_weight = n if weights is None else float(np.sum(weights, dtype=np.float64))
     n_hidden = len(net.weights) - 1
     dead = [None] * n_hidden
     saturated = np.zeros(n_hidden)
@@ -36,8 +38,18 @@ def evaluate(model, Xb, yb, stats=None):
         m = stop - start
         idx = be.asarray(np.arange(start, stop))
         be.gather_(Xb, yb, idx, ws.x[:m], ws.t[:m])
-        total_loss += be.loss(acts[-1], ws.t[:m], net.output, net.loss) * m
-        correct += _correct(model.target_kind, be.to_numpy(acts[-1]), be.to_numpy(ws.t[:m]))
+        if weights is None:
+            total_loss += be.loss(acts[-1], ws.t[:m], net.output, net.loss) * m
+            correct += _correct(model.target_kind, be.to_numpy(acts[-1]),
+                                be.to_numpy(ws.t[:m]))
+        else:
+            w = weights[start:stop]
+            chunk_weight = float(np.sum(w, dtype=np.float64))
+            if chunk_weight > 0:
+                total_loss += be.loss(acts[-1], ws.t[:m], net.output, net.loss,
+                                      be.asarray(w)) * chunk_weight
+            correct += _correct(model.target_kind, be.to_numpy(acts[-1]),
+                                be.to_numpy(ws.t[:m]), w)
         if stats is not None:
             for l in range(n_hidden):
                 is_dead = be.to_numpy(be.alive_units(acts[l])) == 0
@@ -52,17 +64,19 @@ def evaluate(model, Xb, yb, stats=None):
             float(saturated[l] / (n * sizes[l + 1]))
             if net.activations[l] in ("sigmoid", "tanh") else float("nan")
             for l in range(n_hidden)] + [float("nan")]
-    return total_loss / n, correct / n
+    return total_loss / total_weight, correct / total_weight
 
 
-def _correct(kind, out, t):
-    """Rows predicted right: the top class (labels), every label (indicators); nan for
-    regression, where counting exact hits means nothing."""
+def _correct(kind, out, t, weights=None):
+    """Rows predicted right (their weights, with weights): the top class (labels), every
+    label (indicators); nan for regression, where counting exact hits means nothing."""
     if kind == "labels":
-        return int(np.sum(np.argmax(out, axis=1) == np.argmax(t, axis=1)))
-    if kind == "indicators":
-        return int(np.sum(np.all((out > 0.5) == (t > 0.5), axis=1)))
-    return float("nan")
+        right = np.argmax(out, axis=1) == np.argmax(t, axis=1)
+    elif kind == "indicators":
+        right = np.all((out > 0.5) == (t > 0.5), axis=1)
+    else:
+        return float("nan")
+    return int(np.sum(right)) if weights is None else float(np.sum(weights[right]))
 
 
 def predict_proba(model, X):

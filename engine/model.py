@@ -163,7 +163,7 @@ class MLP:
             shuffle=True, validation_data=None, progress=True, diagnostics=False,
             optimizer="sgd", nesterov=False, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
             alpha=0.0, schedule="constant", power_t=0.5, tol=1e-4, n_iter_no_change=10,
-            early_stopping=False, validation_fraction=0.1) -> History:
+            early_stopping=False, validation_fraction=0.1, sample_weight=None) -> History:
         """Train with minibatches and return the `History`.
 
         Every epoch visits each row once, in a fresh random order when `shuffle`.
@@ -188,6 +188,9 @@ class MLP:
         drawn from the model's seed) unless validation_data is given, stop once the
         validation loss has not improved by tol for more than n_iter_no_change epochs, and
         keep the weights of the best epoch (History.best_epoch, History.stop_reason).
+        sample_weight: one weight >= 0 per row; each minibatch's loss and gradient become
+        weighted means sum(w_i loss_i) / sum(w_i) (scikit-learn's convention, the L2 term
+        divided by sum(w_i) too); the recorded losses and accuracies are weighted likewise.
         """
         return training.fit(self, X, y, epochs=epochs, batch_size=batch_size,
                             learning_rate=learning_rate, momentum=momentum, shuffle=shuffle,
@@ -196,7 +199,8 @@ class MLP:
                             beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, alpha=alpha,
                             schedule=schedule, power_t=power_t, tol=tol,
                             n_iter_no_change=n_iter_no_change, early_stopping=early_stopping,
-                            validation_fraction=validation_fraction)
+                            validation_fraction=validation_fraction,
+                            sample_weight=sample_weight)
 
     def epoch_runner(self, X, y, *, batch_size=100, learning_rate=0.1, momentum=0.0,
                      order=None, **optimizer):
@@ -240,11 +244,14 @@ class MLP:
             return (out > 0.5).astype(np.int64)
         return out
 
-    def evaluate(self, X, y):
-        """{"loss": mean loss, "accuracy": fraction correct} over (X, y); accuracy counts a
-        row right when every label is (indicators), and is nan for regression."""
+    def evaluate(self, X, y, sample_weight=None):
+        """{"loss": mean loss, "accuracy": fraction correct} over (X, y), weighted by
+        sample_weight when given; accuracy counts a row right when every label is
+        (indicators), and is nan for regression."""
         X, y = self._check_xy(X, y)
-        loss, acc = evaluation.evaluate(self, self.backend.asarray(X), self.backend.asarray(y))
+        w = checks.sample_weight(sample_weight, X.shape[0], self.dtype)
+        loss, acc = evaluation.evaluate(self, self.backend.asarray(X), self.backend.asarray(y),
+                                        weights=w)
         return {"loss": loss, "accuracy": acc}
 
     def loss_and_gradients(self, X, y):

@@ -15,7 +15,8 @@ from .progress import ProgressBar
 def fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
         validation_data, progress, diagnostics, optimizer="sgd", nesterov=False, beta_1=0.9,
         beta_2=0.999, epsilon=1e-8, alpha=0.0, schedule="constant", power_t=0.5, tol=1e-4,
-        n_iter_no_change=10, early_stopping=False, validation_fraction=0.1) -> History:
+        n_iter_no_change=10, early_stopping=False, validation_fraction=0.1,
+        sample_weight=None) -> History:
     """What `MLP.fit` documents: check, then run the epochs and record them."""
     epochs = checks.positive_int("epochs", epochs)
     batch_size = checks.positive_int("batch_size", batch_size)
@@ -30,7 +31,8 @@ def fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
     if not isinstance(early_stopping, (bool, np.bool_)):
         raise TypeError(f"early_stopping must be True or False; got {early_stopping!r}")
     X, y = model._check_xy(X, y)
-    val = None
+    sw = checks.sample_weight(sample_weight, X.shape[0], model.dtype)
+    val = val_w = None
     if validation_data is not None:
         try:
             Xv, yv = validation_data
@@ -40,12 +42,16 @@ def fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
     elif early_stopping:
         fraction = checks.non_negative_float("validation_fraction", validation_fraction,
                                              upper=1.0)
-        X, y, val = _split(X, y, fraction, model.seed)
+        train, held = _split(y, fraction, model.seed)
+        val = (X[held], y[held])
+        val_w = None if sw is None else sw[held]
+        X, y, sw = X[train], y[train], (None if sw is None else sw[train])
 
     be, net = model.backend, model._net
     n = X.shape[0]
     batch_size = min(batch_size, n)
     Xb, yb = be.asarray(X), be.asarray(y)
+    swb = None if sw is None else be.asarray(sw)
     val_b = (be.asarray(val[0]), be.asarray(val[1])) if val else None
     ws = model._workspace(batch_size)
     n_batches = -(-n // batch_size)
@@ -67,7 +73,8 @@ def fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
             model._shuffle_rng.shuffle(order)     # in place: an epoch allocates nothing
         norms = np.zeros(len(net.weights)) if diagnostics else None
         rule = opt.rule(sched.learning_rate(epoch, state["samples"]), state["t"])
-        be.train_epoch(net, Xb, yb, order, batch_size, rule, alpha, ws, batch_losses, norms)
+        be.train_epoch(net, Xb, yb, order, batch_size, rule, alpha, ws, batch_losses, norms,
+                       swb)
         state["t"] += n_batches
         state["samples"] += n
         record = None
@@ -78,13 +85,13 @@ def fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
         history.epoch_time.append(time.perf_counter() - t0)
         history.batch_loss.extend(batch_losses.tolist())
         history.learning_rate.append(rule.learning_rate)
-        loss, acc = evaluate(model, Xb, yb, stats=record)
+        loss, acc = evaluate(model, Xb, yb, stats=record, weights=sw)
         history.epoch_loss.append(loss)
         history.epoch_accuracy.append(acc)
         if diagnostics:
             history.diagnostics.append(record)
         if val_b is not None:
-            vloss, vacc = evaluate(model, *val_b)
+            vloss, vacc = evaluate(model, *val_b, weights=val_w)
             history.val_loss.append(vloss)
             history.val_accuracy.append(vacc)
         info = f"loss {loss:.4f}"
@@ -95,7 +102,7 @@ def fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
         elif val_b is not None:
             info += f" val loss {history.val_loss[-1]:.4f}"
         bar.update(1, info)
-        train_loss = float(np.mean(batch_losses))
+        train_loss = float(np.mean(batch_losses))     # the schedule's, as scikit-learn
         reason = sched.epoch_done(train_loss)
         if early_stopping:
             # scikit-learn's rule, on the validation loss: an epoch that does not beat the
@@ -137,9 +144,9 @@ def _optimizer(name, momentum, nesterov, beta_1, beta_2, epsilon):
                      float(epsilon))
 
 
-def _split(X, y, fraction, seed):
-    """(X_train, y_train, (X_val, y_val)): a stratified share `fraction` of every class held
-    out, drawn from the model's seed (the same split for the same seed and data)."""
+def _split(y, fraction, seed):
+    """(train rows, held-out rows): a stratified share `fraction` of every class held out,
+    drawn from the model's seed (the same split for the same seed and data)."""
     rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
     # classes are strata for labels; target rows (regression, indicators) form one stratum
     strata = [np.flatnonzero(y == label) for label in np.unique(y)] if y.ndim == 1 \
@@ -154,7 +161,7 @@ def _split(X, y, fraction, seed):
                          f"train on ({len(y)} rows); give validation_data or another fraction")
     keep = np.ones(len(y), dtype=bool)
     keep[held] = False
-    return X[keep], y[keep], (X[held], y[held])
+    return np.flatnonzero(keep), held
 
 
 def epoch_runner(model, X, y, *, batch_size, learning_rate, momentum=0.0, order=None,

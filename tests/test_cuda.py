@@ -100,6 +100,21 @@ def test_output_delta_and_loss(gpu, dtype, output, loss):
     check(np.array(got, dtype), np.array(want, dtype), k=7 * 13)
 
 
+@pytest.mark.parametrize("output,loss", [("softmax", "cross_entropy"), ("identity", "mse")])
+def test_weighted_output_delta_and_loss(gpu, dtype, output, loss):
+    rng = np.random.default_rng(10)
+    a, t = _outputs(rng, output, 7, 5, dtype, loss)
+    w = np.abs(rand(rng, (7,), dtype))
+    ref, dev, _, _ = _run(gpu, "output_delta", a, t, np.zeros((7, 5), dtype), output, loss, w)
+    check(dev[2], ref[2], k=8)
+    _, _, want, got = _run(gpu, "loss", a, t, output, loss, w)
+    check(np.array(got, dtype), np.array(want, dtype), k=7 * 5)
+    values, out = rand(rng, (9,), dtype), np.zeros(4, dtype)
+    idx = np.array([3, 0, 8, 3])
+    ref, dev, _, _ = _run(gpu, "take_", values, idx, out)
+    check(dev[2], ref[2])
+
+
 def test_bias_grad(gpu, dtype):
     d = rand(np.random.default_rng(5), (33, 65), dtype)
     ref, dev, _, _ = _run(gpu, "bias_grad", d, np.zeros(65, dtype))

@@ -84,3 +84,43 @@ def test_gradient_of_mse_is_the_gradient_of_the_reported_mean():
     # dL/dz = 2 (a - t) / (n c) * a (1 - a) = 2 * (+-0.5) / 4 * 0.25 = +-0.0625
     np.testing.assert_allclose(gb, [[0.0, 0.0]])         # one row +, one row - per column
     np.testing.assert_allclose(gw, [[[-0.0625, 0.0625], [0.0625, -0.0625]]])
+
+
+@pytest.mark.parametrize("output,loss", PAIRS)
+def test_gradient_with_l2_and_sample_weights_matches_central_differences(backend, output,
+                                                                          loss):
+    """The full training objective, L2 term and sample weights included: the reported loss
+    of one whole-set minibatch (learning rate 0) differentiated numerically, against the
+    step that plain SGD with learning rate 1 takes."""
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(7, 4))
+    y = targets(rng, output, loss, 7, 3)
+    w = rng.uniform(0, 2, 7)
+    w[2] = 0.0
+    scale = 0.3 if loss in ("binary_cross_entropy", "poisson") else 0.8
+    start = MLP([4, 3, 3], "tanh", output, loss, dtype="float64", backend=backend.name,
+                seed=3, init_scale=scale)
+    weights, biases = start.weights, start.biases
+    kw = dict(epochs=1, batch_size=7, shuffle=False, alpha=0.7, sample_weight=w,
+              progress=False)
+
+    def objective(ws, bs):
+        model = MLP([4, 3, 3], "tanh", output, loss, dtype="float64", backend=backend.name)
+        model.set_weights(ws, bs)
+        return model.fit(X, y, learning_rate=0.0, **kw).batch_loss[0]
+
+    stepped = MLP([4, 3, 3], "tanh", output, loss, dtype="float64", backend=backend.name)
+    stepped.set_weights(weights, biases)
+    stepped.fit(X, y, learning_rate=1.0, **kw)
+    analytic = [p - q for p, q in zip(weights + biases, stepped.weights + stepped.biases)]
+    params = [p.copy() for p in weights + biases]
+    n_w = len(weights)
+    for p, g in zip(params, analytic):
+        for i in np.ndindex(p.shape):
+            old = p[i]
+            p[i] = old + 1e-6
+            up = objective(params[:n_w], params[n_w:])
+            p[i] = old - 1e-6
+            down = objective(params[:n_w], params[n_w:])
+            p[i] = old
+            assert (up - down) / 2e-6 == pytest.approx(g[i], rel=1e-6, abs=1e-9)

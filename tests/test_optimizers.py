@@ -272,3 +272,64 @@ def test_predictions_and_scores_follow_the_pair():
     model = MLP(**NETS["binary"], backend="numpy", seed=1)
     model.fit(X, y, epochs=1, progress=False)             # y of shape (n,) for one unit
     assert model.predict(X).shape == (40, 1)
+
+
+# ---------------------------------------------------------------------------- sample weights
+@pytest.mark.parametrize("backend", BACKENDS, ids=str)
+@pytest.mark.parametrize("net", sorted(NETS))
+def test_integer_sample_weights_equal_repeated_rows(backend, net):
+    """One minibatch holding every row: weights w_i give the same steps (and losses, L2
+    term included) as the rows repeated w_i times, unweighted."""
+    X, y = data(n=9, net=net)
+    w = np.array([1, 0, 2, 3, 1, 1, 0, 2, 1])
+    kw = dict(epochs=2, learning_rate=0.01, shuffle=False, alpha=0.3, optimizer="adam",
+              progress=False)
+    weighted = MLP(**NETS[net], backend=_backend(backend), dtype="float64", seed=5)
+    hw = weighted.fit(X, y, batch_size=9, sample_weight=w, **kw)
+    repeated = MLP(**NETS[net], backend=_backend(backend), dtype="float64", seed=5)
+    rows = np.repeat(np.arange(9), w)
+    hr = repeated.fit(X[rows], y[rows], batch_size=len(rows), **kw)
+    for a, b in zip(weighted.weights + weighted.biases, repeated.weights + repeated.biases):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(hw.batch_loss, hr.batch_loss, rtol=1e-12)
+    np.testing.assert_allclose(hw.epoch_loss, hr.epoch_loss, rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "numpy"], ids=str)
+@pytest.mark.parametrize("net", ["sigmoid-softmax", "regression", "multilabel"])
+def test_weighted_minibatches_match_numpy(backend, net):
+    X, y = data(n=47, net=net)
+    w = np.random.default_rng(2).uniform(0, 3, 47)
+    w[:5] = 0.0
+    kw = dict(epochs=2, batch_size=10, learning_rate=0.05, momentum=0.9, nesterov=True,
+              alpha=0.1, sample_weight=w, progress=False)
+    ref = MLP(**NETS[net], backend="numpy", dtype="float64", seed=6)
+    h_ref = ref.fit(X, y, **kw)
+    got = MLP(**NETS[net], backend=_backend(backend), dtype="float64", seed=6)
+    h_got = got.fit(X, y, **kw)
+    for a, b in zip(got.weights + got.biases, ref.weights + ref.biases):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(h_got.batch_loss, h_ref.batch_loss, rtol=1e-12)
+
+
+def test_evaluate_takes_weighted_means():
+    X, y = data(n=30, c=4)
+    w = np.random.default_rng(3).uniform(0, 2, 30)
+    model = MLP(**NETS["sigmoid-softmax"], backend="numpy", dtype="float64", seed=1)
+    proba = model.predict_proba(X)
+    rows = -np.log(np.maximum(proba[np.arange(30), y], np.finfo(float).eps))
+    result = model.evaluate(X, y, sample_weight=w)
+    assert result["loss"] == pytest.approx(np.sum(w * rows) / np.sum(w), rel=1e-12)
+    right = np.argmax(proba, axis=1) == y
+    assert result["accuracy"] == pytest.approx(np.sum(w[right]) / np.sum(w), rel=1e-12)
+
+
+@pytest.mark.parametrize("w,match", [
+    (-np.ones(10), ">= 0"), (np.full(10, np.nan), "NaN or inf"), (np.ones(9), r"shape \(10,\)"),
+    (np.zeros(10), "all zero"), (np.array(["a"] * 10), "numbers"),
+])
+def test_bad_sample_weights_are_refused(w, match):
+    X, y = data(n=10)
+    model = MLP(**NETS["sigmoid-softmax"], backend="numpy")
+    with pytest.raises((ValueError, TypeError), match=match):
+        model.fit(X, y, epochs=1, sample_weight=w, progress=False)

@@ -25,6 +25,9 @@ WORKLOADS = {
     "lecture 784-100-10 b100": dict(sizes=[784, 100, 10], batch=100),
     "deep 784-32x6-10 b100": dict(sizes=[784] + [32] * 6 + [10], batch=100),
     "wide 784-1024-1024-10 b256": dict(sizes=[784, 1024, 1024, 10], batch=256),
+    # regression onto 10 real targets: identity output + mean squared error
+    "regression 784-100-10 b100": dict(sizes=[784, 100, 10], batch=100, output="identity",
+                                       loss="mse"),
 }
 N_SAMPLES = 60_000
 
@@ -56,17 +59,19 @@ def _median_time(fn, repeats, warmup=1):
     return statistics.median(times), times
 
 
-def backend_epoch(backend_name, sizes, batch, dtype, X, y, hidden="sigmoid", epoch_gemm=None):
+def backend_epoch(backend_name, sizes, batch, dtype, X, y, hidden="sigmoid", epoch_gemm=None,
+                  output="softmax", loss="cross_entropy", **optimizer):
     """A callable running one epoch of MLP training on the backend (MLP.epoch_runner).
 
-    epoch_gemm (native only): "tiles" or "blas" instead of the backend's own choice."""
+    epoch_gemm (native only): "tiles" or "blas" instead of the backend's own choice;
+    optimizer: fit's optimizer arguments (default plain SGD)."""
     from ..backends import get_backend
     from ..model import MLP
     backend = (get_backend(backend_name, gemm=epoch_gemm) if epoch_gemm is not None
                else backend_name)
-    model = MLP(sizes, hidden, "softmax", "cross_entropy", dtype=dtype, backend=backend,
-                seed=1)
-    return model.epoch_runner(X, y, batch_size=batch, learning_rate=0.01)
+    model = MLP(sizes, hidden, output, loss, dtype=dtype, backend=backend, seed=1)
+    lr = 0.001 if optimizer.get("optimizer") == "adam" else 0.01
+    return model.epoch_runner(X, y, batch_size=batch, learning_rate=lr, **optimizer)
 
 
 def gemm_floor(sizes, batch, dtype, X, y):
@@ -84,7 +89,7 @@ def gemm_floor(sizes, batch, dtype, X, y):
                              ("sigmoid",) * (len(layers) - 1) + ("softmax",), "cross_entropy",
                              gemm="blas")
     X = np.ascontiguousarray(X, dtype=dtype)
-    y = np.ascontiguousarray(y, dtype=np.int64)
+    y = np.ascontiguousarray(y, dtype=dtype if np.ndim(y) == 2 else np.int64)
     order = np.random.default_rng(1).permutation(len(y))
     losses = np.empty(-(-len(y) // batch))
     return lambda: plan.run(X, y, order, 1.0, 0.0, losses, True)
@@ -220,23 +225,34 @@ def _timed_rows(workloads, dtypes, repeats, threads, n_samples, others, backends
     for wname in workloads or WORKLOADS:
         w = WORKLOADS[wname]
         sizes, batch = w["sizes"], w["batch"]
+        pair = dict(output=w.get("output", "softmax"), loss=w.get("loss", "cross_entropy"))
+        classify = pair["output"] == "softmax"
         gflop = epoch_gflop(sizes, n_samples, batch)
         for dtype in dtypes:
             X, y = make_data(n_samples, sizes[0], sizes[-1], dtype)
-            runners = [(name, lambda name=name: backend_epoch(name, sizes, batch, dtype, X, y))
+            if not classify:              # real targets, one column per output
+                y = np.random.default_rng(1).standard_normal((n_samples, sizes[-1])
+                                                              ).astype(dtype)
+            runners = [(name, lambda name=name: backend_epoch(name, sizes, batch, dtype, X, y,
+                                                              **pair))
                        for name in backends]
             if "native" in backends:
                 runners.append(("native, BLAS products",
                                 lambda: backend_epoch("native", sizes, batch, dtype, X, y,
-                                                      epoch_gemm="blas")))
+                                                      epoch_gemm="blas", **pair)))
+                if not wname.startswith("wide"):
+                    runners.append(("native, adam",
+                                    lambda: backend_epoch("native", sizes, batch, dtype, X, y,
+                                                          optimizer="adam", **pair)))
                 runners.append(("GEMM floor", lambda: gemm_floor(sizes, batch, dtype, X, y)))
-            if others and len(sizes) == 3 and dtype == "float64":
+            compare = others and classify   # the other libraries' runners classify
+            if compare and len(sizes) == 3 and dtype == "float64":
                 runners.append(("reference NeuralNetMLP",
                                 lambda: reference_epoch(sizes, batch, X, y)))
-            if others and _importable("torch"):
+            if compare and _importable("torch"):
                 runners.append(("pytorch", lambda: torch_epoch(sizes, batch, dtype, X, y,
                                                                threads)))
-            if others and _importable("sklearn") and wname.startswith("lecture"):
+            if compare and _importable("sklearn") and wname.startswith("lecture"):
                 runners.append(("sklearn MLPClassifier",
                                 lambda: sklearn_epoch(sizes, batch, dtype, X, y)))
             timed = {}
@@ -324,7 +340,7 @@ def cmd_bench(args):
     asked = args.workload or []
     contention = any(k in "contention" for k in asked)
     workloads = [w for w in WORKLOADS if any(k in w for k in asked)] \
-        if asked else [w for w in WORKLOADS if not w.startswith("wide")]
+        if asked else [w for w in WORKLOADS if w.startswith(("lecture", "deep"))]
     if not workloads and not contention:
         raise ValueError(f"--workload matches none of: {', '.join(WORKLOADS)}, contention")
     log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if not args.quiet \
@@ -360,7 +376,7 @@ def machine_header(info, threads, samples):
 def add_bench_command(sub):
     p = sub.add_parser("bench", help="time epochs per backend against the NumPy reference")
     p.add_argument("--workload", action="append",
-                   help="substring of a workload name (lecture, deep, wide), or "
+                   help="substring of a workload name (lecture, deep, wide, regression), or "
                         "contention (the lecture epoch beside a busy process); repeatable; "
                         "default: lecture and deep")
     p.add_argument("--dtype", action="append", choices=DTYPES,

@@ -82,6 +82,7 @@ class Workspace:
     d: list              # d[l]: (batch, n_l) dL/dz of layer l
     gw: list             # gradient of each weight matrix
     gb: list             # gradient of each bias vector
+    w: object = None     # (batch,) the minibatch's sample weights
     plan: object = None  # a backend's prepared epoch for this workspace (native: EpochPlan)
     plan_key: tuple = ()  # what the plan was built for; a different key rebuilds it
 
@@ -135,12 +136,18 @@ class Backend:
         """Row-wise softmax in place (max-subtracted)."""
         raise NotImplementedError
 
-    def output_delta(self, a, t, out, output, loss):
-        """out = dL/dz of the output layer for activations a and one-hot targets t."""
+    def output_delta(self, a, t, out, output, loss, weights=None):
+        """out = dL/dz of the output layer for activations a and targets t (one-hot for
+        labels); weights: per-row sample weights (row i counts w_i / sum(w), not 1/n)."""
         raise NotImplementedError
 
-    def loss(self, a, t, output, loss):
-        """The loss value (a float) of activations a against one-hot targets t."""
+    def loss(self, a, t, output, loss, weights=None):
+        """The loss value (a float) of activations a against targets t; with per-row
+        sample weights, sum(w_i loss_i) / sum(w)."""
+        raise NotImplementedError
+
+    def take_(self, values, index, out):
+        """out = values[index] for 1-D values (the minibatch's sample weights)."""
         raise NotImplementedError
 
     def bias_grad(self, delta, out):
@@ -194,6 +201,7 @@ class Backend:
             d=[self.empty((batch_size, n), dt) for n in sizes[1:]],
             gw=[self.empty(w.shape, dt) for w in net.weights],
             gb=[self.empty(b.shape, dt) for b in net.biases],
+            w=self.empty((batch_size,), dt),
         )
 
     def forward(self, net: Network, x, acts):
@@ -217,20 +225,22 @@ class Backend:
                 self.gemm(deltas[l], net.weights[l], deltas[l - 1])
                 self.act_backward_(deltas[l - 1], acts[l - 1], net.activations[l - 1])
 
-    def loss_and_grads(self, net: Network, ws: Workspace, m: int, losses=None, slot=0):
-        """Forward and backward over the first m rows of ws.x/ws.t. The loss goes to
-        losses[slot] when a loss buffer (see `loss_buffer`) is given, and is returned
-        otherwise."""
+    def loss_and_grads(self, net: Network, ws: Workspace, m: int, losses=None, slot=0,
+                       weighted=False):
+        """Forward and backward over the first m rows of ws.x/ws.t (weighted by ws.w when
+        `weighted`). The loss goes to losses[slot] when a loss buffer (see `loss_buffer`)
+        is given, and is returned otherwise."""
         x, t = ws.x[:m], ws.t[:m]
+        w = ws.w[:m] if weighted else None
         acts = [a[:m] for a in ws.a]
         deltas = [d[:m] for d in ws.d]
         self.forward(net, x, acts)
         if losses is None:
-            value = self.loss(acts[-1], t, net.output, net.loss)
+            value = self.loss(acts[-1], t, net.output, net.loss, w)
         else:
             value = None
-            self.loss_into(acts[-1], t, net.output, net.loss, losses, slot)
-        self.output_delta(acts[-1], t, deltas[-1], net.output, net.loss)
+            self.loss_into(acts[-1], t, net.output, net.loss, losses, slot, w)
+        self.output_delta(acts[-1], t, deltas[-1], net.output, net.loss, w)
         self.backward(net, x, acts, deltas, ws.gw, ws.gb)
         return value
 
@@ -241,9 +251,9 @@ class Backend:
         """Room for n minibatch losses (float64), later copied into batch_losses[:n]."""
         return batch_losses
 
-    def loss_into(self, a, t, output, loss, losses, slot):
-        """losses[slot] = the loss value of activations a against one-hot targets t."""
-        losses[slot] = self.loss(a, t, output, loss)
+    def loss_into(self, a, t, output, loss, losses, slot, weights=None):
+        """losses[slot] = the loss value of activations a against targets t."""
+        losses[slot] = self.loss(a, t, output, loss, weights)
 
     def copy_losses(self, losses, batch_losses, n):
         """Bring a loss buffer's n values into batch_losses (nothing to do on the host)."""
@@ -259,7 +269,7 @@ class Backend:
                                  alpha / m if i < n_weights else 0.0)
 
     def train_epoch(self, net: Network, X, y, order, batch_size, rule, alpha, ws: Workspace,
-                    batch_losses, grad_norms=None):
+                    batch_losses, grad_norms=None, sample_weight=None):
         """One epoch of minibatch training over the rows of X in the given order.
 
         rule: an engine.optimizers.StepRule whose t counts the steps taken before this
@@ -267,23 +277,31 @@ class Backend:
         minibatch i (before its update, with its L2 term) into batch_losses[i]; the last,
         shorter batch is kept. ``order`` is an int64 NumPy array. With ``grad_norms`` (a
         float64 NumPy array, one entry per layer), adds each minibatch's Frobenius norm of
-        dL/dW (without the L2 term) to it (diagnostics).
+        dL/dW (without the L2 term) to it (diagnostics). sample_weight (a backend array,
+        one per row of X): each minibatch's loss and gradient become weighted means, and
+        the L2 term's batch size the minibatch's weight sum.
         """
         n = len(order)
         n_batches = -(-n // batch_size)
         index = self.asarray(order, np.int64)       # moved once per epoch, not per batch
         losses = self.loss_buffer(batch_losses, n_batches)
         penalties = np.zeros(n_batches) if alpha else None
+        host_weights = None if sample_weight is None else self.to_numpy(sample_weight)
         for i, start in enumerate(range(0, n, batch_size)):
             m = min(batch_size, n - start)
+            weight = m
+            if host_weights is not None:
+                self.take_(sample_weight, index[start:start + m], ws.w[:m])
+                weight = float(np.sum(host_weights[order[start:start + m]], dtype=np.float64))
+                weight = weight if weight > 0 else 1.0      # all zero: a zero step
             if alpha:
-                penalties[i] = 0.5 * alpha * sum(self.sq_norm(w) for w in net.weights) / m
+                penalties[i] = 0.5 * alpha * sum(self.sq_norm(w) for w in net.weights) / weight
             self.gather_(X, y, index[start:start + m], ws.x[:m], ws.t[:m])
-            self.loss_and_grads(net, ws, m, losses, i)
+            self.loss_and_grads(net, ws, m, losses, i, host_weights is not None)
             if grad_norms is not None:
                 for l, g in enumerate(ws.gw):
                     grad_norms[l] += self.sq_norm(g) ** 0.5
-            self.apply_gradients(net, ws, rule._replace(t=rule.t + i + 1), alpha, m)
+            self.apply_gradients(net, ws, rule._replace(t=rule.t + i + 1), alpha, weight)
         self.copy_losses(losses, batch_losses, n_batches)
         if alpha:
             batch_losses[:n_batches] += penalties

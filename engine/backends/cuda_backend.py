@@ -138,23 +138,35 @@ class CudaBackend(Backend):
     def softmax_(self, z):
         self.k.softmax_rows(z.dtype)[self.k.grid_1d(z.shape[0])](z, z[0], False)
 
-    def output_delta(self, a, t, out, output, loss):
+    def output_delta(self, a, t, out, output, loss, weights=None):
         n, c = a.shape
         kind = self.k.OUTPUT_LOSS[output, loss]
+        # the 1/n factor's numerator; the kernel divides by n, or by the weights' sum
         if kind in (self.k.SIGMOID_MSE, self.k.IDENTITY_MSE):
-            scale = 2.0 / (n * c)
+            numerator = 2.0 / c
         else:
-            scale = 2.0 / n if kind == self.k.SIGMOID_MSE_REF else 1.0 / n
+            numerator = 2.0 if kind == self.k.SIGMOID_MSE_REF else 1.0
+        wsum = self._scratch_array("weight_sum", (1,), np.float64)
+        if weights is not None:
+            self.k.weight_sum(a.dtype)[1, self.k.THREADS](weights, wsum)
         self.k.output_delta(a.dtype)[self.k.grid_1d(a.size)](
-            self._flat(a), self._flat(t), self._flat(out), kind, scale)
+            self._flat(a), self._flat(t), self._flat(out), kind,
+            numerator if weights is not None else numerator / n,
+            weights if weights is not None else self._flat(a), wsum, c, weights is not None)
 
-    def loss_into(self, a, t, output, loss, losses, slot):
+    def loss_into(self, a, t, output, loss, losses, slot, weights=None):
         n, c = a.shape
         kind = self.k.OUTPUT_LOSS[output, loss]
-        mse = kind in (self.k.SIGMOID_MSE, self.k.SIGMOID_MSE_REF, self.k.IDENTITY_MSE)
-        denom = float(n * c if mse else n)
+        per_element = kind in (self.k.SIGMOID_MSE, self.k.SIGMOID_MSE_REF,
+                               self.k.IDENTITY_MSE)
         self.k.loss_into(a.dtype)[1, self.k.THREADS](
-            self._flat(a), self._flat(t), kind, denom, losses, slot)
+            self._flat(a), self._flat(t), kind, n, c, per_element,
+            weights if weights is not None else self._flat(a), weights is not None, losses,
+            slot)
+
+    def take_(self, values, index, out):
+        index = self.asarray(index, np.int64)
+        self.k.take(values.dtype)[self.k.grid_1d(out.size)](values, index, out)
 
     def _scratch_array(self, name, shape, dtype):
         key = (name, shape, np.dtype(dtype).name)
@@ -162,9 +174,9 @@ class CudaBackend(Backend):
             self._scratch[key] = cuda.device_array(shape, dtype=dtype)
         return self._scratch[key]
 
-    def loss(self, a, t, output, loss):
+    def loss(self, a, t, output, loss, weights=None):
         out = self._scratch_array("loss", (1,), np.float64)
-        self.loss_into(a, t, output, loss, out, 0)
+        self.loss_into(a, t, output, loss, out, 0, weights)
         return float(out.copy_to_host()[0])
 
     def bias_grad(self, delta, out):

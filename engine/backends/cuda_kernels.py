@@ -170,14 +170,43 @@ def act_backward(dtype):
 
 # ---------------------------------------------------------------- loss and deltas
 @cached
+def weight_sum(dtype):
+    """out[0] = the sum of w (1 when it is not positive: a zero step), one block."""
+    @cuda.jit
+    def kernel(w, out):
+        part = cuda.shared.array(THREADS, float64)
+        tid = cuda.threadIdx.x
+        acc = 0.0
+        for i in range(tid, w.size, THREADS):
+            acc += float64(w[i])
+        part[tid] = acc
+        cuda.syncthreads()
+        step = THREADS // 2
+        while step > 0:
+            if tid < step:
+                part[tid] += part[tid + step]
+            cuda.syncthreads()
+            step //= 2
+        if tid == 0:
+            out[0] = part[0] if part[0] > 0 else 1.0
+
+    return kernel
+
+
+@cached
 def output_delta(dtype):
+    """out = dL/dz; scale is the unweighted 1/n factor, or, with weights (w, their sum in
+    wsum[0]), the factor's numerator (1, 2/c or 2), divided here by the sum and multiplied
+    by each row's weight."""
     nb = _numba_type(dtype)
 
     @cuda.jit
-    def kernel(a, t, out, kind, scale):
+    def kernel(a, t, out, kind, scale, w, wsum, c, weighted):
         one = nb(1.0)
         s = nb(scale)
         for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):
+            if weighted:
+                s = nb(scale / wsum[0]) * w[i // c]
             if kind == SIGMOID_MSE or kind == SIGMOID_MSE_REF:
                 out[i] = s * (a[i] - t[i]) * a[i] * (one - a[i])
             elif kind == IDENTITY_MSE:
@@ -190,7 +219,8 @@ def output_delta(dtype):
 
 @cached
 def loss_into(dtype):
-    """out[slot] = the loss of (a, t); one block of THREADS threads, reduced in float64."""
+    """out[slot] = the loss of (a, t) (weighted by w per row of c when `weighted`); one
+    block of THREADS threads, reduced in float64. per_element: divide by c as well."""
     nb = _numba_type(dtype)
     eps = nb(np.finfo(np.dtype(dtype)).eps)
     tiny = nb(np.finfo(np.dtype(dtype)).tiny)
@@ -201,33 +231,57 @@ def loss_into(dtype):
         return 0.0 if x == 0 else float64(x) * float64(math.log(y))
 
     @cuda.jit
-    def kernel(a, t, kind, denom, out, slot):
+    def kernel(a, t, kind, rows, c, per_element, w, weighted, out, slot):
         part = cuda.shared.array(THREADS, float64)
+        weights = cuda.shared.array(THREADS, float64)
         tid = cuda.threadIdx.x
         acc = 0.0
+        total = 0.0
         for i in range(tid, a.size, THREADS):
+            term = 0.0
             if kind == SOFTMAX_CE:
                 if t[i] != 0:
-                    acc -= float64(t[i]) * float64(math.log(max(a[i], eps)))
+                    term = -float64(t[i]) * float64(math.log(max(a[i], eps)))
             elif kind == SIGMOID_BCE:
                 p = min(max(a[i], eps), one - eps)
-                acc -= xlogy(t[i], p) + xlogy(one - t[i], one - p)
+                term = -(xlogy(t[i], p) + xlogy(one - t[i], one - p))
             elif kind == EXP_POISSON:
-                acc += (xlogy(t[i], t[i]) - xlogy(t[i], max(a[i], tiny)) - float64(t[i])
+                term = (xlogy(t[i], t[i]) - xlogy(t[i], max(a[i], tiny)) - float64(t[i])
                         + float64(a[i]))
             else:
                 e = float64(a[i]) - float64(t[i])
-                acc += e * e
+                term = e * e
+            if weighted:
+                term *= float64(w[i // c])
+                if i % c == 0:
+                    total += float64(w[i // c])
+            acc += term
         part[tid] = acc
+        weights[tid] = total
         cuda.syncthreads()
         step = THREADS // 2
         while step > 0:
             if tid < step:
                 part[tid] += part[tid + step]
+                weights[tid] += weights[tid + step]
             cuda.syncthreads()
             step //= 2
         if tid == 0:
-            out[slot] = part[0] / denom
+            n = float64(rows)
+            if weighted:
+                n = weights[0] if weights[0] > 0 else 1.0
+            out[slot] = part[0] / (n * c if per_element else n)
+
+    return kernel
+
+
+@cached
+def take(dtype):
+    """out = values[index] (1-D)."""
+    @cuda.jit
+    def kernel(values, index, out):
+        for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+            out[i] = values[index[i]]
 
     return kernel
 

@@ -105,11 +105,14 @@ class NativeBackend(HostBackend):
     def softmax_(self, z):
         _native.softmax_(z)
 
-    def output_delta(self, a, t, out, output, loss):
-        _native.output_delta(a, t, out, output, loss)
+    def output_delta(self, a, t, out, output, loss, weights=None):
+        _native.output_delta(a, t, out, output, loss, weights)
 
-    def loss(self, a, t, output, loss):
-        return _native.loss(a, t, output, loss)
+    def loss(self, a, t, output, loss, weights=None):
+        return _native.loss(a, t, output, loss, weights)
+
+    def take_(self, values, index, out):
+        np.take(values, index, out=out)
 
     def bias_grad(self, delta, out):
         _native.bias_grad(delta, out)
@@ -133,7 +136,7 @@ class NativeBackend(HostBackend):
         return _native.sq_norm(x)
 
     def train_epoch(self, net, X, y, order, batch_size, rule, alpha, ws, batch_losses,
-                    grad_norms=None):
+                    grad_norms=None, sample_weight=None):
         """The whole epoch in C (see engine._native.EpochPlan); no Python per minibatch."""
         n_state = STATE_ARRAYS[rule.kind]
         velocities = net.velocities if n_state >= 1 else None
@@ -148,4 +151,4 @@ class NativeBackend(HostBackend):
                                         second_moments=moments)
             ws.plan_key = key
         ws.plan.run(X, y, order, rule.learning_rate, rule.momentum, batch_losses, False,
-                    grad_norms, rule=rule, alpha=alpha)
+                    grad_norms, rule=rule, alpha=alpha, sample_weight=sample_weight)

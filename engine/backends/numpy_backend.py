@@ -57,19 +57,12 @@ def _xlogy(x, y):
     return np.where(x == 0, 0.0, x * np.log(np.where(x == 0, 1.0, y)))
 
 
-def _bce(a, t):
-    p = np.clip(a, _eps(a), 1 - _eps(a))
-    return -np.sum(_xlogy(t, p) + _xlogy(1 - t, 1 - p)) / a.shape[0]
+def _clipped(a):
+    return np.clip(a, _eps(a), 1 - _eps(a))
 
 
-def _poisson(a, t):
-    # half the Poisson deviance, scikit-learn's form: 0 when a == t
-    p = np.maximum(a, np.finfo(a.dtype).tiny)
-    return np.sum(_xlogy(t, t) - _xlogy(t, p) - t + a) / a.shape[0]
-
-
-# dL/dz of the output layer; n rows, c outputs. The 1/n lives here. Each is the gradient
-# of its loss below.
+# dL/dz of the output layer; n rows (or the sum of their sample weights), c outputs. The 1/n
+# lives here. Each is the gradient of its loss below.
 OUTPUT_DELTAS = {
     ("sigmoid", "mse"): lambda a, t, n, c: (2.0 / (n * c)) * (a - t) * a * (1 - a),
     ("sigmoid", "mse_ref"): lambda a, t, n, c: (2.0 / n) * (a - t) * a * (1 - a),
@@ -79,17 +72,29 @@ OUTPUT_DELTAS = {
     ("exp", "poisson"): lambda a, t, n, c: (a - t) / n,
 }
 
-# The reported loss: mse is the mean over batch x outputs; cross-entropy is the mean over
-# the batch of -log p(label), p clipped at the dtype's eps; binary cross-entropy the mean
-# over the batch of -sum(t log p + (1 - t) log(1 - p)), p clipped to [eps, 1 - eps] (as
-# scikit-learn clips); poisson the mean over the batch of sum(t log(t / a) - t + a).
-LOSS_VALUES = {
-    "mse": lambda a, t: np.mean((a - t) ** 2),
-    "mse_ref": lambda a, t: np.mean((a - t) ** 2),
-    "cross_entropy": lambda a, t: -np.sum(t * np.log(np.maximum(a, _eps(a)))) / a.shape[0],
-    "binary_cross_entropy": _bce,
-    "poisson": _poisson,
+# Each row's loss term. The reported loss is their mean over the batch (with sample weights:
+# sum(w_i row_i) / sum(w_i)), divided by the c outputs too for the mean squared errors.
+# cross-entropy: -log p(label), p clipped at the dtype's eps; binary cross-entropy:
+# -sum(t log p + (1 - t) log(1 - p)), p clipped to [eps, 1 - eps] (as scikit-learn clips);
+# poisson: sum(t log(t / a) - t + a), half the Poisson deviance (scikit-learn's form).
+ROW_LOSSES = {
+    "mse": lambda a, t: np.sum((a - t) ** 2, axis=1),
+    "mse_ref": lambda a, t: np.sum((a - t) ** 2, axis=1),
+    "cross_entropy": lambda a, t: -np.sum(t * np.log(np.maximum(a, _eps(a))), axis=1),
+    "binary_cross_entropy": lambda a, t: -np.sum(_xlogy(t, _clipped(a))
+                                                 + _xlogy(1 - t, 1 - _clipped(a)), axis=1),
+    "poisson": lambda a, t: np.sum(_xlogy(t, t) - _xlogy(t, np.maximum(a, np.finfo(
+        a.dtype).tiny)) - t + a, axis=1),
 }
+PER_ELEMENT = ("mse", "mse_ref")     # losses averaged over the outputs as well
+
+
+def _batch_weight(weights, n):
+    """n, or the sum of the rows' sample weights (1 when they sum to 0: a zero step)."""
+    if weights is None:
+        return n
+    total = float(np.sum(weights, dtype=np.float64))
+    return total if total > 0 else 1.0
 
 
 class NumpyBackend(HostBackend):
@@ -120,12 +125,20 @@ class NumpyBackend(HostBackend):
     def softmax_(self, z):
         _softmax_(z)
 
-    def output_delta(self, a, t, out, output, loss):
+    def output_delta(self, a, t, out, output, loss, weights=None):
         n, c = a.shape
-        out[...] = OUTPUT_DELTAS[output, loss](a, t, n, c)
+        out[...] = OUTPUT_DELTAS[output, loss](a, t, _batch_weight(weights, n), c)
+        if weights is not None:
+            out *= weights[:, None]
 
-    def loss(self, a, t, output, loss):
-        return float(LOSS_VALUES[loss](a, t))
+    def loss(self, a, t, output, loss, weights=None):
+        rows = ROW_LOSSES[loss](a, t)
+        total = float(np.sum(rows if weights is None else weights * rows))
+        n = _batch_weight(weights, a.shape[0])
+        return total / (n * a.shape[1] if loss in PER_ELEMENT else n)
+
+    def take_(self, values, index, out):
+        np.take(values, index, out=out)
 
     def bias_grad(self, delta, out):
         np.sum(delta, axis=0, out=out)
