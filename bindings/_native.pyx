@@ -15,7 +15,7 @@ The module is one extension built from these parts, each a file of bindings/:
   blas_epoch.pxi    the epoch on BLAS products
   runtime.pxi       build information, threads, SIMD variants
 """
-from libc.stdint cimport int64_t, uint8_t
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.math cimport sqrt
 from libc.stdlib cimport calloc, free
 from libc.string cimport memset

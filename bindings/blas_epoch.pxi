@@ -27,6 +27,8 @@ cdef void _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const voi
     cdef real *wb = <real*>plan.wb if SW != NULL else NULL
     cdef double squares, weight
     cdef int r
+    cdef uint32_t key
+    cdef const double *rates = p.dropout
     # plain SGD and momentum without L2 fold the update into the gradient GEMM; every other
     # step forms the gradient, then applies the rule to it
     cdef bint folded = (rule.kind == ENG_SGD or rule.kind == ENG_MOMENTUM) and alpha == 0
@@ -36,6 +38,7 @@ cdef void _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const voi
         lr = <real>eng_rule_step_size(&now)
         mom = <real>now.momentum
         weight = m
+        key = eng_dropout_key(p.dropout_key, i)
         if not gemm_only:
             if y != NULL:
                 k.gather(X, y, order + start, m, s[0], s[L], x, t)
@@ -57,6 +60,8 @@ cdef void _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const voi
                     <real>0, A[l], s[l + 1])
             if not gemm_only:
                 k.bias_act(A[l], p.B[l], m, s[l + 1], plan.acts[l])
+                if rates != NULL and l < L - 1 and rates[l] > 0:
+                    k.dropout(A[l], m, s[l + 1], 0, key, l, rates[l])
             inp = A[l]
         if not gemm_only:
             losses[i] = k.loss(A[L - 1], t, m, s[L], p.loss_kind, wb)
@@ -77,7 +82,12 @@ cdef void _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const voi
                 gemm_rm(False, False, m, s[l], s[l + 1], <real>1, D[l], s[l + 1], W[l], s[l],
                         <real>0, D[l - 1], s[l])
                 if not gemm_only:
-                    k.act_backward(D[l - 1], A[l - 1], <int64_t>m * s[l], plan.acts[l - 1])
+                    if rates != NULL and rates[l - 1] > 0:
+                        k.dropout_backward(D[l - 1], A[l - 1], m, s[l], 0, key, l - 1,
+                                           rates[l - 1], plan.acts[l - 1])
+                    else:
+                        k.act_backward(D[l - 1], A[l - 1], <int64_t>m * s[l],
+                                       plan.acts[l - 1])
             if not gemm_only:
                 k.bias_grad(D[l], p.GB[l], m, s[l + 1])
             if grad_norms != NULL or not folded:

@@ -1,6 +1,6 @@
 # Declarations of csrc/kernels.h that the bindings use, nothing else. The typed kernels
 # (eng_bias_act_f ...) are reached through the per-dtype tables eng_kernels_f/_d.
-from libc.stdint cimport int64_t, uint8_t
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 
 cdef extern from "kernels.h" nogil:
     enum:
@@ -32,6 +32,7 @@ cdef extern from "kernels.h" nogil:
         int64_t t
 
     double eng_rule_step_size(const eng_rule *rule)
+    uint32_t eng_dropout_key(uint64_t epoch_key, int64_t minibatch)
 
     ctypedef struct eng_epoch_plan:
         int n_layers
@@ -58,6 +59,8 @@ cdef extern from "kernels.h" nogil:
         int64_t scratch_per_thread
         int threads
         int team
+        const double *dropout
+        uint64_t dropout_key
 
     double eng_fma_gflops_f(int threads, int64_t iters)
     double eng_fma_gflops_d(int threads, int64_t iters)
@@ -97,6 +100,10 @@ cdef extern from "kernels.h" nogil:
         void (*gather_rows)(const void *X, const void *T, const int64_t *idx, int64_t m,
                             int64_t f, int64_t c, void *x_out, void *t_out) noexcept nogil
         void (*prefetch_rows)(const void *X, const int64_t *idx, int64_t m, int64_t f) noexcept nogil
+        void (*dropout)(void *a, int64_t n, int64_t c, int64_t row0, uint32_t key, int layer,
+                        double rate) noexcept nogil
+        void (*dropout_backward)(void *d, const void *a, int64_t n, int64_t c, int64_t row0,
+                                 uint32_t key, int layer, double rate, int act) noexcept nogil
         void (*alive_units)(const void *a, int64_t n, int64_t c, uint8_t *alive) noexcept nogil
         int64_t (*saturated_count)(const void *a, int64_t length, int act, double thr) noexcept nogil
         double (*sq_norm)(const void *x, int64_t length) noexcept nogil

@@ -199,7 +199,7 @@ cdef class EpochPlan:
 
     def run(self, X, y, order, double learning_rate, double momentum, batch_losses,
             bint gemm_only=False, grad_norms=None, *, rule=None, double alpha=0.0,
-            sample_weight=None):
+            sample_weight=None, dropout=None, dropout_key=0):
         """Train one epoch over X[order] (minibatches of the plan's batch size, the last
         one possibly shorter); batch_losses[i] receives minibatch i's loss before its update.
 
@@ -212,7 +212,9 @@ cdef class EpochPlan:
         the optimizer in place of plain SGD with learning_rate and momentum; alpha is the
         L2 penalty (loss += alpha/2 |W|^2 / m, gradient += alpha W / m, biases exempt).
         sample_weight (n,): each minibatch's loss and gradient become the weighted means
-        sum(w_i loss_i) / sum(w_i), and m above becomes sum(w_i)."""
+        sum(w_i loss_i) / sum(w_i), and m above becomes sum(w_i). dropout: per layer, the
+        drop rate of its outputs (the last layer's must be 0), masks keyed by dropout_key
+        (the epoch's, a uint64) and each minibatch's number (csrc/runtime.h)."""
         if self.n_layers == 0:
             raise RuntimeError("this EpochPlan was never initialized successfully")
         cdef cnp.ndarray XA = _array("X", X, 2, self.dtype)
@@ -221,6 +223,15 @@ cdef class EpochPlan:
         cdef cnp.ndarray BL = _array("batch_losses", batch_losses, 1, np.dtype(np.float64), True)
         cdef int64_t n = XA.shape[0], count = O.shape[0]
         cdef cnp.ndarray SW = _weights("sample_weight", sample_weight, XA.shape[0], self.dtype)
+        cdef cnp.ndarray DR = None
+        if dropout is not None:
+            DR = _array("dropout", dropout, 1, np.dtype(np.float64))
+            _shape("dropout", DR, (self.n_layers,))
+            if not all(0.0 <= r < 1.0 for r in DR) or DR[self.n_layers - 1] != 0:
+                raise ValueError("dropout rates must lie in [0, 1), and be 0 for the output "
+                                 f"layer; got {list(DR)}")
+        self.p.dropout = <double*>_ptr(DR) if DR is not None else NULL
+        self.p.dropout_key = <uint64_t>dropout_key
         cdef void *psw = _ptr(SW) if SW is not None else NULL
         cdef int64_t n_batches = (count + self.p.batch - 1) // self.p.batch
         if XA.shape[1] != self.sizes[0]:

@@ -204,6 +204,45 @@ def gather_(X, y, index, x_out, t_out):
             k.gather(px, <int64_t*>py, pi, m, f, c, pxo, pto)
 
 
+def dropout_key(epoch_key, int64_t minibatch):
+    """The key of minibatch `minibatch`'s dropout masks, from the epoch's (a uint64)."""
+    return eng_dropout_key(<uint64_t>epoch_key, minibatch)
+
+
+cdef _check_rate(double rate):
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"rate must be in [0, 1); got {rate}")
+
+
+def dropout_(a, double rate, key, int layer, int64_t row0=0):
+    """Inverted dropout of hidden layer `layer`'s outputs a (rows row0, row0 + 1, ... of a
+    minibatch whose mask key is `key`) in place: kept units times 1 / (1 - rate)."""
+    cdef cnp.ndarray A = _array("a", a, 2, None, True)
+    _check_rate(rate)
+    cdef uint32_t k32 = <uint32_t>key
+    cdef int64_t n = A.shape[0], c = A.shape[1]
+    cdef void *pa = _ptr(A)
+    cdef const eng_kernel_table *k = _table(A)
+    with nogil:
+        k.dropout(pa, n, c, row0, k32, layer, rate)
+
+
+def dropout_backward_(delta, a, str activation, double rate, key, int layer, int64_t row0=0):
+    """delta = dL/dz of a hidden layer with dropout, from dL/d(its dropped outputs a)."""
+    cdef cnp.ndarray D = _array("delta", delta, 2, None, True)
+    cdef cnp.ndarray A = _array("a", a, 2, D.dtype)
+    _shape("a", A, _dims(D))
+    _check_rate(rate)
+    cdef int act = _act(activation, False)
+    cdef uint32_t k32 = <uint32_t>key
+    cdef int64_t n = D.shape[0], c = D.shape[1]
+    cdef void *pd = _ptr(D)
+    cdef void *pa = _ptr(A)
+    cdef const eng_kernel_table *k = _table(D)
+    with nogil:
+        k.dropout_backward(pd, pa, n, c, row0, k32, layer, rate, act)
+
+
 def alive_units(a):
     """uint8 per column: 1 where some row is > 0."""
     cdef cnp.ndarray A = _array("a", a, 2)

@@ -105,6 +105,24 @@ void FN(eng_prefetch_rows)(const REAL *X, const int64_t *idx, int64_t m, int64_t
     }
 }
 
+/* the integer threshold and the scale of a drop rate (runtime.h) */
+static inline uint32_t FN(dropout_threshold)(double rate) {
+    return (uint32_t)llround(rate * 16777216.0);
+}
+
+void FN(eng_dropout)(REAL *a, int64_t n, int64_t c, int64_t row0, uint32_t key, int layer,
+                     double rate) {
+    FN(workers)()->dropout_rows(a, n, c, row0, key, layer, FN(dropout_threshold)(rate),
+                                (REAL)(1.0 / (1.0 - rate)));
+}
+
+void FN(eng_dropout_backward)(REAL *d, const REAL *a, int64_t n, int64_t c, int64_t row0,
+                              uint32_t key, int layer, double rate, int act) {
+    FN(workers)()->dropout_backward_rows(d, a, n, c, row0, key, layer,
+                                         FN(dropout_threshold)(rate),
+                                         (REAL)(1.0 / (1.0 - rate)), act);
+}
+
 void FN(eng_alive_units)(const REAL *a, int64_t n, int64_t c, uint8_t *alive) {
     for (int64_t j = 0; j < c; j++) alive[j] = 0;
     for (int64_t i = 0; i < n; i++) {

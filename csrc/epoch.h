@@ -50,7 +50,7 @@ static void FN(output_rows)(const REAL *a, const int64_t *y, const REAL *T, cons
 static void FN(epoch_phase_rows)(const FN(eng_workers) *wk, const eng_epoch_plan *P,
                                  const int64_t *y, const REAL *T, const REAL *SW,
                                  const int64_t *idx, int64_t r0, int64_t r1,
-                                 double batch_weight, REAL *scratch) {
+                                 double batch_weight, uint32_t key, REAL *scratch) {
     const int L = P->n_layers;
     const int *s = P->sizes;
     const int64_t rows = r1 - r0;
@@ -62,6 +62,10 @@ static void FN(epoch_phase_rows)(const FN(eng_workers) *wk, const eng_epoch_plan
                         scratch);
         wk->bias_act_rows((REAL *)P->A[l] + r0 * s[l + 1], (const REAL *)P->B[l], rows,
                               s[l + 1], P->acts[l]);
+        if (P->dropout != NULL && l < L - 1 && P->dropout[l] > 0)
+            wk->dropout_rows((REAL *)P->A[l] + r0 * s[l + 1], rows, s[l + 1], r0, key, l,
+                             FN(dropout_threshold)(P->dropout[l]),
+                             (REAL)(1.0 / (1.0 - P->dropout[l])));
         in = (const REAL *const *)out;
     }
     FN(output_rows)((const REAL *)P->A[L - 1] + r0 * s[L], y, T, SW, idx + r0,
@@ -72,7 +76,13 @@ static void FN(epoch_phase_rows)(const FN(eng_workers) *wk, const eng_epoch_plan
         wk->gemm_nn((const REAL *const *)D_ROWS(P, l) + r0, rows, s[l + 1], NULL,
                         (const REAL *)P->WT[l], 1, s[l],
                         (REAL *const *)D_ROWS(P, l - 1) + r0, scratch);
-        wk->act_backward_range((REAL *)P->D[l - 1] + r0 * s[l],
+        if (P->dropout != NULL && P->dropout[l - 1] > 0)
+            wk->dropout_backward_rows((REAL *)P->D[l - 1] + r0 * s[l],
+                                      (const REAL *)P->A[l - 1] + r0 * s[l], rows, s[l], r0,
+                                      key, l - 1, FN(dropout_threshold)(P->dropout[l - 1]),
+                                      (REAL)(1.0 / (1.0 - P->dropout[l - 1])), P->acts[l - 1]);
+        else
+            wk->act_backward_range((REAL *)P->D[l - 1] + r0 * s[l],
                                    (const REAL *)P->A[l - 1] + r0 * s[l], rows * s[l],
                                    P->acts[l - 1]);
     }
@@ -189,7 +199,8 @@ void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *
             }
             if (alpha > 0 && i > 0 && t == 0)   /* the previous step's tiles are all done */
                 squares = FN(weight_squares)(wk, P);
-            FN(epoch_phase_rows)(wk, P, y, T, SW, order + start, r0, r1, weight, scratch);
+            FN(epoch_phase_rows)(wk, P, y, T, SW, order + start, r0, r1, weight,
+                                 eng_dropout_minibatch_key(P->dropout_key, i), scratch);
             eng_barrier_wait(&barrier);
             FN(epoch_phase_weights)(wk, P, t, nt, m, &step_w, &step_b, scratch);
             if (t == 0) {

@@ -32,6 +32,11 @@ typedef struct {
     void (*from_panels)(const REAL *wp, int64_t n_out, int64_t n_in, REAL *w);
     double (*fma_loop)(int64_t iters);
     int fma_loop_flops;     /* floating-point operations per iteration of fma_loop */
+    void (*dropout_rows)(REAL *a, int64_t rows, int64_t c, int64_t row0, uint32_t key,
+                         int layer, uint32_t threshold, REAL scale);
+    void (*dropout_backward_rows)(REAL *d, const REAL *a, int64_t rows, int64_t c,
+                                  int64_t row0, uint32_t key, int layer, uint32_t threshold,
+                                  REAL scale, int act);
 } FN(eng_workers);
 
 /* Tile shapes: 6 x 2 vectors fills 12 of the 16 registers of SSE/AVX2; AVX-512's 32

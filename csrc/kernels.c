@@ -21,6 +21,10 @@
 #include "instantiate.h"
 #include "dtype_undef.h"
 
+uint32_t eng_dropout_key(uint64_t epoch_key, int64_t minibatch) {
+    return eng_dropout_minibatch_key(epoch_key, minibatch);
+}
+
 double eng_rule_step_size(const eng_rule *rule) {
     if (rule->kind != ENG_ADAM) return rule->lr;
     double t = (double)(rule->t > 0 ? rule->t : 1);

@@ -31,6 +31,9 @@ typedef struct {
     int64_t t;
 } eng_rule;
 
+/* the key of minibatch i's dropout masks, from the epoch's key (csrc/runtime.h) */
+uint32_t eng_dropout_key(uint64_t epoch_key, int64_t minibatch);
+
 /* lr_t of Adam's step t (lr otherwise) */
 double eng_rule_step_size(const eng_rule *rule);
 
@@ -65,6 +68,13 @@ void eng_gather_rows_##S(const REAL *X, const REAL *T, const int64_t *idx, int64
                          int64_t f, int64_t c, REAL *x_out, REAL *t_out);                   \
 /* ask the caches for rows X[idx] ahead of a later gather */                              \
 void eng_prefetch_rows_##S(const REAL *X, const int64_t *idx, int64_t m, int64_t f);       \
+/* inverted dropout of n rows of c hidden units (row0: the first row's place in the         \
+   minibatch; key: eng_dropout_minibatch_key's) at `rate`, and its backward pass, which     \
+   also applies act' (taken from the output before dropout) */                              \
+void eng_dropout_##S(REAL *a, int64_t n, int64_t c, int64_t row0, uint32_t key, int layer, \
+                     double rate);                                                          \
+void eng_dropout_backward_##S(REAL *d, const REAL *a, int64_t n, int64_t c, int64_t row0,  \
+                              uint32_t key, int layer, double rate, int act);               \
 /* alive[j] = 1 if some a[i, j] > 0 */                                                      \
 void eng_alive_units_##S(const REAL *a, int64_t n, int64_t c, uint8_t *alive);              \
 /* entries within 1 - thr of the activation's bound (sigmoid |2a-1|>thr, tanh |a|>thr) */  \
@@ -101,6 +111,8 @@ typedef struct {
     int64_t scratch_per_thread;
     int threads;                  /* most threads the scratch has room for */
     int team;                     /* threads wanted; 0: eng_get_epoch_threads() */
+    const double *dropout;        /* per layer, the hidden units' drop rate; NULL: none */
+    uint64_t dropout_key;         /* the epoch's key of the dropout masks */
 } eng_epoch_plan;
 
 /* Train one epoch over X[order[:count]] (targets: labels y, or the rows of T when y is
@@ -147,6 +159,10 @@ typedef struct {
     void (*gather_rows)(const void *X, const void *T, const int64_t *idx, int64_t m,
                         int64_t f, int64_t c, void *x_out, void *t_out);
     void (*prefetch_rows)(const void *X, const int64_t *idx, int64_t m, int64_t f);
+    void (*dropout)(void *a, int64_t n, int64_t c, int64_t row0, uint32_t key, int layer,
+                    double rate);
+    void (*dropout_backward)(void *d, const void *a, int64_t n, int64_t c, int64_t row0,
+                             uint32_t key, int layer, double rate, int act);
     void (*alive_units)(const void *a, int64_t n, int64_t c, uint8_t *alive);
     int64_t (*saturated_count)(const void *a, int64_t len, int act, double thr);
     double (*sq_norm)(const void *x, int64_t len);

@@ -62,6 +62,41 @@ typedef struct {
 void eng_barrier_init(eng_barrier *b, int n);
 void eng_barrier_wait(eng_barrier *b);
 
+/* Dropout masks from counters, not a stream: unit j of row r (its place in the minibatch) of
+   hidden layer l is kept when eng_dropout_bits(row key, j) >= threshold, threshold = the
+   drop rate times 2^24. The row key mixes the minibatch's key with l and r; the minibatch's
+   key mixes the epoch's key (from the model's seed and the epoch) with the minibatch's
+   number. So a mask is the same on any backend, thread count or SIMD variant, and the
+   backward pass draws it again instead of storing it. engine/backends/numpy_backend.py
+   spells out the same arithmetic. */
+static inline uint64_t eng_mix64(uint64_t z) {          /* splitmix64's finalizer */
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static inline uint32_t eng_mix32(uint32_t h) {          /* murmur3's finalizer */
+    h ^= h >> 16;
+    h *= 0x85EBCA6Bu;
+    h ^= h >> 13;
+    h *= 0xC2B2AE35u;
+    return h ^ (h >> 16);
+}
+
+static inline uint32_t eng_dropout_minibatch_key(uint64_t epoch_key, int64_t minibatch) {
+    uint64_t k = eng_mix64(epoch_key + (uint64_t)minibatch);
+    return (uint32_t)(k ^ (k >> 32));
+}
+
+static inline uint32_t eng_dropout_row_key(uint32_t key, int layer, int64_t row) {
+    return eng_mix32(key ^ ((uint32_t)layer << 24) ^ (uint32_t)row);
+}
+
+static inline uint32_t eng_dropout_bits(uint32_t row_key, int64_t unit) {
+    return eng_mix32(row_key + (uint32_t)unit * 0x9E3779B1u) >> 8;
+}
+
 /* the variant the drivers call now (ENG_SIMD_*) */
 int eng_simd_level(void);
 /* threads the elementwise kernels' OpenMP loops may use */

@@ -46,6 +46,14 @@ static void FN(t_gather_rows)(const void *X, const void *T, const int64_t *idx, 
 static void FN(t_prefetch_rows)(const void *X, const int64_t *idx, int64_t m, int64_t f) {
     FN(eng_prefetch_rows)((const REAL *)X, idx, m, f);
 }
+static void FN(t_dropout)(void *a, int64_t n, int64_t c, int64_t row0, uint32_t key,
+                          int layer, double rate) {
+    FN(eng_dropout)((REAL *)a, n, c, row0, key, layer, rate);
+}
+static void FN(t_dropout_backward)(void *d, const void *a, int64_t n, int64_t c, int64_t row0,
+                                   uint32_t key, int layer, double rate, int act) {
+    FN(eng_dropout_backward)((REAL *)d, (const REAL *)a, n, c, row0, key, layer, rate, act);
+}
 static void FN(t_alive_units)(const void *a, int64_t n, int64_t c, uint8_t *alive) {
     FN(eng_alive_units)((const REAL *)a, n, c, alive);
 }
@@ -72,6 +80,6 @@ static int FN(t_tiled_forward)(int n_layers, const int *sizes, const int *acts,
 const eng_kernel_table FN(eng_kernels) = {
     (int)sizeof(REAL), FN(t_bias_act), FN(t_act_backward), FN(t_softmax_rows),
     FN(t_output_delta), FN(t_loss), FN(t_bias_grad), FN(t_sgd_step), FN(t_optimizer_step), FN(t_axpy),
-    FN(t_gather), FN(t_gather_rows), FN(t_prefetch_rows), FN(t_alive_units), FN(t_saturated_count),
+    FN(t_gather), FN(t_gather_rows), FN(t_prefetch_rows), FN(t_dropout), FN(t_dropout_backward), FN(t_alive_units), FN(t_saturated_count),
     FN(t_sq_norm), FN(t_fused_epoch), FN(t_tiled_forward),
 };

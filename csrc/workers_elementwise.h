@@ -88,6 +88,46 @@ TARGET static void VFN(act_backward_range)(REAL *d, const REAL *a, int64_t len, 
     }
 }
 
+/* Inverted dropout on rows of a (c units each; row0: the first row's place in the
+   minibatch): a unit is kept, times scale = 1 / (1 - rate), or zeroed (runtime.h's mask). */
+TARGET static void VFN(dropout_rows)(REAL *a, int64_t rows, int64_t c, int64_t row0,
+                                     uint32_t key, int layer, uint32_t threshold, REAL scale) {
+    for (int64_t i = 0; i < rows; i++) {
+        uint32_t row_key = eng_dropout_row_key(key, layer, row0 + i);
+        REAL *ar = a + i * c;
+        for (int64_t j = 0; j < c; j++)
+            ar[j] *= eng_dropout_bits(row_key, j) >= threshold ? scale : (REAL)0;
+    }
+}
+
+/* The backward pass through a hidden layer with dropout: d (dL/d of the kept-and-scaled
+   outputs a) becomes dL/dz: zero for dropped units, times scale * act'(z) for kept ones,
+   the derivative taken from the output before dropout, u = a / scale. One loop per
+   activation, so that each vectorizes. */
+TARGET static void VFN(dropout_backward_rows)(REAL *d, const REAL *a, int64_t rows, int64_t c,
+                                              int64_t row0, uint32_t key, int layer,
+                                              uint32_t threshold, REAL scale, int act) {
+    REAL keep = (REAL)1 / scale;
+    for (int64_t i = 0; i < rows; i++) {
+        uint32_t row_key = eng_dropout_row_key(key, layer, row0 + i);
+        REAL *dr = d + i * c;
+        const REAL *ar = a + i * c;
+#define DROPOUT_LOOP(G)                                                                    \
+        for (int64_t j = 0; j < c; j++) {                                                  \
+            REAL u = ar[j] * keep;                                                         \
+            REAL m = eng_dropout_bits(row_key, j) >= threshold ? scale : (REAL)0;           \
+            dr[j] = dr[j] * m * (G);                                                       \
+        }
+        switch (act) {
+        case ENG_SIGMOID: DROPOUT_LOOP(u * ((REAL)1 - u)) break;
+        case ENG_TANH: DROPOUT_LOOP((REAL)1 - u * u) break;
+        case ENG_RELU: DROPOUT_LOOP(u > 0 ? (REAL)1 : (REAL)0) break;
+        default: DROPOUT_LOOP((REAL)1)
+        }
+#undef DROPOUT_LOOP
+    }
+}
+
 /* One optimizer step over len parameters p with gradient g (+ l2 * p), by the rule's kind
    (kernels.h writes each out); lr is the step's size (Adam's bias-corrected lr_t). State:
    s1 the velocity or Adam's first moment, s2 Adam's second moment. */

@@ -90,7 +90,7 @@ class MLP:
         else:
             # what the optimizer carries from one fit to the next: which optimizer, the steps
             # it took (Adam's bias correction) and the samples seen (inverse scaling)
-            self._opt = {"optimizer": None, "t": 0, "samples": 0}
+            self._opt = {"optimizer": None, "t": 0, "samples": 0, "epochs": 0}
         self._workspaces = {}
 
     def _row_order(self, n):
@@ -111,7 +111,8 @@ class MLP:
                               if opt.n_state >= 1 else None)
             net.second_moments = ([be.zeros(p.shape, net.dtype) for p in params]
                                   if opt.n_state == 2 else None)
-            self._opt = {"optimizer": opt, "t": 0, "samples": 0}
+            self._opt = {"optimizer": opt, "t": 0, "samples": 0,
+                         "epochs": self._opt.get("epochs", 0)}
         return self._opt
 
     @property
@@ -163,7 +164,8 @@ class MLP:
             shuffle=True, validation_data=None, progress=True, diagnostics=False,
             optimizer="sgd", nesterov=False, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
             alpha=0.0, schedule="constant", power_t=0.5, tol=1e-4, n_iter_no_change=10,
-            early_stopping=False, validation_fraction=0.1, sample_weight=None) -> History:
+            early_stopping=False, validation_fraction=0.1, sample_weight=None,
+            dropout=None) -> History:
         """Train with minibatches and return the `History`.
 
         Every epoch visits each row once, in a fresh random order when `shuffle`.
@@ -191,6 +193,10 @@ class MLP:
         sample_weight: one weight >= 0 per row; each minibatch's loss and gradient become
         weighted means sum(w_i loss_i) / sum(w_i) (scikit-learn's convention, the L2 term
         divided by sum(w_i) too); the recorded losses and accuracies are weighted likewise.
+        dropout: a drop rate in [0, 1) for every hidden layer, or one per hidden layer:
+        inverted dropout in training only, its masks drawn from counters keyed by the
+        model's seed, the epoch, the minibatch, the row and the unit (engine/dropout.py),
+        so results are the same on every backend and thread count.
         """
         return training.fit(self, X, y, epochs=epochs, batch_size=batch_size,
                             learning_rate=learning_rate, momentum=momentum, shuffle=shuffle,
@@ -200,7 +206,7 @@ class MLP:
                             schedule=schedule, power_t=power_t, tol=tol,
                             n_iter_no_change=n_iter_no_change, early_stopping=early_stopping,
                             validation_fraction=validation_fraction,
-                            sample_weight=sample_weight)
+                            sample_weight=sample_weight, dropout=dropout)
 
     def epoch_runner(self, X, y, *, batch_size=100, learning_rate=0.1, momentum=0.0,
                      order=None, **optimizer):

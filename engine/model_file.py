@@ -27,6 +27,7 @@ def save_model(model, path):
     opt = model._opt
     if opt["optimizer"] is not None:
         meta["optimizer"] = {"t": opt["t"], "samples": opt["samples"],
+                             "epochs": opt.get("epochs", 0),
                              **dataclasses.asdict(opt["optimizer"])}
         net, be = model._net, model.backend
         for prefix, state in (("V", net.velocities), ("M", net.second_moments)):
@@ -79,6 +80,7 @@ def restore_training_state(model, meta, state):
                                              "beta_2", "epsilon")})
     st = model._optimizer_state(opt)
     st["t"], st["samples"] = int(saved["t"]), int(saved["samples"])
+    st["epochs"] = int(saved.get("epochs", 0))
     net = model._net
     for prefix, arrays in (("V", net.velocities), ("M", net.second_moments)):
         for i, a in enumerate(arrays or ()):

@@ -6,6 +6,7 @@ import time
 import numpy as np
 
 from . import checks
+from . import dropout as masks
 from .evaluation import evaluate
 from .history import History
 from .optimizers import OPTIMIZERS, SCHEDULES, Optimizer, Schedule
@@ -16,7 +17,7 @@ def fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
         validation_data, progress, diagnostics, optimizer="sgd", nesterov=False, beta_1=0.9,
         beta_2=0.999, epsilon=1e-8, alpha=0.0, schedule="constant", power_t=0.5, tol=1e-4,
         n_iter_no_change=10, early_stopping=False, validation_fraction=0.1,
-        sample_weight=None) -> History:
+        sample_weight=None, dropout=None) -> History:
     """What `MLP.fit` documents: check, then run the epochs and record them."""
     epochs = checks.positive_int("epochs", epochs)
     batch_size = checks.positive_int("batch_size", batch_size)
@@ -30,6 +31,11 @@ def fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
     n_iter_no_change = checks.positive_int("n_iter_no_change", n_iter_no_change)
     if not isinstance(early_stopping, (bool, np.bool_)):
         raise TypeError(f"early_stopping must be True or False; got {early_stopping!r}")
+    drop_rates = None
+    if dropout is not None:
+        drop_rates = masks.rates(dropout, len(model.layer_sizes) - 1)
+        if not any(drop_rates):
+            drop_rates = None
     X, y = model._check_xy(X, y)
     sw = checks.sample_weight(sample_weight, X.shape[0], model.dtype)
     val = val_w = None
@@ -60,7 +66,7 @@ def fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
         epochs=epochs, batch_size=batch_size, learning_rate=lr, momentum=opt.momentum,
         optimizer=opt.name, nesterov=opt.nesterov, alpha=alpha,
         schedule=schedule if isinstance(schedule, str) else "callable",
-        early_stopping=bool(early_stopping), n_train=n))
+        early_stopping=bool(early_stopping), dropout=drop_rates, n_train=n))
     sched = Schedule(schedule, lr, power_t, tol, n_iter_no_change)
     bar = ProgressBar(epochs, desc=f"train[{be.name}]", enabled=progress)
     batch_losses = np.empty(n_batches)
@@ -73,8 +79,11 @@ def fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
             model._shuffle_rng.shuffle(order)     # in place: an epoch allocates nothing
         norms = np.zeros(len(net.weights)) if diagnostics else None
         rule = opt.rule(sched.learning_rate(epoch, state["samples"]), state["t"])
+        drop = None if drop_rates is None else \
+            (drop_rates, masks.epoch_key(model.seed, state["epochs"]))
         be.train_epoch(net, Xb, yb, order, batch_size, rule, alpha, ws, batch_losses, norms,
-                       swb)
+                       swb, drop)
+        state["epochs"] += 1
         state["t"] += n_batches
         state["samples"] += n
         record = None
@@ -166,7 +175,7 @@ def _split(y, fraction, seed):
 
 def epoch_runner(model, X, y, *, batch_size, learning_rate, momentum=0.0, order=None,
                  optimizer="sgd", nesterov=False, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 alpha=0.0):
+                 alpha=0.0, dropout=None):
     """A callable that trains `model` for one epoch over (X, y) per call, in a fixed order
     (default: a permutation drawn once from seed 1), and returns the minibatch losses
     (a float64 array it reuses). X and y are checked and moved to the backend once, here,
@@ -189,10 +198,14 @@ def epoch_runner(model, X, y, *, batch_size, learning_rate, momentum=0.0, order=
     ws = model._workspace(batch_size)
     losses = np.empty(-(-order.size // batch_size))
     state = model._optimizer_state(opt)
+    drop_rates = None if dropout is None else masks.rates(dropout, len(model.layer_sizes) - 1)
 
     def run():
+        drop = None if drop_rates is None else \
+            (drop_rates, masks.epoch_key(model.seed, state["epochs"]))
         be.train_epoch(net, Xb, yb, order, batch_size, opt.rule(lr, state["t"]), alpha, ws,
-                       losses)
+                       losses, None, None, drop)
+        state["epochs"] += 1
         state["t"] += len(losses)
         be.synchronize()
         return losses

@@ -115,6 +115,17 @@ def test_weighted_output_delta_and_loss(gpu, dtype, output, loss):
     check(dev[2], ref[2])
 
 
+@pytest.mark.parametrize("activation", ["sigmoid", "relu"])
+def test_dropout_forward_and_backward(gpu, dtype, activation):
+    rng = np.random.default_rng(13)
+    a = np.abs(rand(rng, (6, 9), dtype))
+    d = rand(rng, (6, 9), dtype)
+    ref, dev, _, _ = _run(gpu, "dropout_", a, 0.3, 12345, 1, 4)
+    check(dev[0], ref[0])
+    ref, dev, _, _ = _run(gpu, "dropout_backward_", d, a, activation, 0.3, 12345, 1, 4)
+    check(dev[0], ref[0], k=2)
+
+
 def test_bias_grad(gpu, dtype):
     d = rand(np.random.default_rng(5), (33, 65), dtype)
     ref, dev, _, _ = _run(gpu, "bias_grad", d, np.zeros(65, dtype))

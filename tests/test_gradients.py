@@ -124,3 +124,43 @@ def test_gradient_with_l2_and_sample_weights_matches_central_differences(backend
             down = objective(params[:n_w], params[n_w:])
             p[i] = old
             assert (up - down) / 2e-6 == pytest.approx(g[i], rel=1e-6, abs=1e-9)
+
+
+@pytest.mark.parametrize("hidden", ["sigmoid", "relu", "tanh", "identity"])
+def test_gradient_with_dropout_under_a_fixed_mask(backend, hidden):
+    """Dropout's masks depend only on the seed, epoch, minibatch, row and unit, so with
+    them fixed the training objective is a plain function of the weights: central
+    differences of the reported loss against the step SGD takes at learning rate 1."""
+    rng = np.random.default_rng(12)
+    X = rng.normal(size=(8, 4))
+    y = rng.integers(0, 3, 8)
+    sizes = [4, 6, 5, 3]
+    start = MLP(sizes, hidden, "softmax", "cross_entropy", dtype="float64",
+                backend=backend.name, seed=3, init_scale=0.8)
+    # non-zero biases: a row whose units are all dropped would otherwise sit exactly at
+    # relu's kink in the next layer, where central differences see half a slope
+    weights, biases = start.weights, [rng.normal(0, 0.3, b.shape) for b in start.biases]
+    kw = dict(epochs=1, batch_size=8, shuffle=False, dropout=[0.4, 0.25], progress=False)
+
+    def fresh(ws, bs):
+        model = MLP(sizes, hidden, "softmax", "cross_entropy", dtype="float64",
+                    backend=backend.name, seed=3)
+        model.set_weights(ws, bs)
+        return model
+
+    stepped = fresh(weights, biases)
+    stepped.fit(X, y, learning_rate=1.0, **kw)
+    analytic = [p - q for p, q in zip(weights + biases, stepped.weights + stepped.biases)]
+    params = [p.copy() for p in weights + biases]
+    n_w = len(weights)
+    for p, g in zip(params, analytic):
+        for i in np.ndindex(p.shape):
+            old = p[i]
+            p[i] = old + 1e-6
+            up = fresh(params[:n_w], params[n_w:]).fit(X, y, learning_rate=0.0,
+                                                       **kw).batch_loss[0]
+            p[i] = old - 1e-6
+            down = fresh(params[:n_w], params[n_w:]).fit(X, y, learning_rate=0.0,
+                                                         **kw).batch_loss[0]
+            p[i] = old
+            assert (up - down) / 2e-6 == pytest.approx(g[i], rel=1e-6, abs=1e-9)

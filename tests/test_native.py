@@ -107,7 +107,8 @@ def test_epoch_plan_rejects_bad_order_and_labels():
 
 
 @pytest.mark.parametrize("optimizer", [{}, dict(optimizer="adam", alpha=0.01),
-                                       dict(momentum=0.9, nesterov=True)], ids=str)
+                                       dict(momentum=0.9, nesterov=True),
+                                       dict(dropout=0.2)], ids=str)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_steady_state_epochs_allocate_nothing(dtype, optimizer):
     rng = np.random.default_rng(0)

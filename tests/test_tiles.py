@@ -123,6 +123,22 @@ def test_tiles_agree_with_the_blas_path(native_gemm, dtype):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol * np.abs(b).max())
 
 
+def test_dropout_and_weights_do_not_depend_on_the_number_of_threads(native_gemm, epoch_threads):
+    native_gemm("tiles")
+    X, y = data(211, 37, 7, "float32")
+    w = np.random.default_rng(1).uniform(0, 2, 211)
+    runs = []
+    for threads in (1, 2, 3):
+        epoch_threads(threads)
+        model = MLP([37, 23, 13, 7], "relu", backend=_NATIVE["native"], dtype="float32", seed=5)
+        model.fit(X, y, epochs=2, batch_size=40, optimizer="adam", alpha=0.01, dropout=0.3,
+                  sample_weight=w, progress=False)
+        runs.append(params(model))
+    for other in runs[1:]:
+        for a, b in zip(other, runs[0]):
+            np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_results_do_not_depend_on_the_number_of_threads(native_gemm, epoch_threads, dtype):
     native_gemm("tiles")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..dropout import minibatch_key
 from ..optimizers import STATE_ARRAYS
 
 HIDDEN_ACTIVATIONS = ("sigmoid", "relu", "tanh", "identity")
@@ -150,6 +151,17 @@ class Backend:
         """out = values[index] for 1-D values (the minibatch's sample weights)."""
         raise NotImplementedError
 
+    def dropout_(self, a, rate, key, layer, row0=0):
+        """Inverted dropout of hidden layer `layer`'s outputs a in place (rows row0, ... of
+        the minibatch whose mask key is `key`): kept units times 1 / (1 - rate), the rest
+        0; the masks are engine/dropout.py's."""
+        raise NotImplementedError
+
+    def dropout_backward_(self, delta, a, activation, rate, key, layer, row0=0):
+        """delta *= the dropout mask times 1 / (1 - rate) times activation'(z), the
+        derivative taken from the output before dropout (a times 1 - rate); in place."""
+        raise NotImplementedError
+
     def bias_grad(self, delta, out):
         """out = column sums of delta."""
         raise NotImplementedError
@@ -204,16 +216,21 @@ class Backend:
             w=self.empty((batch_size,), dt),
         )
 
-    def forward(self, net: Network, x, acts):
-        """Fill acts[l] with the outputs of every layer for the input rows x."""
+    def forward(self, net: Network, x, acts, dropout=None):
+        """Fill acts[l] with the outputs of every layer for the input rows x; in training,
+        dropout = (rate per layer, the minibatch's mask key) drops hidden units."""
         inp = x
-        for w, b, act, out in zip(net.weights, net.biases, net.activations, acts):
+        for l, (w, b, act, out) in enumerate(zip(net.weights, net.biases, net.activations,
+                                                 acts)):
             self.gemm(inp, w, out, trans_b=True)
             self.bias_act_(out, b, act)
+            if dropout is not None and dropout[0][l] > 0:
+                self.dropout_(out, dropout[0][l], dropout[1], l)
             inp = out
 
-    def backward(self, net: Network, x, acts, deltas, gw, gb):
-        """Gradients of every layer, given the output delta in deltas[-1].
+    def backward(self, net: Network, x, acts, deltas, gw, gb, dropout=None):
+        """Gradients of every layer, given the output delta in deltas[-1] (and the
+        forward pass's dropout, if it had one).
 
         The input layer's delta is never formed: nothing consumes it.
         """
@@ -223,25 +240,29 @@ class Backend:
             self.bias_grad(deltas[l], gb[l])
             if l > 0:
                 self.gemm(deltas[l], net.weights[l], deltas[l - 1])
-                self.act_backward_(deltas[l - 1], acts[l - 1], net.activations[l - 1])
+                if dropout is not None and dropout[0][l - 1] > 0:
+                    self.dropout_backward_(deltas[l - 1], acts[l - 1], net.activations[l - 1],
+                                           dropout[0][l - 1], dropout[1], l - 1)
+                else:
+                    self.act_backward_(deltas[l - 1], acts[l - 1], net.activations[l - 1])
 
     def loss_and_grads(self, net: Network, ws: Workspace, m: int, losses=None, slot=0,
-                       weighted=False):
+                       weighted=False, dropout=None):
         """Forward and backward over the first m rows of ws.x/ws.t (weighted by ws.w when
-        `weighted`). The loss goes to losses[slot] when a loss buffer (see `loss_buffer`)
-        is given, and is returned otherwise."""
+        `weighted`; dropout: as `forward` takes it). The loss goes to losses[slot] when a
+        loss buffer (see `loss_buffer`) is given, and is returned otherwise."""
         x, t = ws.x[:m], ws.t[:m]
         w = ws.w[:m] if weighted else None
         acts = [a[:m] for a in ws.a]
         deltas = [d[:m] for d in ws.d]
-        self.forward(net, x, acts)
+        self.forward(net, x, acts, dropout)
         if losses is None:
             value = self.loss(acts[-1], t, net.output, net.loss, w)
         else:
             value = None
             self.loss_into(acts[-1], t, net.output, net.loss, losses, slot, w)
         self.output_delta(acts[-1], t, deltas[-1], net.output, net.loss, w)
-        self.backward(net, x, acts, deltas, ws.gw, ws.gb)
+        self.backward(net, x, acts, deltas, ws.gw, ws.gb, dropout)
         return value
 
     # Hooks of the generic epoch: where the minibatch losses collect. On the host they go
@@ -269,7 +290,7 @@ class Backend:
                                  alpha / m if i < n_weights else 0.0)
 
     def train_epoch(self, net: Network, X, y, order, batch_size, rule, alpha, ws: Workspace,
-                    batch_losses, grad_norms=None, sample_weight=None):
+                    batch_losses, grad_norms=None, sample_weight=None, dropout=None):
         """One epoch of minibatch training over the rows of X in the given order.
 
         rule: an engine.optimizers.StepRule whose t counts the steps taken before this
@@ -279,7 +300,8 @@ class Backend:
         float64 NumPy array, one entry per layer), adds each minibatch's Frobenius norm of
         dL/dW (without the L2 term) to it (diagnostics). sample_weight (a backend array,
         one per row of X): each minibatch's loss and gradient become weighted means, and
-        the L2 term's batch size the minibatch's weight sum.
+        the L2 term's batch size the minibatch's weight sum. dropout: (rate per layer,
+        the epoch's mask key), engine/dropout.py.
         """
         n = len(order)
         n_batches = -(-n // batch_size)
@@ -297,7 +319,9 @@ class Backend:
             if alpha:
                 penalties[i] = 0.5 * alpha * sum(self.sq_norm(w) for w in net.weights) / weight
             self.gather_(X, y, index[start:start + m], ws.x[:m], ws.t[:m])
-            self.loss_and_grads(net, ws, m, losses, i, host_weights is not None)
+            drop = None if dropout is None else \
+                (dropout[0], minibatch_key(dropout[1], i))
+            self.loss_and_grads(net, ws, m, losses, i, host_weights is not None, drop)
             if grad_norms is not None:
                 for l, g in enumerate(ws.gw):
                     grad_norms[l] += self.sq_norm(g) ** 0.5

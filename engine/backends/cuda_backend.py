@@ -164,6 +164,17 @@ class CudaBackend(Backend):
             weights if weights is not None else self._flat(a), weights is not None, losses,
             slot)
 
+    def dropout_(self, a, rate, key, layer, row0=0):
+        from .. import dropout as masks
+        self.k.dropout(a.dtype)[self.k.grid_1d(a.size)](
+            a, int(key), int(layer), int(row0), masks.threshold(rate), 1.0 / (1.0 - rate))
+
+    def dropout_backward_(self, delta, a, activation, rate, key, layer, row0=0):
+        from .. import dropout as masks
+        self.k.dropout_backward(a.dtype)[self.k.grid_1d(a.size)](
+            delta, a, self.k.ACTIVATIONS[activation], int(key), int(layer), int(row0),
+            masks.threshold(rate), 1.0 / (1.0 - rate))
+
     def take_(self, values, index, out):
         index = self.asarray(index, np.int64)
         self.k.take(values.dtype)[self.k.grid_1d(out.size)](values, index, out)

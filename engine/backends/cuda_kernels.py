@@ -275,6 +275,65 @@ def loss_into(dtype):
     return kernel
 
 
+@cuda.jit(device=True)
+def _mix32(h):
+    """murmur3's finalizer (engine/dropout.py), in 64-bit integers kept to 32 bits."""
+    m = 0xFFFFFFFF
+    h = h ^ (h >> 16)
+    h = (h * 0x85EBCA6B) & m
+    h = h ^ (h >> 13)
+    h = (h * 0xC2B2AE35) & m
+    return h ^ (h >> 16)
+
+
+@cached
+def dropout(dtype):
+    """Inverted dropout of rows of a (engine/dropout.py's masks)."""
+    nb = _numba_type(dtype)
+
+    @cuda.jit
+    def kernel(a, key, layer, row0, threshold, scale):
+        n, c = a.shape
+        s = nb(scale)
+        for idx in range(cuda.grid(1), n * c, cuda.gridsize(1)):
+            i = idx // c
+            j = idx - i * c
+            row_key = _mix32((key ^ (layer << 24) ^ (row0 + i)) & 0xFFFFFFFF)
+            bits = _mix32((row_key + j * 0x9E3779B1) & 0xFFFFFFFF) >> 8
+            a[i, j] = a[i, j] * s if bits >= threshold else nb(0.0)
+
+    return kernel
+
+
+@cached
+def dropout_backward(dtype):
+    """delta = dL/dz through a hidden layer with dropout (the derivative from a / scale)."""
+    nb = _numba_type(dtype)
+
+    @cuda.jit
+    def kernel(d, a, act, key, layer, row0, threshold, scale):
+        n, c = a.shape
+        s = nb(scale)
+        keep = nb(1.0) / s
+        one = nb(1.0)
+        for idx in range(cuda.grid(1), n * c, cuda.gridsize(1)):
+            i = idx // c
+            j = idx - i * c
+            row_key = _mix32((key ^ (layer << 24) ^ (row0 + i)) & 0xFFFFFFFF)
+            bits = _mix32((row_key + j * 0x9E3779B1) & 0xFFFFFFFF) >> 8
+            u = a[i, j] * keep
+            g = one
+            if act == SIGMOID:
+                g = u * (one - u)
+            elif act == TANH:
+                g = one - u * u
+            elif act == RELU:
+                g = one if u > 0 else nb(0.0)
+            d[i, j] = d[i, j] * s * g if bits >= threshold else nb(0.0)
+
+    return kernel
+
+
 @cached
 def take(dtype):
     """out = values[index] (1-D)."""

@@ -84,17 +84,17 @@ class NativeBackend(HostBackend):
     def gemm(self, a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
         _native.gemm(a, b, out, trans_a, trans_b, alpha, beta)
 
-    def forward(self, net, x, acts):
+    def forward(self, net, x, acts, dropout=None):
         """Evaluation-sized passes run in C on the epoch's tiles where they train this
         network, so that evaluating between epochs wakes no BLAS threads (their spinning
         made the next tiled epoch 50% slower); BLAS per layer otherwise. Minibatch-sized
         passes, as in the textbook loop, stay on BLAS: alternating an OpenMP team with
         BLAS's threads call by call made that loop 7x slower."""
-        if (x.shape[0] >= TILED_FORWARD_MIN_ROWS
+        if (dropout is None and x.shape[0] >= TILED_FORWARD_MIN_ROWS
                 and self.product_path(net.sizes, net.dtype) == "tiles"):
             _native.tiled_forward(net.weights, net.biases, net.activations, x, acts)
         else:
-            super().forward(net, x, acts)
+            super().forward(net, x, acts, dropout)
 
     def bias_act_(self, z, bias, activation):
         _native.bias_act_(z, bias, activation)
@@ -113,6 +113,12 @@ class NativeBackend(HostBackend):
 
     def take_(self, values, index, out):
         np.take(values, index, out=out)
+
+    def dropout_(self, a, rate, key, layer, row0=0):
+        _native.dropout_(a, rate, key, layer, row0)
+
+    def dropout_backward_(self, delta, a, activation, rate, key, layer, row0=0):
+        _native.dropout_backward_(delta, a, activation, rate, key, layer, row0)
 
     def bias_grad(self, delta, out):
         _native.bias_grad(delta, out)
@@ -136,7 +142,7 @@ class NativeBackend(HostBackend):
         return _native.sq_norm(x)
 
     def train_epoch(self, net, X, y, order, batch_size, rule, alpha, ws, batch_losses,
-                    grad_norms=None, sample_weight=None):
+                    grad_norms=None, sample_weight=None, dropout=None):
         """The whole epoch in C (see engine._native.EpochPlan); no Python per minibatch."""
         n_state = STATE_ARRAYS[rule.kind]
         velocities = net.velocities if n_state >= 1 else None
@@ -151,4 +157,6 @@ class NativeBackend(HostBackend):
                                         second_moments=moments)
             ws.plan_key = key
         ws.plan.run(X, y, order, rule.learning_rate, rule.momentum, batch_losses, False,
-                    grad_norms, rule=rule, alpha=alpha, sample_weight=sample_weight)
+                    grad_norms, rule=rule, alpha=alpha, sample_weight=sample_weight,
+                    dropout=None if dropout is None else np.asarray(dropout[0], np.float64),
+                    dropout_key=0 if dropout is None else dropout[1])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
+from .. import dropout
 from .host import HostBackend
 
 
@@ -139,6 +140,19 @@ class NumpyBackend(HostBackend):
 
     def take_(self, values, index, out):
         np.take(values, index, out=out)
+
+    def dropout_(self, a, rate, key, layer, row0=0):
+        keep = dropout.keep_mask(key, layer, row0, a.shape[0], a.shape[1], rate)
+        scale = a.dtype.type(1.0 / (1.0 - rate))
+        a[...] = np.where(keep, a * scale, 0)
+
+    def dropout_backward_(self, delta, a, activation, rate, key, layer, row0=0):
+        keep = dropout.keep_mask(key, layer, row0, a.shape[0], a.shape[1], rate)
+        scale = a.dtype.type(1.0 / (1.0 - rate))
+        u = a * (a.dtype.type(1) / scale)          # the output before dropout
+        grad = np.ones_like(u)
+        DERIVATIVES[activation](grad, u)
+        delta[...] = np.where(keep, delta * scale * grad, 0)
 
     def bias_grad(self, delta, out):
         np.sum(delta, axis=0, out=out)
