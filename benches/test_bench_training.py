@@ -34,25 +34,53 @@ def _check_one_epoch_against_numpy(name, sizes, batch, dtype, X, y):
     np.testing.assert_allclose(weights[1], weights[0], rtol=tol, atol=tol)
 
 
+def _targets(workload, dtype, y):
+    """The workload's output/loss pair and its targets: the labels, or (regression) real
+    values, one column per output."""
+    w = WORKLOADS[workload]
+    pair = dict(output=w.get("output", "softmax"), loss=w.get("loss", "cross_entropy"))
+    if pair["output"] != "softmax":
+        y = np.random.default_rng(1).standard_normal((len(y), w["sizes"][-1])).astype(dtype)
+    return pair, y
+
+
 @pytest.mark.parametrize("workload", list(WORKLOADS))
 @pytest.mark.parametrize("runner", BACKENDS + ["native, BLAS products", "GEMM floor"])
 def test_epoch(benchmark, data, workload, runner):
     dtype, X, y = data
     sizes, batch = WORKLOADS[workload]["sizes"], WORKLOADS[workload]["batch"]
+    pair, y = _targets(workload, dtype, y)
     if runner in ("GEMM floor", "native, BLAS products") and "native" not in BACKENDS:
         pytest.skip(f"{runner} runs through the native extension, which is not built")
     if runner == "GEMM floor":
         run = gemm_floor(sizes, batch, dtype, X, y)
     elif runner == "native, BLAS products":
-        run = backend_epoch("native", sizes, batch, dtype, X, y, epoch_gemm="blas")
+        run = backend_epoch("native", sizes, batch, dtype, X, y, epoch_gemm="blas", **pair)
     else:
-        if runner != "numpy":
+        if runner != "numpy" and pair["output"] == "softmax":
             _check_one_epoch_against_numpy(runner, sizes, batch, dtype, X, y)
-        run = backend_epoch(runner, sizes, batch, dtype, X, y)
+        run = backend_epoch(runner, sizes, batch, dtype, X, y, **pair)
     rounds = 2 if workload.startswith("wide") else 4
     benchmark.group = f"epoch {workload} {dtype}"
     benchmark.pedantic(run, rounds=rounds, warmup_rounds=1)
     record(benchmark, backend=runner, dtype=dtype, shape=sizes, batch=batch,
+           gflop=epoch_gflop(sizes, N, batch))
+
+
+@pytest.mark.parametrize("workload", ["lecture 784-100-10 b100", "deep 784-32x6-10 b100"])
+@pytest.mark.parametrize("features", [dict(optimizer="adam"), dict(dropout=0.2),
+                                      dict(optimizer="adam", alpha=1e-4, dropout=0.2)],
+                         ids=["adam", "dropout", "adam+l2+dropout"])
+def test_epoch_training_features(benchmark, data, backend_name, workload, features):
+    """The epochs of test_epoch with Adam, dropout and both (with L2): their cost over
+    plain SGD, read within one run."""
+    dtype, X, y = data
+    sizes, batch = WORKLOADS[workload]["sizes"], WORKLOADS[workload]["batch"]
+    run = backend_epoch(backend_name, sizes, batch, dtype, X, y, **features)
+    label = "+".join(f"{k}={v}" for k, v in features.items())
+    benchmark.group = f"epoch {workload} {dtype}"
+    benchmark.pedantic(run, rounds=3, warmup_rounds=1)
+    record(benchmark, backend=f"{backend_name} {label}", dtype=dtype, shape=sizes, batch=batch,
            gflop=epoch_gflop(sizes, N, batch))
 
 

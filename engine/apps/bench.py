@@ -244,6 +244,9 @@ def _timed_rows(workloads, dtypes, repeats, threads, n_samples, others, backends
                     runners.append(("native, adam",
                                     lambda: backend_epoch("native", sizes, batch, dtype, X, y,
                                                           optimizer="adam", **pair)))
+                    runners.append(("native, dropout 0.2",
+                                    lambda: backend_epoch("native", sizes, batch, dtype, X, y,
+                                                          dropout=0.2, **pair)))
                 runners.append(("GEMM floor", lambda: gemm_floor(sizes, batch, dtype, X, y)))
             compare = others and classify   # the other libraries' runners classify
             if compare and len(sizes) == 3 and dtype == "float64":
