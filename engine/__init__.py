@@ -14,6 +14,7 @@ import sys
 from ._version import __version__
 from .backends import available_backends, backend_names, get_backend
 from .data import DataError, load_mnist, load_mnist_sample
+from .errors import ModelFileError, TrainingDiverged
 from .history import History
 from .model import MLP
 from .textbook import reference
@@ -23,4 +24,4 @@ from .textbook.dropin import NeuralNetMLP
 sys.modules[__name__ + ".reference"] = reference
 
 __all__ = ["MLP", "History", "NeuralNetMLP", "reference", "load_mnist", "load_mnist_sample",
-           "DataError", "get_backend", "available_backends", "backend_names", "__version__"]
+           "DataError", "ModelFileError", "TrainingDiverged", "get_backend", "available_backends", "backend_names", "__version__"]

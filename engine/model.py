@@ -10,6 +10,7 @@ from ._version import __version__
 from .backends import Network, get_backend
 from .backends.base import TARGETS
 from .history import History
+from .errors import ModelFileError
 from .model_file import FORMAT_VERSION, read_model, restore_training_state, save_model
 
 INITS = ("normal", "he", "glorot")
@@ -54,7 +55,7 @@ class MLP:
 
     def __init__(self, layer_sizes, hidden_activation="sigmoid", output_activation="softmax",
                  loss="cross_entropy", *, dtype="float32", backend="auto", seed=1,
-                 init="normal", init_scale=0.1):
+                 init="normal", init_scale=0.1, _weights=None):
         self.layer_sizes = checks.layer_sizes(layer_sizes)
         checks.architecture(hidden_activation, output_activation, loss)
         checks.choice("init", init, INITS)
@@ -70,8 +71,12 @@ class MLP:
         self.backend = get_backend(backend)
         init_ss, shuffle_ss = np.random.SeedSequence(self.seed).spawn(2)
         self._shuffle_rng = np.random.default_rng(shuffle_ss)
-        weights, biases = init_weights(self.layer_sizes, init, init_scale, init_ss)
-        self._set_params(weights, biases)
+        if _weights is None:            # (load passes the stored ones: no draw to throw away)
+            weights, biases = init_weights(self.layer_sizes, init, init_scale, init_ss)
+            self._check_finite_in_dtype(weights, biases, "init_scale gives initial weights")
+            self._set_params(weights, biases)
+        else:
+            self.set_weights(*_weights)
 
     # ------------------------------------------------------------------ parameters
     def _set_params(self, weights, biases, keep_state=False):
@@ -145,7 +150,18 @@ class MLP:
                                  f"b {(sizes[l + 1],)}; got {np.shape(w)} and {np.shape(b)}")
             if not (np.isfinite(w).all() and np.isfinite(b).all()):
                 raise ValueError(f"layer {l}: weights and biases must be finite")
+        self._check_finite_in_dtype(weights, biases, "the weights")
         self._set_params(weights, biases)
+
+    def _check_finite_in_dtype(self, weights, biases, what):
+        """Finite values can still overflow the model's dtype (1e39 in float32)."""
+        for l, (w, b) in enumerate(zip(weights, biases)):
+            with np.errstate(over="ignore"):
+                ok = np.isfinite(np.asarray(w).astype(self.dtype)).all() and \
+                    np.isfinite(np.asarray(b).astype(self.dtype)).all()
+            if not ok:
+                raise ValueError(f"{what} of layer {l} overflow {self.dtype.name}: their "
+                                 f"magnitude must stay below {np.finfo(self.dtype).max:.3g}")
 
     @property
     def n_params(self):
@@ -291,11 +307,16 @@ class MLP:
     def load(cls, path, *, backend="auto"):
         """A model saved by `save`, on the given backend."""
         meta, weights, biases, state = read_model(path)
-        model = cls(meta["layer_sizes"], meta["hidden_activation"], meta["output_activation"],
-                    meta["loss"], dtype=meta["dtype"], backend=backend, seed=meta["seed"],
-                    init=meta["init"], init_scale=meta["init_scale"])
-        model.set_weights(weights, biases)
-        restore_training_state(model, meta, state)
+        try:
+            model = cls(meta["layer_sizes"], meta["hidden_activation"],
+                        meta["output_activation"], meta["loss"], dtype=meta["dtype"],
+                        backend=backend, seed=meta["seed"], init=meta["init"],
+                        init_scale=meta["init_scale"], _weights=(weights, biases))
+            restore_training_state(model, meta, state)
+        except ModelFileError:
+            raise
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ModelFileError(f"{path}: {exc}") from None
         return model
 
     def __repr__(self):

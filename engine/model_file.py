@@ -3,19 +3,38 @@ written atomically and read without pickle."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
+import zipfile
 
 import numpy as np
 
+from .errors import ModelFileError
 from .io import atomic_write_bytes
 
+# 3: as 2, and meta["sha256"], the SHA-256 of every other array's name, dtype, shape and
+# bytes, in name order, checked at load.
 # 1: weights, biases, metadata. 2: also the optimizer (its constants, step count, samples
 # seen and state arrays: V<i> velocities or Adam's first moments, M<i> Adam's second
 # moments, per parameter, weights first), the shuffle RNG's state and the row order the
 # last epoch used ("order"), so that a loaded model trains on exactly as the saved one would.
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+# most units per layer and weights in all that a model file may declare: a few-kilobyte file
+# must not make load allocate gigabytes before it finds out that the arrays do not fit
+MAX_LAYER_UNITS = 1 << 24
+MAX_PARAMETERS = 1 << 31
+
+
+def _digest(arrays):
+    """SHA-256 over the arrays (not meta), by name: name, dtype, shape, bytes."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def save_model(model, path):
@@ -36,6 +55,7 @@ def save_model(model, path):
     meta["shuffle_rng"] = model._shuffle_rng.bit_generator.state
     if getattr(model, "_order", None) is not None:
         arrays["order"] = model._order
+    meta["sha256"] = _digest(arrays)
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
@@ -44,23 +64,72 @@ def save_model(model, path):
 
 def read_model(path):
     """(meta dict, weights, biases, optimizer state arrays {"V": [...], "M": [...]}) of a file
-    written by save_model (any readable format version)."""
+    written by save_model (any readable format version). Every problem raises
+    ModelFileError naming the file; shapes are checked against the metadata before any
+    array is built from it."""
     try:
         with np.load(path, allow_pickle=False) as f:
+            if "meta" not in f.files:
+                raise ModelFileError(f"{path}: no 'meta' entry; not a model saved by "
+                                     f"engine.MLP.save")
             meta = json.loads(bytes(f["meta"]).decode())
-            n = len(meta["layer_sizes"]) - 1
-            weights = [f[f"W{l}"] for l in range(n)]
-            biases = [f[f"b{l}"] for l in range(n)]
-            state = {prefix: [f[f"{prefix}{i}"] for i in range(2 * n)]
-                     for prefix in ("V", "M") if f"{prefix}0" in f.files}
-            if "order" in f.files:
-                state["order"] = f["order"]
-    except (OSError, KeyError, ValueError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path} is not a model saved by engine.MLP.save ({exc})") from None
-    if meta.get("format_version") not in READABLE_VERSIONS:
-        raise ValueError(f"{path}: unsupported format_version {meta.get('format_version')!r}; "
-                         f"this engine reads versions {READABLE_VERSIONS}")
+            sizes = _check_meta(path, meta)
+            n = len(sizes) - 1
+            names = [f"W{l}" for l in range(n)] + [f"b{l}" for l in range(n)]
+            names += [f"{p}{i}" for p in ("V", "M") if f"{p}0" in f.files
+                      for i in range(2 * n)] + (["order"] if "order" in f.files else [])
+            missing = [k for k in names if k not in f.files]
+            if missing:
+                raise ModelFileError(f"{path}: missing arrays {missing}")
+            arrays = {k: f[k] for k in names}
+    except ModelFileError:
+        raise
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such file") from None
+    except (OSError, EOFError, KeyError, ValueError, TypeError, UnicodeDecodeError,
+            zipfile.BadZipFile) as exc:
+        raise ModelFileError(f"{path} is not a model saved by engine.MLP.save "
+                             f"({type(exc).__name__}: {exc})") from None
+    if meta["format_version"] >= 3 and meta.get("sha256") != _digest(arrays):
+        raise ModelFileError(f"{path}: the arrays do not match the checksum stored with "
+                             f"them (the file was altered or damaged)")
+    for l in range(n):
+        for name, want in ((f"W{l}", (sizes[l + 1], sizes[l])), (f"b{l}", (sizes[l + 1],))):
+            if arrays[name].shape != want or arrays[name].dtype.kind != "f":
+                raise ModelFileError(f"{path}: {name} has shape {arrays[name].shape} "
+                                     f"({arrays[name].dtype}); the layer sizes need {want}")
+    weights = [arrays[f"W{l}"] for l in range(n)]
+    biases = [arrays[f"b{l}"] for l in range(n)]
+    state = {p: [arrays[f"{p}{i}"] for i in range(2 * n)] for p in ("V", "M")
+             if f"{p}0" in arrays}
+    if "order" in arrays:
+        state["order"] = arrays["order"]
     return meta, weights, biases, state
+
+
+def _check_meta(path, meta):
+    """The layer sizes of well-formed metadata (ModelFileError otherwise)."""
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{path}: the metadata is not a JSON object")
+    if meta.get("format_version") not in READABLE_VERSIONS:
+        raise ModelFileError(f"{path}: unsupported format_version "
+                             f"{meta.get('format_version')!r}; this engine reads versions "
+                             f"{READABLE_VERSIONS}")
+    for key, kind in (("layer_sizes", list), ("hidden_activation", str),
+                      ("output_activation", str), ("loss", str), ("dtype", str),
+                      ("seed", int), ("init", str), ("init_scale", (int, float))):
+        if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
+            raise ModelFileError(f"{path}: metadata entry {key!r} is missing or not a "
+                                 f"{kind.__name__ if isinstance(kind, type) else 'number'}")
+    sizes = meta["layer_sizes"]
+    if len(sizes) < 2 or not all(isinstance(s, int) and not isinstance(s, bool)
+                                 and 0 < s <= MAX_LAYER_UNITS for s in sizes):
+        raise ModelFileError(f"{path}: layer_sizes must be two or more sizes in [1, "
+                             f"{MAX_LAYER_UNITS}]; got {sizes!r}")
+    if sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:])) > MAX_PARAMETERS:
+        raise ModelFileError(f"{path}: layer_sizes {sizes} declare more than "
+                             f"{MAX_PARAMETERS} parameters")
+    return sizes
 
 
 def restore_training_state(model, meta, state):
@@ -71,7 +140,7 @@ def restore_training_state(model, meta, state):
     if "order" in state:
         order = np.asarray(state["order"], dtype=np.int64)
         if order.ndim != 1 or not np.array_equal(np.sort(order), np.arange(order.size)):
-            raise ValueError("the model file's row order is not a permutation")
+            raise ModelFileError("the model file's row order is not a permutation")
         model._order = np.ascontiguousarray(order)
     saved = meta.get("optimizer")
     if saved is None:
@@ -85,12 +154,12 @@ def restore_training_state(model, meta, state):
     for prefix, arrays in (("V", net.velocities), ("M", net.second_moments)):
         for i, a in enumerate(arrays or ()):
             if prefix not in state:
-                raise ValueError(f"the model file has no {prefix}<i> arrays, which its "
-                                 f"{opt.name} optimizer needs")
+                raise ModelFileError(f"the model file has no {prefix}<i> arrays, which its "
+                                     f"{opt.name} optimizer needs")
             values = np.ascontiguousarray(state[prefix][i], dtype=net.dtype)
             if values.shape != tuple(a.shape):
-                raise ValueError(f"the model file's {prefix}{i} has shape {values.shape}; "
-                                 f"its parameter has {tuple(a.shape)}")
+                raise ModelFileError(f"the model file's {prefix}{i} has shape "
+                                     f"{values.shape}; its parameter has {tuple(a.shape)}")
             if hasattr(a, "copy_to_device"):       # a device array
                 a.copy_to_device(values)
             else:
