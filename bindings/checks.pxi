@@ -32,6 +32,9 @@ cdef cnp.ndarray _array(str name, object x, object ndim=None, object dtype=None,
                         f"got {x.dtype}")
     if not x.flags.c_contiguous:
         raise ValueError(f"{name} must be C-contiguous")
+    if not x.flags.aligned:
+        raise ValueError(f"{name} must be aligned to its {x.dtype.itemsize}-byte elements "
+                         f"(np.frombuffer at an odd offset is not); pass a copy")
     if writable and not x.flags.writeable:
         raise ValueError(f"{name} is read-only but is written to")
     return x

@@ -8,6 +8,13 @@ def gemm(a, b, out, bint trans_a=False, bint trans_b=False, double alpha=1.0,
     cdef cnp.ndarray A = _array("a", a, 2)
     cdef cnp.ndarray B = _array("b", b, 2, A.dtype)
     cdef cnp.ndarray C = _array("out", out, 2, A.dtype, True)
+    for name, arr in (("a", a), ("b", b), ("out", out)):
+        if max(arr.shape) >= 2 ** 31:      # BLAS takes 32-bit dimensions
+            raise ValueError(f"gemm: {name} has a dimension of 2**31 or more {arr.shape}; "
+                             f"BLAS takes 32-bit sizes")
+    if np.shares_memory(C, A) or np.shares_memory(C, B):
+        raise ValueError("gemm: out shares memory with a or b; BLAS would read what it "
+                         "writes. Pass a separate out array")
     cdef int m = A.shape[1] if trans_a else A.shape[0]
     cdef int k = A.shape[0] if trans_a else A.shape[1]
     cdef int kb = B.shape[1] if trans_b else B.shape[0]
@@ -63,6 +70,8 @@ def softmax_(z):
     """Row-wise softmax of a 2-D array in place."""
     cdef cnp.ndarray Z = _array("z", z, 2, None, True)
     cdef int64_t n = Z.shape[0], c = Z.shape[1]
+    if c == 0 and n > 0:
+        raise ValueError(f"z has shape {(<object>Z).shape}: a softmax needs at least one column")
     cdef void *pz = _ptr(Z)
     cdef const eng_kernel_table *k = _table(Z)
     with nogil:

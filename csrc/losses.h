@@ -32,14 +32,16 @@ static inline double FN(xlogy)(REAL x, REAL y) {
 /* one element's loss term (the loss is their sum over the divisor below) */
 static inline double FN(loss_of)(int kind, REAL a, REAL t) {
     switch (kind) {
+    /* the clips are written so that a NaN output stays NaN (a comparison with NaN is
+       false): a diverged network must not report a finite loss */
     case ENG_SOFTMAX_CE:
-        return t == 0 ? 0.0 : -(double)t * (double)LOG(a > EPS ? a : EPS);
+        return t == 0 ? 0.0 : -(double)t * (double)LOG(a < EPS ? EPS : a);
     case ENG_SIGMOID_BCE: {      /* probabilities clipped to [eps, 1 - eps], as scikit-learn */
         REAL p = a < EPS ? EPS : (a > (REAL)1 - EPS ? (REAL)1 - EPS : a);
         return -(FN(xlogy)(t, p) + FN(xlogy)((REAL)1 - t, (REAL)1 - p));
     }
     case ENG_EXP_POISSON: {      /* half the Poisson deviance: 0 where a == t */
-        REAL p = a > TINY ? a : TINY;
+        REAL p = a < TINY ? TINY : a;
         return FN(xlogy)(t, t) - FN(xlogy)(t, p) - (double)t + (double)a;
     }
     default: {                   /* squared errors */

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import urllib.request
 import zipfile
+import zlib
 from importlib import resources
 
 import numpy as np
@@ -85,15 +86,24 @@ def _from_cache(path):
 
 
 def parse_idx(data: bytes, name="IDX data"):
-    """The uint8 array stored in an IDX file (gzip-compressed or not)."""
+    """The uint8 array stored in an IDX file (gzip-compressed or not); DataError for
+    anything else, so that the loader goes on to its next source."""
     if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataError(f"{name}: broken gzip data ({type(exc).__name__}: {exc})") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
         raise DataError(f"{name} is not an unsigned-byte IDX file")
     ndim = data[3]
     header = 4 + 4 * ndim
+    if ndim == 0 or len(data) < header:
+        raise DataError(f"{name}: truncated IDX header")
     shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    if len(data) != header + int(np.prod(shape)):
+    size = 1
+    for d in shape:                  # Python ints: no int64 overflow of a forged header
+        size *= d
+    if len(data) != header + size:
         raise DataError(f"{name}: size does not match its header {shape}")
     arr = np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
     return arr.reshape(arr.shape[0], -1) if ndim == 3 else arr
@@ -105,8 +115,11 @@ def _read_idx_folder(folder):
         for name in (stem, stem + ".gz", stem.replace("-idx", ".idx")):
             path = os.path.join(folder, name)
             if os.path.exists(path):
-                with open(path, "rb") as f:
-                    arrays[key] = parse_idx(f.read(), path)
+                try:
+                    with open(path, "rb") as f:
+                        arrays[key] = parse_idx(f.read(), path)
+                except OSError as exc:       # a folder where a file should be, no access
+                    raise DataError(f"{path}: {type(exc).__name__}: {exc}") from None
                 break
         else:
             raise DataError(f"{folder} has no {stem}[.gz]")

@@ -1,6 +1,7 @@
 """The model API: `MLP`, a thin layer over the backend contract."""
 from __future__ import annotations
 
+import threading
 import warnings
 
 import numpy as np
@@ -69,6 +70,9 @@ class MLP:
         self.seed = int(seed)
         self.init, self.init_scale = init, float(init_scale)
         self.backend = get_backend(backend)
+        # one fit at a time: a second thread's fit, save or weight change waits for it
+        # (two interleaved fits would lose each other's updates)
+        self._lock = threading.RLock()
         init_ss, shuffle_ss = np.random.SeedSequence(self.seed).spawn(2)
         self._shuffle_rng = np.random.default_rng(shuffle_ss)
         if _weights is None:            # (load passes the stored ones: no draw to throw away)
@@ -181,7 +185,7 @@ class MLP:
             optimizer="sgd", nesterov=False, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
             alpha=0.0, schedule="constant", power_t=0.5, tol=1e-4, n_iter_no_change=10,
             early_stopping=False, validation_fraction=0.1, sample_weight=None,
-            dropout=None) -> History:
+            dropout=None, on_divergence="raise") -> History:
         """Train with minibatches and return the `History`.
 
         Every epoch visits each row once, in a fresh random order when `shuffle`.
@@ -213,16 +217,25 @@ class MLP:
         inverted dropout in training only, its masks drawn from counters keyed by the
         model's seed, the epoch, the minibatch, the row and the unit (engine/dropout.py),
         so results are the same on every backend and thread count.
+        on_divergence: "raise" (default) stops with engine.TrainingDiverged, naming the
+        epoch, minibatch and learning rate, when a minibatch loss or the weights stop being
+        finite, and leaves the model with the weights of the last epoch that ended finite;
+        "continue" trains on regardless. A second thread's fit of the same model waits
+        until this one ends.
         """
-        return training.fit(self, X, y, epochs=epochs, batch_size=batch_size,
-                            learning_rate=learning_rate, momentum=momentum, shuffle=shuffle,
-                            validation_data=validation_data, progress=progress,
-                            diagnostics=diagnostics, optimizer=optimizer, nesterov=nesterov,
-                            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, alpha=alpha,
-                            schedule=schedule, power_t=power_t, tol=tol,
-                            n_iter_no_change=n_iter_no_change, early_stopping=early_stopping,
-                            validation_fraction=validation_fraction,
-                            sample_weight=sample_weight, dropout=dropout)
+        with self._lock:
+            return training.fit(self, X, y, epochs=epochs, batch_size=batch_size,
+                                learning_rate=learning_rate, momentum=momentum,
+                                shuffle=shuffle, validation_data=validation_data,
+                                progress=progress, diagnostics=diagnostics,
+                                optimizer=optimizer, nesterov=nesterov, beta_1=beta_1,
+                                beta_2=beta_2, epsilon=epsilon, alpha=alpha,
+                                schedule=schedule, power_t=power_t, tol=tol,
+                                n_iter_no_change=n_iter_no_change,
+                                early_stopping=early_stopping,
+                                validation_fraction=validation_fraction,
+                                sample_weight=sample_weight, dropout=dropout,
+                                on_divergence=on_divergence)
 
     def epoch_runner(self, X, y, *, batch_size=100, learning_rate=0.1, momentum=0.0,
                      order=None, **optimizer):
@@ -301,7 +314,8 @@ class MLP:
     def save(self, path):
         """Write a portable .npz (weights, biases, metadata, the optimizer's state and the
         shuffling RNG's, so that a loaded model trains on as this one would); atomically."""
-        save_model(self, path)
+        with self._lock:
+            save_model(self, path)
 
     @classmethod
     def load(cls, path, *, backend="auto"):

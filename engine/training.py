@@ -7,6 +7,7 @@ import numpy as np
 
 from . import checks
 from . import dropout as masks
+from .errors import TrainingDiverged
 from .evaluation import evaluate
 from .history import History
 from .optimizers import OPTIMIZERS, SCHEDULES, Optimizer, Schedule
@@ -17,7 +18,7 @@ def fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
         validation_data, progress, diagnostics, optimizer="sgd", nesterov=False, beta_1=0.9,
         beta_2=0.999, epsilon=1e-8, alpha=0.0, schedule="constant", power_t=0.5, tol=1e-4,
         n_iter_no_change=10, early_stopping=False, validation_fraction=0.1,
-        sample_weight=None, dropout=None) -> History:
+        sample_weight=None, dropout=None, on_divergence="raise") -> History:
     """What `MLP.fit` documents: check, then run the epochs and record them."""
     epochs = checks.positive_int("epochs", epochs)
     batch_size = checks.positive_int("batch_size", batch_size)
@@ -31,6 +32,7 @@ def fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
     n_iter_no_change = checks.positive_int("n_iter_no_change", n_iter_no_change)
     if not isinstance(early_stopping, (bool, np.bool_)):
         raise TypeError(f"early_stopping must be True or False; got {early_stopping!r}")
+    checks.choice("on_divergence", on_divergence, ("raise", "continue"))
     drop_rates = None
     if dropout is not None:
         drop_rates = masks.rates(dropout, len(model.layer_sizes) - 1)
@@ -73,7 +75,10 @@ def fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
     order = model._row_order(n)
     best = None              # early stopping: (validation loss, epoch, weights, biases)
     bad_epochs = 0
+    finite = None            # the divergence guard: the weights before the epoch
     for epoch in range(epochs):
+        if on_divergence == "raise":
+            finite = (model.weights, model.biases)
         t0 = time.perf_counter()
         if shuffle:
             model._shuffle_rng.shuffle(order)     # in place: an epoch allocates nothing
@@ -84,6 +89,8 @@ def fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
         be.train_epoch(net, Xb, yb, order, batch_size, rule, alpha, ws, batch_losses, norms,
                        swb, drop)
         state["epochs"] += 1
+        if on_divergence == "raise":
+            _guard(model, batch_losses, epoch, rule.learning_rate, finite)
         state["t"] += n_batches
         state["samples"] += n
         record = None
@@ -135,6 +142,23 @@ def fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
     if history.stop_reason is None:
         history.stop_reason = f"{history.epochs} epochs done"
     return history
+
+
+def _guard(model, batch_losses, epoch, lr, finite):
+    """Raise TrainingDiverged (with the weights of before the epoch put back) when a
+    minibatch loss or a weight stopped being finite."""
+    bad = np.flatnonzero(~np.isfinite(batch_losses))
+    weights_ok = all(np.isfinite(model.backend.sq_norm(w)) for w in model._net.weights)
+    if bad.size == 0 and weights_ok:
+        return
+    where = (f"minibatch {int(bad[0]) + 1} of epoch {epoch + 1} with learning rate {lr:g}: "
+             f"its loss is not finite" if bad.size else
+             f"epoch {epoch + 1} with learning rate {lr:g}: the weights are not finite")
+    model._set_params(*finite, keep_state=True)
+    raise TrainingDiverged(
+        f"training diverged at {where}. "
+        f"The model keeps the weights it had before epoch {epoch + 1}; try a smaller "
+        f"learning rate, or fit(..., on_divergence='continue') to train on regardless")
 
 
 def _optimizer(name, momentum, nesterov, beta_1, beta_2, epsilon):

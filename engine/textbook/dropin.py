@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import checks
 from ..backends import Network, get_backend
 from ..backends.base import Backend
 from ..optimizers import StepRule
@@ -95,12 +96,18 @@ class NeuralNetMLP(_TextbookMLP):
                        ws, losses)
         return losses
 
+    def _checked(self, X, y):
+        """X and y checked as the engine's MLP checks them (finite, shapes, labels)."""
+        X = checks.features(X, np.shape(self.weight_h)[1], np.dtype(np.float64))
+        y = checks.labels(y, X.shape[0], self.num_classes)
+        return X, np.ascontiguousarray(y, dtype=np.int64)
+
     def step(self, X, y, learning_rate=0.1):
         """One SGD step on the minibatch (X, y), updating the attributes in place.
 
         Returns the minibatch's MSE before the update."""
-        X = np.ascontiguousarray(X, dtype=np.float64)
-        y = np.ascontiguousarray(y, dtype=np.int64)
+        X, y = self._checked(X, y)
+        checks.non_negative_float("learning_rate", learning_rate)
         return float(self._epochs(X, y, np.arange(len(y)), learning_rate, len(y))[0])
 
     def fit(self, X, y, num_epochs=1, learning_rate=0.1, minibatch_size=100):
@@ -108,8 +115,13 @@ class NeuralNetMLP(_TextbookMLP):
         the global np.random, the last partial minibatch dropped), without its evaluation.
 
         Returns the MSE of every minibatch (before its update) as one array."""
-        X = np.ascontiguousarray(X, dtype=np.float64)
-        y = np.ascontiguousarray(y, dtype=np.int64)
+        X, y = self._checked(X, y)
+        num_epochs = checks.positive_int("num_epochs", num_epochs)
+        minibatch_size = checks.positive_int("minibatch_size", minibatch_size)
+        checks.non_negative_float("learning_rate", learning_rate)
+        if minibatch_size > len(y):
+            raise ValueError(f"minibatch_size={minibatch_size} is more than the {len(y)} rows: "
+                             f"the textbook loop keeps only full minibatches")
         full = (len(y) // minibatch_size) * minibatch_size
         losses = []
         for _ in range(num_epochs):
