@@ -5,6 +5,7 @@ Environment variables (all optional):
   ENGINE_FAST_MATH=1    add -ffast-math (it flushes subnormals for the whole process)
   ENGINE_DEBUG_BUILD=1  Cython bounds/wraparound/initialization checks, -O1 -g, asserts on
   ENGINE_NO_OPENMP=1    build without OpenMP even when the compiler has it
+  ENGINE_SANITIZE=1     -fsanitize=address,undefined (run with libasan preloaded; .ci/run does)
 """
 import glob
 import os
@@ -55,6 +56,11 @@ if env_flag("ENGINE_NATIVE_ARCH"):
     compile_args.append("-march=native")
 if env_flag("ENGINE_FAST_MATH"):
     compile_args.append("-ffast-math")
+if env_flag("ENGINE_SANITIZE"):
+    sanitize = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
+                "-fno-omit-frame-pointer"]
+    compile_args += sanitize
+    link_args += sanitize
 openmp = not env_flag("ENGINE_NO_OPENMP") and sys.platform != "win32" and compiler_has_openmp()
 if openmp:
     compile_args.append("-fopenmp")
