@@ -185,7 +185,8 @@ class MLP:
             optimizer="sgd", nesterov=False, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
             alpha=0.0, schedule="constant", power_t=0.5, tol=1e-4, n_iter_no_change=10,
             early_stopping=False, validation_fraction=0.1, sample_weight=None,
-            dropout=None, on_divergence="raise") -> History:
+            dropout=None, on_divergence="raise", checkpoint=None, checkpoint_every=1,
+            resume=False) -> History:
         """Train with minibatches and return the `History`.
 
         Every epoch visits each row once, in a fresh random order when `shuffle`.
@@ -222,6 +223,10 @@ class MLP:
         finite, and leaves the model with the weights of the last epoch that ended finite;
         "continue" trains on regardless. A second thread's fit of the same model waits
         until this one ends.
+        checkpoint: a path written atomically every `checkpoint_every` epochs (and at the
+        end) with the weights, the optimizer's and the shuffling's state, the epochs done
+        and the history; resume=True continues from it when it exists (else starts
+        afresh), ending exactly where an uninterrupted fit of `epochs` epochs ends.
         """
         with self._lock:
             return training.fit(self, X, y, epochs=epochs, batch_size=batch_size,
@@ -235,7 +240,8 @@ class MLP:
                                 early_stopping=early_stopping,
                                 validation_fraction=validation_fraction,
                                 sample_weight=sample_weight, dropout=dropout,
-                                on_divergence=on_divergence)
+                                on_divergence=on_divergence, checkpoint=checkpoint,
+                                checkpoint_every=checkpoint_every, resume=resume)
 
     def epoch_runner(self, X, y, *, batch_size=100, learning_rate=0.1, momentum=0.0,
                      order=None, **optimizer):

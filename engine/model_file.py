@@ -37,10 +37,11 @@ def _digest(arrays):
     return h.hexdigest()
 
 
-def save_model(model, path):
-    """Write `model` (an MLP) to path: arrays W0.., b0.., the optimizer state, and `meta`."""
-    meta = model._meta()
-    arrays = {}
+def save_model(model, path, extra_meta=None, extra_arrays=None):
+    """Write `model` (an MLP) to path: arrays W0.., b0.., the optimizer state, and `meta`;
+    a checkpoint adds its own metadata and arrays (named best_...)."""
+    meta = model._meta(**(extra_meta or {}))
+    arrays = dict(extra_arrays or {})
     for l, (w, b) in enumerate(zip(model.weights, model.biases)):
         arrays[f"W{l}"], arrays[f"b{l}"] = w, b
     opt = model._opt
@@ -78,6 +79,7 @@ def read_model(path):
             names = [f"W{l}" for l in range(n)] + [f"b{l}" for l in range(n)]
             names += [f"{p}{i}" for p in ("V", "M") if f"{p}0" in f.files
                       for i in range(2 * n)] + (["order"] if "order" in f.files else [])
+            names += sorted(k for k in f.files if k.startswith("best_"))
             missing = [k for k in names if k not in f.files]
             if missing:
                 raise ModelFileError(f"{path}: missing arrays {missing}")
@@ -104,6 +106,7 @@ def read_model(path):
              if f"{p}0" in arrays}
     if "order" in arrays:
         state["order"] = arrays["order"]
+    state["extra"] = {k: v for k, v in arrays.items() if k.startswith("best_")}
     return meta, weights, biases, state
 
 

@@ -1,13 +1,15 @@
 """The training loop of `MLP.fit`, and the one-epoch runner that benchmarks time."""
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
 
 from . import checks
 from . import dropout as masks
-from .errors import TrainingDiverged
+from .errors import ModelFileError, TrainingDiverged
+from .model_file import read_model, restore_training_state, save_model
 from .evaluation import evaluate
 from .history import History
 from .optimizers import OPTIMIZERS, SCHEDULES, Optimizer, Schedule
@@ -18,7 +20,8 @@ def fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
         validation_data, progress, diagnostics, optimizer="sgd", nesterov=False, beta_1=0.9,
         beta_2=0.999, epsilon=1e-8, alpha=0.0, schedule="constant", power_t=0.5, tol=1e-4,
         n_iter_no_change=10, early_stopping=False, validation_fraction=0.1,
-        sample_weight=None, dropout=None, on_divergence="raise") -> History:
+        sample_weight=None, dropout=None, on_divergence="raise", checkpoint=None,
+        checkpoint_every=1, resume=False) -> History:
     """What `MLP.fit` documents: check, then run the epochs and record them."""
     epochs = checks.positive_int("epochs", epochs)
     batch_size = checks.positive_int("batch_size", batch_size)
@@ -33,6 +36,9 @@ def fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
     if not isinstance(early_stopping, (bool, np.bool_)):
         raise TypeError(f"early_stopping must be True or False; got {early_stopping!r}")
     checks.choice("on_divergence", on_divergence, ("raise", "continue"))
+    checkpoint_every = checks.positive_int("checkpoint_every", checkpoint_every)
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs checkpoint=<path> to resume from")
     drop_rates = None
     if dropout is not None:
         drop_rates = masks.rates(dropout, len(model.layer_sizes) - 1)
@@ -40,6 +46,8 @@ def fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
             drop_rates = None
     X, y = model._check_xy(X, y)
     sw = checks.sample_weight(sample_weight, X.shape[0], model.dtype)
+    # resuming replaces the model's arrays and seed: before anything below uses them
+    resumed = _resume(model, checkpoint) if resume and os.path.exists(checkpoint) else None
     val = val_w = None
     if validation_data is not None:
         try:
@@ -76,7 +84,13 @@ def fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
     best = None              # early stopping: (validation loss, epoch, weights, biases)
     bad_epochs = 0
     finite = None            # the divergence guard: the weights before the epoch
-    for epoch in range(epochs):
+    start = 0
+    if resumed is not None:
+        start, saved_history, best, bad_epochs, saved_schedule = resumed
+        history = saved_history
+        sched.lr, sched.best_loss, sched.bad_epochs = saved_schedule
+        bar.update(start, "resumed")
+    for epoch in range(start, epochs):
         if on_divergence == "raise":
             finite = (model.weights, model.biases)
         t0 = time.perf_counter()
@@ -130,6 +144,9 @@ def fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
             if bad_epochs > n_iter_no_change:
                 reason = (f"validation loss did not improve by tol={tol:g} for more than "
                           f"{n_iter_no_change} epochs")
+        if checkpoint is not None and (reason or (epoch + 1) % checkpoint_every == 0
+                                       or epoch + 1 == epochs):
+            _save_checkpoint(model, checkpoint, epoch + 1, history, sched, best, bad_epochs)
         if reason:
             history.stop_reason = reason
             break
@@ -142,6 +159,50 @@ def fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
     if history.stop_reason is None:
         history.stop_reason = f"{history.epochs} epochs done"
     return history
+
+
+def _save_checkpoint(model, path, epochs_done, history, sched, best, bad_epochs):
+    """The model file of `model` (weights, optimizer state, shuffle RNG and row order) with
+    the fit's own progress: epochs done, history, schedule and early-stopping state."""
+    extra = {}
+    if best is not None:
+        for l, (w, b) in enumerate(zip(best[2], best[3])):
+            extra[f"best_W{l}"], extra[f"best_b{l}"] = w, b
+    progress = {"epochs_done": epochs_done, "history": history.to_dict(),
+                "schedule": {"lr": sched.lr, "best_loss": sched.best_loss,
+                             "bad_epochs": sched.bad_epochs},
+                "early_stopping": None if best is None else
+                {"best_loss": best[0], "best_epoch": best[1], "bad_epochs": bad_epochs}}
+    save_model(model, path, extra_meta={"checkpoint": progress}, extra_arrays=extra)
+
+
+def _resume(model, path):
+    """Put a checkpoint's model back; (start epoch, history, early-stopping best, its
+    bad-epoch count, the schedule's (lr, best loss, bad epochs))."""
+    meta, weights, biases, state = read_model(path)
+    progress = meta.get("checkpoint")
+    if not isinstance(progress, dict):
+        raise ModelFileError(f"{path} is a model file, not a checkpoint of fit")
+    mine = model._meta()
+    for key in ("layer_sizes", "hidden_activation", "output_activation", "loss", "dtype"):
+        if meta.get(key) != mine[key]:
+            raise ValueError(f"checkpoint {path} is of another model: its {key} is "
+                             f"{meta.get(key)!r}, this model's {mine[key]!r}")
+    model._set_params(weights, biases)
+    model.seed = int(meta["seed"])         # it keys the dropout masks
+    restore_training_state(model, meta, state)
+    s = progress["schedule"]
+    history = History(**progress["history"])
+    es = progress.get("early_stopping")
+    best, bad_epochs = None, 0
+    if es is not None:
+        n = len(weights)
+        extra = state["extra"]
+        best = (es["best_loss"], es["best_epoch"], [extra[f"best_W{l}"] for l in range(n)],
+                [extra[f"best_b{l}"] for l in range(n)])
+        bad_epochs = es["bad_epochs"]
+    return (int(progress["epochs_done"]), history, best, bad_epochs,
+            (s["lr"], s["best_loss"], s["bad_epochs"]))
 
 
 def _guard(model, batch_losses, epoch, lr, finite):

@@ -122,3 +122,47 @@ def test_two_threads_fitting_one_model_lose_no_update(backend):
     twice.fit(X, y, **kw)
     for a, b in zip(model.weights, twice.weights):
         np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+TRAIN_SCRIPT = """
+import sys
+import numpy as np
+sys.path.insert(0, {root!r})
+import engine
+from engine import _native
+_native.set_epoch_threads(2)
+X, y, _, _ = engine.load_mnist_sample(dtype="float64")
+model = engine.MLP([784, 32, 10], "relu", backend="native", dtype="float64", seed=5)
+model.fit(X, y, epochs=80, batch_size=50, learning_rate=0.05, optimizer="adam", dropout=0.1,
+          checkpoint={checkpoint!r}, resume=True, progress=False)
+np.savez({out!r}, *(model.weights + model.biases))
+"""
+
+
+@pytest.mark.skipif("native" not in AVAILABLE, reason="the native extension is not built")
+def test_a_run_killed_at_any_moment_resumes_bit_identical(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def script(name, checkpoint):
+        path = tmp_path / f"{name}.py"
+        path.write_text(TRAIN_SCRIPT.format(root=root, checkpoint=str(checkpoint),
+                                            out=str(tmp_path / f"{name}.npz")))
+        return [sys.executable, str(path)]
+
+    subprocess.run(script("whole", tmp_path / "whole-ck.npz"), check=True, timeout=300)
+    killed = tmp_path / "killed-ck.npz"
+    proc = subprocess.Popen(script("killed", killed))
+    deadline = time.time() + 120
+    while not killed.exists() and time.time() < deadline:      # at least one epoch done
+        time.sleep(0.05)
+    time.sleep(float(np.random.default_rng().uniform(0, 0.2)))  # then any moment
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the run ended before it could be killed"
+    MLP.load(killed)                      # the checkpoint is whole: the write was atomic
+    subprocess.run(script("killed", killed), check=True, timeout=300)
+    with np.load(tmp_path / "whole.npz") as a, np.load(tmp_path / "killed.npz") as b:
+        for key in a.files:
+            np.testing.assert_array_equal(a[key], b[key])

@@ -97,8 +97,11 @@ def _add_train_args(p):
                    help="also record gradient norms and dead/saturated units per epoch")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--out", metavar="FOLDER",
-                   help="folder for history.json, plot.png and model.npz (default: a new "
-                        "runs/train-<date>-<time> folder)")
+                   help="folder for history.json, plot.png and model.npz, and checkpoint.npz "
+                        "after every epoch (default: a new runs/train-<date>-<time> folder)")
+    p.add_argument("--resume", action="store_true",
+                   help="go on from --out's checkpoint.npz (from the start when there is "
+                        "none), ending where an uninterrupted run ends")
 
 
 def _settings(args):
@@ -114,7 +117,7 @@ def _settings(args):
 
 
 def run_training(settings, data, *, dtype, backend, progress, out=None, diagnostics=False,
-                 shuffle=True, label="run"):
+                 shuffle=True, label="run", resume=False):
     """Train one model; returns a result dict (accuracies in percent, seconds)."""
     from ..model import MLP
     X, y, Xt, yt = data
@@ -123,10 +126,13 @@ def run_training(settings, data, *, dtype, backend, progress, out=None, diagnost
                 dtype=dtype, backend=backend, seed=s["seed"], init=s["init"],
                 init_scale=s["init_scale"])
     t0 = time.perf_counter()
+    # a checkpoint after every epoch beside the results: a killed run goes on with --resume
+    checkpoint = os.path.join(out, "checkpoint.npz") if out else None
     history = model.fit(X, y, epochs=s["epochs"], batch_size=s["batch_size"],
                         learning_rate=s["learning_rate"], momentum=s["momentum"],
                         shuffle=shuffle, validation_data=(Xt, yt), progress=progress,
-                        diagnostics=diagnostics)
+                        diagnostics=diagnostics, checkpoint=checkpoint,
+                        resume=resume and checkpoint is not None)
     seconds = time.perf_counter() - t0
     result = {"label": label, "backend": model.backend.name, "dtype": dtype,
               "train_acc": 100 * history.epoch_accuracy[-1],
@@ -177,7 +183,7 @@ def cmd_train(args):
     result, _, _ = run_training(s, data, dtype=args.dtype, backend=args.backend,
                                 progress=not args.no_progress, out=args.out,
                                 diagnostics=args.diagnostics, shuffle=not args.no_shuffle,
-                                label=label)
+                                label=label, resume=args.resume)
     expected = PRESETS[args.preset]["expected"] if args.preset else None
     print()
     cols = ["run", "backend", "dtype", "epochs", "train acc %", "test acc %", "time s"]
