@@ -2,10 +2,11 @@
 # diagnostics (which need each gradient formed) and for the benchmarks' GEMM floor.
 
 
-cdef void _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const void *T,
+cdef int64_t _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const void *T,
                       const real *SW, const int64_t *order, int64_t count,
                       const eng_rule *rule, double alpha, double *losses, bint gemm_only,
                       double *grad_norms) noexcept nogil:
+    # returns the minibatches trained (fewer when a stop is requested between two)
     cdef const eng_kernel_table *k = plan.k
     cdef eng_epoch_plan *p = &plan.p
     cdef int L = p.n_layers, l, m
@@ -32,7 +33,7 @@ cdef void _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const voi
     # plain SGD and momentum without L2 fold the update into the gradient GEMM; every other
     # step forms the gradient, then applies the rule to it
     cdef bint folded = (rule.kind == ENG_SGD or rule.kind == ENG_MOMENTUM) and alpha == 0
-    while start < count:
+    while start < count and not eng_stop_requested():
         m = <int>min(p.batch, count - start)
         now.t = rule.t + i + 1
         lr = <real>eng_rule_step_size(&now)
@@ -114,3 +115,4 @@ cdef void _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const voi
                     k.axpy(p.B[l], p.GB[l], s[l + 1], -lr)
         start += m
         i += 1
+    return i

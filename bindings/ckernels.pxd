@@ -71,6 +71,12 @@ cdef extern from "kernels.h" nogil:
     int eng_get_epoch_threads()
     void eng_set_epoch_threads(int n)
 
+    int eng_install_interrupt_handler()
+    void eng_remove_interrupt_handler()
+    void eng_request_stop()
+    void eng_clear_stop()
+    int eng_stop_requested()
+
     int eng_have_openmp()
     int eng_get_num_threads()
     void eng_set_num_threads(int n)
@@ -107,10 +113,10 @@ cdef extern from "kernels.h" nogil:
         void (*alive_units)(const void *a, int64_t n, int64_t c, uint8_t *alive) noexcept nogil
         int64_t (*saturated_count)(const void *a, int64_t length, int act, double thr) noexcept nogil
         double (*sq_norm)(const void *x, int64_t length) noexcept nogil
-        void (*fused_epoch)(const eng_epoch_plan *plan, const void *X, const int64_t *y,
-                            const void *T, const void *SW, const int64_t *order,
-                            int64_t count, const eng_rule *rule, double alpha,
-                            double *losses) noexcept nogil
+        int64_t (*fused_epoch)(const eng_epoch_plan *plan, const void *X, const int64_t *y,
+                               const void *T, const void *SW, const int64_t *order,
+                               int64_t count, const eng_rule *rule, double alpha,
+                               double *losses) noexcept nogil
         int (*tiled_forward)(int n_layers, const int *sizes, const int *acts, void **W,
                              void **B, const void *x, int64_t n, void **out) noexcept nogil
 

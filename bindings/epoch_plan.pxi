@@ -203,6 +203,8 @@ cdef class EpochPlan:
         """Train one epoch over X[order] (minibatches of the plan's batch size, the last
         one possibly shorter); batch_losses[i] receives minibatch i's loss before its update.
 
+        Returns the minibatches trained: all of them, unless a stop was requested
+        (request_stop, or Ctrl-C under install_interrupt_handler) in between.
         gemm_only=True makes exactly the same BLAS calls and nothing else: the floor that
         the benchmarks compare a real epoch with (the results are then meaningless).
         grad_norms (float64, one per layer): each minibatch's |dL/dW| is added to it; the
@@ -268,18 +270,19 @@ cdef class EpochPlan:
         cdef void *pt = _ptr(Y) if Y.ndim == 2 else NULL
         cdef int64_t *po = <int64_t*>_ptr(O)
         cdef double *pl = <double*>_ptr(BL)
+        cdef int64_t done
         if self.gemm == "tiles" and not gemm_only and pg == NULL:
             with nogil:
-                self.k.fused_epoch(&self.p, px, py, pt, psw, po, count, &r, alpha, pl)
-            return n_batches
+                done = self.k.fused_epoch(&self.p, px, py, pt, psw, po, count, &r, alpha, pl)
+            return done
         if (r.kind != ENG_SGD and r.kind != ENG_MOMENTUM or alpha > 0) and self.GW[0] == NULL:
             raise ValueError(f"this optimizer step on the BLAS path needs a plan built with "
                              f"weight_grads")
         with nogil:
             if self.k.itemsize == 4:
-                _blas_epoch(self, <float*>px, py, pt, <float*>psw, po, count, &r, alpha, pl,
-                            gemm_only, pg)
+                done = _blas_epoch(self, <float*>px, py, pt, <float*>psw, po, count, &r, alpha,
+                                   pl, gemm_only, pg)
             else:
-                _blas_epoch(self, <double*>px, py, pt, <double*>psw, po, count, &r, alpha, pl,
-                            gemm_only, pg)
-        return n_batches
+                done = _blas_epoch(self, <double*>px, py, pt, <double*>psw, po, count, &r,
+                                   alpha, pl, gemm_only, pg)
+        return done

@@ -86,3 +86,27 @@ def fma_peak_gflops(dtype, int threads=1, double seconds=0.2):
             rate = fn(threads, iters)
             best = max(best, rate)
     return best
+
+
+def install_interrupt_handler():
+    """Ctrl-C (SIGINT) asks a running fused epoch to stop at its next minibatch boundary
+    instead of raising at once; training checks stop_requested() and raises then. Main
+    thread only; remove_interrupt_handler() puts the previous handler back."""
+    if eng_install_interrupt_handler() != 0:
+        raise OSError("could not install the SIGINT handler")
+
+
+def remove_interrupt_handler():
+    eng_remove_interrupt_handler()
+
+
+def request_stop():
+    eng_request_stop()
+
+
+def clear_stop():
+    eng_clear_stop()
+
+
+def stop_requested():
+    return bool(eng_stop_requested())

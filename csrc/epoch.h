@@ -131,15 +131,18 @@ static double FN(weight_squares)(const FN(eng_workers) *wk, const eng_epoch_plan
     return sum;
 }
 
-void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *y,
-                         const REAL *T, const REAL *SW, const int64_t *order, int64_t count,
-                         const eng_rule *rule, double alpha, double *losses) {
+int64_t FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *y,
+                            const REAL *T, const REAL *SW, const int64_t *order,
+                            int64_t count, const eng_rule *rule, double alpha,
+                            double *losses) {
     const int L = P->n_layers;
     const int *s = P->sizes;
     const int64_t batch = P->batch;
     const REAL **rows = (const REAL **)P->rows;
     const FN(eng_workers) *wk = FN(workers)();
-    if (count <= 0) return;
+    int64_t done = 0;           /* minibatches trained; thread 0 also decides when to stop */
+    int stop = 0;
+    if (count <= 0) return 0;
     /* The epoch trains its own copies of W (and its optimizer state) in the panel layout:
        the forward pass reads them without packing, the gradient tiles update contiguous
        rows of them. */
@@ -180,7 +183,7 @@ void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *
         }
         REAL *scratch = (REAL *)((char *)P->scratch + (size_t)t * P->scratch_per_thread);
         int64_t i = 0;
-        for (int64_t start = 0; start < count; start += batch, i++) {
+        for (int64_t start = 0; start < count && !stop; start += batch, i++) {
             int64_t m = count - start < batch ? count - start : batch;
             int64_t r0, r1;
             eng_rule now = *rule;
@@ -208,6 +211,8 @@ void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *
                 for (int64_t r = 0; r < m; r++) sum += P->row_loss[r];
                 losses[i] = sum / FN(loss_divisor)(P->loss_kind, weight, s[L]);
                 if (alpha > 0) losses[i] += 0.5 * alpha * squares / weight;
+                done = i + 1;
+                stop = eng_stop_requested();   /* read by all after the barrier below */
             }
             eng_barrier_wait(&barrier);
         }
@@ -219,6 +224,7 @@ void FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *
         if (P->SW != NULL)
             wk->from_panels((const REAL *)P->ST[l], s[l + 1], s[l], (REAL *)P->SW[l]);
     }
+    return done;
 }
 
 /* Rows handed to a thread at a time in the forward pass: their activations stay in its L2

@@ -119,10 +119,11 @@ typedef struct {
    NULL; sample weights SW, or NULL) in minibatches of plan->batch (the last one may be
    shorter) on plan->team threads (or eng_get_epoch_threads()), at most plan->threads,
    without BLAS, each step by `rule` (rule->t is the steps taken before the epoch), with the
-   L2 penalty alpha (loss += alpha/2 |W|^2 / m, gradient += alpha W / m);
+   L2 penalty alpha (loss += alpha/2 |W|^2 / m, gradient += alpha W / m); returns the
+   minibatches trained, fewer than all when a stop was requested (eng_request_stop);
    losses[i] gets minibatch i's loss, before its update. */
 #define ENGINE_DECLARE_EPOCH(REAL, S)                                                       \
-void eng_fused_epoch_##S(const eng_epoch_plan *plan, const REAL *X, const int64_t *y,        \
+int64_t eng_fused_epoch_##S(const eng_epoch_plan *plan, const REAL *X, const int64_t *y,        \
                          const REAL *T, const REAL *SW, const int64_t *order,               \
                          int64_t count, const eng_rule *rule, double alpha,                 \
                          double *losses);                                            \
@@ -166,9 +167,10 @@ typedef struct {
     void (*alive_units)(const void *a, int64_t n, int64_t c, uint8_t *alive);
     int64_t (*saturated_count)(const void *a, int64_t len, int act, double thr);
     double (*sq_norm)(const void *x, int64_t len);
-    void (*fused_epoch)(const eng_epoch_plan *plan, const void *X, const int64_t *y,
-                        const void *T, const void *SW, const int64_t *order, int64_t count,
-                        const eng_rule *rule, double alpha, double *losses);
+    int64_t (*fused_epoch)(const eng_epoch_plan *plan, const void *X, const int64_t *y,
+                           const void *T, const void *SW, const int64_t *order,
+                           int64_t count, const eng_rule *rule, double alpha,
+                           double *losses);
     int (*tiled_forward)(int n_layers, const int *sizes, const int *acts, void *const *W,
                          void *const *B, const void *x, int64_t n, void *const *out);
 } eng_kernel_table;
@@ -187,6 +189,15 @@ int64_t eng_epoch_panel_elements(int64_t n_out, int64_t n_in, int itemsize);
    OMP_NUM_THREADS; always 1 without OpenMP) */
 int eng_get_epoch_threads(void);
 void eng_set_epoch_threads(int n);
+
+/* Ctrl-C during training: install a SIGINT handler that asks a running fused epoch to
+   stop at its next minibatch boundary (in place of the handler it saves); remove it again
+   (the saved one back); ask for, clear or read that stop directly */
+int eng_install_interrupt_handler(void);
+void eng_remove_interrupt_handler(void);
+void eng_request_stop(void);
+void eng_clear_stop(void);
+int eng_stop_requested(void);
 
 /* 1 when compiled with OpenMP */
 int eng_have_openmp(void);

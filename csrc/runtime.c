@@ -1,6 +1,7 @@
 /* Thread counts, fork handling and the choice of SIMD variant: the process-wide state of
    the kernels, kept out of the generic sources. */
 #include <limits.h>
+#include <signal.h>
 #include <string.h>
 #if defined(__linux__)
 #include <linux/futex.h>
@@ -48,6 +49,42 @@ __attribute__((constructor)) static void register_fork_handler(void) {
     pthread_atfork(NULL, NULL, child_after_fork);
 }
 #endif
+
+/* ---------------------------------------------------------- stopping at a boundary */
+static volatile sig_atomic_t stop_flag = 0;
+static struct sigaction previous_sigint;
+static int handler_installed = 0;
+
+int eng_stop_requested(void) { return stop_flag != 0; }
+
+void eng_request_stop(void) { stop_flag = 1; }
+
+void eng_clear_stop(void) { stop_flag = 0; }
+
+/* Ctrl-C during a fit: ask the epoch to stop at the next minibatch; the fit sees the flag
+   when the epoch returns, puts its bookkeeping straight and raises KeyboardInterrupt. */
+static void on_sigint(int sig) {
+    (void)sig;
+    stop_flag = 1;
+}
+
+int eng_install_interrupt_handler(void) {
+    struct sigaction action;
+    if (handler_installed) return 0;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_sigint;
+    sigemptyset(&action.sa_mask);
+    if (sigaction(SIGINT, &action, &previous_sigint) != 0) return -1;
+    handler_installed = 1;
+    return 0;
+}
+
+void eng_remove_interrupt_handler(void) {
+    if (handler_installed) {
+        sigaction(SIGINT, &previous_sigint, NULL);
+        handler_installed = 0;
+    }
+}
 
 int eng_team(int n) {
     if (forked_after_team || n < 2) return 1;

@@ -97,6 +97,10 @@ static inline uint32_t eng_dropout_bits(uint32_t row_key, int64_t unit) {
     return eng_mix32(row_key + (uint32_t)unit * 0x9E3779B1u) >> 8;
 }
 
+/* set (by a signal handler) to ask a running fused epoch to stop at its next minibatch
+   boundary */
+int eng_stop_requested(void);
+
 /* the variant the drivers call now (ENG_SIMD_*) */
 int eng_simd_level(void);
 /* threads the elementwise kernels' OpenMP loops may use */

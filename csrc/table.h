@@ -63,12 +63,12 @@ static int64_t FN(t_saturated_count)(const void *a, int64_t len, int act, double
 static double FN(t_sq_norm)(const void *x, int64_t len) {
     return FN(eng_sq_norm)((const REAL *)x, len);
 }
-static void FN(t_fused_epoch)(const eng_epoch_plan *plan, const void *X, const int64_t *y,
+static int64_t FN(t_fused_epoch)(const eng_epoch_plan *plan, const void *X, const int64_t *y,
                               const void *T, const void *SW, const int64_t *order,
-                              int64_t count, const eng_rule *rule, double alpha,
-                              double *losses) {
-    FN(eng_fused_epoch)(plan, (const REAL *)X, y, (const REAL *)T, (const REAL *)SW, order,
-                        count, rule, alpha, losses);
+                                 int64_t count, const eng_rule *rule, double alpha,
+                                 double *losses) {
+    return FN(eng_fused_epoch)(plan, (const REAL *)X, y, (const REAL *)T, (const REAL *)SW,
+                               order, count, rule, alpha, losses);
 }
 static int FN(t_tiled_forward)(int n_layers, const int *sizes, const int *acts,
                                void *const *W, void *const *B, const void *x, int64_t n,

@@ -115,6 +115,7 @@ TARGET static void VFN(dropout_backward_rows)(REAL *d, const REAL *a, int64_t ro
 #define DROPOUT_LOOP(G)                                                                    \
         for (int64_t j = 0; j < c; j++) {                                                  \
             REAL u = ar[j] * keep;                                                         \
+            (void)u;                                                                       \
             REAL m = eng_dropout_bits(row_key, j) >= threshold ? scale : (REAL)0;           \
             dr[j] = dr[j] * m * (G);                                                       \
         }

@@ -8,6 +8,7 @@ import numpy as np
 
 from . import checks
 from . import dropout as masks
+from . import interrupt
 from .errors import ModelFileError, TrainingDiverged
 from .model_file import read_model, restore_training_state, save_model
 from .evaluation import evaluate
@@ -16,7 +17,14 @@ from .optimizers import OPTIMIZERS, SCHEDULES, Optimizer, Schedule
 from .progress import ProgressBar
 
 
-def fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
+def fit(model, X, y, **kwargs) -> History:
+    """What `MLP.fit` documents; Ctrl-C stops it at the next minibatch boundary
+    (engine/interrupt.py) with a KeyboardInterrupt, the model left usable."""
+    with interrupt.stop_at_boundaries():
+        return _fit(model, X, y, **kwargs)
+
+
+def _fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
         validation_data, progress, diagnostics, optimizer="sgd", nesterov=False, beta_1=0.9,
         beta_2=0.999, epsilon=1e-8, alpha=0.0, schedule="constant", power_t=0.5, tol=1e-4,
         n_iter_no_change=10, early_stopping=False, validation_fraction=0.1,
@@ -100,8 +108,15 @@ def fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
         rule = opt.rule(sched.learning_rate(epoch, state["samples"]), state["t"])
         drop = None if drop_rates is None else \
             (drop_rates, masks.epoch_key(model.seed, state["epochs"]))
-        be.train_epoch(net, Xb, yb, order, batch_size, rule, alpha, ws, batch_losses, norms,
-                       swb, drop)
+        done = be.train_epoch(net, Xb, yb, order, batch_size, rule, alpha, ws, batch_losses,
+                              norms, swb, drop)
+        if done is not None and done < n_batches:
+            # Ctrl-C: the minibatches trained count, the model stays as they left it
+            state["t"] += done
+            history.batch_loss.extend(batch_losses[:done].tolist())
+            history.stop_reason = (f"interrupted (Ctrl-C) after minibatch {done} of epoch "
+                                   f"{epoch + 1}")
+            raise KeyboardInterrupt(history.stop_reason)
         state["epochs"] += 1
         if on_divergence == "raise":
             _guard(model, batch_losses, epoch, rule.learning_rate, finite)
@@ -132,6 +147,12 @@ def fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
         elif val_b is not None:
             info += f" val loss {history.val_loss[-1]:.4f}"
         bar.update(1, info)
+        if interrupt.requested():          # Ctrl-C while evaluating: the epoch is whole
+            if checkpoint is not None:
+                _save_checkpoint(model, checkpoint, epoch + 1, history, sched, best,
+                                 bad_epochs)
+            history.stop_reason = f"interrupted (Ctrl-C) after epoch {epoch + 1}"
+            raise KeyboardInterrupt(history.stop_reason)
         train_loss = float(np.mean(batch_losses))     # the schedule's, as scikit-learn
         reason = sched.epoch_done(train_loss)
         if early_stopping:

@@ -166,3 +166,55 @@ def test_a_run_killed_at_any_moment_resumes_bit_identical(tmp_path):
     with np.load(tmp_path / "whole.npz") as a, np.load(tmp_path / "killed.npz") as b:
         for key in a.files:
             np.testing.assert_array_equal(a[key], b[key])
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_a_stop_request_ends_fit_at_a_minibatch_boundary(backend):
+    from engine import interrupt
+    X = np.random.default_rng(2).normal(size=(3000, 20))
+    y = np.arange(3000) % 4
+    model = MLP([20, 64, 4], backend=backend, seed=1)
+    if interrupt._native is not None:
+        stop = interrupt._native.request_stop
+    else:
+        def stop():
+            interrupt._flag = True
+    timer = threading.Timer(0.3, stop)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt, match=r"interrupted \(Ctrl-C\) after"):
+        model.fit(X, y, epochs=10_000, batch_size=10, optimizer="adam", progress=False)
+    timer.cancel()
+    assert not interrupt.requested()            # cleared for the next fit
+    assert np.all(np.isfinite(model.predict_proba(X[:5])))
+    t = model._opt["t"]
+    model.fit(X[:100], y[:100], epochs=1, batch_size=10, optimizer="adam", progress=False)
+    assert model._opt["t"] == t + 10            # the step count went on from the stop
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGINT to a child process")
+def test_ctrl_c_in_a_running_fit(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = tmp_path / "fit.py"
+    script.write_text(f"""
+import sys
+sys.path.insert(0, {root!r})
+import numpy as np
+import engine
+X = np.random.default_rng(0).normal(size=(20000, 50))
+model = engine.MLP([50, 100, 4], seed=1)
+print("ready", flush=True)
+try:
+    model.fit(X, np.arange(20000) % 4, epochs=100000, batch_size=20, progress=False)
+except KeyboardInterrupt as stop:
+    print("stopped:", stop, model.predict(X[:3]).shape, flush=True)
+""")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert "stopped: interrupted (Ctrl-C) after" in out and "(3,)" in out

@@ -128,11 +128,19 @@ def run_training(settings, data, *, dtype, backend, progress, out=None, diagnost
     t0 = time.perf_counter()
     # a checkpoint after every epoch beside the results: a killed run goes on with --resume
     checkpoint = os.path.join(out, "checkpoint.npz") if out else None
-    history = model.fit(X, y, epochs=s["epochs"], batch_size=s["batch_size"],
-                        learning_rate=s["learning_rate"], momentum=s["momentum"],
-                        shuffle=shuffle, validation_data=(Xt, yt), progress=progress,
-                        diagnostics=diagnostics, checkpoint=checkpoint,
-                        resume=resume and checkpoint is not None)
+    try:
+        history = model.fit(X, y, epochs=s["epochs"], batch_size=s["batch_size"],
+                            learning_rate=s["learning_rate"], momentum=s["momentum"],
+                            shuffle=shuffle, validation_data=(Xt, yt), progress=progress,
+                            diagnostics=diagnostics, checkpoint=checkpoint,
+                            resume=resume and checkpoint is not None)
+    except KeyboardInterrupt as stop:
+        if out:
+            model.save(os.path.join(out, "model.npz"))
+            print(f"\n{stop}; saved the model as it stands to {os.path.join(out, 'model.npz')}; "
+                  f"`--resume` goes on from the last whole epoch in {checkpoint}",
+                  file=sys.stderr)
+        raise
     seconds = time.perf_counter() - t0
     result = {"label": label, "backend": model.backend.name, "dtype": dtype,
               "train_acc": 100 * history.epoch_accuracy[-1],
@@ -377,3 +385,5 @@ def main(argv=None):
     except (ValueError, TypeError, RuntimeError) as exc:
         print(f"engine: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130

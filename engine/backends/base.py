@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import interrupt
 from ..dropout import minibatch_key
 from ..optimizers import STATE_ARRAYS
 
@@ -301,7 +302,8 @@ class Backend:
         dL/dW (without the L2 term) to it (diagnostics). sample_weight (a backend array,
         one per row of X): each minibatch's loss and gradient become weighted means, and
         the L2 term's batch size the minibatch's weight sum. dropout: (rate per layer,
-        the epoch's mask key), engine/dropout.py.
+        the epoch's mask key), engine/dropout.py. Returns the minibatches trained: all,
+        unless Ctrl-C asked for a stop (engine/interrupt.py).
         """
         n = len(order)
         n_batches = -(-n // batch_size)
@@ -309,7 +311,11 @@ class Backend:
         losses = self.loss_buffer(batch_losses, n_batches)
         penalties = np.zeros(n_batches) if alpha else None
         host_weights = None if sample_weight is None else self.to_numpy(sample_weight)
+        done = n_batches
         for i, start in enumerate(range(0, n, batch_size)):
+            if interrupt.requested():               # Ctrl-C: stop at this boundary
+                done = i
+                break
             m = min(batch_size, n - start)
             weight = m
             if host_weights is not None:
@@ -329,3 +335,4 @@ class Backend:
         self.copy_losses(losses, batch_losses, n_batches)
         if alpha:
             batch_losses[:n_batches] += penalties
+        return done

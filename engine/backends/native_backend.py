@@ -156,7 +156,8 @@ class NativeBackend(HostBackend):
                                         gemm=path, threads=self._threads or 0,
                                         second_moments=moments)
             ws.plan_key = key
-        ws.plan.run(X, y, order, rule.learning_rate, rule.momentum, batch_losses, False,
-                    grad_norms, rule=rule, alpha=alpha, sample_weight=sample_weight,
-                    dropout=None if dropout is None else np.asarray(dropout[0], np.float64),
-                    dropout_key=0 if dropout is None else dropout[1])
+        return ws.plan.run(X, y, order, rule.learning_rate, rule.momentum, batch_losses, False,
+                           grad_norms, rule=rule, alpha=alpha, sample_weight=sample_weight,
+                           dropout=None if dropout is None
+                           else np.asarray(dropout[0], np.float64),
+                           dropout_key=0 if dropout is None else dropout[1])
