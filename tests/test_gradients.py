@@ -86,12 +86,35 @@ def test_gradient_of_mse_is_the_gradient_of_the_reported_mean():
     np.testing.assert_allclose(gw, [[[-0.0625, 0.0625], [0.0625, -0.0625]]])
 
 
+def _check_objective_gradient(make_model, weights, biases, X, y, kw):
+    """The whole training objective (the reported loss of one whole-set minibatch at
+    learning rate 0) differentiated by central differences, against the step that plain
+    SGD with learning rate 1 takes from the same weights. make_model(ws, bs): a fresh
+    model holding them."""
+    stepped = make_model(weights, biases)
+    stepped.fit(X, y, learning_rate=1.0, **kw)
+    analytic = [p - q for p, q in zip(weights + biases, stepped.weights + stepped.biases)]
+    params = [p.copy() for p in weights + biases]
+    n_w = len(weights)
+
+    def objective():
+        return make_model(params[:n_w], params[n_w:]).fit(X, y, learning_rate=0.0,
+                                                           **kw).batch_loss[0]
+    for p, g in zip(params, analytic):
+        for i in np.ndindex(p.shape):
+            old = p[i]
+            p[i] = old + 1e-6
+            up = objective()
+            p[i] = old - 1e-6
+            down = objective()
+            p[i] = old
+            assert (up - down) / 2e-6 == pytest.approx(g[i], rel=1e-6, abs=1e-9)
+
+
 @pytest.mark.parametrize("output,loss", PAIRS)
 def test_gradient_with_l2_and_sample_weights_matches_central_differences(backend, output,
                                                                           loss):
-    """The full training objective, L2 term and sample weights included: the reported loss
-    of one whole-set minibatch (learning rate 0) differentiated numerically, against the
-    step that plain SGD with learning rate 1 takes."""
+    """L2 term and sample weights included in the objective."""
     rng = np.random.default_rng(11)
     X = rng.normal(size=(7, 4))
     y = targets(rng, output, loss, 7, 3)
@@ -100,37 +123,20 @@ def test_gradient_with_l2_and_sample_weights_matches_central_differences(backend
     scale = 0.3 if loss in ("binary_cross_entropy", "poisson") else 0.8
     start = MLP([4, 3, 3], "tanh", output, loss, dtype="float64", backend=backend.name,
                 seed=3, init_scale=scale)
-    weights, biases = start.weights, start.biases
-    kw = dict(epochs=1, batch_size=7, shuffle=False, alpha=0.7, sample_weight=w,
-              progress=False)
 
-    def objective(ws, bs):
+    def make_model(ws, bs):
         model = MLP([4, 3, 3], "tanh", output, loss, dtype="float64", backend=backend.name)
         model.set_weights(ws, bs)
-        return model.fit(X, y, learning_rate=0.0, **kw).batch_loss[0]
-
-    stepped = MLP([4, 3, 3], "tanh", output, loss, dtype="float64", backend=backend.name)
-    stepped.set_weights(weights, biases)
-    stepped.fit(X, y, learning_rate=1.0, **kw)
-    analytic = [p - q for p, q in zip(weights + biases, stepped.weights + stepped.biases)]
-    params = [p.copy() for p in weights + biases]
-    n_w = len(weights)
-    for p, g in zip(params, analytic):
-        for i in np.ndindex(p.shape):
-            old = p[i]
-            p[i] = old + 1e-6
-            up = objective(params[:n_w], params[n_w:])
-            p[i] = old - 1e-6
-            down = objective(params[:n_w], params[n_w:])
-            p[i] = old
-            assert (up - down) / 2e-6 == pytest.approx(g[i], rel=1e-6, abs=1e-9)
+        return model
+    _check_objective_gradient(make_model, start.weights, start.biases, X, y,
+                              dict(epochs=1, batch_size=7, shuffle=False, alpha=0.7,
+                                   sample_weight=w, progress=False))
 
 
 @pytest.mark.parametrize("hidden", ["sigmoid", "relu", "tanh", "identity"])
 def test_gradient_with_dropout_under_a_fixed_mask(backend, hidden):
     """Dropout's masks depend only on the seed, epoch, minibatch, row and unit, so with
-    them fixed the training objective is a plain function of the weights: central
-    differences of the reported loss against the step SGD takes at learning rate 1."""
+    them fixed the training objective is a plain function of the weights."""
     rng = np.random.default_rng(12)
     X = rng.normal(size=(8, 4))
     y = rng.integers(0, 3, 8)
@@ -139,28 +145,13 @@ def test_gradient_with_dropout_under_a_fixed_mask(backend, hidden):
                 backend=backend.name, seed=3, init_scale=0.8)
     # non-zero biases: a row whose units are all dropped would otherwise sit exactly at
     # relu's kink in the next layer, where central differences see half a slope
-    weights, biases = start.weights, [rng.normal(0, 0.3, b.shape) for b in start.biases]
-    kw = dict(epochs=1, batch_size=8, shuffle=False, dropout=[0.4, 0.25], progress=False)
+    biases = [rng.normal(0, 0.3, b.shape) for b in start.biases]
 
-    def fresh(ws, bs):
+    def make_model(ws, bs):
         model = MLP(sizes, hidden, "softmax", "cross_entropy", dtype="float64",
                     backend=backend.name, seed=3)
         model.set_weights(ws, bs)
         return model
-
-    stepped = fresh(weights, biases)
-    stepped.fit(X, y, learning_rate=1.0, **kw)
-    analytic = [p - q for p, q in zip(weights + biases, stepped.weights + stepped.biases)]
-    params = [p.copy() for p in weights + biases]
-    n_w = len(weights)
-    for p, g in zip(params, analytic):
-        for i in np.ndindex(p.shape):
-            old = p[i]
-            p[i] = old + 1e-6
-            up = fresh(params[:n_w], params[n_w:]).fit(X, y, learning_rate=0.0,
-                                                       **kw).batch_loss[0]
-            p[i] = old - 1e-6
-            down = fresh(params[:n_w], params[n_w:]).fit(X, y, learning_rate=0.0,
-                                                         **kw).batch_loss[0]
-            p[i] = old
-            assert (up - down) / 2e-6 == pytest.approx(g[i], rel=1e-6, abs=1e-9)
+    _check_objective_gradient(make_model, start.weights, biases, X, y,
+                              dict(epochs=1, batch_size=8, shuffle=False,
+                                   dropout=[0.4, 0.25], progress=False))

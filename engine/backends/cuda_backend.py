@@ -211,8 +211,7 @@ class CudaBackend(Backend):
     def gather_(self, X, y, index, x_out, t_out):
         index = self.asarray(index, np.int64)
         n = max(x_out.size, t_out.size)
-        kernel = self.k.gather_rows if len(y.shape) == 2 else self.k.gather
-        kernel(X.dtype)[self.k.grid_1d(n)](X, y, index, x_out, t_out)
+        self.k.gather(X.dtype, len(y.shape) == 2)[self.k.grid_1d(n)](X, y, index, x_out, t_out)
 
     def alive_units(self, a):
         out = cuda.device_array(a.shape[1], dtype=np.uint8)

@@ -426,25 +426,9 @@ def optimizer_step(dtype, kind):
 
 
 @cached
-def gather_rows(dtype):
-    """x_out = X[idx]; t_out = T[idx] (target rows)."""
-    @cuda.jit
-    def kernel(X, T, idx, x_out, t_out):
-        m, f = x_out.shape
-        c = t_out.shape[1]
-        start, stride = cuda.grid(1), cuda.gridsize(1)
-        for k in range(start, m * f, stride):
-            i = k // f
-            x_out[i, k - i * f] = X[idx[i], k - i * f]
-        for k in range(start, m * c, stride):
-            i = k // c
-            t_out[i, k - i * c] = T[idx[i], k - i * c]
-
-    return kernel
-
-
-@cached
-def gather(dtype):
+def gather(dtype, target_rows=False):
+    """x_out = X[idx]; t_out = the one-hot rows of labels y[idx], or (target_rows) the
+    target rows y[idx]."""
     nb = _numba_type(dtype)
 
     @cuda.jit
@@ -457,7 +441,10 @@ def gather(dtype):
             x_out[i, k - i * f] = X[idx[i], k - i * f]
         for k in range(start, m * c, stride):
             i = k // c
-            t_out[i, k - i * c] = nb(1.0) if y[idx[i]] == k - i * c else nb(0.0)
+            if target_rows:
+                t_out[i, k - i * c] = y[idx[i], k - i * c]
+            else:
+                t_out[i, k - i * c] = nb(1.0) if y[idx[i]] == k - i * c else nb(0.0)
 
     return kernel
 
