@@ -301,11 +301,17 @@ def test_weighted_minibatches_match_numpy(backend, net):
     X, y = data(n=47, net=net)
     w = np.random.default_rng(2).uniform(0, 3, 47)
     w[:5] = 0.0
-    kw = dict(epochs=2, batch_size=10, learning_rate=0.05, momentum=0.9, nesterov=True,
-              alpha=0.1, sample_weight=w, progress=False)
-    ref = MLP(**NETS[net], backend="numpy", dtype="float64", seed=6)
+    _trains_as_numpy(backend, net, X, y, dict(epochs=2, batch_size=10, learning_rate=0.05,
+                                              momentum=0.9, nesterov=True, alpha=0.1,
+                                              sample_weight=w, progress=False), seed=6)
+
+
+def _trains_as_numpy(backend, net, X, y, kw, seed):
+    """The same fit on the NumPy backend and on `backend`: weights and minibatch losses
+    equal to 1e-12 (float64)."""
+    ref = MLP(**NETS[net], backend="numpy", dtype="float64", seed=seed)
     h_ref = ref.fit(X, y, **kw)
-    got = MLP(**NETS[net], backend=_backend(backend), dtype="float64", seed=6)
+    got = MLP(**NETS[net], backend=_backend(backend), dtype="float64", seed=seed)
     h_got = got.fit(X, y, **kw)
     for a, b in zip(got.weights + got.biases, ref.weights + ref.biases):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
@@ -341,15 +347,9 @@ def test_bad_sample_weights_are_refused(w, match):
 @pytest.mark.parametrize("opt", ["momentum", "adam"])
 def test_dropout_training_matches_numpy(backend, net, opt):
     X, y = data(n=41, net=net)
-    kw = dict(epochs=2, batch_size=12, learning_rate=0.05, dropout=0.3, progress=False,
-              **OPTIMIZERS[opt])
-    ref = MLP(**NETS[net], backend="numpy", dtype="float64", seed=8)
-    h_ref = ref.fit(X, y, **kw)
-    got = MLP(**NETS[net], backend=_backend(backend), dtype="float64", seed=8)
-    h_got = got.fit(X, y, **kw)
-    for a, b in zip(got.weights + got.biases, ref.weights + ref.biases):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(h_got.batch_loss, h_ref.batch_loss, rtol=1e-12)
+    _trains_as_numpy(backend, net, X, y, dict(epochs=2, batch_size=12, learning_rate=0.05,
+                                              dropout=0.3, progress=False, **OPTIMIZERS[opt]),
+                     seed=8)
 
 
 def test_dropout_masks_keep_the_expected_share_and_vary():
