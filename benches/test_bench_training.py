@@ -10,7 +10,7 @@ import pytest
 
 from engine import MLP
 from engine.apps.bench import (WORKLOADS, backend_epoch, epoch_gflop, gemm_floor, make_data,
-                          reference_epoch)
+                          reference_epoch, workload_targets)
 
 from conftest import BACKENDS, record
 
@@ -34,22 +34,12 @@ def _check_one_epoch_against_numpy(name, sizes, batch, dtype, X, y):
     np.testing.assert_allclose(weights[1], weights[0], rtol=tol, atol=tol)
 
 
-def _targets(workload, dtype, y):
-    """The workload's output/loss pair and its targets: the labels, or (regression) real
-    values, one column per output."""
-    w = WORKLOADS[workload]
-    pair = dict(output=w.get("output", "softmax"), loss=w.get("loss", "cross_entropy"))
-    if pair["output"] != "softmax":
-        y = np.random.default_rng(1).standard_normal((len(y), w["sizes"][-1])).astype(dtype)
-    return pair, y
-
-
 @pytest.mark.parametrize("workload", list(WORKLOADS))
 @pytest.mark.parametrize("runner", BACKENDS + ["native, BLAS products", "GEMM floor"])
 def test_epoch(benchmark, data, workload, runner):
     dtype, X, y = data
     sizes, batch = WORKLOADS[workload]["sizes"], WORKLOADS[workload]["batch"]
-    pair, y = _targets(workload, dtype, y)
+    pair, y = workload_targets(workload, y, dtype)
     if runner in ("GEMM floor", "native, BLAS products") and "native" not in BACKENDS:
         pytest.skip(f"{runner} runs through the native extension, which is not built")
     if runner == "GEMM floor":

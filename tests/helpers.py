@@ -91,3 +91,15 @@ def outputs_and_targets(rng, output, n, c, dtype, loss="mse"):
         t = np.zeros((n, c))
         t[np.arange(n), rng.integers(0, c, n)] = 1
     return a.astype(dtype), t.astype(dtype)
+
+
+def pair_targets(rng, output, loss, n, c, mean_count=1.0):
+    """Targets of the kind each output/loss pair trains on: 0/1 indicators, real values,
+    counts (Poisson with mean_count), or integer labels."""
+    if loss == "binary_cross_entropy":
+        return rng.integers(0, 2, (n, c)).astype(float)
+    if output == "identity":
+        return rng.normal(size=(n, c))
+    if output == "exp":
+        return rng.poisson(mean_count, (n, c)).astype(float)
+    return rng.integers(0, c, size=n)

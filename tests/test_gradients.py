@@ -4,6 +4,8 @@ import pytest
 
 from engine import MLP
 
+from helpers import pair_targets
+
 # rerun by .ci/run against the debug build of the extension
 pytestmark = pytest.mark.native
 
@@ -12,14 +14,7 @@ PAIRS = [("sigmoid", "mse"), ("softmax", "cross_entropy"), ("identity", "mse"),
 
 
 def targets(rng, output, loss, n, c):
-    """Targets of the kind each pair trains on: labels, 0/1 indicators, values, counts."""
-    if loss == "binary_cross_entropy":
-        return rng.integers(0, 2, (n, c)).astype(float)
-    if output == "identity":
-        return rng.normal(size=(n, c))
-    if output == "exp":
-        return rng.poisson(2.0, (n, c)).astype(float)
-    return rng.integers(0, c, size=n)
+    return pair_targets(rng, output, loss, n, c, mean_count=2.0)
 
 
 def _numeric_grads(model, X, y, eps=1e-6):

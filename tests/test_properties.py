@@ -9,22 +9,12 @@ from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E
 
 from engine import MLP, ModelFileError  # noqa: E402
 
-from helpers import AVAILABLE  # noqa: E402
+from helpers import AVAILABLE, pair_targets  # noqa: E402
 
 SETTINGS = dict(max_examples=25, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 PAIRS = [("softmax", "cross_entropy"), ("sigmoid", "mse"), ("identity", "mse"),
          ("sigmoid", "binary_cross_entropy"), ("exp", "poisson")]
-
-
-def _targets(rng, output, loss, n, k):
-    if loss == "binary_cross_entropy":
-        return rng.integers(0, 2, (n, k)).astype(float)
-    if output == "identity":
-        return rng.normal(size=(n, k))
-    if output == "exp":
-        return rng.poisson(1.0, (n, k)).astype(float)
-    return rng.integers(0, k, n)
 
 
 @st.composite
@@ -52,20 +42,22 @@ def test_native_trains_random_networks_as_numpy_does(net):
     rng = np.random.default_rng(net["seed"])
     sizes, (output, loss) = net["sizes"], net["pair"]
     X = rng.normal(size=(net["rows"], sizes[0]))
-    y = _targets(rng, output, loss, net["rows"], sizes[-1])
+    y = pair_targets(rng, output, loss, net["rows"], sizes[-1])
     X = {"c": X, "strided": np.repeat(X, 2, axis=1)[:, ::2], "fortran": np.asfortranarray(X),
          "big-endian": X.astype(">f8")}[net["layout"]]
     results = []
     for backend in ("numpy", "native"):
         model = MLP(sizes, net["hidden"], output, loss, dtype=net["dtype"], backend=backend,
                     seed=net["seed"], init_scale=0.3)
-        model.fit(X, y, epochs=1, batch_size=net["batch"], learning_rate=0.005,
-                  progress=False)
+        # a diverging run is not an error here: it is filtered out just below
+        with np.errstate(all="ignore"):
+            model.fit(X, y, epochs=1, batch_size=net["batch"], learning_rate=0.005,
+                      on_divergence="continue", progress=False)
         results.append(model.weights + model.biases)
         # random networks include unstable ones (wide linear layers at a fixed learning
         # rate): their weights explode, and any two implementations drift apart by
         # rounding alone. Compare the runs that stayed in range.
-        hypothesis.assume(all(np.all(np.abs(p) < 50) for p in results[-1]))
+        hypothesis.assume(all(np.all(np.abs(p) < 50) for p in results[-1]))   # nan fails too
     # rounding grows with the reduction length (the widest layer) and the steps taken
     steps = -(-net["rows"] // net["batch"])
     eps = np.finfo(net["dtype"]).eps

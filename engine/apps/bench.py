@@ -41,6 +41,16 @@ def epoch_gflop(sizes, n, batch):
     return flops / 1e9
 
 
+def workload_targets(wname, y, dtype):
+    """A workload's output/loss pair and the targets it trains on: the labels y, or for a
+    regression workload real values, one column per output (seeded)."""
+    w = WORKLOADS[wname]
+    pair = dict(output=w.get("output", "softmax"), loss=w.get("loss", "cross_entropy"))
+    if pair["output"] != "softmax":
+        y = np.random.default_rng(1).standard_normal((len(y), w["sizes"][-1])).astype(dtype)
+    return pair, y
+
+
 def make_data(n, n_features=784, n_classes=10, dtype="float32", seed=0):
     rng = np.random.default_rng(seed)
     X = rng.random((n, n_features), dtype=np.float32).astype(dtype)
@@ -225,14 +235,11 @@ def _timed_rows(workloads, dtypes, repeats, threads, n_samples, others, backends
     for wname in workloads or WORKLOADS:
         w = WORKLOADS[wname]
         sizes, batch = w["sizes"], w["batch"]
-        pair = dict(output=w.get("output", "softmax"), loss=w.get("loss", "cross_entropy"))
-        classify = pair["output"] == "softmax"
         gflop = epoch_gflop(sizes, n_samples, batch)
         for dtype in dtypes:
             X, y = make_data(n_samples, sizes[0], sizes[-1], dtype)
-            if not classify:              # real targets, one column per output
-                y = np.random.default_rng(1).standard_normal((n_samples, sizes[-1])
-                                                              ).astype(dtype)
+            pair, y = workload_targets(wname, y, dtype)
+            classify = pair["output"] == "softmax"
             runners = [(name, lambda name=name: backend_epoch(name, sizes, batch, dtype, X, y,
                                                               **pair))
                        for name in backends]

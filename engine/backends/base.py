@@ -39,6 +39,15 @@ TARGETS = {("sigmoid", "mse"): "labels", ("softmax", "cross_entropy"): "labels",
 DTYPES = ("float32", "float64")
 
 
+def batch_weight(weights, n):
+    """What a minibatch's mean divides by: its n rows, or the sum of their sample weights
+    (1 when that sum is 0: the minibatch then takes a step with a zero gradient)."""
+    if weights is None:
+        return n
+    total = float(np.sum(weights, dtype=np.float64))
+    return total if total > 0 else 1.0
+
+
 @dataclass
 class Network:
     """Parameters of an MLP, held as backend arrays.
@@ -320,8 +329,7 @@ class Backend:
             weight = m
             if host_weights is not None:
                 self.take_(sample_weight, index[start:start + m], ws.w[:m])
-                weight = float(np.sum(host_weights[order[start:start + m]], dtype=np.float64))
-                weight = weight if weight > 0 else 1.0      # all zero: a zero step
+                weight = batch_weight(host_weights[order[start:start + m]], m)
             if alpha:
                 penalties[i] = 0.5 * alpha * sum(self.sq_norm(w) for w in net.weights) / weight
             self.gather_(X, y, index[start:start + m], ws.x[:m], ws.t[:m])

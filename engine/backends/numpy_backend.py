@@ -9,6 +9,7 @@ import numpy as np
 from scipy.special import expit
 
 from .. import dropout
+from .base import batch_weight
 from .host import HostBackend
 
 
@@ -90,14 +91,6 @@ ROW_LOSSES = {
 PER_ELEMENT = ("mse", "mse_ref")     # losses averaged over the outputs as well
 
 
-def _batch_weight(weights, n):
-    """n, or the sum of the rows' sample weights (1 when they sum to 0: a zero step)."""
-    if weights is None:
-        return n
-    total = float(np.sum(weights, dtype=np.float64))
-    return total if total > 0 else 1.0
-
-
 class NumpyBackend(HostBackend):
     name = "numpy"
 
@@ -128,14 +121,14 @@ class NumpyBackend(HostBackend):
 
     def output_delta(self, a, t, out, output, loss, weights=None):
         n, c = a.shape
-        out[...] = OUTPUT_DELTAS[output, loss](a, t, _batch_weight(weights, n), c)
+        out[...] = OUTPUT_DELTAS[output, loss](a, t, batch_weight(weights, n), c)
         if weights is not None:
             out *= weights[:, None]
 
     def loss(self, a, t, output, loss, weights=None):
         rows = ROW_LOSSES[loss](a, t)
         total = float(np.sum(rows if weights is None else weights * rows))
-        n = _batch_weight(weights, a.shape[0])
+        n = batch_weight(weights, a.shape[0])
         return total / (n * a.shape[1] if loss in PER_ELEMENT else n)
 
     def take_(self, values, index, out):
