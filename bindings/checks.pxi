@@ -7,7 +7,8 @@ ACTIVATIONS = {"identity": ENG_IDENTITY, "sigmoid": ENG_SIGMOID, "relu": ENG_REL
 OUTPUT_LOSS = {("sigmoid", "mse"): ENG_SIGMOID_MSE, ("sigmoid", "mse_ref"): ENG_SIGMOID_MSE_REF,
                ("softmax", "cross_entropy"): ENG_SOFTMAX_CE, ("identity", "mse"): ENG_IDENTITY_MSE,
                ("sigmoid", "binary_cross_entropy"): ENG_SIGMOID_BCE,
-               ("exp", "poisson"): ENG_EXP_POISSON}
+               ("exp", "poisson"): ENG_EXP_POISSON,
+               ("identity", "squared_error"): ENG_IDENTITY_HALF_MSE}
 # activations that only an output layer may use: they act on whole rows, or exist for a loss
 _OUTPUT_ONLY = (ENG_SOFTMAX, ENG_EXP)
 OPTIMIZER_KINDS = {"sgd": ENG_SGD, "momentum": ENG_MOMENTUM, "nesterov": ENG_NESTEROV,

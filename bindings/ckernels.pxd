@@ -16,6 +16,7 @@ cdef extern from "kernels.h" nogil:
         ENG_IDENTITY_MSE
         ENG_SIGMOID_BCE
         ENG_EXP_POISSON
+        ENG_IDENTITY_HALF_MSE
         ENG_MAX_LAYERS
         ENG_SGD
         ENG_MOMENTUM

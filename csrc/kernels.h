@@ -13,7 +13,7 @@ enum { ENG_IDENTITY = 0, ENG_SIGMOID = 1, ENG_RELU = 2, ENG_TANH = 3, ENG_SOFTMA
        ENG_EXP = 5 };
 /* output/loss pairs: their delta and their loss value (csrc/losses.h) */
 enum { ENG_SIGMOID_MSE = 0, ENG_SIGMOID_MSE_REF = 1, ENG_SOFTMAX_CE = 2, ENG_IDENTITY_MSE = 3,
-       ENG_SIGMOID_BCE = 4, ENG_EXP_POISSON = 5 };
+       ENG_SIGMOID_BCE = 4, ENG_EXP_POISSON = 5, ENG_IDENTITY_HALF_MSE = 6 };
 /* optimizers */
 enum { ENG_SGD = 0, ENG_MOMENTUM = 1, ENG_NESTEROV = 2, ENG_ADAM = 3 };
 

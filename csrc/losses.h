@@ -4,7 +4,8 @@
    pair is written once; engine/backends/numpy_backend.py is their specification. */
 
 /* the delta's scale for n rows (or, with sample weights, rows weighing n in all) of c
-   outputs: 1/n, and 2/(n c) for mean squared errors */
+   outputs: 1/n, and 2/(n c) for mean squared errors (half of one, scikit-learn's
+   squared_error, keeps 1/n: its delta is c times the gradient of the loss it reports) */
 static inline REAL FN(delta_scale)(int kind, double n, int64_t c) {
     switch (kind) {
     case ENG_SIGMOID_MSE:
@@ -20,7 +21,8 @@ static inline REAL FN(delta_of)(int kind, REAL a, REAL t, REAL scale) {
     case ENG_SIGMOID_MSE:
     case ENG_SIGMOID_MSE_REF: return scale * (a - t) * a * ((REAL)1 - a);
     case ENG_IDENTITY_MSE: return scale * (a - t);
-    default: return (a - t) * scale;   /* softmax + CE, sigmoid + BCE, exp + poisson */
+    default: return (a - t) * scale;   /* softmax + CE, sigmoid + BCE, exp + poisson,
+                                          identity + half MSE */
     }
 }
 
@@ -44,6 +46,10 @@ static inline double FN(loss_of)(int kind, REAL a, REAL t) {
         REAL p = a < TINY ? TINY : a;
         return FN(xlogy)(t, t) - FN(xlogy)(t, p) - (double)t + (double)a;
     }
+    case ENG_IDENTITY_HALF_MSE: {
+        double e = (double)a - (double)t;
+        return 0.5 * e * e;
+    }
     default: {                   /* squared errors */
         double e = (double)a - (double)t;
         return e * e;
@@ -55,6 +61,7 @@ static inline double FN(loss_of)(int kind, REAL a, REAL t) {
    or the sum of their sample weights) */
 static inline double FN(loss_divisor)(int kind, double n, int64_t c) {
     return kind == ENG_SIGMOID_MSE || kind == ENG_SIGMOID_MSE_REF || kind == ENG_IDENTITY_MSE
+                   || kind == ENG_IDENTITY_HALF_MSE
                ? n * (double)c : n;
 }
 

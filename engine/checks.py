@@ -9,7 +9,8 @@ from .backends.base import DTYPES, HIDDEN_ACTIVATIONS, LOSSES, OUTPUT_ACTIVATION
 
 # the output activations each loss is defined for
 LOSS_OUTPUTS = {"mse": ("sigmoid", "identity"), "cross_entropy": ("softmax",),
-                "binary_cross_entropy": ("sigmoid",), "poisson": ("exp",)}
+                "binary_cross_entropy": ("sigmoid",), "poisson": ("exp",),
+                "squared_error": ("identity",)}
 
 
 def choice(name, value, options):

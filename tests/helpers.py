@@ -73,7 +73,8 @@ def check(got, want, k=1, magnitude=None):
 
 
 PAIRS = [("sigmoid", "mse"), ("sigmoid", "mse_ref"), ("softmax", "cross_entropy"),
-         ("identity", "mse"), ("sigmoid", "binary_cross_entropy"), ("exp", "poisson")]
+         ("identity", "mse"), ("sigmoid", "binary_cross_entropy"), ("exp", "poisson"),
+         ("identity", "squared_error")]
 
 
 def outputs_and_targets(rng, output, n, c, dtype, loss="mse"):

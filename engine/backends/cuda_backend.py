@@ -158,7 +158,7 @@ class CudaBackend(Backend):
         n, c = a.shape
         kind = self.k.OUTPUT_LOSS[output, loss]
         per_element = kind in (self.k.SIGMOID_MSE, self.k.SIGMOID_MSE_REF,
-                               self.k.IDENTITY_MSE)
+                               self.k.IDENTITY_MSE, self.k.IDENTITY_HALF_MSE)
         self.k.loss_into(a.dtype)[1, self.k.THREADS](
             self._flat(a), self._flat(t), kind, n, c, per_element,
             weights if weights is not None else self._flat(a), weights is not None, losses,

@@ -22,9 +22,10 @@ MAX_BLOCKS = 1024
 ACTIVATIONS = {"identity": 0, "sigmoid": 1, "relu": 2, "tanh": 3, "softmax": 4, "exp": 5}
 OUTPUT_LOSS = {("sigmoid", "mse"): 0, ("sigmoid", "mse_ref"): 1, ("softmax", "cross_entropy"): 2,
                ("identity", "mse"): 3, ("sigmoid", "binary_cross_entropy"): 4,
-               ("exp", "poisson"): 5}
+               ("exp", "poisson"): 5, ("identity", "squared_error"): 6}
 SIGMOID, RELU, TANH, SOFTMAX, EXP = 1, 2, 3, 4, 5
-SIGMOID_MSE, SIGMOID_MSE_REF, SOFTMAX_CE, IDENTITY_MSE, SIGMOID_BCE, EXP_POISSON = range(6)
+(SIGMOID_MSE, SIGMOID_MSE_REF, SOFTMAX_CE, IDENTITY_MSE, SIGMOID_BCE, EXP_POISSON,
+ IDENTITY_HALF_MSE) = range(7)
 # exp's argument is capped where the result still fits (as the C kernels and NumPy spec do)
 EXP_CAP = {np.dtype(np.float32): 88.0, np.dtype(np.float64): 709.0}
 
@@ -251,6 +252,8 @@ def loss_into(dtype):
             else:
                 e = float64(a[i]) - float64(t[i])
                 term = e * e
+                if kind == IDENTITY_HALF_MSE:
+                    term *= 0.5
             if weighted:
                 term *= float64(w[i // c])
                 if i % c == 0:

@@ -72,6 +72,7 @@ OUTPUT_DELTAS = {
     ("identity", "mse"): lambda a, t, n, c: (2.0 / (n * c)) * (a - t),
     ("sigmoid", "binary_cross_entropy"): lambda a, t, n, c: (a - t) / n,
     ("exp", "poisson"): lambda a, t, n, c: (a - t) / n,
+    ("identity", "squared_error"): lambda a, t, n, c: (a - t) / n,   # c times the gradient
 }
 
 # Each row's loss term. The reported loss is their mean over the batch (with sample weights:
@@ -82,13 +83,14 @@ OUTPUT_DELTAS = {
 ROW_LOSSES = {
     "mse": lambda a, t: np.sum((a - t) ** 2, axis=1),
     "mse_ref": lambda a, t: np.sum((a - t) ** 2, axis=1),
+    "squared_error": lambda a, t: 0.5 * np.sum((a - t) ** 2, axis=1),
     "cross_entropy": lambda a, t: -np.sum(t * np.log(np.maximum(a, _eps(a))), axis=1),
     "binary_cross_entropy": lambda a, t: -np.sum(_xlogy(t, _clipped(a))
                                                  + _xlogy(1 - t, 1 - _clipped(a)), axis=1),
     "poisson": lambda a, t: np.sum(_xlogy(t, t) - _xlogy(t, np.maximum(a, np.finfo(
         a.dtype).tiny)) - t + a, axis=1),
 }
-PER_ELEMENT = ("mse", "mse_ref")     # losses averaged over the outputs as well
+PER_ELEMENT = ("mse", "mse_ref", "squared_error")     # losses averaged over the outputs as well
 
 
 class NumpyBackend(HostBackend):
