@@ -1,0 +1,391 @@
+"""`MLPClassifier` and `MLPRegressor`: scikit-learn's estimators, trained by the engine.
+
+The constructor, validation, fitted attributes and methods are scikit-learn's (1.9); so
+are the numbers: the same random_state gives the same coefs_, loss_curve_ and n_iter_
+(engine/sklearn/solvers.py says how). Two parameters come after scikit-learn's:
+``backend`` (an engine backend name or instance) and ``dropout``.
+"""
+from __future__ import annotations
+
+from numbers import Real
+
+import numpy as np
+import sklearn.neural_network as sk_nn
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.extmath import safe_sparse_dot
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import (_check_partial_fit_first_call, type_of_target,
+                                      unique_labels)
+from sklearn.utils.validation import (_check_sample_weight, check_is_fitted, column_or_1d,
+                                      validate_data)
+
+from ..backends import get_backend
+from ..backends.numpy_backend import ACTIVATIONS
+from .network import EngineNet
+from .solvers import fit_lbfgs, fit_stochastic
+
+STOCHASTIC_SOLVERS = ("sgd", "adam")
+# scikit-learn's activation names -> the engine's
+ENGINE_ACTIVATION = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh",
+                     "relu": "relu", "softmax": "softmax", "exp": "exp"}
+# scikit-learn's output activation -> the engine's output/loss pair
+ENGINE_PAIR = {"identity": ("identity", "squared_error"), "exp": ("exp", "poisson"),
+               "softmax": ("softmax", "cross_entropy"),
+               "logistic": ("sigmoid", "binary_cross_entropy")}
+
+_ENGINE_CONSTRAINTS = {
+    "backend": "no_validation",            # get_backend checks it, naming the choices
+    "dropout": [None, Interval(Real, 0, 1, closed="left"), "array-like"],
+}
+
+
+class _EngineMLP(BaseEstimator):
+    """What the classifier and the regressor share: scikit-learn's BaseMultilayerPerceptron
+    with the engine doing the training."""
+
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        hidden = self.hidden_layer_sizes
+        hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
+        if np.any(np.array(hidden) <= 0):
+            raise ValueError("hidden_layer_sizes must be > 0, got %s." % hidden)
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X)
+        if y.ndim == 1:
+            y = y.reshape((-1, 1))
+        self.n_outputs_ = y.shape[1]
+        layer_units = [X.shape[1]] + hidden + [self.n_outputs_]
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(y, layer_units, X.dtype)
+        net = self._engine_net(layer_units)
+        if self.solver in STOCHASTIC_SOLVERS:
+            fit_stochastic(self, net, X, y, sample_weight, incremental)
+        else:
+            fit_lbfgs(self, net, X, y, sample_weight)
+        self.coefs_, self.intercepts_ = net.params()
+        if not all(np.isfinite(p).all() for p in self.coefs_ + self.intercepts_):
+            raise ValueError("Solver produced non-finite parameter weights. The input data "
+                             "may contain large values and need to be preprocessed.")
+        return self
+
+    def _initialize(self, y, layer_units, dtype):
+        """First fit: scikit-learn's Glorot-uniform draws (coef, then intercept, layer by
+        layer) and the bookkeeping its solvers start from."""
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = y.shape[1]
+        self.n_layers_ = len(layer_units)
+        self.out_activation_ = self._output_activation()
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        self.coefs_, self.intercepts_ = [], []
+        for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:]):
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            coef = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
+            intercept = self._random_state.uniform(-bound, bound, fan_out)
+            self.coefs_.append(coef.astype(dtype, copy=False))
+            self.intercepts_.append(intercept.astype(dtype, copy=False))
+        self._best_coefs = [c.copy() for c in self.coefs_]
+        self._best_intercepts = [i.copy() for i in self.intercepts_]
+        if self.solver in STOCHASTIC_SOLVERS:
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+        self._net = self._net_state = self._solver_lr = None
+
+    def _engine_net(self, layer_units):
+        """The engine network holding coefs_ and intercepts_ (made, or brought in line with
+        them when the user changed them or the backend parameter)."""
+        backend = get_backend(self.backend)
+        dtype = self.coefs_[0].dtype
+        net = getattr(self, "_net", None)
+        if (net is None or net.layer_units != layer_units or net.dtype != dtype
+                or net.backend is not backend):
+            out, loss = ENGINE_PAIR[self.out_activation_]
+            net = EngineNet(layer_units, ENGINE_ACTIVATION[self.activation], out, loss,
+                            dtype, backend, self.coefs_, self.intercepts_)
+            state = getattr(self, "_net_state", None)
+            if state is not None:
+                net.restore(state)
+            self._net, self._net_state = net, None
+        elif not net.matches(self.coefs_, self.intercepts_):
+            net.load(self.coefs_, self.intercepts_, keep_state=True)
+        return net
+
+    def _dropout_seed(self):
+        """The key of the dropout masks: drawn from the RandomState only when dropout is
+        on, so that without it the draws stay scikit-learn's."""
+        if self.dropout is None:
+            return 0
+        return int(self._random_state.randint(0, 2 ** 31 - 1))
+
+    def _engine_targets(self, Y):
+        """scikit-learn's 2-D targets in the form the engine's output/loss pair trains on:
+        class numbers for softmax, rows of the network's dtype otherwise."""
+        if self.out_activation_ == "softmax":
+            return np.ascontiguousarray(np.argmax(Y, axis=1), dtype=np.int64)
+        return np.ascontiguousarray(Y, dtype=self.coefs_[0].dtype)
+
+    # ------------------------------------------------------------------ prediction
+    def _forward(self, X, coefs=None, intercepts=None):
+        """The output layer's activations for validated X (NumPy, as scikit-learn's
+        _forward_pass_fast)."""
+        coefs = self.coefs_ if coefs is None else coefs
+        intercepts = self.intercepts_ if intercepts is None else intercepts
+        hidden = ACTIVATIONS[ENGINE_ACTIVATION[self.activation]]
+        act = X
+        for i, (c, b) in enumerate(zip(coefs, intercepts)):
+            act = safe_sparse_dot(act, c)
+            act += b
+            if i < len(coefs) - 1:
+                hidden(act)
+        ACTIVATIONS[ENGINE_ACTIVATION[self.out_activation_]](act)
+        return act
+
+    def _forward_pass_fast(self, X, check_input=True):
+        if check_input:
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        return self._forward(X)
+
+    def _score_with_params(self, coefs, intercepts, X, y, sample_weight):
+        """The early-stopping score (accuracy or R^2) of these parameters; nan when the
+        predictions are not finite."""
+        y_pred = self._predictions(self._forward(X, coefs, intercepts))
+        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
+            return np.nan
+        return self._score_function(y, y_pred, sample_weight=sample_weight)
+
+    def _score(self, X, y, sample_weight=None):
+        return self._score_with_params(self.coefs_, self.intercepts_, X, y, sample_weight)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to data matrix X and target(s) y (scikit-learn's signature and
+        meaning); float32 X trains in float32, anything else in float64."""
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    def _check_solver(self):
+        if self.solver not in STOCHASTIC_SOLVERS:
+            raise AttributeError("partial_fit is only available for stochastic optimizers. "
+                                 "%s is not stochastic." % self.solver)
+        return True
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self):
+        state = super().__getstate__()
+        net = state.pop("_net", None)
+        if net is not None:            # the optimizer's state travels as NumPy arrays
+            state["_net_state"] = net.state()
+        return state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+def _constraints(sk_class):
+    return {**sk_class._parameter_constraints, **_ENGINE_CONSTRAINTS}
+
+
+class MLPClassifier(ClassifierMixin, _EngineMLP):
+    """scikit-learn's MLPClassifier (same parameters, attributes and results), trained by
+    the engine. backend: "auto", "numpy", "native", "cuda" or an engine backend instance;
+    dropout: a rate in [0, 1) for every hidden layer or one per hidden layer (inverted
+    dropout, engine/dropout.py); not in scikit-learn, off by default."""
+
+    _parameter_constraints = _constraints(sk_nn.MLPClassifier)
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 backend="auto", dropout=None):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.backend = backend
+        self.dropout = dropout
+
+    _is_classifier = True
+    _score_function = staticmethod(accuracy_score)
+
+    def _output_activation(self):
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        # classes_: defined by a new fit; checked against by warm_start and partial_fit
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as in "
+                        f"the previous call to fit. Previously got {self.classes_}, `y` "
+                        f"has {classes}")
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` "
+                                 f"has {self.classes_}. 'y' has {classes}.")
+        # bool, so that float32 X does not train against float64 targets
+        return X, self._label_binarizer.transform(y).astype(bool)
+
+    def _score_targets(self, Y):
+        return self._label_binarizer.inverse_transform(Y)
+
+    def _predictions(self, out):
+        if self.n_outputs_ == 1:
+            out = out.ravel()
+        return self._label_binarizer.inverse_transform(out)
+
+    def predict(self, X):
+        """Predicted classes (labels of classes_; indicator rows for multi-label)."""
+        check_is_fitted(self)
+        return self._predictions(self._forward_pass_fast(X))
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over (X, y); `classes` (every class of all calls) on the first call."""
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def predict_proba(self, X):
+        """Class probabilities, columns in the order of classes_."""
+        check_is_fitted(self)
+        y_pred = self._forward_pass_fast(X)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        if y_pred.ndim == 1:
+            return np.vstack([1 - y_pred, y_pred]).T
+        return y_pred
+
+    def predict_log_proba(self, X):
+        """log(predict_proba(X))."""
+        y_prob = self.predict_proba(X)
+        return np.log(y_prob, out=y_prob)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _EngineMLP):
+    """scikit-learn's MLPRegressor (same parameters, attributes and results), trained by
+    the engine; loss "squared_error" (half the mean squared error) or "poisson" (half the
+    Poisson deviance, exp output). backend and dropout: as MLPClassifier's."""
+
+    _parameter_constraints = _constraints(sk_nn.MLPRegressor)
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 backend="auto", dropout=None):
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.backend = backend
+        self.dropout = dropout
+
+    _is_classifier = False
+    _score_function = staticmethod(r2_score)
+
+    def _output_activation(self):
+        return "exp" if self.loss == "poisson" else "identity"
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return X, y
+
+    def _score_targets(self, Y):
+        return Y
+
+    def _predictions(self, out):
+        return out.ravel() if out.shape[1] == 1 else out
+
+    def predict(self, X):
+        """Predicted values, (n,) for one output, (n, n_outputs) for more."""
+        check_is_fitted(self)
+        return self._predictions(self._forward_pass_fast(X))
+
+    # scikit-learn 1.9 tests `est._check_solver` without calling it: partial_fit stays
+    # available for lbfgs, which then runs L-BFGS on the batch. Kept for parity.
+    @available_if(lambda est: est._check_solver)
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y)."""
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)

@@ -1,0 +1,112 @@
+"""The engine side of a scikit-learn estimator: an engine `MLP` spoken to in scikit-learn's
+terms (coefs as (n_in, n_out), intercepts), with its optimizer state.
+
+The estimator keeps scikit-learn's attributes (`coefs_`, `intercepts_`) as NumPy arrays;
+this object holds the backend's copy that training updates, and is rebuilt from those
+attributes after unpickling.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..model import MLP
+
+
+class EngineNet:
+    def __init__(self, layer_units, hidden, output, loss, dtype, backend, coefs, intercepts,
+                 seed=0):
+        self.layer_units = list(layer_units)
+        self.model = MLP(self.layer_units, hidden, output, loss, dtype=dtype,
+                         backend=backend, seed=seed,
+                         _weights=([np.transpose(c) for c in coefs], list(intercepts)))
+
+    @property
+    def backend(self):
+        return self.model.backend
+
+    @property
+    def dtype(self):
+        return self.model.dtype
+
+    # ------------------------------------------------------------------ parameters
+    def load(self, coefs, intercepts, keep_state):
+        """Put scikit-learn-layout parameters into the network (the optimizer's state is
+        kept when keep_state). Host arrays are overwritten in place, so that prepared
+        epochs stay valid."""
+        net = self.model._net
+        if keep_state and all(isinstance(w, np.ndarray) for w in net.weights):
+            for w, b, c, i in zip(net.weights, net.biases, coefs, intercepts):
+                w[...] = np.transpose(c)
+                b[...] = i
+        else:
+            with self.model._lock:
+                self.model._set_params([np.transpose(c) for c in coefs], list(intercepts),
+                                       keep_state=keep_state)
+
+    def params(self):
+        """(coefs, intercepts) as new C-ordered NumPy arrays in scikit-learn's layout."""
+        coefs = [np.ascontiguousarray(w.T) for w in self.model.weights]
+        return coefs, self.model.biases
+
+    def matches(self, coefs, intercepts):
+        """Whether the network holds exactly these parameters."""
+        mine, mine_b = self.params()
+        return (len(coefs) == len(mine)
+                and all(np.shape(c) == m.shape and np.array_equal(c, m)
+                        for c, m in zip(coefs, mine))
+                and all(np.array_equal(i, m) for i, m in zip(intercepts, mine_b)))
+
+    # ------------------------------------------------------------------ optimizer state
+    def reset_optimizer(self):
+        """The next step starts a new optimizer: no velocities or moments, step count 0."""
+        self.model._opt = {"optimizer": None, "t": 0, "samples": 0,
+                           "epochs": self.model._opt.get("epochs", 0)}
+
+    def optimizer_state(self, opt):
+        """The step counters of optimizer `opt` (its arrays allocated on first use)."""
+        return self.model._optimizer_state(opt)
+
+    def state(self):
+        """The optimizer's state as NumPy arrays (what a pickle keeps)."""
+        net, be = self.model._net, self.backend
+        host = (lambda arrays: None if arrays is None
+                else [np.array(be.to_numpy(a)) for a in arrays])
+        return {"opt": dict(self.model._opt), "velocities": host(net.velocities),
+                "second_moments": host(net.second_moments)}
+
+    def restore(self, state):
+        net, be = self.model._net, self.backend
+        dev = (lambda arrays: None if arrays is None else [be.asarray(a) for a in arrays])
+        net.velocities = dev(state["velocities"])
+        net.second_moments = dev(state["second_moments"])
+        self.model._opt = dict(state["opt"])
+
+    # ------------------------------------------------------------------ passes
+    def train_epoch(self, X, T, order, batch_size, rule, alpha, losses, weights, dropout):
+        """The backend's epoch over rows `order` of (X, T); returns the minibatches done."""
+        model = self.model
+        ws = model._workspace(batch_size)
+        done = model.backend.train_epoch(model._net, X, T, order, batch_size, rule, alpha,
+                                         ws, losses, None, weights, dropout)
+        model.backend.synchronize()
+        return len(losses) if done is None else int(done)
+
+    def loss_and_grads(self, X, T, weights=None):
+        """(mean loss, [dL/dW] (n_out, n_in), [dL/db]) over rows (X, T), as NumPy arrays,
+        without the L2 term; weights: per-row sample weights."""
+        model, be = self.model, self.backend
+        m = X.shape[0]
+        if sp.issparse(X):
+            X = X.toarray()
+        ws = model._workspace(m, "objective")
+        be.gather_(be.asarray(np.ascontiguousarray(X, dtype=self.dtype)),
+                   be.asarray(np.ascontiguousarray(T)), be.asarray(np.arange(m)), ws.x[:m],
+                   ws.t[:m])
+        if weights is not None:
+            be.take_(be.asarray(np.asarray(weights, self.dtype)), be.asarray(np.arange(m)),
+                     ws.w[:m])
+        loss = be.loss_and_grads(model._net, ws, m, weighted=weights is not None)
+        be.synchronize()
+        return (float(loss), [np.array(be.to_numpy(g)) for g in ws.gw],
+                [np.array(be.to_numpy(g)) for g in ws.gb])
