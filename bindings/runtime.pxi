@@ -18,8 +18,9 @@ def build_info():
 
 
 def set_epoch_threads(int n):
-    """Threads of the tiled fused epoch (default: OpenMP's, i.e. the cores or
-    OMP_NUM_THREADS). Plans made before keep the scratch room they were made with."""
+    """Threads of the tiled fused epoch (default: OpenMP's setting when each epoch starts,
+    i.e. the cores, OMP_NUM_THREADS, or a threadpoolctl limit). Plans made before keep the
+    scratch room they were made with."""
     if n < 1:
         raise ValueError(f"n must be >= 1; got {n}")
     eng_set_epoch_threads(n)

@@ -27,7 +27,9 @@
    make both crawl (measured: an epoch 20x slower on 2 cores). */
 static int kernel_threads = 1;
 
-/* Threads of the fused epoch, which calls no BLAS; 0 until first asked for. */
+/* Threads of the fused epoch, which calls no BLAS; 0: follow OpenMP's setting at each
+   epoch (the cores, OMP_NUM_THREADS, or what threadpoolctl or joblib's workers set with
+   omp_set_num_threads), so that limits set from outside reach the epoch. */
 static int epoch_threads = 0;
 
 /* GNU OpenMP cannot run a team in a child forked after the parent ran one (the child's
@@ -114,8 +116,8 @@ void eng_set_num_threads(int n) {
 
 int eng_get_epoch_threads(void) {
 #ifdef _OPENMP
-    if (epoch_threads < 1) epoch_threads = omp_get_max_threads();
-    return epoch_threads;
+    if (forked_after_team) return 1;
+    return epoch_threads > 0 ? epoch_threads : omp_get_max_threads();
 #else
     return 1;
 #endif

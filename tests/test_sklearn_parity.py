@@ -1,0 +1,273 @@
+"""engine.sklearn against scikit-learn itself: with the same random_state, data and
+parameters, in float64, the fitted coefs_, intercepts_, loss_curve_, validation_scores_,
+n_iter_ and t_ agree to 1e-6 relative, for every solver, activation, schedule, early
+stopping, warm_start, partial_fit, sample weights and odd batch sizes, on scikit-learn's
+bundled data sets."""
+import warnings
+
+import numpy as np
+import pytest
+
+sklearn = pytest.importorskip("sklearn", reason="scikit-learn is an optional extra")
+
+from sklearn import datasets, neural_network as sk_nn  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+
+import engine.sklearn as en  # noqa: E402
+
+RTOL = 1e-6
+
+
+def _data(name):
+    if name == "multilabel":
+        X, y = datasets.make_multilabel_classification(n_samples=150, n_features=8,
+                                                       n_classes=4, random_state=0)
+        return X.astype(np.float64), y
+    loader = {"digits": datasets.load_digits, "breast_cancer": datasets.load_breast_cancer,
+              "iris": datasets.load_iris, "diabetes": datasets.load_diabetes,
+              "linnerud": datasets.load_linnerud}[name]
+    X, y = loader(return_X_y=True)
+    if name == "digits":
+        X, y = X[:600], y[:600]
+    X = StandardScaler().fit_transform(X)
+    if name in ("diabetes", "linnerud"):
+        y = y / np.abs(y).max(axis=0)        # targets of order 1, as a user would scale them
+    return X, y
+
+
+def _close(got, want, what):
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
+    scale = np.max(np.abs(want)) if want.size else 0.0
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-9 * scale + 1e-300,
+                               err_msg=what)
+
+
+def assert_same_fit(ours, theirs):
+    for attr in ("n_iter_", "t_", "n_layers_", "n_outputs_", "out_activation_",
+                 "n_features_in_"):
+        assert getattr(ours, attr) == getattr(theirs, attr), attr
+    assert len(ours.coefs_) == len(theirs.coefs_)
+    for l, (a, b) in enumerate(zip(ours.coefs_, theirs.coefs_)):
+        assert a.dtype == b.dtype
+        _close(a, b, f"coefs_[{l}]")
+    for l, (a, b) in enumerate(zip(ours.intercepts_, theirs.intercepts_)):
+        _close(a, b, f"intercepts_[{l}]")
+    _close(ours.loss_, theirs.loss_, "loss_")
+    for attr in ("loss_curve_", "validation_scores_", "best_loss_", "best_validation_score_"):
+        mine, want = getattr(ours, attr, None), getattr(theirs, attr, None)
+        assert (mine is None) == (want is None), attr
+        if want is not None:
+            _close(mine, want, attr)
+    if hasattr(theirs, "classes_"):
+        np.testing.assert_array_equal(ours.classes_, theirs.classes_)
+
+
+def _both(kind, **params):
+    cls = {"classifier": (en.MLPClassifier, sk_nn.MLPClassifier),
+           "regressor": (en.MLPRegressor, sk_nn.MLPRegressor)}[kind]
+    return cls[0](**params), cls[1](**params)
+
+
+def _fit_both(kind, data, params, fit_kw=None):
+    X, y = _data(data)
+    ours, theirs = _both(kind, random_state=0, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")     # both warn alike (ConvergenceWarning)
+        theirs.fit(X, y, **(fit_kw or {}))
+        ours.fit(X, y, **(fit_kw or {}))
+    assert_same_fit(ours, theirs)
+    return ours, theirs, X, y
+
+
+SOLVERS = [dict(solver="adam", max_iter=8), dict(solver="sgd", max_iter=8),
+           dict(solver="lbfgs", max_iter=15)]
+
+
+@pytest.mark.parametrize("activation", ["identity", "logistic", "tanh", "relu"])
+@pytest.mark.parametrize("solver", SOLVERS, ids=lambda s: s["solver"])
+def test_every_solver_and_activation_on_digits(solver, activation):
+    ours, theirs, X, _ = _fit_both("classifier", "digits",
+                                   dict(hidden_layer_sizes=(20, 12), activation=activation,
+                                        **solver))
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-6,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("schedule", ["constant", "invscaling", "adaptive"])
+@pytest.mark.parametrize("nesterov", [True, False])
+def test_sgd_schedules_and_momentum(schedule, nesterov):
+    # a high tol makes the adaptive schedule divide its rate within the run
+    _fit_both("classifier", "iris",
+              dict(solver="sgd", learning_rate=schedule, nesterovs_momentum=nesterov,
+                   learning_rate_init=0.05, max_iter=40, tol=0.05, n_iter_no_change=2,
+                   hidden_layer_sizes=(7,)))
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+@pytest.mark.parametrize("data,kind", [("breast_cancer", "classifier"), ("iris", "classifier"),
+                                       ("diabetes", "regressor")])
+def test_early_stopping(solver, data, kind):
+    ours, _, _, _ = _fit_both(kind, data, dict(solver=solver, early_stopping=True,
+                                               max_iter=60, n_iter_no_change=3, tol=1e-2,
+                                               learning_rate_init=0.02,
+                                               hidden_layer_sizes=(10,),
+                                               validation_fraction=0.2))
+    assert ours.n_iter_ < 60                     # it did stop early
+
+
+@pytest.mark.parametrize("data,kind", [("breast_cancer", "classifier"),
+                                       ("multilabel", "classifier"),
+                                       ("diabetes", "regressor"), ("linnerud", "regressor")])
+@pytest.mark.parametrize("solver", SOLVERS, ids=lambda s: s["solver"])
+def test_binary_multilabel_and_regression(data, kind, solver):
+    _fit_both(kind, data, dict(hidden_layer_sizes=(9,), activation="tanh", **solver))
+
+
+@pytest.mark.parametrize("solver", SOLVERS, ids=lambda s: s["solver"])
+def test_poisson_regression(solver):
+    X, y = _data("diabetes")
+    _fit_both("regressor", "diabetes", dict(loss="poisson", hidden_layer_sizes=(6,),
+                                            **solver))
+    assert y.min() > 0
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 33, 10_000])
+def test_odd_batch_sizes(batch_size):
+    _fit_both("classifier", "iris", dict(solver="sgd", batch_size=batch_size, max_iter=5,
+                                         hidden_layer_sizes=(5,)))
+
+
+@pytest.mark.parametrize("solver", SOLVERS, ids=lambda s: s["solver"])
+@pytest.mark.parametrize("data,kind", [("iris", "classifier"), ("diabetes", "regressor")])
+def test_sample_weights(solver, data, kind):
+    X, _ = _data(data)
+    w = np.random.default_rng(0).uniform(0, 3, X.shape[0])
+    w[::7] = 0.0
+    _fit_both(kind, data, dict(hidden_layer_sizes=(8,), alpha=0.01, **solver),
+              dict(sample_weight=w))
+
+
+@pytest.mark.parametrize("solver", SOLVERS, ids=lambda s: s["solver"])
+def test_warm_start(solver):
+    X, y = _data("iris")
+    ours, theirs = _both("classifier", random_state=1, warm_start=True,
+                         hidden_layer_sizes=(6,), **solver)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for est in (ours, theirs):
+            est.fit(X, y)
+            est.set_params(max_iter=4)
+            est.fit(X, y)
+    assert_same_fit(ours, theirs)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_partial_fit(solver):
+    X, y = _data("digits")
+    ours, theirs = _both("classifier", random_state=0, solver=solver,
+                         hidden_layer_sizes=(15,), learning_rate="invscaling")
+    classes = np.unique(y)
+    for est in (ours, theirs):
+        for part in np.array_split(np.arange(len(y)), 4):
+            est.partial_fit(X[part], y[part], classes=classes)
+    assert_same_fit(ours, theirs)
+
+
+def test_partial_fit_of_a_regressor_with_sample_weights():
+    X, y = _data("linnerud")
+    w = np.linspace(0.5, 2, len(y))
+    ours, theirs = _both("regressor", random_state=3, solver="sgd", hidden_layer_sizes=(4,))
+    for est in (ours, theirs):
+        for _ in range(3):
+            est.partial_fit(X, y, sample_weight=w)
+    assert_same_fit(ours, theirs)
+
+
+def test_partial_fit_after_fit_continues_the_optimizer():
+    X, y = _data("iris")
+    ours, theirs = _both("classifier", random_state=0, max_iter=5, hidden_layer_sizes=(5,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for est in (ours, theirs):
+            est.fit(X, y)
+            est.partial_fit(X, y)
+            est.partial_fit(X[:50], y[:50])
+    assert_same_fit(ours, theirs)
+
+
+def test_user_edited_coefs_are_trained_from():
+    """coefs_ is scikit-learn's attribute: a change to it is what training continues from."""
+    X, y = _data("iris")
+    ours, theirs = _both("classifier", random_state=0, max_iter=3, hidden_layer_sizes=(5,),
+                         solver="sgd")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for est in (ours, theirs):
+            est.fit(X, y)
+            est.coefs_[0][:2] = 0.25
+            est.intercepts_[1] = est.intercepts_[1] * 0.5
+            est.partial_fit(X, y)
+    assert_same_fit(ours, theirs)
+
+
+@pytest.mark.parametrize("kind,data", [("classifier", "iris"), ("regressor", "diabetes")])
+def test_float32_trains_in_float32_close_to_scikit_learn(kind, data):
+    X, y = _data(data)
+    X = X.astype(np.float32)
+    ours, theirs = _both(kind, random_state=0, max_iter=10, hidden_layer_sizes=(8,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours.fit(X, y)
+        theirs.fit(X, y)
+    assert all(c.dtype == np.float32 for c in ours.coefs_ + ours.intercepts_)
+    assert ours.predict(X).dtype == theirs.predict(X).dtype
+    for a, b in zip(ours.coefs_, theirs.coefs_):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-4)
+
+
+def test_verbose_prints_scikit_learns_lines(capsys):
+    X, y = _data("iris")
+    lines = []
+    for est in _both("classifier", random_state=0, max_iter=3, verbose=True,
+                     early_stopping=True, hidden_layer_sizes=(4,)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(X, y)
+        lines.append(capsys.readouterr().out)
+    assert "Iteration 1, loss = " in lines[0] and "Validation score: " in lines[0]
+    assert lines[0] == lines[1]
+
+
+def test_convergence_warning_when_scikit_learn_warns():
+    X, y = _data("iris")
+    for est in _both("classifier", random_state=0, max_iter=2, hidden_layer_sizes=(4,)):
+        with pytest.warns(sklearn.exceptions.ConvergenceWarning, match="Maximum iterations"):
+            est.fit(X, y)
+    for est in _both("classifier", random_state=0, max_iter=2, hidden_layer_sizes=(4,),
+                     solver="lbfgs"):
+        with pytest.warns(sklearn.exceptions.ConvergenceWarning, match="lbfgs failed"):
+            est.fit(X, y)
+
+
+@pytest.mark.parametrize("solver", SOLVERS, ids=lambda s: s["solver"])
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_sparse_input(solver, fmt, monkeypatch):
+    """Sparse X trains a block of minibatches at a time, densified (blocks of 64 rows here,
+    so that an epoch spans several)."""
+    from scipy import sparse
+    from engine.sklearn import solvers
+    monkeypatch.setattr(solvers, "SPARSE_BLOCK_ROWS", 64)
+    monkeypatch.setattr(solvers, "LBFGS_CHUNK_ROWS", 100)
+    X, y = _data("digits")
+    X = np.where(np.abs(X) < 0.5, 0.0, X)
+    Xs = getattr(sparse, f"{fmt}_matrix")(X)
+    ours, theirs = _both("classifier", random_state=0, hidden_layer_sizes=(10,),
+                         batch_size=20, **solver)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours.fit(Xs, y)
+        theirs.fit(Xs, y)
+    assert_same_fit(ours, theirs)
+    np.testing.assert_array_equal(ours.predict(Xs), theirs.predict(Xs))
