@@ -102,3 +102,18 @@ def test_the_version_is_written_once():
     pyproject = (ROOT.parent / "pyproject.toml")
     if pyproject.exists():
         assert "version = \"" not in pyproject.read_text()
+
+
+def test_scikit_learn_is_needed_only_by_engine_sklearn():
+    code = ("import sys; sys.modules['sklearn'] = None\n"      # as if not installed
+            "import engine\n"
+            "assert not any(m.startswith('sklearn') and sys.modules[m] for m in sys.modules)\n"
+            "try:\n"
+            "    engine.MLPClassifier\n"
+            "except ImportError as exc:\n"
+            "    assert 'engine[sklearn]' in str(exc), exc\n"
+            "else:\n"
+            "    raise AssertionError('no ImportError')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr

@@ -349,26 +349,41 @@ def cmd_bench(args):
     # the 1024-wide network (several seconds per epoch)
     asked = args.workload or []
     contention = any(k in "contention" for k in asked)
+    drop_in = any(k in "sklearn" for k in asked)
     workloads = [w for w in WORKLOADS if any(k in w for k in asked)] \
         if asked else [w for w in WORKLOADS if w.startswith(("lecture", "deep"))]
-    if not workloads and not contention:
-        raise ValueError(f"--workload matches none of: {', '.join(WORKLOADS)}, contention")
+    if not workloads and not contention and not drop_in:
+        raise ValueError(f"--workload matches none of: {', '.join(WORKLOADS)}, contention, "
+                         f"sklearn")
+    if drop_in and not _importable("sklearn"):
+        raise ValueError("--workload sklearn needs scikit-learn: pip install "
+                         "\"engine[sklearn]\"")
     log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if not args.quiet \
         else (lambda *a: None)
     rows = run_report(workloads, tuple(args.dtype or DTYPES), args.repeats, args.threads,
                       args.samples, not args.no_others, not args.quiet) if workloads else []
     loaded = contention_rows(args.repeats, args.threads, args.samples, not args.no_others,
                              log) if contention else []
+    versus = []
+    if drop_in:
+        from .bench_sklearn import sklearn_rows
+        with thread_limits(args.threads):
+            versus = sklearn_rows(args.samples, tuple(args.dtype or DTYPES),
+                                  repeats=max(1, args.repeats // 3), log=log)
     info = machine_info()
     info["command"] = "engine bench " + " ".join(sys.argv[2:])
     if args.json:
-        print(json.dumps({"machine": info, "rows": rows, "contention": loaded}, indent=1))
+        print(json.dumps({"machine": info, "rows": rows, "contention": loaded,
+                          "sklearn": versus}, indent=1))
         return 0
     print(machine_header(info, args.threads, args.samples) + "\n")
     if rows:
         print(format_table(rows))
     if loaded:
         print(("\n" if rows else "") + format_contention_table(loaded))
+    if versus:
+        from .bench_sklearn import format_sklearn_table
+        print(("\n" if rows or loaded else "") + format_sklearn_table(versus))
     return 0
 
 
@@ -386,9 +401,10 @@ def machine_header(info, threads, samples):
 def add_bench_command(sub):
     p = sub.add_parser("bench", help="time epochs per backend against the NumPy reference")
     p.add_argument("--workload", action="append",
-                   help="substring of a workload name (lecture, deep, wide, regression), or "
-                        "contention (the lecture epoch beside a busy process); repeatable; "
-                        "default: lecture and deep")
+                   help="substring of a workload name (lecture, deep, wide, regression), "
+                        "contention (the lecture epoch beside a busy process), or sklearn "
+                        "(engine.sklearn against scikit-learn on MNIST, its defaults); "
+                        "repeatable; default: lecture and deep")
     p.add_argument("--dtype", action="append", choices=DTYPES,
                    help="repeatable (default: both)")
     p.add_argument("--repeats", type=int, default=3,
