@@ -71,6 +71,7 @@ cdef extern from "kernels.h" nogil:
     int64_t eng_epoch_panel_elements(int64_t n_out, int64_t n_in, int itemsize)
     int eng_get_epoch_threads()
     void eng_set_epoch_threads(int n)
+    int eng_epoch_threads_setting()
 
     int eng_install_interrupt_handler()
     void eng_remove_interrupt_handler()

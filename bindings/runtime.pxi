@@ -18,12 +18,17 @@ def build_info():
 
 
 def set_epoch_threads(int n):
-    """Threads of the tiled fused epoch (default: OpenMP's setting when each epoch starts,
-    i.e. the cores, OMP_NUM_THREADS, or a threadpoolctl limit). Plans made before keep the
-    scratch room they were made with."""
-    if n < 1:
-        raise ValueError(f"n must be >= 1; got {n}")
+    """Threads of the tiled fused epoch; 0 (the default) follows OpenMP's setting when each
+    epoch starts, i.e. the cores, OMP_NUM_THREADS, or a threadpoolctl limit. Plans made
+    before keep the scratch room they were made with."""
+    if n < 0:
+        raise ValueError(f"n must be >= 1, or 0 to follow OpenMP's setting; got {n}")
     eng_set_epoch_threads(n)
+
+
+def epoch_threads_setting():
+    """What set_epoch_threads set (0: following OpenMP's setting)."""
+    return eng_epoch_threads_setting()
 
 
 def get_epoch_threads():

@@ -182,6 +182,7 @@ int64_t FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_
             #pragma omp barrier
         }
         REAL *scratch = (REAL *)((char *)P->scratch + (size_t)t * P->scratch_per_thread);
+        unsigned fp_state = eng_subnormals_off();      /* see runtime.h */
         int64_t i = 0;
         for (int64_t start = 0; start < count && !stop; start += batch, i++) {
             int64_t m = count - start < batch ? count - start : batch;
@@ -216,6 +217,7 @@ int64_t FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_
             }
             eng_barrier_wait(&barrier);
         }
+        eng_fp_restore(fp_state);
     }
     for (int l = 0; l < L; l++) {
         wk->from_panels((const REAL *)P->WT[l], s[l + 1], s[l], (REAL *)P->W[l]);

@@ -185,10 +185,11 @@ int64_t eng_epoch_l2_parts(int n_layers, const int *sizes);
 /* elements of the epoch's own copy of an (n_out x n_in) weight matrix, in panels of two
    vectors (room for the widest SIMD variant's) */
 int64_t eng_epoch_panel_elements(int64_t n_out, int64_t n_in, int itemsize);
-/* threads of the fused epoch (default: OpenMP's default team size, i.e. the cores or
-   OMP_NUM_THREADS; always 1 without OpenMP) */
+/* threads of the fused epoch: the setting, or (setting 0, the default) OpenMP's team size
+   when asked (the cores, OMP_NUM_THREADS or omp_set_num_threads); always 1 without OpenMP */
 int eng_get_epoch_threads(void);
-void eng_set_epoch_threads(int n);
+void eng_set_epoch_threads(int n);      /* n >= 1, or 0: follow OpenMP's again */
+int eng_epoch_threads_setting(void);
 
 /* Ctrl-C during training: install a SIGINT handler that asks a running fused epoch to
    stop at its next minibatch boundary (in place of the handler it saves); remove it again

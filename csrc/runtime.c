@@ -88,6 +88,24 @@ void eng_remove_interrupt_handler(void) {
     }
 }
 
+unsigned eng_subnormals_off(void) {
+#if defined(__SSE2__)
+    unsigned saved = _mm_getcsr();
+    _mm_setcsr(saved | 0x8040u);             /* FTZ (bit 15) and DAZ (bit 6) */
+    return saved;
+#else
+    return 0;
+#endif
+}
+
+void eng_fp_restore(unsigned state) {
+#if defined(__SSE2__)
+    _mm_setcsr(state);
+#else
+    (void)state;
+#endif
+}
+
 int eng_team(int n) {
     if (forked_after_team || n < 2) return 1;
     team_started = 1;
@@ -124,8 +142,10 @@ int eng_get_epoch_threads(void) {
 }
 
 void eng_set_epoch_threads(int n) {
-    if (n > 0) epoch_threads = forked_after_team ? 1 : n;
+    if (n >= 0) epoch_threads = n;      /* a forked child stays at 1 (eng_get_epoch_threads) */
 }
+
+int eng_epoch_threads_setting(void) { return epoch_threads; }
 
 int64_t eng_parallel_threshold(void) { return ENG_PAR_MIN; }
 

@@ -94,11 +94,17 @@ def _epoch_threads():
 def test_engine_threads_follow_joblib_and_threadpoolctl_limits():
     """Two loky workers on this machine's cores share them: each trains on its share, so
     that a search with n_jobs=2 does not run 2 x cores threads."""
+    from engine import _native
     share = max(1, joblib.cpu_count() // 2)
     got = joblib.Parallel(n_jobs=2)(joblib.delayed(_epoch_threads)() for _ in range(2))
     assert got == [share, share]
-    with threadpool_limits(limits=1):
-        assert _epoch_threads() == 1
+    saved = _native.epoch_threads_setting()
+    _native.set_epoch_threads(0)                 # the default: follow OpenMP's setting
+    try:
+        with threadpool_limits(limits=1):
+            assert _epoch_threads() == 1
+    finally:
+        _native.set_epoch_threads(saved)
 
 
 @pytest.mark.slow

@@ -41,7 +41,7 @@ def native_gemm():
 
 @pytest.fixture
 def epoch_threads():
-    saved = _native.get_epoch_threads()
+    saved = _native.epoch_threads_setting()
     yield _native.set_epoch_threads
     _native.set_epoch_threads(saved)
 
@@ -174,8 +174,8 @@ def test_auto_picks_tiles_for_narrow_layers_and_blas_for_wide_ones():
 def test_bad_gemm_choice_is_refused():
     with pytest.raises(ValueError, match="gemm must be 'auto', 'tiles' or 'blas'"):
         _native.EpochPlan(**plan_arrays([4, 3, 2], 8), gemm="fast")
-    with pytest.raises(ValueError, match="n must be >= 1"):
-        _native.set_epoch_threads(0)
+    with pytest.raises(ValueError, match="n must be >= 1, or 0"):
+        _native.set_epoch_threads(-1)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -171,7 +171,7 @@ def thread_limits(n):
     native = None
     if "native" in runnable_backends():
         from .. import _native as native
-        saved = native.get_epoch_threads()
+        saved = native.epoch_threads_setting()
         native.set_epoch_threads(n)
     try:
         from threadpoolctl import threadpool_limits
