@@ -1,0 +1,289 @@
+"""Data-parallel training over MPI: each process (rank) holds a shard of the rows, and all
+of them train one model by synchronous minibatch SGD.
+
+    mpiexec -n 4 python train.py          # or: mpiexec -n 4 engine train --distributed
+
+    from mpi4py import MPI
+    import engine, engine.distributed as dist
+    X, y = dist.load_shard("train.npy", "labels.npy", MPI.COMM_WORLD)   # its rows only
+    model = engine.MLP([784, 100, 10], "relu", backend="native", seed=1)
+    history = dist.fit(model, X, y, comm=MPI.COMM_WORLD, epochs=10, batch_size=50)
+
+The global minibatch. Every epoch each rank shuffles its own shard with a generator seeded
+once from (seed, rank), and step k trains on the k-th `batch_size` rows of every rank's
+order, in rank order: a global minibatch of ranks x batch_size rows (a rank whose shard has
+run out adds none). One process training on the same rows with batch ranks x batch_size,
+in that interleaved order, takes the same steps: `global_order` builds that order, and the
+tests hold the weights of the two equal to 1e-12 in float64.
+
+One step: each rank forms the gradient of its part of the minibatch (forward and backward
+through the model's backend), multiplied back by its row count into sums, in one
+contiguous buffer (every weight and bias of every layer, then the loss and the row count);
+one `Allreduce` sums the buffers; every rank divides by the minibatch's rows and applies
+the same optimizer step (any of engine.optimizers: sgd, momentum, nesterov, adam; L2; the
+schedules), so the replicas stay identical without sending parameters. The buffer and
+every array a step touches are allocated once per fit.
+
+Rank 0's initial parameters are broadcast first. Every rank returns the History (losses
+and accuracies are over all shards); only rank 0 writes files (`out=`). A rank that raises
+calls MPI Abort, which ends every rank at once with the error on stderr, instead of leaving
+the others waiting in a collective.
+
+Supported: host backends (numpy, native), every optimizer and schedule of `MLP.fit`,
+sample weights, validation data (sharded like the training rows). Not supported (yet):
+early stopping, dropout, checkpoints/resume, the CUDA backend, local SGD (sync_every).
+mpi4py is an optional extra (`pip install "engine[mpi]"`); `import engine` does not need it.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+
+import numpy as np
+
+from . import checks
+from .backends.base import batch_weight
+from .history import History
+from .optimizers import Optimizer, Schedule
+
+# the buffer's two slots after the gradients: the summed loss and the rows (or weights)
+EXTRA_SLOTS = 2
+
+
+def _mpi():
+    try:
+        from mpi4py import MPI
+    except ImportError as exc:
+        raise ImportError('engine.distributed needs mpi4py and an MPI library: '
+                          'pip install "engine[mpi]"') from exc
+    return MPI
+
+
+def shard_range(n, rank, size):
+    """The rows [start, stop) of rank `rank` of `size` over n rows: contiguous, sizes
+    differing by at most one."""
+    base, extra = divmod(n, size)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (1 if rank < extra else 0)
+
+
+def load_shard(X, y, comm, mmap=True):
+    """This rank's rows of X and y: arrays, or paths to .npy files (memory-mapped, so that
+    only the shard is read). Nobody holds the whole set."""
+    def rows(a):
+        if isinstance(a, (str, os.PathLike)):
+            a = np.load(a, mmap_mode="r" if mmap else None)
+        start, stop = shard_range(a.shape[0], comm.Get_rank(), comm.Get_size())
+        return np.ascontiguousarray(a[start:stop])
+    X, y = rows(X), rows(y)
+    if X.shape[0] != y.shape[0]:
+        raise ValueError(f"X and y have different row counts on rank {comm.Get_rank()}: "
+                         f"{X.shape[0]} and {y.shape[0]}")
+    return X, y
+
+
+def global_order(shard_orders, batch_size):
+    """The single-process row order equal to a distributed epoch: shard_orders[r] lists
+    rank r's rows (global numbers) in its shuffled order; step k takes the k-th block of
+    batch_size rows of each rank in rank order."""
+    steps = max(-(-len(o) // batch_size) for o in shard_orders)
+    return np.concatenate([o[k * batch_size:(k + 1) * batch_size]
+                           for k in range(steps) for o in shard_orders])
+
+
+def shard_rng(seed, rank):
+    """The generator of rank `rank`'s per-epoch shuffles (seeded once per fit)."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), int(rank)]))
+
+
+def fit(model, X, y, *, comm, epochs=10, batch_size=100, learning_rate=0.1, momentum=0.0,
+        nesterov=False, optimizer="sgd", beta_1=0.9, beta_2=0.999, epsilon=1e-8, alpha=0.0,
+        schedule="constant", power_t=0.5, tol=1e-4, n_iter_no_change=10, shuffle=True,
+        sample_weight=None, validation_data=None, out=None, progress=True) -> History:
+    """Train `model` on this rank's shard (X, y) together with every rank of `comm`;
+    `batch_size` is per rank (the global minibatch is comm size x batch_size rows). The
+    other arguments are MLP.fit's. Returns the History on every rank; rank 0 writes
+    history.json, plot.png and model.npz into `out` when given."""
+    MPI = _mpi()
+    try:
+        return _fit(MPI, model, X, y, comm, epochs, batch_size, learning_rate, momentum,
+                    nesterov, optimizer, beta_1, beta_2, epsilon, alpha, schedule, power_t,
+                    tol, n_iter_no_change, shuffle, sample_weight, validation_data, out,
+                    progress)
+    except BaseException:
+        abort(comm)
+        raise
+
+
+def abort(comm, code=1):
+    """End every rank now, this rank's traceback on stderr first: the others may be
+    waiting in a collective that this one will never reach."""
+    if comm.Get_size() > 1:
+        sys.stderr.write(f"engine.distributed: rank {comm.Get_rank()} of {comm.Get_size()} "
+                         f"failed; aborting every rank:\n{traceback.format_exc()}")
+        sys.stderr.flush()
+        comm.Abort(code)
+
+
+class _Step:
+    """The buffers of one rank's steps, allocated once: a workspace whose gradient arrays
+    are views into one flat buffer (then the loss and the row count), which Allreduce sums
+    in place."""
+
+    def __init__(self, model, batch_size):
+        be, net = model.backend, model._net
+        if be.name not in ("numpy", "native"):
+            raise ValueError(f"distributed training runs on the numpy or native backend; "
+                             f"this model's is {be.name!r}")
+        sizes = [p.size for p in net.weights + net.biases]
+        self.flat = np.zeros(sum(sizes) + EXTRA_SLOTS, dtype=net.dtype)
+        self.grads = self.flat[:-EXTRA_SLOTS]
+        views, start = [], 0
+        for p in net.weights + net.biases:
+            views.append(self.flat[start:start + p.size].reshape(p.shape))
+            start += p.size
+        self.ws = be.workspace(net, batch_size)
+        n_w = len(net.weights)
+        self.ws.gw, self.ws.gb = views[:n_w], views[n_w:]
+        self.index = np.empty(batch_size, dtype=np.int64)
+
+
+def _fit(MPI, model, X, y, comm, epochs, batch_size, learning_rate, momentum, nesterov,
+         optimizer, beta_1, beta_2, epsilon, alpha, schedule, power_t, tol, n_iter_no_change,
+         shuffle, sample_weight, validation_data, out, progress):
+    from .training import _optimizer
+    rank, size = comm.Get_rank(), comm.Get_size()
+    epochs = checks.positive_int("epochs", epochs)
+    batch_size = checks.positive_int("batch_size", batch_size)
+    lr = checks.non_negative_float("learning_rate", learning_rate)
+    opt: Optimizer = _optimizer(optimizer, momentum, nesterov, beta_1, beta_2, epsilon)
+    alpha = checks.non_negative_float("alpha", alpha)
+    X, y = model._check_xy(X, y)
+    sw = checks.sample_weight(sample_weight, X.shape[0], model.dtype)
+    val = None
+    if validation_data is not None:
+        val = model._check_xy(*validation_data, "validation_data[0]", "validation_data[1]")
+    be, net = model.backend, model._net
+    # every rank starts from rank 0's parameters
+    params = np.concatenate([p.ravel() for p in model.weights + model.biases])
+    comm.Bcast(params, root=0)
+    _unflatten(model, params)
+    net = model._net
+    counts = comm.allgather(X.shape[0])
+    if sum(counts) == 0:
+        raise ValueError("every rank's shard is empty")
+    steps = max(-(-c // batch_size) for c in counts)
+    step = _Step(model, batch_size)
+    state = model._optimizer_state(opt)
+    sched = Schedule(schedule, lr, power_t, tol, n_iter_no_change)
+    rng = shard_rng(model.seed, rank)
+    order = np.arange(X.shape[0], dtype=np.int64)
+    Xb, yb = be.asarray(X), be.asarray(y)
+    swb = None if sw is None else be.asarray(sw)
+    history = History(batches_per_epoch=steps, meta=model._meta(
+        epochs=epochs, batch_size=batch_size, ranks=size, global_batch=size * batch_size,
+        learning_rate=lr, optimizer=opt.name, momentum=opt.momentum, alpha=alpha,
+        n_train=int(sum(counts))))
+    losses = np.empty(steps)
+    for epoch in range(epochs):
+        t0 = time.perf_counter()
+        if shuffle:
+            rng.shuffle(order)
+        rule = opt.rule(sched.learning_rate(epoch, state["samples"]), state["t"])
+        for k in range(steps):
+            losses[k] = _one_step(MPI, comm, model, step, Xb, yb, swb, order, k, batch_size,
+                                  rule._replace(t=rule.t + k + 1), alpha)
+        state["t"] += steps
+        state["samples"] += int(sum(counts))
+        state["epochs"] += 1
+        history.epoch_time.append(time.perf_counter() - t0)
+        history.batch_loss.extend(losses.tolist())
+        history.learning_rate.append(rule.learning_rate)
+        loss, acc = _evaluate(MPI, comm, model, X, y, sw)
+        history.epoch_loss.append(loss)
+        history.epoch_accuracy.append(acc)
+        if val is not None:
+            vloss, vacc = _evaluate(MPI, comm, model, *val)
+            history.val_loss.append(vloss)
+            history.val_accuracy.append(vacc)
+        if progress and rank == 0:
+            print(f"epoch {epoch + 1}/{epochs}: loss {loss:.4f}"
+                  + (f" acc {100 * acc:.2f}%" if acc == acc else "")
+                  + (f" val {100 * history.val_accuracy[-1]:.2f}%" if val is not None
+                     and acc == acc else "")
+                  + f" ({history.epoch_time[-1]:.2f} s, {size} ranks)", file=sys.stderr,
+                  flush=True)
+        reason = sched.epoch_done(float(np.mean(losses)))
+        if reason:
+            history.stop_reason = reason
+            break
+    if history.stop_reason is None:
+        history.stop_reason = f"{history.epochs} epochs done"
+    if out and rank == 0:
+        os.makedirs(out, exist_ok=True)
+        history.save(os.path.join(out, "history.json"))
+        history.plot(os.path.join(out, "plot.png"), title=f"{size} ranks: {model!r}")
+        model.save(os.path.join(out, "model.npz"))
+    return history
+
+
+def _one_step(MPI, comm, model, step, X, y, w, order, k, batch_size, rule, alpha):
+    """Step k of the epoch on every rank; returns the global minibatch's loss."""
+    be, net, ws = model.backend, model._net, step.ws
+    rows = order[k * batch_size:(k + 1) * batch_size]
+    m = rows.shape[0]
+    if m:
+        index = step.index[:m]
+        index[...] = rows
+        be.gather_(X, y, index, ws.x[:m], ws.t[:m])
+        weight = m
+        if w is not None:
+            be.take_(w, index, ws.w[:m])
+            weight = batch_weight(ws.w[:m], m)
+            if not np.any(ws.w[:m]):
+                weight = 0.0            # all-zero rows add nothing to the global sums
+        loss = be.loss_and_grads(net, ws, m, weighted=w is not None)
+        step.grads *= weight            # the local mean back into a sum
+        step.flat[-2] = loss * weight
+        step.flat[-1] = weight
+    else:
+        step.flat[...] = 0
+    comm.Allreduce(MPI.IN_PLACE, step.flat, op=MPI.SUM)
+    total = float(step.flat[-1])
+    total = total if total > 0 else 1.0     # an all-zero minibatch: a zero step
+    loss = float(step.flat[-2]) / total
+    step.grads /= step.flat.dtype.type(total)
+    if alpha:
+        loss += 0.5 * alpha * sum(be.sq_norm(W) for W in net.weights) / total
+    be.apply_gradients(net, ws, rule, alpha, total)
+    return loss
+
+
+def _evaluate(MPI, comm, model, X, y, w):
+    """(loss, accuracy) over every rank's rows: each rank's sums, added up."""
+    from .evaluation import evaluate
+    n = X.shape[0]
+    local = np.zeros(3)                 # weighted loss sum, weighted correct count, weight
+    if n:
+        loss, acc = evaluate(model, model.backend.asarray(X), model.backend.asarray(y),
+                             weights=w)
+        weight = float(n if w is None else np.sum(w, dtype=np.float64))
+        local[:] = (loss * weight, (acc if acc == acc else 0.0) * weight, weight)
+    comm.Allreduce(MPI.IN_PLACE, local, op=MPI.SUM)
+    if not local[2]:
+        return float("nan"), float("nan")
+    acc = local[1] / local[2] if model.target_kind != "values" else float("nan")
+    return float(local[0] / local[2]), float(acc)
+
+
+def _unflatten(model, flat):
+    weights, biases, start = [], [], 0
+    for w in model.weights:
+        weights.append(flat[start:start + w.size].reshape(w.shape))
+        start += w.size
+    for b in model.biases:
+        biases.append(flat[start:start + b.size].copy())
+        start += b.size
+    model._set_params(weights, biases, keep_state=True)
