@@ -10,7 +10,7 @@ of them train one model by synchronous minibatch SGD.
     history = dist.fit(model, X, y, comm=MPI.COMM_WORLD, epochs=10, batch_size=50)
 
 The global minibatch. Every epoch each rank shuffles its own shard with a generator seeded
-once from (seed, rank), and step k trains on the k-th `batch_size` rows of every rank's
+once from (rank 0's model seed, rank), and step k trains on the k-th `batch_size` rows of every rank's
 order, in rank order: a global minibatch of ranks x batch_size rows (a rank whose shard has
 run out adds none). One process training on the same rows with batch ranks x batch_size,
 in that interleaved order, takes the same steps: `global_order` builds that order, and the
@@ -178,7 +178,7 @@ def _fit(MPI, model, X, y, comm, epochs, batch_size, learning_rate, momentum, ne
     step = _Step(model, batch_size)
     state = model._optimizer_state(opt)
     sched = Schedule(schedule, lr, power_t, tol, n_iter_no_change)
-    rng = shard_rng(model.seed, rank)
+    rng = shard_rng(comm.bcast(model.seed, root=0), rank)    # one seed: rank 0's
     order = np.arange(X.shape[0], dtype=np.int64)
     Xb, yb = be.asarray(X), be.asarray(y)
     swb = None if sw is None else be.asarray(sw)

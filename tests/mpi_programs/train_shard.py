@@ -1,0 +1,46 @@
+"""Run under mpiexec by tests/test_distributed.py: each rank takes its shard of a seeded
+data set, trains with engine.distributed.fit, and writes its final parameters.
+
+argv[1]: a JSON object of settings; argv[2]: the output folder."""
+import json
+import os
+import sys
+
+import numpy as np
+from mpi4py import MPI
+
+import engine
+import engine.distributed as dist
+
+settings = json.loads(sys.argv[1])
+out = sys.argv[2]
+comm = MPI.COMM_WORLD
+rank = comm.Get_rank()
+
+data = np.load(settings["data"])
+X, y = dist.load_shard(data["X"], data["y"], comm)
+if settings.get("npy"):                       # the same rows through memory-mapped .npy files
+    X, y = dist.load_shard(settings["npy"][0], settings["npy"][1], comm)
+w = None
+if "weights" in data.files:
+    start, stop = dist.shard_range(len(data["weights"]), rank, comm.Get_size())
+    w = data["weights"][start:stop]
+
+model = engine.MLP(settings["sizes"], settings.get("hidden", "tanh"), dtype="float64",
+                   backend=settings["backend"], seed=rank + 10)  # rank 0's wins the broadcast
+if settings.get("fail_at_step") is not None and rank == settings.get("fail_rank", 1):
+    calls = {"n": 0}
+    real = model.backend.loss_and_grads
+
+    def failing(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] == settings["fail_at_step"]:
+            raise RuntimeError("injected failure in the middle of an epoch")
+        return real(*args, **kw)
+    model.backend.loss_and_grads = failing
+
+history = dist.fit(model, X, y, comm=comm, sample_weight=w, progress=False,
+                   **settings["fit"])
+np.savez(os.path.join(out, f"rank{rank}.npz"), *(model.weights + model.biases),
+         losses=np.array(history.batch_loss), epoch_loss=np.array(history.epoch_loss),
+         epoch_accuracy=np.array(history.epoch_accuracy))

@@ -1,0 +1,136 @@
+"""engine.distributed: N ranks x batch b train to the same weights as one process with batch
+N*b over the same global order (float64, 1e-12), under mpiexec -n 2 and -n 3; a rank that
+fails mid-epoch ends every rank promptly; shards are row ranges."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import engine
+import engine.distributed as dist
+
+from helpers import AVAILABLE
+
+PROGRAM = os.path.join(os.path.dirname(__file__), "mpi_programs", "train_shard.py")
+
+
+def _mpiexec():
+    pytest.importorskip("mpi4py", reason="mpi4py is an optional extra (engine[mpi])")
+    exe = shutil.which("mpiexec")
+    if exe is None:
+        pytest.skip("no mpiexec on PATH (pip install mpich)")
+    return exe
+
+
+def _run(n, settings, out, timeout=120):
+    return subprocess.run([_mpiexec(), "-n", str(n), sys.executable, PROGRAM,
+                           json.dumps(settings), str(out)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_shard_ranges_cover_the_rows_once():
+    for n in (0, 1, 7, 100):
+        for size in (1, 2, 3, 5):
+            ranges = [dist.shard_range(n, r, size) for r in range(size)]
+            assert ranges[0][0] == 0 and ranges[-1][1] == n
+            assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+            sizes = [b - a for a, b in ranges]
+            assert max(sizes) - min(sizes) <= 1
+
+
+def test_global_order_interleaves_blocks():
+    order = dist.global_order([np.array([0, 1, 2, 3, 4]), np.array([5, 6, 7, 8])], 2)
+    np.testing.assert_array_equal(order, [0, 1, 5, 6, 2, 3, 7, 8, 4])
+
+
+def _single_process(settings, data, size):
+    """One process, batch size x b, each epoch visiting the rows in the distributed run's
+    global order (the ranks' shuffles replayed here)."""
+    X, y = data["X"], data["y"]
+    w = data["weights"] if "weights" in data.files else None
+    fit = dict(settings["fit"])
+    b, epochs = fit.pop("batch_size"), fit.pop("epochs")
+    ranges = [dist.shard_range(len(y), r, size) for r in range(size)]
+    rngs = [dist.shard_rng(10, r) for r in range(size)]      # rank 0's seed is the model's
+    orders = [np.arange(stop - start) for start, stop in ranges]
+    model = engine.MLP(settings["sizes"], settings.get("hidden", "tanh"), dtype="float64",
+                       backend=settings["backend"], seed=10)
+    for _ in range(epochs):
+        for rng, o in zip(rngs, orders):
+            rng.shuffle(o)
+        order = dist.global_order([o + start for o, (start, _) in zip(orders, ranges)], b)
+        model.fit(X[order], y[order], epochs=1, batch_size=size * b, shuffle=False,
+                  progress=False, sample_weight=None if w is None else w[order], **fit)
+    return model
+
+
+FITS = {
+    "sgd": dict(epochs=3, batch_size=7, learning_rate=0.2),
+    "momentum": dict(epochs=3, batch_size=5, learning_rate=0.1, momentum=0.9),
+    "nesterov-l2": dict(epochs=2, batch_size=8, learning_rate=0.1, momentum=0.8,
+                        nesterov=True, alpha=0.01),
+    "adam": dict(epochs=3, batch_size=6, learning_rate=0.01, optimizer="adam"),
+}
+
+
+@pytest.mark.parametrize("backend", [b for b in AVAILABLE if b in ("numpy", "native")])
+@pytest.mark.parametrize("ranks", [2, 3])
+@pytest.mark.parametrize("fit", list(FITS))
+def test_ranks_train_as_one_process_with_their_global_batch(tmp_path, backend, ranks, fit):
+    rng = np.random.default_rng(ranks)
+    n = 103                                   # shards of unequal size, a short last step
+    X = rng.normal(size=(n, 6))
+    y = rng.integers(0, 3, n)
+    arrays = dict(X=X, y=y)
+    if fit == "adam":
+        arrays["weights"] = rng.uniform(0.2, 2.0, n)
+    np.savez(tmp_path / "data.npz", **arrays)
+    settings = {"data": str(tmp_path / "data.npz"), "sizes": [6, 5, 3], "backend": backend,
+                "fit": FITS[fit]}
+    done = _run(ranks, settings, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = [np.load(tmp_path / f"rank{r}.npz") for r in range(ranks)]
+    for other in results[1:]:                 # every replica holds the same parameters
+        for key in results[0].files:
+            np.testing.assert_array_equal(other[key], results[0][key])
+    one = _single_process(settings, np.load(tmp_path / "data.npz"), ranks)
+    params = one.weights + one.biases
+    for i, p in enumerate(params):
+        np.testing.assert_allclose(results[0][f"arr_{i}"], p, rtol=1e-12, atol=1e-14)
+
+
+def test_memory_mapped_npy_shards(tmp_path):
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 4)), rng.integers(0, 2, 40)
+    np.savez(tmp_path / "data.npz", X=X, y=y)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    fit = dict(epochs=2, batch_size=4, learning_rate=0.1)
+    base = {"data": str(tmp_path / "data.npz"), "sizes": [4, 3, 2], "backend": "numpy",
+            "fit": fit}
+    for sub, extra in (("arrays", {}), ("npy", {"npy": [str(tmp_path / "X.npy"),
+                                                        str(tmp_path / "y.npy")]})):
+        (tmp_path / sub).mkdir()
+        done = _run(2, {**base, **extra}, tmp_path / sub)
+        assert done.returncode == 0, done.stderr[-3000:]
+    a, b = np.load(tmp_path / "arrays" / "rank0.npz"), np.load(tmp_path / "npy" / "rank0.npz")
+    for key in a.files:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_a_rank_failing_mid_epoch_ends_every_rank(tmp_path, ranks):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "data.npz", X=rng.normal(size=(60, 4)), y=rng.integers(0, 2, 60))
+    settings = {"data": str(tmp_path / "data.npz"), "sizes": [4, 3, 2], "backend": "numpy",
+                "fit": dict(epochs=50, batch_size=2, learning_rate=0.1),
+                "fail_at_step": 5, "fail_rank": ranks - 1}
+    done = _run(ranks, settings, tmp_path, timeout=60)      # a hang fails by TimeoutExpired
+    assert done.returncode != 0
+    assert f"rank {ranks - 1} of {ranks} failed; aborting every rank" in done.stderr
+    assert "injected failure in the middle of an epoch" in done.stderr
+    assert not any(name.startswith("rank") for name in os.listdir(tmp_path))
