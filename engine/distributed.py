@@ -205,7 +205,7 @@ def _fit(MPI, model, X, y, comm, epochs, batch_size, learning_rate, momentum, ne
         history.epoch_loss.append(loss)
         history.epoch_accuracy.append(acc)
         if val is not None:
-            vloss, vacc = _evaluate(MPI, comm, model, *val)
+            vloss, vacc = _evaluate(MPI, comm, model, *val, None)
             history.val_loss.append(vloss)
             history.val_accuracy.append(vacc)
         if progress and rank == 0:

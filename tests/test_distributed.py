@@ -134,3 +134,32 @@ def test_a_rank_failing_mid_epoch_ends_every_rank(tmp_path, ranks):
     assert f"rank {ranks - 1} of {ranks} failed; aborting every rank" in done.stderr
     assert "injected failure in the middle of an epoch" in done.stderr
     assert not any(name.startswith("rank") for name in os.listdir(tmp_path))
+
+
+def test_engine_train_distributed_writes_once_from_rank_0(tmp_path):
+    out = tmp_path / "run"
+    done = subprocess.run([_mpiexec(), "-n", "2", sys.executable, "-m", "engine",
+                           "train", "--distributed", "--data", "sample", "--layers",
+                           "784,16,10", "--epochs", "2", "--batch-size", "50", "--out",
+                           str(out), "--no-progress"], capture_output=True, text=True,
+                          timeout=180, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("| 2 ranks |") == 1            # one report, from rank 0
+    assert sorted(os.listdir(out)) == ["history.json", "model.npz", "plot.png"]
+    model = engine.MLP.load(out / "model.npz", backend="numpy")
+    assert model.layer_sizes == [784, 16, 10]
+
+
+def test_scaling_model_bench_measures_the_local_parts():
+    pytest.importorskip("mpi4py", reason="mpi4py is an optional extra (engine[mpi])")
+    from engine.apps import bench_distributed as bd
+    assert bd.buffer_bytes([784, 100, 10]) == (79510 + 2) * 4
+    assert bd.allreduce_seconds(1, 1e6, 1e9, 1e-5) == 0.0
+    assert bd.allreduce_seconds(4, 1e6, 1e9, 1e-5) == pytest.approx(1.5e-3 + 6e-5)
+    rows, local = bd.distributed_rows(log=lambda *a: None)
+    for info in local.values():
+        assert info["step_s"] > 0
+        if shutil.which("mpiexec"):
+            assert info["allreduce_shared_memory_2_ranks_s"] > 0, info["measured_by"]
+    assert {r["ranks"] for r in rows} == set(bd.RANKS)
+    assert "ranks" in bd.format_distributed(rows, local)

@@ -350,11 +350,12 @@ def cmd_bench(args):
     asked = args.workload or []
     contention = any(k in "contention" for k in asked)
     drop_in = any(k in "sklearn" for k in asked)
+    scaling = any(k in "distributed" for k in asked)
     workloads = [w for w in WORKLOADS if any(k in w for k in asked)] \
         if asked else [w for w in WORKLOADS if w.startswith(("lecture", "deep"))]
-    if not workloads and not contention and not drop_in:
+    if not workloads and not contention and not drop_in and not scaling:
         raise ValueError(f"--workload matches none of: {', '.join(WORKLOADS)}, contention, "
-                         f"sklearn")
+                         f"sklearn, distributed")
     if drop_in and not _importable("sklearn"):
         raise ValueError("--workload sklearn needs scikit-learn: pip install "
                          "\"engine[sklearn]\"")
@@ -370,11 +371,18 @@ def cmd_bench(args):
         with thread_limits(args.threads):
             versus = sklearn_rows(args.samples, tuple(args.dtype or DTYPES),
                                   repeats=max(1, args.repeats // 3), log=log)
+    spread = None
+    if scaling:
+        from .bench_distributed import distributed_rows
+        with thread_limits(args.threads):
+            spread = distributed_rows(log)
     info = machine_info()
     info["command"] = "engine bench " + " ".join(sys.argv[2:])
     if args.json:
         print(json.dumps({"machine": info, "rows": rows, "contention": loaded,
-                          "sklearn": versus}, indent=1))
+                          "sklearn": versus,
+                          "distributed": None if spread is None else
+                          {"rows": spread[0], "local": spread[1]}}, indent=1))
         return 0
     print(machine_header(info, args.threads, args.samples) + "\n")
     if rows:
@@ -384,6 +392,9 @@ def cmd_bench(args):
     if versus:
         from .bench_sklearn import format_sklearn_table
         print(("\n" if rows or loaded else "") + format_sklearn_table(versus))
+    if spread:
+        from .bench_distributed import format_distributed
+        print(("\n" if rows or loaded or versus else "") + format_distributed(*spread))
     return 0
 
 
@@ -402,9 +413,10 @@ def add_bench_command(sub):
     p = sub.add_parser("bench", help="time epochs per backend against the NumPy reference")
     p.add_argument("--workload", action="append",
                    help="substring of a workload name (lecture, deep, wide, regression), "
-                        "contention (the lecture epoch beside a busy process), or sklearn "
-                        "(engine.sklearn against scikit-learn on MNIST, its defaults); "
-                        "repeatable; default: lecture and deep")
+                        "contention (the lecture epoch beside a busy process), sklearn "
+                        "(engine.sklearn against scikit-learn on MNIST, its defaults), or "
+                        "distributed (engine.distributed's scaling model, its local parts "
+                        "measured); repeatable; default: lecture and deep")
     p.add_argument("--dtype", action="append", choices=DTYPES,
                    help="repeatable (default: both)")
     p.add_argument("--repeats", type=int, default=3,
