@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import statistics
 import subprocess
@@ -89,7 +90,8 @@ def measure_allreduce(comm, nbytes, repeats=50):
 def shared_memory_allreduce(ranks=2):
     """{network: seconds} measured by `mpiexec -n ranks` running this module, or None with
     the reason when MPI is not here."""
-    exe = shutil.which("mpiexec")
+    exe = shutil.which("mpiexec") or shutil.which("mpiexec",
+                                                   path=os.path.dirname(sys.executable))
     if exe is None:
         return None, "no mpiexec on PATH (pip install \"engine[mpi]\")"
     try:
