@@ -271,3 +271,52 @@ def test_sparse_input(solver, fmt, monkeypatch):
         theirs.fit(Xs, y)
     assert_same_fit(ours, theirs)
     np.testing.assert_array_equal(ours.predict(Xs), theirs.predict(Xs))
+
+
+def test_a_diverging_fit_raises_as_scikit_learns():
+    X, y = _data("diabetes")
+    for est in _both("regressor", random_state=0, solver="sgd", learning_rate_init=1e6,
+                     max_iter=5, hidden_layer_sizes=(8,)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(ValueError, match="Solver produced non-finite parameter"):
+                est.fit(X * 1e3, y * 1e3)
+
+
+@pytest.mark.parametrize("backend", ["native", "cuda"])
+def test_other_backends_train_to_the_numpy_backends_numbers(backend):
+    """The same fit on every backend the engine has here (CUDA under Numba's simulator)."""
+    from engine.backends import available_backends
+    found = {b.name: b for b in available_backends()}
+    if not found[backend].available:
+        pytest.skip(f"backend {backend!r} is not available here: {found[backend].reason}")
+    X, y = _data("iris")
+    X, y = X[::5], y[::5]             # 30 rows: the simulator runs each thread in Python
+    kw = dict(random_state=0, hidden_layer_sizes=(3,), solver="sgd", max_iter=2,
+              batch_size=15)
+    fits = []
+    for name in ("numpy", backend):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fits.append(en.MLPClassifier(backend=name, **kw).fit(X, y))
+    assert_same_fit(fits[1], fits[0])
+
+
+def test_dropout_is_an_extra_that_keeps_runs_repeatable():
+    X, y = _data("digits")
+    kw = dict(random_state=0, hidden_layer_sizes=(30,), max_iter=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = en.MLPClassifier(**kw).fit(X, y)
+        a = en.MLPClassifier(dropout=0.3, **kw).fit(X, y)
+        b = en.MLPClassifier(dropout=0.3, **kw).fit(X, y)
+    np.testing.assert_array_equal(a.coefs_[0], b.coefs_[0])
+    assert not np.allclose(a.coefs_[0], plain.coefs_[0])
+    with pytest.raises(sklearn.utils._param_validation.InvalidParameterError, match="dropout"):
+        en.MLPClassifier(dropout=1.5).fit(X, y)
+
+
+def test_engine_exports_the_drop_ins():
+    import engine
+    assert engine.MLPClassifier is en.MLPClassifier
+    assert engine.MLPRegressor is en.MLPRegressor
