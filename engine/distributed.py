@@ -101,17 +101,26 @@ def shard_rng(seed, rank):
 def fit(model, X, y, *, comm, epochs=10, batch_size=100, learning_rate=0.1, momentum=0.0,
         nesterov=False, optimizer="sgd", beta_1=0.9, beta_2=0.999, epsilon=1e-8, alpha=0.0,
         schedule="constant", power_t=0.5, tol=1e-4, n_iter_no_change=10, shuffle=True,
-        sample_weight=None, validation_data=None, out=None, progress=True) -> History:
+        sample_weight=None, validation_data=None, sync_every=None, out=None,
+        progress=True) -> History:
     """Train `model` on this rank's shard (X, y) together with every rank of `comm`;
     `batch_size` is per rank (the global minibatch is comm size x batch_size rows). The
     other arguments are MLP.fit's. Returns the History on every rank; rank 0 writes
-    history.json, plot.png and model.npz into `out` when given."""
+    history.json, plot.png and model.npz into `out` when given.
+
+    sync_every=k: local SGD instead: each rank takes k minibatch steps of its own through
+    the backend's epoch (the native fused one), then one Allreduce averages the parameters
+    and the optimizer's state, weighted by the rows each rank trained. It sends 1/k as
+    often; with k = 1, SGD, momentum and Nesterov (whose steps are linear in the gradient)
+    take exactly the synchronous steps, Adam does not."""
     MPI = _mpi()
+    settings = dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                    momentum=momentum, nesterov=nesterov, optimizer=optimizer, beta_1=beta_1,
+                    beta_2=beta_2, epsilon=epsilon, alpha=alpha, schedule=schedule,
+                    power_t=power_t, tol=tol, n_iter_no_change=n_iter_no_change,
+                    shuffle=shuffle, sync_every=sync_every, out=out, progress=progress)
     try:
-        return _fit(MPI, model, X, y, comm, epochs, batch_size, learning_rate, momentum,
-                    nesterov, optimizer, beta_1, beta_2, epsilon, alpha, schedule, power_t,
-                    tol, n_iter_no_change, shuffle, sample_weight, validation_data, out,
-                    progress)
+        return _fit(MPI, model, X, y, comm, sample_weight, validation_data, **settings)
     except BaseException:
         abort(comm)
         raise
@@ -127,32 +136,9 @@ def abort(comm, code=1):
         comm.Abort(code)
 
 
-class _Step:
-    """The buffers of one rank's steps, allocated once: a workspace whose gradient arrays
-    are views into one flat buffer (then the loss and the row count), which Allreduce sums
-    in place."""
-
-    def __init__(self, model, batch_size):
-        be, net = model.backend, model._net
-        if be.name not in ("numpy", "native"):
-            raise ValueError(f"distributed training runs on the numpy or native backend; "
-                             f"this model's is {be.name!r}")
-        sizes = [p.size for p in net.weights + net.biases]
-        self.flat = np.zeros(sum(sizes) + EXTRA_SLOTS, dtype=net.dtype)
-        self.grads = self.flat[:-EXTRA_SLOTS]
-        views, start = [], 0
-        for p in net.weights + net.biases:
-            views.append(self.flat[start:start + p.size].reshape(p.shape))
-            start += p.size
-        self.ws = be.workspace(net, batch_size)
-        n_w = len(net.weights)
-        self.ws.gw, self.ws.gb = views[:n_w], views[n_w:]
-        self.index = np.empty(batch_size, dtype=np.int64)
-
-
-def _fit(MPI, model, X, y, comm, epochs, batch_size, learning_rate, momentum, nesterov,
-         optimizer, beta_1, beta_2, epsilon, alpha, schedule, power_t, tol, n_iter_no_change,
-         shuffle, sample_weight, validation_data, out, progress):
+def _fit(MPI, model, X, y, comm, sample_weight, validation_data, *, epochs, batch_size,
+         learning_rate, momentum, nesterov, optimizer, beta_1, beta_2, epsilon, alpha,
+         schedule, power_t, tol, n_iter_no_change, shuffle, sync_every, out, progress):
     from .training import _optimizer
     rank, size = comm.Get_rank(), comm.Get_size()
     epochs = checks.positive_int("epochs", epochs)
@@ -160,41 +146,40 @@ def _fit(MPI, model, X, y, comm, epochs, batch_size, learning_rate, momentum, ne
     lr = checks.non_negative_float("learning_rate", learning_rate)
     opt: Optimizer = _optimizer(optimizer, momentum, nesterov, beta_1, beta_2, epsilon)
     alpha = checks.non_negative_float("alpha", alpha)
+    if sync_every is not None:
+        sync_every = checks.positive_int("sync_every", sync_every)
     X, y = model._check_xy(X, y)
     sw = checks.sample_weight(sample_weight, X.shape[0], model.dtype)
     val = None
     if validation_data is not None:
         val = model._check_xy(*validation_data, "validation_data[0]", "validation_data[1]")
-    be, net = model.backend, model._net
+    be = model.backend
     # every rank starts from rank 0's parameters
     params = np.concatenate([p.ravel() for p in model.weights + model.biases])
     comm.Bcast(params, root=0)
     _unflatten(model, params)
-    net = model._net
     counts = comm.allgather(X.shape[0])
     if sum(counts) == 0:
         raise ValueError("every rank's shard is empty")
     steps = max(-(-c // batch_size) for c in counts)
-    step = _Step(model, batch_size)
     state = model._optimizer_state(opt)
+    data = (be.asarray(X), be.asarray(y), None if sw is None else be.asarray(sw))
+    trainer = (_GradientAllreduce(MPI, comm, model, batch_size, steps, alpha, data)
+               if sync_every is None else
+               _LocalSGD(MPI, comm, model, batch_size, steps, alpha, data, sync_every, counts))
     sched = Schedule(schedule, lr, power_t, tol, n_iter_no_change)
     rng = shard_rng(comm.bcast(model.seed, root=0), rank)    # one seed: rank 0's
     order = np.arange(X.shape[0], dtype=np.int64)
-    Xb, yb = be.asarray(X), be.asarray(y)
-    swb = None if sw is None else be.asarray(sw)
-    history = History(batches_per_epoch=steps, meta=model._meta(
+    history = History(batches_per_epoch=len(trainer.losses), meta=model._meta(
         epochs=epochs, batch_size=batch_size, ranks=size, global_batch=size * batch_size,
         learning_rate=lr, optimizer=opt.name, momentum=opt.momentum, alpha=alpha,
-        n_train=int(sum(counts))))
-    losses = np.empty(steps)
+        sync_every=sync_every, n_train=int(sum(counts))))
     for epoch in range(epochs):
         t0 = time.perf_counter()
         if shuffle:
             rng.shuffle(order)
         rule = opt.rule(sched.learning_rate(epoch, state["samples"]), state["t"])
-        for k in range(steps):
-            losses[k] = _one_step(MPI, comm, model, step, Xb, yb, swb, order, k, batch_size,
-                                  rule._replace(t=rule.t + k + 1), alpha)
+        losses = trainer.epoch(order, rule)
         state["t"] += steps
         state["samples"] += int(sum(counts))
         state["epochs"] += 1
@@ -229,36 +214,131 @@ def _fit(MPI, model, X, y, comm, epochs, batch_size, learning_rate, momentum, ne
     return history
 
 
-def _one_step(MPI, comm, model, step, X, y, w, order, k, batch_size, rule, alpha):
-    """Step k of the epoch on every rank; returns the global minibatch's loss."""
-    be, net, ws = model.backend, model._net, step.ws
-    rows = order[k * batch_size:(k + 1) * batch_size]
-    m = rows.shape[0]
-    if m:
-        index = step.index[:m]
-        index[...] = rows
-        be.gather_(X, y, index, ws.x[:m], ws.t[:m])
-        weight = m
-        if w is not None:
-            be.take_(w, index, ws.w[:m])
-            weight = batch_weight(ws.w[:m], m)
-            if not np.any(ws.w[:m]):
-                weight = 0.0            # all-zero rows add nothing to the global sums
-        loss = be.loss_and_grads(net, ws, m, weighted=w is not None)
-        step.grads *= weight            # the local mean back into a sum
-        step.flat[-2] = loss * weight
-        step.flat[-1] = weight
-    else:
-        step.flat[...] = 0
-    comm.Allreduce(MPI.IN_PLACE, step.flat, op=MPI.SUM)
-    total = float(step.flat[-1])
-    total = total if total > 0 else 1.0     # an all-zero minibatch: a zero step
-    loss = float(step.flat[-2]) / total
-    step.grads /= step.flat.dtype.type(total)
-    if alpha:
-        loss += 0.5 * alpha * sum(be.sq_norm(W) for W in net.weights) / total
-    be.apply_gradients(net, ws, rule, alpha, total)
-    return loss
+class _GradientAllreduce:
+    """Synchronous SGD: per step, the gradient of every rank's rows, summed by one
+    Allreduce of one flat buffer. The workspace's gradient arrays are views into that
+    buffer (then the loss and the row count), so a step allocates nothing."""
+
+    def __init__(self, MPI, comm, model, batch_size, steps, alpha, data):
+        be, net = model.backend, model._net
+        if be.name not in ("numpy", "native"):
+            raise ValueError(f"distributed training runs on the numpy or native backend; "
+                             f"this model's is {be.name!r}")
+        self.MPI, self.comm, self.model = MPI, comm, model
+        self.batch_size, self.alpha, self.data = batch_size, alpha, data
+        self.flat = np.zeros(sum(p.size for p in net.weights + net.biases) + EXTRA_SLOTS,
+                             dtype=net.dtype)
+        self.grads = self.flat[:-EXTRA_SLOTS]
+        views, start = [], 0
+        for p in net.weights + net.biases:
+            views.append(self.flat[start:start + p.size].reshape(p.shape))
+            start += p.size
+        self.ws = be.workspace(net, batch_size)
+        self.ws.gw, self.ws.gb = views[:len(net.weights)], views[len(net.weights):]
+        self.index = np.empty(batch_size, dtype=np.int64)
+        self.losses = np.empty(steps)
+
+    def epoch(self, order, rule):
+        for k in range(len(self.losses)):
+            self.losses[k] = self.step(order[k * self.batch_size:(k + 1) * self.batch_size],
+                                       rule._replace(t=rule.t + k + 1))
+        return self.losses
+
+    def step(self, rows, rule):
+        """One step on every rank; returns the global minibatch's loss."""
+        be, net, ws = self.model.backend, self.model._net, self.ws
+        X, y, w = self.data
+        m = rows.shape[0]
+        if m:
+            index = self.index[:m]
+            index[...] = rows
+            be.gather_(X, y, index, ws.x[:m], ws.t[:m])
+            weight = m
+            if w is not None:
+                be.take_(w, index, ws.w[:m])
+                weight = batch_weight(ws.w[:m], m)
+                if not np.any(ws.w[:m]):
+                    weight = 0.0        # all-zero rows add nothing to the global sums
+            loss = be.loss_and_grads(net, ws, m, weighted=w is not None)
+            self.grads *= weight        # the local mean back into a sum
+            self.flat[-2] = loss * weight
+            self.flat[-1] = weight
+        else:
+            self.flat[...] = 0
+        self.comm.Allreduce(self.MPI.IN_PLACE, self.flat, op=self.MPI.SUM)
+        total = float(self.flat[-1])
+        total = total if total > 0 else 1.0     # an all-zero minibatch: a zero step
+        loss = float(self.flat[-2]) / total
+        self.grads /= self.flat.dtype.type(total)
+        if self.alpha:
+            loss += 0.5 * self.alpha * sum(be.sq_norm(W) for W in net.weights) / total
+        be.apply_gradients(net, ws, rule, self.alpha, total)
+        return loss
+
+
+class _LocalSGD:
+    """sync_every=k: rounds of k local minibatches per rank through the backend's own
+    epoch, then one Allreduce of every parameter and optimizer-state array, each times the
+    rows (or sample weight) the rank trained, divided by their sum. The L2 penalty is
+    shared out between the ranks that trained, so that with k = 1 a linear step (SGD,
+    momentum, Nesterov) equals the synchronous one."""
+
+    def __init__(self, MPI, comm, model, batch_size, steps, alpha, data, k, counts):
+        be, net = model.backend, model._net
+        if be.name not in ("numpy", "native"):
+            raise ValueError(f"distributed training runs on the numpy or native backend; "
+                             f"this model's is {be.name!r}")
+        self.MPI, self.comm, self.model, self.k = MPI, comm, model, k
+        self.batch_size, self.alpha, self.data, self.counts = batch_size, alpha, data, counts
+        self.arrays = None
+        self.rounds = -(-steps // k)
+        self.losses = np.empty(self.rounds)
+        self.local = np.empty(k)
+        self.ws = model._workspace(batch_size)
+
+    def _buffer(self):
+        net = self.model._net
+        # the optimizer's arrays exist once its state was asked for (before the first epoch)
+        arrays = net.weights + net.biases + (net.velocities or []) + (net.second_moments or [])
+        if self.arrays is None or len(arrays) != len(self.arrays):
+            self.arrays = arrays
+            self.flat = np.zeros(sum(a.size for a in arrays) + EXTRA_SLOTS, dtype=net.dtype)
+        return self.flat
+
+    def epoch(self, order, rule):
+        be, net = self.model.backend, self.model._net
+        X, y, w = self.data
+        span = self.k * self.batch_size
+        for j in range(self.rounds):
+            flat = self._buffer()
+            rows = order[j * span:(j + 1) * span]
+            m = rows.shape[0]
+            # the ranks that train in this round share the L2 penalty
+            active = sum(1 for c in self.counts if c > j * span)
+            flat[...] = 0
+            if m:
+                n_local = -(-m // self.batch_size)
+                losses = self.local[:n_local]
+                be.train_epoch(net, X, y, np.ascontiguousarray(rows), self.batch_size,
+                               rule._replace(t=rule.t + j * self.k), self.alpha / active,
+                               self.ws, losses, None, w, None)
+                weight = float(m if w is None else be.to_numpy(w)[rows].sum())
+                start = 0
+                for a in self.arrays:
+                    flat[start:start + a.size] = a.ravel()
+                    start += a.size
+                flat[:-EXTRA_SLOTS] *= weight
+                flat[-2] = float(np.mean(losses)) * weight
+                flat[-1] = weight
+            self.comm.Allreduce(self.MPI.IN_PLACE, flat, op=self.MPI.SUM)
+            total = float(flat[-1]) or 1.0
+            flat /= flat.dtype.type(total)
+            start = 0
+            for a in self.arrays:
+                a[...] = flat[start:start + a.size].reshape(a.shape)
+                start += a.size
+            self.losses[j] = float(flat[-2])
+        return self.losses
 
 
 def _evaluate(MPI, comm, model, X, y, w):

@@ -28,10 +28,16 @@ def _mpiexec():
     return exe
 
 
+# the ranks import the engine this test imported (not another install of it)
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
+    [os.path.dirname(os.path.dirname(engine.__file__))]
+    + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
+
+
 def _run(n, settings, out, timeout=120):
     return subprocess.run([_mpiexec(), "-n", str(n), sys.executable, PROGRAM,
                            json.dumps(settings), str(out)], capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env=ENV)
 
 
 def test_shard_ranges_cover_the_rows_once():
@@ -56,6 +62,7 @@ def _single_process(settings, data, size):
     w = data["weights"] if "weights" in data.files else None
     fit = dict(settings["fit"])
     b, epochs = fit.pop("batch_size"), fit.pop("epochs")
+    fit.pop("sync_every", None)
     ranges = [dist.shard_range(len(y), r, size) for r in range(size)]
     rngs = [dist.shard_rng(10, r) for r in range(size)]      # rank 0's seed is the model's
     orders = [np.arange(stop - start) for start, stop in ranges]
@@ -79,10 +86,24 @@ FITS = {
 }
 
 
-@pytest.mark.parametrize("backend", [b for b in AVAILABLE if b in ("numpy", "native")])
-@pytest.mark.parametrize("ranks", [2, 3])
-@pytest.mark.parametrize("fit", list(FITS))
-def test_ranks_train_as_one_process_with_their_global_batch(tmp_path, backend, ranks, fit):
+CASES = [(fit, None) for fit in FITS] + [(fit, 1) for fit in ("sgd", "momentum",
+                                                                 "nesterov-l2")]
+
+
+# the native backend where it is built, the NumPy one for one case (each case is an
+# mpiexec launch of a second or two)
+HOST = "native" if "native" in AVAILABLE else "numpy"
+RUNS = [(HOST, ranks, fit, k) for ranks in (2, 3) for fit, k in CASES]
+RUNS += [("numpy", 3, "adam", None)] if HOST != "numpy" else []
+
+
+@pytest.mark.parametrize("backend,ranks,fit,sync_every", RUNS,
+                         ids=[f"{b}-{r}-{f}-{'allreduce' if k is None else 'local1'}"
+                              for b, r, f, k in RUNS])
+def test_ranks_train_as_one_process_with_their_global_batch(tmp_path, backend, ranks, fit,
+                                                            sync_every):
+    """Gradient all-reduce for every optimizer; local SGD synchronising every step (through
+    the backend's own epoch) for the optimizers whose step is linear in the gradient."""
     rng = np.random.default_rng(ranks)
     n = 103                                   # shards of unequal size, a short last step
     X = rng.normal(size=(n, 6))
@@ -93,6 +114,8 @@ def test_ranks_train_as_one_process_with_their_global_batch(tmp_path, backend, r
     np.savez(tmp_path / "data.npz", **arrays)
     settings = {"data": str(tmp_path / "data.npz"), "sizes": [6, 5, 3], "backend": backend,
                 "fit": FITS[fit]}
+    if sync_every is not None:
+        settings["fit"] = {**FITS[fit], "sync_every": sync_every}
     done = _run(ranks, settings, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     results = [np.load(tmp_path / f"rank{r}.npz") for r in range(ranks)]
@@ -103,6 +126,26 @@ def test_ranks_train_as_one_process_with_their_global_batch(tmp_path, backend, r
     params = one.weights + one.biases
     for i, p in enumerate(params):
         np.testing.assert_allclose(results[0][f"arr_{i}"], p, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("backend", [b for b in AVAILABLE if b in ("numpy", "native")])
+def test_local_sgd_keeps_the_replicas_equal_and_learns(tmp_path, backend):
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(300, 6))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    np.savez(tmp_path / "data.npz", X=X, y=y)
+    settings = {"data": str(tmp_path / "data.npz"), "sizes": [6, 8, 2], "backend": backend,
+                "fit": dict(epochs=6, batch_size=10, learning_rate=0.01, optimizer="adam",
+                            sync_every=4)}
+    done = _run(3, settings, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = [np.load(tmp_path / f"rank{r}.npz") for r in range(3)]
+    for other in results[1:]:
+        for key in results[0].files:
+            np.testing.assert_array_equal(other[key], results[0][key])
+    assert len(results[0]["losses"]) == 6 * 3          # ceil(10 steps / 4) rounds per epoch
+    assert results[0]["epoch_loss"][-1] < 0.6 * results[0]["epoch_loss"][0]
+    assert results[0]["epoch_accuracy"][-1] > 0.9
 
 
 def test_memory_mapped_npy_shards(tmp_path):
@@ -144,7 +187,7 @@ def test_engine_train_distributed_writes_once_from_rank_0(tmp_path):
                            "train", "--distributed", "--data", "sample", "--layers",
                            "784,16,10", "--epochs", "2", "--batch-size", "50", "--out",
                            str(out), "--no-progress"], capture_output=True, text=True,
-                          timeout=180, cwd=tmp_path)
+                          timeout=180, cwd=tmp_path, env=ENV)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("| 2 ranks |") == 1            # one report, from rank 0
     assert sorted(os.listdir(out)) == ["history.json", "model.npz", "plot.png"]

@@ -53,7 +53,7 @@ def allreduce_seconds(ranks, nbytes, bandwidth, latency):
 
 def step_seconds(sizes, batch, dtype="float32", repeats=20):
     """Median time of one rank's gradient of `batch` rows (native backend if built)."""
-    from .. import MLP
+    from ..model import MLP
     from ..backends import runnable_backends
     backend = "native" if "native" in runnable_backends() else "numpy"
     model = MLP(sizes, "relu", dtype=dtype, backend=backend, seed=0)
@@ -95,9 +95,13 @@ def shared_memory_allreduce(ranks=2):
     if exe is None:
         return None, "no mpiexec on PATH (pip install \"engine[mpi]\")"
     try:
+        # the ranks import this engine, wherever it was imported from
+        here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [here] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
         done = subprocess.run([exe, "-n", str(ranks), sys.executable, "-m",
                                "engine.apps.bench_distributed"], capture_output=True,
-                              text=True, timeout=300)
+                              text=True, timeout=300, env=env)
     except subprocess.TimeoutExpired:
         return None, "the mpiexec measurement timed out"
     if done.returncode != 0:
