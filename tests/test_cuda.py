@@ -84,10 +84,34 @@ def test_act_backward(gpu, dtype, activation):
     check(dev[0], ref[0], k=3, magnitude=np.abs(d) * (1 + a.astype(np.float64) ** 2))
 
 
-def test_softmax(gpu, dtype):
-    z = rand(np.random.default_rng(3), (5, 10), dtype, 20.0)
+@pytest.mark.parametrize("shape", [(5, 10), (3, 70)])
+def test_softmax(gpu, dtype, shape):
+    """32 threads per row: rows shorter and longer than a warp, fewer rows than a block."""
+    z = rand(np.random.default_rng(3), shape, dtype, 20.0)
     ref, dev, _, _ = _run(gpu, "softmax_", z)
-    check(dev[0], ref[0], k=10)
+    check(dev[0], ref[0], k=shape[1])
+
+
+def test_softmax_rows_stride_past_the_grid(gpu, monkeypatch):
+    """More row groups than blocks: each block walks several."""
+    from engine.backends import cuda_kernels as k
+    monkeypatch.setattr(k, "MAX_BLOCKS", 1)
+    z = rand(np.random.default_rng(4), (2 * k.SOFTMAX_ROWS + 1, 3), np.dtype("float64"), 5.0)
+    ref, dev, _, _ = _run(gpu, "softmax_", z)
+    check(dev[0], ref[0], k=3)
+
+
+def test_gemm_strides_over_row_tiles_past_the_grid_limit(gpu, monkeypatch):
+    """A product taller than MAX_GRID_Y row tiles (1M rows on a GPU) walks the rest."""
+    from engine.backends import cuda_kernels as k
+    monkeypatch.setattr(k, "MAX_GRID_Y", 2)
+    rng = np.random.default_rng(5)
+    a, b = rand(rng, (5 * k.TILE + 3, 4), np.dtype("float64")), \
+        rand(rng, (4, 3), np.dtype("float64"))
+    out = np.zeros((a.shape[0], 3))
+    assert k.gemm_grid(*out.shape)[0][1] == 2
+    ref, dev, _, _ = _run(gpu, "gemm", a, b, out)
+    check(dev[2], ref[2], k=5)
 
 
 @pytest.mark.parametrize("output,loss", PAIRS)
@@ -184,8 +208,10 @@ def test_diagnostics(gpu, dtype):
     a = np.maximum(rand(rng, (12, 8), dtype), 0)
     a[:, 2] = 0
     assert np.array_equal(gpu.to_numpy(gpu.alive_units(gpu.asarray(a))), REF.alive_units(a))
-    s = rng.random((12, 8)).astype(dtype)
-    assert gpu.saturated_count(gpu.asarray(s), "sigmoid") == REF.saturated_count(s, "sigmoid")
+    # more entries than one block's threads: several block sums, one atomic each
+    s = rng.random((40, 9)).astype(dtype)
+    for act in ("sigmoid", "tanh"):
+        assert gpu.saturated_count(gpu.asarray(s), act) == REF.saturated_count(s, act)
     assert gpu.sq_norm(gpu.asarray(s)) == pytest.approx(REF.sq_norm(s), rel=1e-6)
 
 

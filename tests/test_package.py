@@ -117,3 +117,15 @@ def test_scikit_learn_is_needed_only_by_engine_sklearn():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
+
+
+def test_optional_extras_bring_what_they_need():
+    """The cuda extra brings numba-cuda with its CUDA compiler and libraries (bare numba-cuda
+    has none and the backend would be silently unavailable); sklearn and mpi exist."""
+    tomllib = pytest.importorskip("tomllib", reason="Python 3.11+ reads pyproject.toml")
+    extras = tomllib.loads((ROOT.parent / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    assert any(r.startswith("numba-cuda[cu12]") for r in extras["cuda"])
+    assert any(r.startswith("numba-cuda[cu13]") for r in extras["cuda13"])
+    assert any(r.startswith("scikit-learn") for r in extras["sklearn"])
+    assert any(r.startswith("mpi4py") for r in extras["mpi"])

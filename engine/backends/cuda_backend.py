@@ -118,14 +118,12 @@ class CudaBackend(Backend):
                              f"{a.dtype}/{b.dtype}/{out.dtype} do not fit together")
         if m == 0 or n == 0:
             return
-        T = self.k.TILE
-        blocks = (-(-n // T), -(-m // T))
-        self.k.gemm(a.dtype, bool(trans_a), bool(trans_b))[blocks, (T, T)](
+        self.k.gemm(a.dtype, bool(trans_a), bool(trans_b))[self.k.gemm_grid(m, n)](
             a, b, out, m, n, k, float(alpha), float(beta))
 
     def bias_act_(self, z, bias, activation):
         if activation == "softmax":
-            self.k.softmax_rows(z.dtype)[self.k.grid_1d(z.shape[0])](z, bias, True)
+            self.k.softmax_rows(z.dtype)[self.k.softmax_grid(z.shape[0])](z, bias, True)
         else:
             code = self.k.ACTIVATIONS[activation]
             self.k.bias_act(z.dtype)[self.k.grid_1d(z.size)](z, bias, code)
@@ -136,7 +134,7 @@ class CudaBackend(Backend):
             self._flat(delta), self._flat(a), code)
 
     def softmax_(self, z):
-        self.k.softmax_rows(z.dtype)[self.k.grid_1d(z.shape[0])](z, z[0], False)
+        self.k.softmax_rows(z.dtype)[self.k.softmax_grid(z.shape[0])](z, z[0], False)
 
     def output_delta(self, a, t, out, output, loss, weights=None):
         n, c = a.shape

@@ -10,7 +10,7 @@ import math
 import os
 
 import numpy as np
-from numba import cuda, float32, float64
+from numba import cuda, float32, float64, int64
 
 # The simulator runs every CUDA thread as a Python thread: smaller blocks keep tests quick.
 _SIM = os.environ.get("NUMBA_ENABLE_CUDASIM", "") not in ("", "0")
@@ -54,9 +54,21 @@ def grid_1d(n):
 
 
 # ------------------------------------------------------------------------------- GEMM
+# the most blocks along y a launch may have (CUDA's limit); taller products stride over the
+# row tiles instead (a test lowers it to check that path)
+MAX_GRID_Y = 65535
+
+
+def gemm_grid(m, n):
+    """(blocks, threads) of a gemm launch: one block per TILE x TILE tile of c, at most
+    MAX_GRID_Y blocks along the rows."""
+    return (-(-n // TILE), max(1, min(MAX_GRID_Y, -(-m // TILE)))), (TILE, TILE)
+
+
 @cached
 def gemm(dtype, trans_a, trans_b):
-    """c = alpha * op(a) @ op(b) + beta * c; launch with blocks (ceil(n/T), ceil(m/T)), (T, T)."""
+    """c = alpha * op(a) @ op(b) + beta * c, launched with gemm_grid(m, n); alpha and beta
+    are taken in the dtype (a float32 epilogue stays float32)."""
     nb = _numba_type(dtype)
 
     @cuda.jit
@@ -66,29 +78,33 @@ def gemm(dtype, trans_a, trans_b):
         sb = cuda.shared.array((TILE, TILE + 1), nb)
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
-        row = cuda.blockIdx.y * TILE + ty
+        al = nb(alpha)
+        be = nb(beta)
         col = cuda.blockIdx.x * TILE + tx
-        acc = nb(0.0)
-        for t in range((k + TILE - 1) // TILE):
-            ka = t * TILE + tx
-            if row < m and ka < k:
-                sa[ty, tx] = a[ka, row] if trans_a else a[row, ka]
-            else:
-                sa[ty, tx] = nb(0.0)
-            kb = t * TILE + ty
-            if kb < k and col < n:
-                sb[ty, tx] = b[col, kb] if trans_b else b[kb, col]
-            else:
-                sb[ty, tx] = nb(0.0)
-            cuda.syncthreads()
-            for j in range(TILE):
-                acc += sa[ty, j] * sb[j, tx]
-            cuda.syncthreads()
-        if row < m and col < n:
-            if beta == 0.0:
-                c[row, col] = alpha * acc
-            else:
-                c[row, col] = alpha * acc + beta * c[row, col]
+        # every thread of the block walks the same row tiles: the barriers stay matched
+        for rt in range(cuda.blockIdx.y, (m + TILE - 1) // TILE, cuda.gridDim.y):
+            row = rt * TILE + ty
+            acc = nb(0.0)
+            for t in range((k + TILE - 1) // TILE):
+                ka = t * TILE + tx
+                if row < m and ka < k:
+                    sa[ty, tx] = a[ka, row] if trans_a else a[row, ka]
+                else:
+                    sa[ty, tx] = nb(0.0)
+                kb = t * TILE + ty
+                if kb < k and col < n:
+                    sb[ty, tx] = b[col, kb] if trans_b else b[kb, col]
+                else:
+                    sb[ty, tx] = nb(0.0)
+                cuda.syncthreads()
+                for j in range(TILE):
+                    acc += sa[ty, j] * sb[j, tx]
+                cuda.syncthreads()
+            if row < m and col < n:
+                if be == nb(0.0):
+                    c[row, col] = al * acc
+                else:
+                    c[row, col] = al * acc + be * c[row, col]
 
     return kernel
 
@@ -124,28 +140,66 @@ def bias_act(dtype):
     return kernel
 
 
+# rows of a softmax block: each row gets 32 threads (a warp), ROWS rows per block
+SOFTMAX_ROWS = max(1, THREADS // 32)
+
+
+def softmax_grid(n):
+    return (max(1, min(MAX_BLOCKS, -(-n // SOFTMAX_ROWS))), (32, SOFTMAX_ROWS))
+
+
 @cached
 def softmax_rows(dtype):
-    """Bias then a max-subtracted softmax per row; one thread per row (rows are short)."""
+    """Bias then a max-subtracted softmax per row, 32 threads per row: each lane takes
+    every 32nd column, the row's max and sum are reduced in shared memory. Launch with
+    softmax_grid(n)."""
     nb = _numba_type(dtype)
 
     @cuda.jit
     def kernel(z, b, has_bias):
         n, c = z.shape
-        for i in range(cuda.grid(1), n, cuda.gridsize(1)):
-            if has_bias:
-                for j in range(c):
-                    z[i, j] += b[j]
-            mx = z[i, 0]
-            for j in range(1, c):
-                mx = max(mx, z[i, j])
+        red = cuda.shared.array((SOFTMAX_ROWS, 33), nb)
+        lane = cuda.threadIdx.x
+        r = cuda.threadIdx.y
+        groups = (n + SOFTMAX_ROWS - 1) // SOFTMAX_ROWS
+        for g in range(cuda.blockIdx.x, groups, cuda.gridDim.x):
+            i = g * SOFTMAX_ROWS + r
+            live = i < n
+            mx = -math.inf
+            if live:
+                for j in range(lane, c, 32):
+                    if has_bias:
+                        z[i, j] += b[j]
+                    mx = max(mx, z[i, j])
+            red[r, lane] = mx
+            cuda.syncthreads()
+            width = 16
+            while width > 0:
+                if lane < width:
+                    red[r, lane] = max(red[r, lane], red[r, lane + width])
+                cuda.syncthreads()
+                width //= 2
+            mx = red[r, 0]
+            cuda.syncthreads()
             s = nb(0.0)
-            for j in range(c):
-                e = math.exp(z[i, j] - mx)
-                z[i, j] = e
-                s += e
-            for j in range(c):
-                z[i, j] = z[i, j] / s
+            if live:
+                for j in range(lane, c, 32):
+                    e = math.exp(z[i, j] - mx)
+                    z[i, j] = e
+                    s += e
+            red[r, lane] = s
+            cuda.syncthreads()
+            width = 16
+            while width > 0:
+                if lane < width:
+                    red[r, lane] += red[r, lane + width]
+                cuda.syncthreads()
+                width //= 2
+            s = red[r, 0]
+            cuda.syncthreads()
+            if live:
+                for j in range(lane, c, 32):
+                    z[i, j] = z[i, j] / s
 
     return kernel
 
@@ -169,6 +223,20 @@ def act_backward(dtype):
     return kernel
 
 
+# ---------------------------------------------------------------- reductions
+@cuda.jit(device=True)
+def _block_sum(part, tid):
+    """part[0] = the sum of part[0:THREADS] (tree reduction; every thread of the block
+    calls it)."""
+    cuda.syncthreads()
+    step = THREADS // 2
+    while step > 0:
+        if tid < step:
+            part[tid] += part[tid + step]
+        cuda.syncthreads()
+        step //= 2
+
+
 # ---------------------------------------------------------------- loss and deltas
 @cached
 def weight_sum(dtype):
@@ -181,13 +249,7 @@ def weight_sum(dtype):
         for i in range(tid, w.size, THREADS):
             acc += float64(w[i])
         part[tid] = acc
-        cuda.syncthreads()
-        step = THREADS // 2
-        while step > 0:
-            if tid < step:
-                part[tid] += part[tid + step]
-            cuda.syncthreads()
-            step //= 2
+        _block_sum(part, tid)
         if tid == 0:
             out[0] = part[0] if part[0] > 0 else 1.0
 
@@ -261,14 +323,8 @@ def loss_into(dtype):
             acc += term
         part[tid] = acc
         weights[tid] = total
-        cuda.syncthreads()
-        step = THREADS // 2
-        while step > 0:
-            if tid < step:
-                part[tid] += part[tid + step]
-                weights[tid] += weights[tid + step]
-            cuda.syncthreads()
-            step //= 2
+        _block_sum(part, tid)
+        _block_sum(weights, tid)
         if tid == 0:
             n = float64(rows)
             if weighted:
@@ -471,10 +527,14 @@ def alive_units(dtype):
 
 @cached
 def saturated_count(dtype):
+    """out[0] += the entries near their activation's bound: each block counts its share
+    in shared memory, then adds it with one atomic (launch with grid_1d)."""
     nb = _numba_type(dtype)
 
     @cuda.jit
     def kernel(a, act, thr, out):
+        part = cuda.shared.array(THREADS, int64)
+        tid = cuda.threadIdx.x
         th = nb(thr)
         count = 0
         for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):
@@ -484,18 +544,28 @@ def saturated_count(dtype):
             elif act == TANH:
                 if abs(a[i]) > th:
                     count += 1
-        cuda.atomic.add(out, 0, count)
+        part[tid] = count
+        _block_sum(part, tid)
+        if tid == 0:
+            cuda.atomic.add(out, 0, part[0])
 
     return kernel
 
 
 @cached
 def sq_norm(dtype):
+    """out[0] += the sum of squares of x, in float64: per block in shared memory, then one
+    atomic per block (launch with grid_1d)."""
     @cuda.jit
     def kernel(x, out):
+        part = cuda.shared.array(THREADS, float64)
+        tid = cuda.threadIdx.x
         acc = 0.0
         for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
             acc += float64(x[i]) * float64(x[i])
-        cuda.atomic.add(out, 0, acc)
+        part[tid] = acc
+        _block_sum(part, tid)
+        if tid == 0:
+            cuda.atomic.add(out, 0, part[0])
 
     return kernel
