@@ -8,7 +8,7 @@ import numpy as np
 
 from . import checks, evaluation, training
 from ._version import __version__
-from .backends import Network, get_backend
+from .backends import Network, backend_for
 from .backends.base import TARGETS
 from .history import History
 from .errors import ModelFileError
@@ -69,7 +69,7 @@ class MLP:
         self.dtype = checks.dtype(dtype)
         self.seed = int(seed)
         self.init, self.init_scale = init, float(init_scale)
-        self.backend = get_backend(backend)
+        self.backend = backend_for(backend, self.layer_sizes)
         # one fit at a time: a second thread's fit, save or weight change waits for it
         # (two interleaved fits would lose each other's updates)
         self._lock = threading.RLock()

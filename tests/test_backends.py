@@ -67,3 +67,22 @@ def test_set_params_is_a_deprecated_alias_of_set_weights():
     with pytest.warns(DeprecationWarning, match="set_weights"):
         model.set_params(w, b)
     np.testing.assert_array_equal(model.weights[0], w[0])
+
+
+def test_auto_takes_the_gpu_only_for_networks_big_enough_to_win():
+    from engine.backends import CUDA_MIN_PARAMS, auto_choice
+    lecture, wide = [784, 100, 10], [784, 1024, 1024, 10]
+    assert auto_choice(lecture, ["numpy", "native", "cuda"])[0] == "native"
+    assert auto_choice(wide, ["numpy", "native", "cuda"])[0] == "cuda"
+    assert auto_choice(wide, ["numpy", "cuda"])[0] == "cuda"
+    assert auto_choice(lecture, ["numpy", "cuda"])[0] == "numpy"
+    assert auto_choice(wide, ["numpy", "native"])[0] == "native"
+    name, why = auto_choice(lecture, ["numpy", "native", "cuda"])
+    assert f"{CUDA_MIN_PARAMS:,}" in why
+
+
+def test_auto_model_on_this_machine_uses_the_machines_best():
+    import engine
+    from engine.backends import auto_choice, runnable_backends
+    model = engine.MLP([4, 3, 2], "relu", backend="auto")
+    assert model.backend.name == auto_choice([4, 3, 2], runnable_backends())[0]

@@ -293,6 +293,11 @@ def info_dict():
     d["cpu_count"] = os.cpu_count()
     d["backends"] = [{"name": b.name, "available": b.available, "reason": b.reason}
                      for b in available_backends()]
+    from ..backends import auto_choice, runnable_backends
+    here = runnable_backends()
+    d["auto"] = {name: dict(zip(("backend", "why"), auto_choice(sizes, here)))
+                 for name, sizes in (("784-100-10", [784, 100, 10]),
+                                     ("784-1024-1024-10", [784, 1024, 1024, 10]))}
     try:
         from threadpoolctl import threadpool_info
         d["threadpools"] = [{k: p.get(k) for k in ("user_api", "internal_api", "num_threads",
@@ -345,6 +350,9 @@ def cmd_info(args):
     for b in d["backends"]:
         mark = "yes" if b["available"] else "no "
         print(f"  {b['name']:<7} {mark}  {b['reason']}")
+    print("\nbackend=\"auto\" picks, by network:")
+    for net, choice in d["auto"].items():
+        print(f"  {net}: {choice['backend']} ({choice['why']})")
     print("\nnative build:")
     if isinstance(d["native_build"], dict):
         for k, v in d["native_build"].items():

@@ -98,6 +98,42 @@ def _cuda_simulated():
     return cuda_simulator_enabled()
 
 
+# `auto` takes the GPU for networks of at least this many parameters, the CPU below. Why:
+# a minibatch step on the cuda backend costs ~17 kernel launches plus their Python argument
+# handling, ~0.5 ms of host time whatever the network (estimated from numba-cuda's per-launch
+# cost; no GPU has measured it yet), while the native epoch's step costs about
+# 6 x parameters x batch FLOP at ~100 GFLOP/s on 2 cores (measured: 784-100-10, batch 100,
+# 0.25-0.3 ms). The two meet near 80,000 parameters at batch 100 (the lecture network);
+# 1,000,000 leaves the GPU a 10x margin until a device check measures the host cost.
+CUDA_MIN_PARAMS = 1_000_000
+
+
+def auto_choice(sizes, available):
+    """(backend name, why) that `auto` picks for a network of layer `sizes`, given the
+    names of the backends that can run here."""
+    params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    cpu = "native" if "native" in available else "numpy"
+    if "cuda" in available:
+        if params >= CUDA_MIN_PARAMS:
+            return "cuda", (f"{params:,} parameters >= {CUDA_MIN_PARAMS:,}: the GPU's work "
+                            f"outgrows its per-step launch cost")
+        return cpu, (f"{params:,} parameters < {CUDA_MIN_PARAMS:,}: the GPU would wait on "
+                     f"its kernel launches; the CPU is faster")
+    return cpu, f"{cpu} is the fastest backend available here"
+
+
+def backend_for(name, sizes):
+    """The backend a model of layer `sizes` runs on: get_backend(name), except that "auto"
+    chooses by network size (auto_choice)."""
+    if not (isinstance(name, str) and name == "auto"):
+        return get_backend(name)
+    fallback = _get_auto()                 # the machine's best (warns when it is numpy)
+    if fallback.name != "cuda":
+        return fallback
+    chosen, _ = auto_choice(sizes, runnable_backends())
+    return get_backend(chosen)
+
+
 def _get_auto() -> Backend:
     if "auto" in _instances:
         return _instances["auto"]

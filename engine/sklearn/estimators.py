@@ -23,7 +23,7 @@ from sklearn.utils.multiclass import (_check_partial_fit_first_call, type_of_tar
 from sklearn.utils.validation import (_check_sample_weight, check_is_fitted, column_or_1d,
                                       validate_data)
 
-from ..backends import get_backend
+from ..backends import backend_for
 from ..backends.numpy_backend import ACTIVATIONS
 from .network import EngineNet
 from .solvers import fit_lbfgs, fit_stochastic
@@ -108,7 +108,7 @@ class _EngineMLP(BaseEstimator):
     def _engine_net(self, layer_units):
         """The engine network holding coefs_ and intercepts_ (made, or brought in line with
         them when the user changed them or the backend parameter)."""
-        backend = get_backend(self.backend)
+        backend = backend_for(self.backend, layer_units)
         dtype = self.coefs_[0].dtype
         net = getattr(self, "_net", None)
         if (net is None or net.layer_units != layer_units or net.dtype != dtype
