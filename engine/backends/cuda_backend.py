@@ -140,10 +140,7 @@ class CudaBackend(Backend):
         n, c = a.shape
         kind = self.k.OUTPUT_LOSS[output, loss]
         # the 1/n factor's numerator; the kernel divides by n, or by the weights' sum
-        if kind in (self.k.SIGMOID_MSE, self.k.IDENTITY_MSE):
-            numerator = 2.0 / c
-        else:
-            numerator = 2.0 if kind == self.k.SIGMOID_MSE_REF else 1.0
+        numerator = self.k.delta_numerator(kind, c)
         wsum = self._scratch_array("weight_sum", (1,), np.float64)
         if weights is not None:
             self.k.weight_sum(a.dtype)[1, self.k.THREADS](weights, wsum)
@@ -155,8 +152,7 @@ class CudaBackend(Backend):
     def loss_into(self, a, t, output, loss, losses, slot, weights=None):
         n, c = a.shape
         kind = self.k.OUTPUT_LOSS[output, loss]
-        per_element = kind in (self.k.SIGMOID_MSE, self.k.SIGMOID_MSE_REF,
-                               self.k.IDENTITY_MSE, self.k.IDENTITY_HALF_MSE)
+        per_element = kind in self.k.PER_ELEMENT
         self.k.loss_into(a.dtype)[1, self.k.THREADS](
             self._flat(a), self._flat(t), kind, n, c, per_element,
             weights if weights is not None else self._flat(a), weights is not None, losses,

@@ -53,6 +53,72 @@ def grid_1d(n):
     return max(1, min(MAX_BLOCKS, -(-n // THREADS))), THREADS
 
 
+# ------------------------------------------------------------ per-element math, per dtype
+@cached
+def elementwise(dtype):
+    """Device functions of one dtype: activate(v, act) (not softmax), derivative(a, act)
+    from the output a, and loss_term(kind, a, t) (float64). Every kernel that applies an
+    activation, its derivative or a loss uses these."""
+    nb = _numba_type(dtype)
+    one, zero = nb(1.0), nb(0.0)
+    cap = nb(EXP_CAP[np.dtype(dtype)])
+    eps = nb(np.finfo(np.dtype(dtype)).eps)
+    tiny = nb(np.finfo(np.dtype(dtype)).tiny)
+
+    @cuda.jit(device=True)
+    def activate(v, act):
+        if act == SIGMOID:       # exp only of -|v|: no overflow
+            if v >= 0:
+                return one / (one + math.exp(-v))
+            e = math.exp(v)
+            return e / (one + e)
+        if act == RELU:
+            return v if v > 0 else zero
+        if act == TANH:
+            return math.tanh(v)
+        if act == EXP:
+            return math.exp(min(v, cap))
+        return v
+
+    @cuda.jit(device=True)
+    def derivative(a, act):
+        if act == SIGMOID:
+            return a * (one - a)
+        if act == RELU:
+            return one if a > 0 else zero
+        if act == TANH:
+            return one - a * a
+        return one
+
+    @cuda.jit(device=True)
+    def xlogy(x, y):
+        return 0.0 if x == 0 else float64(x) * float64(math.log(y))
+
+    @cuda.jit(device=True)
+    def loss_term(kind, a, t):
+        if kind == SOFTMAX_CE:
+            return 0.0 if t == 0 else -float64(t) * float64(math.log(max(a, eps)))
+        if kind == SIGMOID_BCE:
+            p = min(max(a, eps), one - eps)
+            return -(xlogy(t, p) + xlogy(one - t, one - p))
+        if kind == EXP_POISSON:
+            return xlogy(t, t) - xlogy(t, max(a, tiny)) - float64(t) + float64(a)
+        e = float64(a) - float64(t)
+        return 0.5 * e * e if kind == IDENTITY_HALF_MSE else e * e
+
+    return activate, derivative, loss_term
+
+
+def delta_numerator(kind, c):
+    """The output delta's scale times the batch's rows (or weight sum): 1, 2/c or 2."""
+    if kind in (SIGMOID_MSE, IDENTITY_MSE):
+        return 2.0 / c
+    return 2.0 if kind == SIGMOID_MSE_REF else 1.0
+
+
+PER_ELEMENT = (SIGMOID_MSE, SIGMOID_MSE_REF, IDENTITY_MSE, IDENTITY_HALF_MSE)
+
+
 # ------------------------------------------------------------------------------- GEMM
 # the most blocks along y a launch may have (CUDA's limit); taller products stride over the
 # row tiles instead (a test lowers it to check that path)
@@ -112,30 +178,15 @@ def gemm(dtype, trans_a, trans_b):
 # -------------------------------------------------------------------- activations
 @cached
 def bias_act(dtype):
-    nb = _numba_type(dtype)
-    cap = nb(EXP_CAP[np.dtype(dtype)])
+    activate = elementwise(dtype)[0]
 
     @cuda.jit
     def kernel(z, b, act):
         n, c = z.shape
-        one = nb(1.0)
         for idx in range(cuda.grid(1), n * c, cuda.gridsize(1)):
             i = idx // c
             j = idx - i * c
-            v = z[i, j] + b[j]
-            if act == SIGMOID:       # exp only of -|v|: no overflow
-                if v >= 0:
-                    v = one / (one + math.exp(-v))
-                else:
-                    e = math.exp(v)
-                    v = e / (one + e)
-            elif act == RELU:
-                v = v if v > 0 else nb(0.0)
-            elif act == TANH:
-                v = math.tanh(v)
-            elif act == EXP:
-                v = math.exp(min(v, cap))
-            z[i, j] = v
+            z[i, j] = activate(z[i, j] + b[j], act)
 
     return kernel
 
@@ -206,19 +257,12 @@ def softmax_rows(dtype):
 
 @cached
 def act_backward(dtype):
-    nb = _numba_type(dtype)
+    derivative = elementwise(dtype)[1]
 
     @cuda.jit
     def kernel(d, a, act):
-        one = nb(1.0)
         for i in range(cuda.grid(1), d.size, cuda.gridsize(1)):
-            if act == SIGMOID:
-                d[i] *= a[i] * (one - a[i])
-            elif act == RELU:
-                if a[i] <= 0:
-                    d[i] = nb(0.0)
-            elif act == TANH:
-                d[i] *= one - a[i] * a[i]
+            d[i] *= derivative(a[i], act)
 
     return kernel
 
@@ -284,14 +328,7 @@ def output_delta(dtype):
 def loss_into(dtype):
     """out[slot] = the loss of (a, t) (weighted by w per row of c when `weighted`); one
     block of THREADS threads, reduced in float64. per_element: divide by c as well."""
-    nb = _numba_type(dtype)
-    eps = nb(np.finfo(np.dtype(dtype)).eps)
-    tiny = nb(np.finfo(np.dtype(dtype)).tiny)
-    one = nb(1.0)
-
-    @cuda.jit(device=True)
-    def xlogy(x, y):
-        return 0.0 if x == 0 else float64(x) * float64(math.log(y))
+    loss_term = elementwise(dtype)[2]
 
     @cuda.jit
     def kernel(a, t, kind, rows, c, per_element, w, weighted, out, slot):
@@ -301,21 +338,7 @@ def loss_into(dtype):
         acc = 0.0
         total = 0.0
         for i in range(tid, a.size, THREADS):
-            term = 0.0
-            if kind == SOFTMAX_CE:
-                if t[i] != 0:
-                    term = -float64(t[i]) * float64(math.log(max(a[i], eps)))
-            elif kind == SIGMOID_BCE:
-                p = min(max(a[i], eps), one - eps)
-                term = -(xlogy(t[i], p) + xlogy(one - t[i], one - p))
-            elif kind == EXP_POISSON:
-                term = (xlogy(t[i], t[i]) - xlogy(t[i], max(a[i], tiny)) - float64(t[i])
-                        + float64(a[i]))
-            else:
-                e = float64(a[i]) - float64(t[i])
-                term = e * e
-                if kind == IDENTITY_HALF_MSE:
-                    term *= 0.5
+            term = loss_term(kind, a[i], t[i])
             if weighted:
                 term *= float64(w[i // c])
                 if i % c == 0:
