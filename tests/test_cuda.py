@@ -215,25 +215,27 @@ def test_diagnostics(gpu, dtype):
     assert gpu.sq_norm(gpu.asarray(s)) == pytest.approx(REF.sq_norm(s), rel=1e-6)
 
 
-def test_two_epochs_on_a_slice_of_the_sample_match_numpy(sample64):
+def test_generic_epoch_on_a_slice_of_the_sample_matches_numpy(sample64):
     X, y, _, _ = sample64
-    # 23 rows x 20 pixels: minibatches of 12 and a short 11; k = 20 spans two GEMM tiles
+    # 23 rows x 20 pixels: minibatches of 12 and a short 11; k = 20 spans several GEMM tiles
     X, y = np.ascontiguousarray(X[:23, ::40]), y[:23]
     models = {}
     for name in ("numpy", "cuda"):
         model = MLP([20, 6, 10], "sigmoid", "softmax", "cross_entropy", dtype="float64",
                     backend=name, seed=3)
-        # Adam with L2: the generic epoch, the update kernel and the L2 term (each other
-        # rule's kernel: test_optimizer_step)
-        hist = model.fit(X, y, epochs=2, batch_size=12, learning_rate=0.05, optimizer="adam",
-                         alpha=0.2, progress=False)
+        # Adam with L2 and (unit) sample weights: the generic epoch, which the fused one
+        # hands weighted, dropout and diagnostics fits to (each rule's kernel:
+        # test_optimizer_step; the fused epoch: test_fused_epoch_...)
+        hist = model.fit(X, y, epochs=1, batch_size=12, learning_rate=0.05, optimizer="adam",
+                         alpha=0.2, progress=False, sample_weight=np.ones(len(y)))
         models[name] = (model, hist)
     (ref, h_ref), (gpu, h_gpu) = models["numpy"], models["cuda"]
     for a, b in zip(gpu.weights + gpu.biases, ref.weights + ref.biases):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
     np.testing.assert_allclose(h_gpu.batch_loss, h_ref.batch_loss, rtol=1e-10)
     np.testing.assert_allclose(h_gpu.epoch_loss, h_ref.epoch_loss, rtol=1e-10)
-    assert len(h_gpu.batch_loss) == 4
+    assert len(h_gpu.batch_loss) == 2
+    assert all(ws.plan is None for ws in gpu._workspaces.values())   # not the fused epoch
     np.testing.assert_array_equal(gpu.predict(X), ref.predict(X))
 
 
@@ -265,3 +267,47 @@ def test_count_regression_trains_as_numpy(sample64):
         for a, b in zip(gpu.weights + gpu.biases, ref.weights + ref.biases):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
         np.testing.assert_allclose(h_gpu.batch_loss, h_ref.batch_loss, rtol=1e-10)
+
+
+FUSED_CASES = [  # (hidden sizes, hidden activation, output, loss, optimizer settings)
+    ([4], "sigmoid", "softmax", "cross_entropy", dict(optimizer="sgd", learning_rate=0.5)),
+    ([4, 3], "relu", "sigmoid", "mse", dict(optimizer="sgd", learning_rate=0.5,
+                                           momentum=0.9, alpha=0.1)),
+    ([4], "tanh", "identity", "squared_error", dict(optimizer="sgd", learning_rate=0.1,
+                                                   momentum=0.8, nesterov=True)),
+    ([3], "tanh", "sigmoid", "binary_cross_entropy", dict(optimizer="adam",
+                                                          learning_rate=0.05, alpha=0.2)),
+    ([3], "identity", "exp", "poisson", dict(optimizer="adam", learning_rate=0.01)),
+]
+
+
+@pytest.mark.parametrize("hidden,act,output,loss,opt", FUSED_CASES,
+                         ids=[f"{c[2]}-{c[3]}" for c in FUSED_CASES])
+def test_fused_epoch_trains_as_numpy_in_3L_plus_2_launches(hidden, act, output, loss, opt):
+    """The fused epoch (engine/backends/cuda_epoch.py): every optimizer, L2, label and
+    target-row pairs, depth 1 and 2, a short last minibatch; and its launch count."""
+    rng = np.random.default_rng(len(hidden))
+    X = rng.normal(size=(7, 5))
+    c = 1 if loss == "binary_cross_entropy" else 3
+    if loss in ("cross_entropy", "mse"):
+        y = rng.integers(0, c, 7)
+    elif loss == "poisson":
+        y = rng.poisson(1.0, (7, c)).astype(float)
+    elif loss == "binary_cross_entropy":
+        y = rng.integers(0, 2, (7, c)).astype(float)
+    else:
+        y = rng.normal(size=(7, c))
+    sizes = [5] + hidden + [c]
+    models = {}
+    for name in ("numpy", "cuda"):
+        model = MLP(sizes, act, output, loss, dtype="float64", backend=name, seed=2,
+                    init="glorot")
+        hist = model.fit(X, y, epochs=1, batch_size=3, progress=False, **opt)
+        models[name] = (model, hist)
+    (ref, h_ref), (gpu, h_gpu) = models["numpy"], models["cuda"]
+    for a, b in zip(gpu.weights + gpu.biases, ref.weights + ref.biases):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(h_gpu.batch_loss, h_ref.batch_loss, rtol=1e-10)
+    plan = next(ws for ws in gpu._workspaces.values()).plan
+    layers = len(sizes) - 1
+    assert plan.launches == 3 * (3 * layers + 2)         # 3 minibatches

@@ -225,6 +225,17 @@ class CudaBackend(Backend):
         return float(out.copy_to_host()[0])
 
     # ------------------------------------------------------------------ training
+    def train_epoch(self, net, X, y, order, batch_size, rule, alpha, ws, batch_losses,
+                    grad_norms=None, sample_weight=None, dropout=None):
+        """The fused epoch (engine/backends/cuda_epoch.py: 3L + 2 launches per minibatch);
+        with sample weights, dropout or diagnostics, the generic one below."""
+        if grad_norms is None and sample_weight is None and dropout is None:
+            from .cuda_epoch import fused_epoch
+            return fused_epoch(self, net, X, y, order, batch_size, rule, alpha, ws,
+                               batch_losses)
+        return super().train_epoch(net, X, y, order, batch_size, rule, alpha, ws,
+                                   batch_losses, grad_norms, sample_weight, dropout)
+
     # The generic epoch of the base class, with the minibatch losses kept on the device
     # until it ends (one synchronization per epoch).
     def loss_buffer(self, batch_losses, n):
