@@ -99,12 +99,13 @@ def _cuda_simulated():
 
 
 # `auto` takes the GPU for networks of at least this many parameters, the CPU below. Why:
-# a minibatch step on the cuda backend costs ~17 kernel launches plus their Python argument
-# handling, ~0.5 ms of host time whatever the network (estimated from numba-cuda's per-launch
-# cost; no GPU has measured it yet), while the native epoch's step costs about
-# 6 x parameters x batch FLOP at ~100 GFLOP/s on 2 cores (measured: 784-100-10, batch 100,
-# 0.25-0.3 ms). The two meet near 80,000 parameters at batch 100 (the lecture network);
-# 1,000,000 leaves the GPU a 10x margin until a device check measures the host cost.
+# a minibatch step of the cuda backend's fused epoch is 3L + 2 kernel launches (8 for two
+# layers), each with numba-cuda's Python argument handling: ~0.1-0.2 ms of host time
+# whatever the network (estimated at 10-20 us a launch; no GPU has measured it yet), while
+# the native epoch's step costs about 6 x parameters x batch FLOP at ~100 GFLOP/s on 2 cores
+# (measured: 784-100-10, batch 100, 0.25-0.3 ms). They meet somewhere between 30,000 and
+# 80,000 parameters at batch 100; 1,000,000 leaves the GPU a wide margin until
+# benches/gpu_check.py measures the host cost on a device.
 CUDA_MIN_PARAMS = 1_000_000
 
 
