@@ -311,3 +311,11 @@ def test_fused_epoch_trains_as_numpy_in_3L_plus_2_launches(hidden, act, output, 
     plan = next(ws for ws in gpu._workspaces.values()).plan
     layers = len(sizes) - 1
     assert plan.launches == 3 * (3 * layers + 2)         # 3 minibatches
+
+
+def test_large_products_go_to_cublas_only_on_a_device():
+    from engine.backends.cuda_backend import CUBLAS_MIN_FLOP, use_cublas
+    assert use_cublas(4096, 4096, 4096, simulated=False)
+    assert not use_cublas(4096, 4096, 4096, simulated=True)
+    assert not use_cublas(100, 100, 784, simulated=False)      # the lecture's products
+    assert 2 * 512 ** 3 == CUBLAS_MIN_FLOP and use_cublas(512, 512, 512, simulated=False)

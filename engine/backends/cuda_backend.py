@@ -50,6 +50,28 @@ def _on_device(x):
 
 simulator_enabled = cuda_simulator_enabled
 
+# products of at least this many FLOP go to cuBLAS when CuPy is there: a 512^3 product is
+# where a vendor GEMM's lead over ours starts to outweigh a call through another library
+CUBLAS_MIN_FLOP = 2 * 512 ** 3
+_CUPY = []
+
+
+def use_cublas(m, n, k, simulated):
+    """Whether an m x n x k product goes to cuBLAS (never under the simulator)."""
+    return not simulated and 2 * m * n * k >= CUBLAS_MIN_FLOP
+
+
+def _cupy():
+    """CuPy, or None where it is not installed or not working (looked up once)."""
+    if not _CUPY:
+        try:
+            import cupy
+            cupy.cublas.gemm             # noqa: B018  (the API this backend calls)
+            _CUPY.append(cupy)
+        except Exception:
+            _CUPY.append(None)
+    return _CUPY[0]
+
 
 class CudaBackend(Backend):
     name = "cuda"
@@ -110,6 +132,20 @@ class CudaBackend(Backend):
     def _flat(x):
         return x.reshape(x.size)
 
+    def _cublas(self, a, b, out, trans_a, trans_b, alpha, beta, m, n, k):
+        """Large products go to cuBLAS through CuPy when it is importable: on the same
+        (default) stream, through __cuda_array_interface__ views (no copies), TF32 off
+        (CuPy's default unless CUPY_TF32=1), so results stay comparable. Returns whether
+        it took the product."""
+        if not use_cublas(m, n, k, simulator_enabled()):
+            return False
+        cp = _cupy()
+        if cp is None:
+            return False
+        cp.cublas.gemm("T" if trans_a else "N", "T" if trans_b else "N", cp.asarray(a),
+                       cp.asarray(b), cp.asarray(out), alpha=alpha, beta=beta)
+        return True
+
     def gemm(self, a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
         m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
         kb, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
@@ -118,8 +154,11 @@ class CudaBackend(Backend):
                              f"{a.dtype}/{b.dtype}/{out.dtype} do not fit together")
         if m == 0 or n == 0:
             return
+        if self._cublas(a, b, out, trans_a, trans_b, alpha, beta, m, n, k):
+            return
+        dummy = self._scratch_array("gemm_dummy", (1,), np.int64)
         self.k.gemm(a.dtype, bool(trans_a), bool(trans_b))[self.k.gemm_grid(m, n)](
-            a, b, out, m, n, k, float(alpha), float(beta))
+            a, b, out, m, n, k, float(alpha), float(beta), dummy, 0, out, out, 0)
 
     def bias_act_(self, z, bias, activation):
         if activation == "softmax":

@@ -2,7 +2,8 @@
 the lecture network), no Python allocation per minibatch.
 
 Per minibatch:
-- L forward products, each with its bias and activation as the GEMM's epilogue; the first
+- L forward products (cuda_kernels.gemm: register-blocked tiles, coalesced loads), each
+  with its bias and activation as the GEMM's epilogue; the first
   reads its input rows straight from the training set through the epoch's row order (the
   gather folded into its loads); the output layer's epilogue adds the bias only;
 - one block applies the output activation (softmax, sigmoid, identity, exp), writes the
@@ -26,66 +27,9 @@ from numba import cuda, float64
 
 from .. import interrupt
 from . import cuda_kernels as k
-from .cuda_kernels import (SIGMOID_MSE, SIGMOID_MSE_REF, SOFTMAX, THREADS, TILE,
-                           _block_sum, _numba_type, cached)
-
-# epilogues of the fused GEMM
-PLAIN, BIAS_ACT, TIMES_DERIVATIVE = 0, 1, 2
-# rows of an operand read through the epoch's order
-NO_GATHER, GATHER_A, GATHER_B = 0, 1, 2
-
-
-@cached
-def gemm_fused(dtype, trans_a, trans_b, gather, epilogue):
-    """c = op(a) @ op(b), then the epilogue: + bias[col] and act (BIAS_ACT), or times
-    act'(aux[row, col]) (TIMES_DERIVATIVE). With GATHER_A (GATHER_B) row r of a (of b) is
-    row order[base + r] of that array. Launch with cuda_kernels.gemm_grid(m, n)."""
-    nb = _numba_type(dtype)
-    activate, derivative, _ = k.elementwise(dtype)
-
-    @cuda.jit
-    def kernel(a, b, c, m, n, kk, order, base, bias, aux, act):
-        sa = cuda.shared.array((TILE, TILE + 1), nb)
-        sb = cuda.shared.array((TILE, TILE + 1), nb)
-        tx = cuda.threadIdx.x
-        ty = cuda.threadIdx.y
-        col = cuda.blockIdx.x * TILE + tx
-        for rt in range(cuda.blockIdx.y, (m + TILE - 1) // TILE, cuda.gridDim.y):
-            row = rt * TILE + ty
-            acc = nb(0.0)
-            for t in range((kk + TILE - 1) // TILE):
-                ka = t * TILE + tx
-                if row < m and ka < kk:
-                    if trans_a:
-                        sa[ty, tx] = a[ka, row]
-                    elif gather == GATHER_A:
-                        sa[ty, tx] = a[order[base + row], ka]
-                    else:
-                        sa[ty, tx] = a[row, ka]
-                else:
-                    sa[ty, tx] = nb(0.0)
-                kb = t * TILE + ty
-                if kb < kk and col < n:
-                    if trans_b:
-                        sb[ty, tx] = b[col, kb]
-                    elif gather == GATHER_B:
-                        sb[ty, tx] = b[order[base + kb], col]
-                    else:
-                        sb[ty, tx] = b[kb, col]
-                else:
-                    sb[ty, tx] = nb(0.0)
-                cuda.syncthreads()
-                for j in range(TILE):
-                    acc += sa[ty, j] * sb[j, tx]
-                cuda.syncthreads()
-            if row < m and col < n:
-                if epilogue == BIAS_ACT:
-                    acc = activate(acc + bias[col], act)
-                elif epilogue == TIMES_DERIVATIVE:
-                    acc *= derivative(aux[row, col], act)
-                c[row, col] = acc
-
-    return kernel
+from .cuda_kernels import (BIAS_ACT, GATHER_A, GATHER_B, NO_GATHER, PLAIN, SIGMOID_MSE,
+                           SIGMOID_MSE_REF, SOFTMAX, THREADS, TIMES_DERIVATIVE, _block_sum,
+                           _numba_type, cached, gemm)
 
 
 @cached
@@ -289,22 +233,23 @@ class CudaEpochPlan:
             last = l == L - 1
             inp = X if l == 0 else A[l - 1]
             n_out, n_in = self.W[l].shape
-            self._launch(gemm_fused(dt, False, True, GATHER_A if l == 0 else NO_GATHER,
-                                    BIAS_ACT), k.gemm_grid(m, n_out),
-                         inp, self.W[l], A[l], m, n_out, n_in, order, base, self.B[l],
-                         A[l], k.ACTIVATIONS["identity"] if last else self.acts[l])
+            self._launch(gemm(dt, False, True, GATHER_A if l == 0 else NO_GATHER, BIAS_ACT),
+                         k.gemm_grid(m, n_out), inp, self.W[l], A[l], m, n_out, n_in, 1.0,
+                         0.0, order, base, self.B[l], A[l],
+                         k.ACTIVATIONS["identity"] if last else self.acts[l])
         self._launch(output_step(dt, target_rows), (1, THREADS), A[L - 1], y, order, base,
                      D[L - 1], self.acts[L - 1], out_kind, scale, divisor, losses, slot)
         for l in range(L - 1, -1, -1):
             n_out, n_in = self.W[l].shape
             inp = X if l == 0 else A[l - 1]
-            self._launch(gemm_fused(dt, True, False, GATHER_B if l == 0 else NO_GATHER,
-                                    PLAIN), k.gemm_grid(n_out, n_in),
-                         D[l], inp, self.GW[l], n_out, n_in, m, order, base, unused, A[0], 0)
+            self._launch(gemm(dt, True, False, GATHER_B if l == 0 else NO_GATHER, PLAIN),
+                         k.gemm_grid(n_out, n_in), D[l], inp, self.GW[l], n_out, n_in, m,
+                         1.0, 0.0, order, base, unused, A[0], 0)
             if l > 0:
-                self._launch(gemm_fused(dt, False, False, NO_GATHER, TIMES_DERIVATIVE),
+                self._launch(gemm(dt, False, False, NO_GATHER, TIMES_DERIVATIVE),
                              k.gemm_grid(m, n_in), D[l], self.W[l], D[l - 1], m, n_in,
-                             n_out, order, base, unused, A[l - 1], self.acts[l - 1])
+                             n_out, 1.0, 0.0, order, base, unused, A[l - 1],
+                             self.acts[l - 1])
         self._launch(bias_grads(dt), k.grid_1d(self.n_bias), self.Dflat, self.doff,
                      self.width, self.goff, L, m, self.G)
         self._launch(update_all(dt, rule.kind), k.grid_1d(self.P.size), self.P, self.G,

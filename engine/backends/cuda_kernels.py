@@ -2,7 +2,8 @@
 
 Runs on a GPU, or on the CPU under the CUDA simulator (NUMBA_ENABLE_CUDASIM=1), where
 the tests exercise it. Elementwise kernels use grid-stride loops; the GEMM is a
-shared-memory tiled kernel whose tile loop runs ceil(K / TILE) times, so any shape works.
+register-blocked shared-memory kernel with optional epilogues and row gathers (the fused
+epoch's products, engine/backends/cuda_epoch.py), any shape.
 """
 from __future__ import annotations
 
@@ -14,9 +15,6 @@ from numba import cuda, float32, float64, int64
 
 # The simulator runs every CUDA thread as a Python thread: smaller blocks keep tests quick.
 _SIM = os.environ.get("NUMBA_ENABLE_CUDASIM", "") not in ("", "0")
-# GEMM tiles: 16 x 16 on a GPU; 8 x 8 under the simulator (the code is the same for any
-# size; the tests' odd shapes then cross more tile edges, in a quarter of the threads)
-TILE = 8 if _SIM else 16
 THREADS = 64 if _SIM else 256
 MAX_BLOCKS = 1024
 
@@ -122,57 +120,110 @@ PER_ELEMENT = (SIGMOID_MSE, SIGMOID_MSE_REF, IDENTITY_MSE, IDENTITY_HALF_MSE)
 
 
 # ------------------------------------------------------------------------------- GEMM
+# Block tiles of BM x BN outputs, BK deep, computed by (RT x RT) threads holding RB x RB
+# outputs each in registers (64 x 64 by 16 x 16 threads on a GPU; 16 x 16 by 4 x 4 under
+# the simulator, which runs every thread in Python: the same code, more tile edges).
+RB = 4
+RT = 4 if _SIM else 16
+BM = BN = RT * RB
+BK = 8 if _SIM else 16
+TILE = BM                       # rows (and columns) of c per block
 # the most blocks along y a launch may have (CUDA's limit); taller products stride over the
 # row tiles instead (a test lowers it to check that path)
 MAX_GRID_Y = 65535
+# epilogues: c = alpha * acc + beta * c; act(acc + bias[col]); acc * act'(aux[row, col])
+PLAIN, BIAS_ACT, TIMES_DERIVATIVE = 0, 1, 2
+# operand rows read through an order vector: row r of a (GATHER_A) or of b (GATHER_B) is
+# row order[base + r] of that array (the training set, read in the epoch's order)
+NO_GATHER, GATHER_A, GATHER_B = 0, 1, 2
 
 
 def gemm_grid(m, n):
-    """(blocks, threads) of a gemm launch: one block per TILE x TILE tile of c, at most
+    """(blocks, threads) of a gemm launch: one block per BM x BN tile of c, at most
     MAX_GRID_Y blocks along the rows."""
-    return (-(-n // TILE), max(1, min(MAX_GRID_Y, -(-m // TILE)))), (TILE, TILE)
+    return (-(-n // BN), max(1, min(MAX_GRID_Y, -(-m // BM)))), (RT, RT)
 
 
 @cached
-def gemm(dtype, trans_a, trans_b):
-    """c = alpha * op(a) @ op(b) + beta * c, launched with gemm_grid(m, n); alpha and beta
-    are taken in the dtype (a float32 epilogue stays float32)."""
+def gemm(dtype, trans_a, trans_b, gather=NO_GATHER, epilogue=PLAIN):
+    """c = op(a) @ op(b) (m x n, inner size kk), then the epilogue. Launch with
+    gemm_grid(m, n). Each tile of a and b is read with consecutive threads on consecutive
+    addresses whichever way the operand is stored (a transposed operand is transposed on
+    its way into shared memory), and each thread keeps an RB x RB block of c in registers.
+    alpha and beta are taken in the dtype, so a float32 epilogue stays float32."""
     nb = _numba_type(dtype)
+    activate, derivative, _ = elementwise(dtype)
+    threads = RT * RT
 
     @cuda.jit
-    def kernel(a, b, c, m, n, k, alpha, beta):
-        # one padding column keeps the column reads of a tile off a single bank
-        sa = cuda.shared.array((TILE, TILE + 1), nb)
-        sb = cuda.shared.array((TILE, TILE + 1), nb)
+    def kernel(a, b, c, m, n, kk, alpha, beta, order, base, bias, aux, act):
+        As = cuda.shared.array((BK, BM + 1), nb)        # As[k][row]
+        Bs = cuda.shared.array((BK, BN + 1), nb)        # Bs[k][col]
+        acc = cuda.local.array((RB, RB), nb)
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
+        tid = ty * RT + tx
         al = nb(alpha)
         be = nb(beta)
-        col = cuda.blockIdx.x * TILE + tx
+        col0 = cuda.blockIdx.x * BN
         # every thread of the block walks the same row tiles: the barriers stay matched
-        for rt in range(cuda.blockIdx.y, (m + TILE - 1) // TILE, cuda.gridDim.y):
-            row = rt * TILE + ty
-            acc = nb(0.0)
-            for t in range((k + TILE - 1) // TILE):
-                ka = t * TILE + tx
-                if row < m and ka < k:
-                    sa[ty, tx] = a[ka, row] if trans_a else a[row, ka]
-                else:
-                    sa[ty, tx] = nb(0.0)
-                kb = t * TILE + ty
-                if kb < k and col < n:
-                    sb[ty, tx] = b[col, kb] if trans_b else b[kb, col]
-                else:
-                    sb[ty, tx] = nb(0.0)
+        for rt in range(cuda.blockIdx.y, (m + BM - 1) // BM, cuda.gridDim.y):
+            row0 = rt * BM
+            for i in range(RB):
+                for j in range(RB):
+                    acc[i, j] = nb(0.0)
+            for k0 in range(0, kk, BK):
+                for e in range(tid, BM * BK, threads):
+                    if trans_a:                 # a is kk x m: consecutive rows of c
+                        q, r = e // BM, e % BM
+                    else:                       # a is m x kk: consecutive k
+                        r, q = e // BK, e % BK
+                    row, kq = row0 + r, k0 + q
+                    v = nb(0.0)
+                    if row < m and kq < kk:
+                        if trans_a:
+                            v = a[kq, row]
+                        elif gather == GATHER_A:
+                            v = a[order[base + row], kq]
+                        else:
+                            v = a[row, kq]
+                    As[q, r] = v
+                for e in range(tid, BN * BK, threads):
+                    if trans_b:                 # b is n x kk: consecutive k
+                        r, q = e // BK, e % BK
+                    else:                       # b is kk x n: consecutive columns
+                        q, r = e // BN, e % BN
+                    col, kq = col0 + r, k0 + q
+                    v = nb(0.0)
+                    if col < n and kq < kk:
+                        if trans_b:
+                            v = b[col, kq]
+                        elif gather == GATHER_B:
+                            v = b[order[base + kq], col]
+                        else:
+                            v = b[kq, col]
+                    Bs[q, r] = v
                 cuda.syncthreads()
-                for j in range(TILE):
-                    acc += sa[ty, j] * sb[j, tx]
+                for q in range(BK):
+                    for i in range(RB):
+                        x = As[q, ty + RT * i]
+                        for j in range(RB):
+                            acc[i, j] += x * Bs[q, tx + RT * j]
                 cuda.syncthreads()
-            if row < m and col < n:
-                if be == nb(0.0):
-                    c[row, col] = al * acc
-                else:
-                    c[row, col] = al * acc + be * c[row, col]
+            for i in range(RB):
+                row = row0 + ty + RT * i
+                for j in range(RB):
+                    col = col0 + tx + RT * j
+                    if row < m and col < n:
+                        v = acc[i, j]
+                        if epilogue == BIAS_ACT:
+                            c[row, col] = activate(v + bias[col], act)
+                        elif epilogue == TIMES_DERIVATIVE:
+                            c[row, col] = v * derivative(aux[row, col], act)
+                        elif be == nb(0.0):
+                            c[row, col] = al * v
+                        else:
+                            c[row, col] = al * v + be * c[row, col]
 
     return kernel
 
