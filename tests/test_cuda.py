@@ -319,3 +319,40 @@ def test_large_products_go_to_cublas_only_on_a_device():
     assert not use_cublas(4096, 4096, 4096, simulated=True)
     assert not use_cublas(100, 100, 784, simulated=False)      # the lecture's products
     assert 2 * 512 ** 3 == CUBLAS_MIN_FLOP and use_cublas(512, 512, 512, simulated=False)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_split_k_products(gpu, dtype):
+    """A thin product with a long inner size is cut along k; the slices add atomically
+    into beta * c."""
+    from engine.backends import cuda_kernels as k
+    m, kk, n = 7, 100, 5
+    assert k.split_count(m, n, kk) > 1
+    dtype = np.dtype(dtype)
+    rng = np.random.default_rng(9)
+    for trans_a, trans_b in ((False, True), (True, False)):
+        a = rand(rng, (kk, m) if trans_a else (m, kk), dtype)
+        b = rand(rng, (n, kk) if trans_b else (kk, n), dtype)
+        out = rand(rng, (m, n), dtype)
+        for alpha, beta in ((1.0, 0.0), (-0.5, 1.0)):
+            ref, dev, _, _ = _run(gpu, "gemm", a, b, out, trans_a, trans_b, alpha, beta)
+            A, B = (a.T if trans_a else a), (b.T if trans_b else b)
+            mag = abs(alpha) * (np.abs(A).astype(np.float64) @ np.abs(B)) + \
+                abs(beta) * np.abs(out)
+            check(dev[2], ref[2], k=kk + 1, magnitude=mag)
+
+
+def test_fused_epoch_with_split_weight_gradients():
+    from engine.backends import cuda_kernels as k
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(80, 5)), rng.integers(0, 3, 80)
+    assert k.split_count(4, 5, 40) > 1              # the first layer's weight gradient
+    # two minibatches: the second's slices add into the gradient the update cleared
+    models = []
+    for name in ("numpy", "cuda"):
+        model = MLP([5, 4, 3], "tanh", dtype="float64", backend=name, seed=4)
+        model.fit(X, y, epochs=1, batch_size=40, learning_rate=0.3, momentum=0.5,
+                  progress=False)
+        models.append(model)
+    for a, b in zip(models[1].weights + models[1].biases, models[0].weights + models[0].biases):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)

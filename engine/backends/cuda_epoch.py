@@ -9,10 +9,12 @@ Per minibatch:
 - one block applies the output activation (softmax, sigmoid, identity, exp), writes the
   minibatch's loss and the output delta (labels or target rows read through the order);
 - L weight-gradient products (the first layer's reads its input rows through the order
-  again) and L - 1 delta products with the activation's derivative as their epilogue;
+  again; cut along k into slices that add atomically where the output has few tiles) and
+  L - 1 delta products with the activation's derivative as their epilogue;
 - one launch for every layer's bias gradient, one for the optimizer step of every parameter
   (they live in one flat buffer, weights first: the L2 term covers the first n_weights);
-  it also sums the squared weights before the step, the L2 term of the minibatch's loss.
+  it also sums the squared weights before the step, the L2 term of the minibatch's loss,
+  and clears each gradient after using it, for the next split products to add into.
 
 The parameters and the optimizer's state are copied into the flat buffers when an epoch
 starts and back when it ends. Sample weights, dropout and the diagnostics take the generic
@@ -124,6 +126,7 @@ def update_all(dtype, kind):
         acc = 0.0
         for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
             gi = g[i]
+            g[i] = nb(0.0)              # split-K weight gradients add into zeros
             if i < n_l2:
                 acc += float64(p[i]) * float64(p[i])
                 gi += l2_ * p[i]
@@ -172,7 +175,8 @@ class CudaEpochPlan:
         self.n_weights = sum(int(np.prod(s)) for s in w_shapes)
         n_params = self.n_weights + sum(int(np.prod(s)) for s in b_shapes)
         self.P = cuda.device_array(n_params, dt)
-        self.G = cuda.device_array(n_params, dt)
+        # the update clears each gradient after using it: split products add into zeros
+        self.G = cuda.to_device(np.zeros(n_params, dt))
         self.S1 = cuda.device_array(n_params, dt)
         self.S2 = cuda.device_array(n_params, dt)
         self.W, end = _views(self.P, w_shapes)
@@ -242,9 +246,10 @@ class CudaEpochPlan:
         for l in range(L - 1, -1, -1):
             n_out, n_in = self.W[l].shape
             inp = X if l == 0 else A[l - 1]
-            self._launch(gemm(dt, True, False, GATHER_B if l == 0 else NO_GATHER, PLAIN),
-                         k.gemm_grid(n_out, n_in), D[l], inp, self.GW[l], n_out, n_in, m,
-                         1.0, 0.0, order, base, unused, A[0], 0)
+            splits = k.split_count(n_out, n_in, m)
+            self._launch(gemm(dt, True, False, GATHER_B if l == 0 else NO_GATHER, PLAIN,
+                              splits > 1), k.gemm_grid(n_out, n_in, splits), D[l], inp,
+                         self.GW[l], n_out, n_in, m, 1.0, 0.0, order, base, unused, A[0], 0)
             if l > 0:
                 self._launch(gemm(dt, False, False, NO_GATHER, TIMES_DERIVATIVE),
                              k.gemm_grid(m, n_in), D[l], self.W[l], D[l - 1], m, n_in,

@@ -138,19 +138,37 @@ PLAIN, BIAS_ACT, TIMES_DERIVATIVE = 0, 1, 2
 NO_GATHER, GATHER_A, GATHER_B = 0, 1, 2
 
 
-def gemm_grid(m, n):
-    """(blocks, threads) of a gemm launch: one block per BM x BN tile of c, at most
-    MAX_GRID_Y blocks along the rows."""
-    return (-(-n // BN), max(1, min(MAX_GRID_Y, -(-m // BM)))), (RT, RT)
+# split-K: a product with fewer output tiles than SPLIT_TARGET blocks and a long inner
+# size is cut along k into up to MAX_SPLITS slices, each block adding its partial sum into
+# c atomically (c cleared or scaled by beta first). On a 132-SM H200 the lecture's first
+# weight gradient (100 x 784, k = batch) has 26 tiles; split 4 ways it fills the device.
+SPLIT_TARGET = 8 if _SIM else 128
+MAX_SPLITS = 16
+
+
+def gemm_grid(m, n, splits=1):
+    """(blocks, threads) of a gemm launch: one block per BM x BN tile of c (at most
+    MAX_GRID_Y along the rows) and per k slice."""
+    return (-(-n // BN), max(1, min(MAX_GRID_Y, -(-m // BM))), splits), (RT, RT)
+
+
+def split_count(m, n, kk):
+    """How many k slices a PLAIN product of m x n x kk is cut into (1: not split)."""
+    tiles = -(-m // BM) * -(-n // BN)
+    if tiles >= SPLIT_TARGET or kk < 4 * BK:
+        return 1
+    return max(1, min(MAX_SPLITS, -(-SPLIT_TARGET // tiles), kk // (2 * BK)))
 
 
 @cached
-def gemm(dtype, trans_a, trans_b, gather=NO_GATHER, epilogue=PLAIN):
+def gemm(dtype, trans_a, trans_b, gather=NO_GATHER, epilogue=PLAIN, split=False):
     """c = op(a) @ op(b) (m x n, inner size kk), then the epilogue. Launch with
-    gemm_grid(m, n). Each tile of a and b is read with consecutive threads on consecutive
-    addresses whichever way the operand is stored (a transposed operand is transposed on
-    its way into shared memory), and each thread keeps an RB x RB block of c in registers.
-    alpha and beta are taken in the dtype, so a float32 epilogue stays float32."""
+    gemm_grid(m, n, slices). Each tile of a and b is read with consecutive threads on
+    consecutive addresses whichever way the operand is stored (a transposed operand is
+    transposed on its way into shared memory), and each thread keeps an RB x RB block of c
+    in registers. alpha and beta are taken in the dtype, so a float32 epilogue stays
+    float32. split (PLAIN only): each k slice (grid z) adds alpha times its partial sum into
+    c atomically; c must hold beta * c already."""
     nb = _numba_type(dtype)
     activate, derivative, _ = elementwise(dtype)
     threads = RT * RT
@@ -172,7 +190,11 @@ def gemm(dtype, trans_a, trans_b, gather=NO_GATHER, epilogue=PLAIN):
             for i in range(RB):
                 for j in range(RB):
                     acc[i, j] = nb(0.0)
-            for k0 in range(0, kk, BK):
+            # this block's k slice, whole BK steps (all of k unless split)
+            chunk = ((kk + cuda.gridDim.z - 1) // cuda.gridDim.z + BK - 1) // BK * BK
+            k_lo = cuda.blockIdx.z * chunk
+            k_hi = min(kk, k_lo + chunk)
+            for k0 in range(k_lo, k_hi, BK):
                 for e in range(tid, BM * BK, threads):
                     if trans_a:                 # a is kk x m: consecutive rows of c
                         q, r = e // BM, e % BM
@@ -180,7 +202,7 @@ def gemm(dtype, trans_a, trans_b, gather=NO_GATHER, epilogue=PLAIN):
                         r, q = e // BK, e % BK
                     row, kq = row0 + r, k0 + q
                     v = nb(0.0)
-                    if row < m and kq < kk:
+                    if row < m and kq < k_hi:
                         if trans_a:
                             v = a[kq, row]
                         elif gather == GATHER_A:
@@ -195,7 +217,7 @@ def gemm(dtype, trans_a, trans_b, gather=NO_GATHER, epilogue=PLAIN):
                         q, r = e // BN, e % BN
                     col, kq = col0 + r, k0 + q
                     v = nb(0.0)
-                    if col < n and kq < kk:
+                    if col < n and kq < k_hi:
                         if trans_b:
                             v = b[col, kq]
                         elif gather == GATHER_B:
@@ -220,10 +242,26 @@ def gemm(dtype, trans_a, trans_b, gather=NO_GATHER, epilogue=PLAIN):
                             c[row, col] = activate(v + bias[col], act)
                         elif epilogue == TIMES_DERIVATIVE:
                             c[row, col] = v * derivative(aux[row, col], act)
+                        elif split:
+                            cuda.atomic.add(c, (row, col), al * v)
                         elif be == nb(0.0):
                             c[row, col] = al * v
                         else:
                             c[row, col] = al * v + be * c[row, col]
+
+    return kernel
+
+
+@cached
+def scale(dtype):
+    """x *= s in place, with s == 0 writing zeros (no NaN * 0)."""
+    nb = _numba_type(dtype)
+
+    @cuda.jit
+    def kernel(x, s):
+        f = nb(s)
+        for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+            x[i] = nb(0.0) if f == nb(0.0) else x[i] * f
 
     return kernel
 
