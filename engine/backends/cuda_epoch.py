@@ -115,14 +115,13 @@ def update_all(dtype, kind):
     are the weights: L2 term l2 * p; engine/optimizers.py writes out the rules); sq[slot]
     += the sum of their squares before the step (per block, one atomic each)."""
     nb = _numba_type(dtype)
-    code = k.OPTIMIZER_KINDS[kind]
+    step = k.optimizer_rule(dtype, kind)
 
     @cuda.jit
     def kernel(p, g, s1, s2, n_l2, lr, mom, b1, b2, eps, l2, sq, slot):
         part = cuda.shared.array(THREADS, float64)
         tid = cuda.threadIdx.x
         lr_, mom_, b1_, b2_, eps_, l2_ = nb(lr), nb(mom), nb(b1), nb(b2), nb(eps), nb(l2)
-        one = nb(1.0)
         acc = 0.0
         for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
             gi = g[i]
@@ -130,19 +129,7 @@ def update_all(dtype, kind):
             if i < n_l2:
                 acc += float64(p[i]) * float64(p[i])
                 gi += l2_ * p[i]
-            if code == 0:
-                p[i] -= lr_ * gi
-            elif code == 1:
-                s1[i] = mom_ * s1[i] - lr_ * gi
-                p[i] += s1[i]
-            elif code == 2:
-                step = lr_ * gi
-                s1[i] = mom_ * s1[i] - step
-                p[i] += mom_ * s1[i] - step
-            else:
-                s1[i] = b1_ * s1[i] + (one - b1_) * gi
-                s2[i] = b2_ * s2[i] + (one - b2_) * (gi * gi)
-                p[i] -= lr_ * s1[i] / (math.sqrt(s2[i]) + eps_)
+            step(p, s1, s2, i, gi, lr_, mom_, b1_, b2_, eps_)
         part[tid] = acc
         _block_sum(part, tid)
         if tid == 0:
@@ -207,21 +194,20 @@ class CudaEpochPlan:
                               for o, w in zip(offs, widths)])
         return self._rows[m]
 
-    def load(self, net, n_state):
-        for dst, src in zip(self.W + self.B, net.weights + net.biases):
-            dst.copy_to_device(src)
+    def _pairs(self, net, n_state):
+        """(the plan's view, the network's array) of every parameter and state array."""
+        pairs = list(zip(self.W + self.B, net.weights + net.biases))
         for s in range(n_state):
-            arrays = (net.velocities, net.second_moments)[s]
-            for dst, src in zip(self.state[s], arrays):
-                dst.copy_to_device(src)
+            pairs += zip(self.state[s], (net.velocities, net.second_moments)[s])
+        return pairs
+
+    def load(self, net, n_state):
+        for mine, theirs in self._pairs(net, n_state):
+            mine.copy_to_device(theirs)
 
     def store(self, net, n_state):
-        for src, dst in zip(self.W + self.B, net.weights + net.biases):
-            dst.copy_to_device(src)
-        for s in range(n_state):
-            arrays = (net.velocities, net.second_moments)[s]
-            for src, dst in zip(self.state[s], arrays):
-                dst.copy_to_device(src)
+        for mine, theirs in self._pairs(net, n_state):
+            theirs.copy_to_device(mine)
 
     def _launch(self, kernel, grid, *args):
         self.launches += 1

@@ -569,31 +569,44 @@ OPTIMIZER_KINDS = {"sgd": 0, "momentum": 1, "nesterov": 2, "adam": 3}
 
 
 @cached
-def optimizer_step(dtype, kind):
-    """One optimizer step (engine/optimizers.py writes out the rules); kind is fixed per
-    compiled kernel, so each is a plain loop."""
+def optimizer_rule(dtype, kind):
+    """A device function: step(p, g, s1, s2, i, gi, lr, mom, b1, b2, eps) updates p[i]
+    (and its state s1[i], s2[i]) by the gradient gi, by rule `kind` (engine/optimizers.py
+    writes the rules out); kind is fixed per compiled function."""
     nb = _numba_type(dtype)
     code = OPTIMIZER_KINDS[kind]
+    one = nb(1.0)
+
+    @cuda.jit(device=True)
+    def step(p, s1, s2, i, gi, lr, mom, b1, b2, eps):
+        if code == 0:
+            p[i] -= lr * gi
+        elif code == 1:
+            s1[i] = mom * s1[i] - lr * gi
+            p[i] += s1[i]
+        elif code == 2:
+            d = lr * gi
+            s1[i] = mom * s1[i] - d
+            p[i] += mom * s1[i] - d
+        else:
+            s1[i] = b1 * s1[i] + (one - b1) * gi
+            s2[i] = b2 * s2[i] + (one - b2) * (gi * gi)
+            p[i] -= lr * s1[i] / (math.sqrt(s2[i]) + eps)
+
+    return step
+
+
+@cached
+def optimizer_step(dtype, kind):
+    """One optimizer step of one parameter array, its gradient + l2 * p."""
+    nb = _numba_type(dtype)
+    step = optimizer_rule(dtype, kind)
 
     @cuda.jit
     def kernel(p, g, s1, s2, lr, mom, b1, b2, eps, l2):
         lr_, mom_, b1_, b2_, eps_, l2_ = nb(lr), nb(mom), nb(b1), nb(b2), nb(eps), nb(l2)
-        one = nb(1)
         for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
-            gi = g[i] + l2_ * p[i]
-            if code == 0:
-                p[i] -= lr_ * gi
-            elif code == 1:
-                s1[i] = mom_ * s1[i] - lr_ * gi
-                p[i] += s1[i]
-            elif code == 2:
-                step = lr_ * gi
-                s1[i] = mom_ * s1[i] - step
-                p[i] += mom_ * s1[i] - step
-            else:
-                s1[i] = b1_ * s1[i] + (one - b1_) * gi
-                s2[i] = b2_ * s2[i] + (one - b2_) * (gi * gi)
-                p[i] -= lr_ * s1[i] / (math.sqrt(s2[i]) + eps_)
+            step(p, s1, s2, i, g[i] + l2_ * p[i], lr_, mom_, b1_, b2_, eps_)
 
     return kernel
 
