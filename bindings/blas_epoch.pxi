@@ -26,19 +26,22 @@ cdef int64_t _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const 
     cdef eng_rule now = rule[0]
     cdef real lr, mom
     cdef real *wb = <real*>plan.wb if SW != NULL else NULL
-    cdef double squares, weight
+    cdef double squares = 0.0, weight, raw
     cdef int r
+    cdef bint failed = False
     cdef uint32_t key
     cdef const double *rates = p.dropout
     # plain SGD and momentum without L2 fold the update into the gradient GEMM; every other
     # step forms the gradient, then applies the rule to it
-    cdef bint folded = (rule.kind == ENG_SGD or rule.kind == ENG_MOMENTUM) and alpha == 0
+    cdef bint folded = ((rule.kind == ENG_SGD or rule.kind == ENG_MOMENTUM) and alpha == 0
+                        and not plan.reducing)
     while start < count and not eng_stop_requested():
         m = <int>min(p.batch, count - start)
         now.t = rule.t + i + 1
         lr = <real>eng_rule_step_size(&now)
         mom = <real>now.momentum
         weight = m
+        raw = m
         key = eng_dropout_key(p.dropout_key, i)
         if not gemm_only:
             if y != NULL:
@@ -50,6 +53,7 @@ cdef int64_t _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const 
                 for r in range(m):
                     wb[r] = SW[order[start + r]]
                     weight += wb[r]
+                raw = weight              # what the rows weigh (for reduce)
                 if weight <= 0:
                     weight = 1.0          # all zero: a step with a zero gradient
             if start + m < count:     # the next rows load while BLAS computes this minibatch
@@ -70,7 +74,8 @@ cdef int64_t _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const 
                 squares = 0.0
                 for l in range(L):
                     squares += k.sq_norm(W[l], <int64_t>s[l + 1] * s[l])
-                losses[i] += 0.5 * alpha * squares / weight
+                if not plan.reducing:     # reducing: added with the reduced weight below
+                    losses[i] += 0.5 * alpha * squares / weight
             k.output_delta(A[L - 1], t, D[L - 1], m, s[L], p.loss_kind, wb)
         # backward, updating each layer once the delta below it has used its weights
         for l in range(L - 1, -1, -1):
@@ -97,9 +102,10 @@ cdef int64_t _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const 
                         <real>0, GW[l], s[l])
                 if grad_norms != NULL:
                     grad_norms[l] += sqrt(k.sq_norm(GW[l], size))
-                k.optimizer_step(W[l], GW[l], VW[l] if VW != NULL else NULL, sw, size, &now,
-                                 alpha / weight)
-                k.optimizer_step(p.B[l], p.GB[l], vb, sb, s[l + 1], &now, 0.0)
+                if not plan.reducing:
+                    k.optimizer_step(W[l], GW[l], VW[l] if VW != NULL else NULL, sw, size,
+                                     &now, alpha / weight)
+                    k.optimizer_step(p.B[l], p.GB[l], vb, sb, s[l + 1], &now, 0.0)
             elif VW != NULL and rule.kind == ENG_MOMENTUM:
                 # VW = mom * VW - lr * D^T inp; W += VW
                 gemm_rm(True, False, s[l + 1], s[l], m, -lr, D[l], s[l + 1], inp, s[l],
@@ -113,6 +119,24 @@ cdef int64_t _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const 
                         <real>1, W[l], s[l])
                 if not gemm_only:
                     k.axpy(p.B[l], p.GB[l], s[l + 1], -lr)
+        if plan.reducing:
+            # every gradient formed, no weight touched yet: reduce, then step every layer
+            with gil:
+                try:
+                    losses[i], weight = plan._reduce(i, losses[i], raw)
+                except BaseException as exc:
+                    plan._reduce_error = exc
+                    failed = True
+            if failed:
+                break
+            if alpha > 0:
+                losses[i] += 0.5 * alpha * squares / weight
+            for l in range(L):
+                k.optimizer_step(W[l], GW[l], VW[l] if VW != NULL else NULL,
+                                 p.SW[l] if p.SW != NULL else NULL,
+                                 <int64_t>s[l + 1] * s[l], &now, alpha / weight)
+                k.optimizer_step(p.B[l], p.GB[l], p.VB[l] if p.VB != NULL else NULL,
+                                 p.SB[l] if p.SB != NULL else NULL, s[l + 1], &now, 0.0)
         start += m
         i += 1
     return i

@@ -41,6 +41,10 @@ cdef class EpochPlan:
     cdef list _keep
     cdef readonly object dtype
     cdef readonly str gemm
+    # run(reduce=...): the callable between each minibatch's gradients and its step
+    cdef object _reduce
+    cdef object _reduce_error
+    cdef bint reducing
 
     def __cinit__(self):
         self.block = NULL
@@ -199,7 +203,7 @@ cdef class EpochPlan:
 
     def run(self, X, y, order, double learning_rate, double momentum, batch_losses,
             bint gemm_only=False, grad_norms=None, *, rule=None, double alpha=0.0,
-            sample_weight=None, dropout=None, dropout_key=0):
+            sample_weight=None, dropout=None, dropout_key=0, reduce=None):
         """Train one epoch over X[order] (minibatches of the plan's batch size, the last
         one possibly shorter); batch_losses[i] receives minibatch i's loss before its update.
 
@@ -216,7 +220,14 @@ cdef class EpochPlan:
         sample_weight (n,): each minibatch's loss and gradient become the weighted means
         sum(w_i loss_i) / sum(w_i), and m above becomes sum(w_i). dropout: per layer, the
         drop rate of its outputs (the last layer's must be 0), masks keyed by dropout_key
-        (the epoch's, a uint64) and each minibatch's number (csrc/runtime.h)."""
+        (the epoch's, a uint64) and each minibatch's number (csrc/runtime.h).
+        reduce (BLAS path, plan built with weight_grads): after each minibatch's gradients
+        are formed in weight_grads and bias_grads, and before any step,
+        reduce(i, loss, weight) is called with the minibatch's loss (without its L2 term)
+        and its rows (or sample-weight sum, 0 when they are all 0); it may rewrite the
+        gradients in place and returns (loss, weight) to step with: data-parallel training
+        sums the ranks' gradients there (engine/distributed.py). An exception it raises
+        ends the epoch and is raised here."""
         if self.n_layers == 0:
             raise RuntimeError("this EpochPlan was never initialized successfully")
         cdef cnp.ndarray XA = _array("X", X, 2, self.dtype)
@@ -271,6 +282,12 @@ cdef class EpochPlan:
         cdef int64_t *po = <int64_t*>_ptr(O)
         cdef double *pl = <double*>_ptr(BL)
         cdef int64_t done
+        if reduce is not None:
+            if self.gemm != "blas" or self.GW[0] == NULL or gemm_only:
+                raise ValueError("reduce needs a plan built with gemm='blas' and weight_grads "
+                                 "(and gemm_only=False)")
+            if not callable(reduce):
+                raise TypeError(f"reduce must be callable; got {type(reduce).__name__}")
         if self.gemm == "tiles" and not gemm_only and pg == NULL:
             with nogil:
                 done = self.k.fused_epoch(&self.p, px, py, pt, psw, po, count, &r, alpha, pl)
@@ -278,11 +295,18 @@ cdef class EpochPlan:
         if (r.kind != ENG_SGD and r.kind != ENG_MOMENTUM or alpha > 0) and self.GW[0] == NULL:
             raise ValueError(f"this optimizer step on the BLAS path needs a plan built with "
                              f"weight_grads")
-        with nogil:
-            if self.k.itemsize == 4:
-                done = _blas_epoch(self, <float*>px, py, pt, <float*>psw, po, count, &r, alpha,
-                                   pl, gemm_only, pg)
-            else:
-                done = _blas_epoch(self, <double*>px, py, pt, <double*>psw, po, count, &r,
-                                   alpha, pl, gemm_only, pg)
+        self._reduce, self._reduce_error, self.reducing = reduce, None, reduce is not None
+        try:
+            with nogil:
+                if self.k.itemsize == 4:
+                    done = _blas_epoch(self, <float*>px, py, pt, <float*>psw, po, count, &r,
+                                       alpha, pl, gemm_only, pg)
+                else:
+                    done = _blas_epoch(self, <double*>px, py, pt, <double*>psw, po, count,
+                                       &r, alpha, pl, gemm_only, pg)
+        finally:
+            error, self._reduce, self._reduce_error = self._reduce_error, None, None
+            self.reducing = False
+        if error is not None:
+            raise error
         return done

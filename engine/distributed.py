@@ -164,9 +164,14 @@ def _fit(MPI, model, X, y, comm, sample_weight, validation_data, *, epochs, batc
     steps = max(-(-c // batch_size) for c in counts)
     state = model._optimizer_state(opt)
     data = (be.asarray(X), be.asarray(y), None if sw is None else be.asarray(sw))
-    trainer = (_GradientAllreduce(MPI, comm, model, batch_size, steps, alpha, data)
-               if sync_every is None else
-               _LocalSGD(MPI, comm, model, batch_size, steps, alpha, data, sync_every, counts))
+    if sync_every is not None:
+        trainer = _LocalSGD(MPI, comm, model, batch_size, steps, alpha, data, sync_every,
+                            counts)
+    elif be.name == "native":
+        trainer = _NativeGradientAllreduce(MPI, comm, model, batch_size, steps, alpha, data,
+                                           opt)
+    else:
+        trainer = _GradientAllreduce(MPI, comm, model, batch_size, steps, alpha, data)
     sched = Schedule(schedule, lr, power_t, tol, n_iter_no_change)
     rng = shard_rng(comm.bcast(model.seed, root=0), rank)    # one seed: rank 0's
     order = np.arange(X.shape[0], dtype=np.int64)
@@ -274,6 +279,46 @@ class _GradientAllreduce:
             loss += 0.5 * self.alpha * sum(be.sq_norm(W) for W in net.weights) / total
         be.apply_gradients(net, ws, rule, self.alpha, total)
         return loss
+
+
+class _NativeGradientAllreduce(_GradientAllreduce):
+    """The same steps on the native backend, a whole epoch in C: the BLAS-path epoch forms
+    each minibatch's gradients into the flat buffer's views, calls back here for the
+    Allreduce (EpochPlan.run(reduce=...)), and steps with the sums. A rank whose shard ran
+    out early joins the remaining reductions with nothing (the step above)."""
+
+    def __init__(self, MPI, comm, model, batch_size, steps, alpha, data, opt):
+        super().__init__(MPI, comm, model, batch_size, steps, alpha, data)
+        from . import _native
+        net, ws = model._net, self.ws
+        n_state = opt.n_state
+        self.plan = _native.EpochPlan(
+            net.weights, net.biases, ws.a, ws.d, ws.gb, ws.x, ws.t, net.activations,
+            net.loss, net.velocities if n_state >= 1 else None, ws.gw, gemm="blas",
+            second_moments=net.second_moments if n_state == 2 else None)
+
+    def _reduce(self, i, loss, weight):
+        """Between minibatch i's gradients and its step: the global sums."""
+        flat = self.flat
+        if weight > 0:
+            self.grads *= weight
+            flat[-2], flat[-1] = loss * weight, weight
+        else:
+            flat[...] = 0
+        self.comm.Allreduce(self.MPI.IN_PLACE, flat, op=self.MPI.SUM)
+        total = float(flat[-1])
+        total = total if total > 0 else 1.0
+        self.grads /= flat.dtype.type(total)
+        return float(flat[-2]) / total, total
+
+    def epoch(self, order, rule):
+        X, y, w = self.data
+        done = self.plan.run(X, y, order, rule.learning_rate, rule.momentum, self.losses,
+                             rule=rule, alpha=self.alpha, sample_weight=w,
+                             reduce=self._reduce)
+        for k in range(done, len(self.losses)):      # this shard ran out before the others
+            self.losses[k] = self.step(order[:0], rule._replace(t=rule.t + k + 1))
+        return self.losses
 
 
 class _LocalSGD:

@@ -207,3 +207,67 @@ def test_scaling_model_bench_measures_the_local_parts():
         assert info["allreduce_shared_memory_2_ranks_s"] > 0, info["measured_by"]
     assert {r["ranks"] for r in rows} == set(bd.RANKS)
     assert "ranks" in bd.format_distributed(rows, local)
+
+
+# ---------------------------------------------------------------- the native epoch's hook
+@pytest.mark.native
+@pytest.mark.skipif("native" not in AVAILABLE, reason="the native extension is not built")
+@pytest.mark.parametrize("kind", ["sgd", "momentum", "adam"])
+def test_blas_epoch_reduce_hook_sees_every_gradient_before_its_step(kind):
+    """EpochPlan.run(reduce=...) is called once per minibatch with its rows, between its
+    gradients and its step; a hook that returns what it got leaves the epoch unchanged."""
+    from engine import _native
+    from engine.optimizers import StepRule
+    from helpers import plan_arrays
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(10, 6)), rng.integers(0, 3, 10)
+    order = np.arange(10, dtype=np.int64)
+
+    def run(reduce):
+        arrays = plan_arrays([6, 5, 3], 4)
+        arrays["weights"] = [w + np.sin(np.arange(w.size)).reshape(w.shape)
+                             for w in arrays["weights"]]
+        state = [np.zeros_like(p) for p in arrays["weights"] + arrays["biases"]]
+        plan = _native.EpochPlan(**arrays, velocities=None if kind == "sgd" else state,
+                                 weight_grads=[np.zeros_like(w) for w in arrays["weights"]],
+                                 gemm="blas", second_moments=[np.zeros_like(p) for p in state]
+                                 if kind == "adam" else None)
+        losses = np.zeros(3)
+        plan.run(X, y, order, 0.1, 0.9, losses, rule=StepRule(kind, 0.1, 0.9, t=0),
+                 alpha=0.3, reduce=reduce)
+        return arrays["weights"], losses
+
+    seen = []
+
+    def identity(i, loss, weight):
+        seen.append((i, weight))
+        return loss, weight
+    hooked, plain = run(identity), run(None)
+    assert seen == [(0, 4.0), (1, 4.0), (2, 2.0)]
+    for a, b in zip(hooked[0], plain[0]):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(hooked[1], plain[1], rtol=1e-13)
+
+
+@pytest.mark.native
+@pytest.mark.skipif("native" not in AVAILABLE, reason="the native extension is not built")
+def test_a_failing_reduce_hook_stops_the_epoch_and_raises():
+    from engine import _native
+    from helpers import plan_arrays
+    arrays = plan_arrays([4, 3, 2], 2)
+    grads = [np.zeros_like(w) for w in arrays["weights"]]
+    plan = _native.EpochPlan(**arrays, weight_grads=grads, gemm="blas")
+    X, y = np.ones((6, 4)), np.array([0, 1, 0, 1, 0, 1])
+    calls = []
+
+    def hook(i, loss, weight):
+        calls.append(i)
+        if i == 1:
+            raise RuntimeError("the reduction failed")
+        return loss, weight
+    with pytest.raises(RuntimeError, match="the reduction failed"):
+        plan.run(X, y, np.arange(6, dtype=np.int64), 0.1, 0.0, np.zeros(3), reduce=hook)
+    assert calls == [0, 1]
+    tiles = _native.EpochPlan(**plan_arrays([4, 3, 2], 2), gemm="tiles")
+    with pytest.raises(ValueError, match="reduce needs a plan built with gemm='blas'"):
+        tiles.run(X, y, np.arange(6, dtype=np.int64), 0.1, 0.0, np.zeros(3), reduce=hook)
