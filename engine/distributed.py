@@ -17,7 +17,8 @@ in that interleaved order, takes the same steps: `global_order` builds that orde
 tests hold the weights of the two equal to 1e-12 in float64.
 
 One step: each rank forms the gradient of its part of the minibatch (forward and backward
-through the model's backend), multiplied back by its row count into sums, in one
+through the model's backend; on the native backend the whole epoch runs in C and calls
+back for the reduction), multiplied back by its row count into sums, in one
 contiguous buffer (every weight and bias of every layer, then the loss and the row count);
 one `Allreduce` sums the buffers; every rank divides by the minibatch's rows and applies
 the same optimizer step (any of engine.optimizers: sgd, momentum, nesterov, adam; L2; the
