@@ -119,3 +119,11 @@ def test_grid_search_on_a_dask_cluster():
     np.testing.assert_allclose(on_dask.cv_results_["mean_test_score"],
                                local.cv_results_["mean_test_score"], rtol=1e-12)
     assert on_dask.best_params_ == local.best_params_
+
+
+def test_partial_fit_on_chunks_of_many_sizes_keeps_few_workspaces():
+    est = MLPClassifier((5,), random_state=0)
+    classes = np.unique(Y)
+    for size in range(5, 40, 3):
+        est.partial_fit(X[:size], Y[:size], classes=classes)
+    assert len(est._net.model._workspaces) <= 4

@@ -86,6 +86,9 @@ class EngineNet:
     def train_epoch(self, X, T, order, batch_size, rule, alpha, losses, weights, dropout):
         """The backend's epoch over rows `order` of (X, T); returns the minibatches done."""
         model = self.model
+        if ("train", batch_size) not in model._workspaces and len(model._workspaces) >= 4:
+            # partial_fit on chunks of many sizes: keep a few workspaces, not one per size
+            model._workspaces.clear()
         ws = model._workspace(batch_size)
         done = model.backend.train_epoch(model._net, X, T, order, batch_size, rule, alpha,
                                          ws, losses, None, weights, dropout)
