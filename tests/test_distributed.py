@@ -167,11 +167,11 @@ def test_memory_mapped_npy_shards(tmp_path):
         np.testing.assert_array_equal(a[key], b[key])
 
 
-@pytest.mark.parametrize("ranks", [2, 3])
-def test_a_rank_failing_mid_epoch_ends_every_rank(tmp_path, ranks):
+@pytest.mark.parametrize("ranks,backend", [(2, "numpy"), (3, "numpy"), (2, HOST)])
+def test_a_rank_failing_mid_epoch_ends_every_rank(tmp_path, ranks, backend):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "data.npz", X=rng.normal(size=(60, 4)), y=rng.integers(0, 2, 60))
-    settings = {"data": str(tmp_path / "data.npz"), "sizes": [4, 3, 2], "backend": "numpy",
+    settings = {"data": str(tmp_path / "data.npz"), "sizes": [4, 3, 2], "backend": backend,
                 "fit": dict(epochs=50, batch_size=2, learning_rate=0.1),
                 "fail_at_step": 5, "fail_rank": ranks - 1}
     done = _run(ranks, settings, tmp_path, timeout=60)      # a hang fails by TimeoutExpired
