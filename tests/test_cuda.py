@@ -356,3 +356,65 @@ def test_fused_epoch_with_split_weight_gradients():
         models.append(model)
     for a, b in zip(models[1].weights + models[1].biases, models[0].weights + models[0].biases):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
+
+
+def test_full_minibatches_replay_one_recorded_step(monkeypatch):
+    """Where CUDA graphs exist, each full minibatch replays one recorded step: its
+    launches must not change from step to step (the counters live on the device). A
+    recorder stands in for cuda.core's graph builder here and replays by launching."""
+    from engine.backends import cuda_epoch as ce
+
+    class Graph:
+        launched = 0
+
+        def __init__(self, calls):
+            self.calls = calls
+
+        def launch(self, stream):
+            Graph.launched += 1
+            for kernel, grid, args in self.calls:
+                kernel[grid](*args)
+
+    class Builder:
+        made = 0
+
+        def __init__(self):
+            Builder.made += 1
+            self.calls = []
+
+        def begin_building(self):
+            pass
+
+        def end_building(self):
+            return self
+
+        def complete(self):
+            return Graph(self.calls)
+
+    class Device:
+        default_stream = None
+
+        def create_graph_builder(self):
+            return Builder()
+
+    real_launch = ce.CudaEpochPlan._launch
+
+    def launch(self, kernel, grid, *args):
+        if isinstance(self._into, Builder):
+            self.launches += 1
+            self._into.calls.append((kernel, grid, args))
+        else:
+            real_launch(self, kernel, grid, *args)
+    monkeypatch.setattr(ce, "_graph_device", lambda: Device())
+    monkeypatch.setattr(ce.CudaEpochPlan, "_launch", launch)
+    rng = np.random.default_rng(6)
+    X, y = rng.normal(size=(7, 5)), rng.integers(0, 3, 7)
+    models = []
+    for name in ("numpy", "cuda"):
+        model = MLP([5, 4, 3], "tanh", dtype="float64", backend=name, seed=5)
+        model.fit(X, y, epochs=2, batch_size=3, learning_rate=0.05, optimizer="adam",
+                  alpha=0.1, progress=False)
+        models.append(model)
+    for a, b in zip(models[1].weights + models[1].biases, models[0].weights + models[0].biases):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
+    assert Builder.made == 1 and Graph.launched == 4      # 2 full minibatches x 2 epochs

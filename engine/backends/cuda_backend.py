@@ -156,13 +156,13 @@ class CudaBackend(Backend):
             return
         if self._cublas(a, b, out, trans_a, trans_b, alpha, beta, m, n, k):
             return
-        dummy = self._scratch_array("gemm_dummy", (1,), np.int64)
+        dummy = self._scratch_array("gemm_ctrl", (2,), np.int64)   # no gather: unread
         splits = self.k.split_count(m, n, k)
         if splits > 1:                   # the slices add into beta * c
             self.k.scale(out.dtype)[self.k.grid_1d(out.size)](self._flat(out), float(beta))
         self.k.gemm(a.dtype, bool(trans_a), bool(trans_b), self.k.NO_GATHER, self.k.PLAIN,
                     splits > 1)[self.k.gemm_grid(m, n, splits)](
-            a, b, out, m, n, k, float(alpha), float(beta), dummy, 0, out, out, 0)
+            a, b, out, m, n, k, float(alpha), float(beta), dummy, dummy, out, out, 0)
 
     def bias_act_(self, z, bias, activation):
         if activation == "softmax":

@@ -19,6 +19,12 @@ Per minibatch:
 The parameters and the optimizer's state are copied into the flat buffers when an epoch
 starts and back when it ends. Sample weights, dropout and the diagnostics take the generic
 epoch (engine/backends/base.py).
+
+The step reads its first row and its step number from two device counters that its own
+kernels advance, and its step size from a per-epoch array, so every full minibatch makes
+the same launches with the same arguments: on a GPU with cuda.core (numba-cuda's
+dependency) the step is captured once as a CUDA graph and replayed, one host call per
+minibatch instead of 3L + 2 (ENGINE_CUDA_GRAPHS=0 turns that off).
 """
 from __future__ import annotations
 
@@ -37,14 +43,16 @@ from .cuda_kernels import (BIAS_ACT, GATHER_A, GATHER_B, NO_GATHER, PLAIN, SIGMO
 @cached
 def output_step(dtype, target_rows):
     """One block: z (m x c, the output layer's z) becomes the output activation in place;
-    losses[slot] = the loss, d = the output delta (scale: its 1/n factor); targets are
-    labels y[order[base + i]] (one-hot) or target rows (target_rows)."""
+    losses[step] = the loss, d = the output delta (scale: its 1/n factor); targets are
+    labels y[order[base + i]] (one-hot) or target rows (target_rows). base = ctrl[0],
+    step = ctrl[1], which it advances (the counters of CudaEpochPlan.step)."""
     nb = _numba_type(dtype)
     activate, _, loss_term = k.elementwise(dtype)
 
     @cuda.jit
-    def kernel(z, y, order, base, d, act, kind, scale, divisor, losses, slot):
+    def kernel(z, y, order, ctrl, d, act, kind, scale, divisor, losses):
         part = cuda.shared.array(THREADS, float64)
+        base = ctrl[0]
         tid = cuda.threadIdx.x
         m, c = z.shape
         acc = 0.0
@@ -79,7 +87,9 @@ def output_step(dtype, target_rows):
         part[tid] = acc
         _block_sum(part, tid)
         if tid == 0:
+            slot = ctrl[1]
             losses[slot] = part[0] / divisor
+            ctrl[1] = slot + 1
 
     return kernel
 
@@ -112,16 +122,20 @@ def bias_grads(dtype):
 @cached
 def update_all(dtype, kind):
     """One optimizer step of every parameter of the flat buffer p (its first n_l2 entries
-    are the weights: L2 term l2 * p; engine/optimizers.py writes out the rules); sq[slot]
-    += the sum of their squares before the step (per block, one atomic each)."""
+    are the weights: L2 term l2 * p; engine/optimizers.py writes out the rules), with the
+    step size lrs[step] of this step (step = ctrl[1] - 1: output_step advanced it); sq[step]
+    += the sum of the weights' squares before the step (per block, one atomic each); then
+    ctrl[0] (the next step's first row) += batch."""
     nb = _numba_type(dtype)
     step = k.optimizer_rule(dtype, kind)
 
     @cuda.jit
-    def kernel(p, g, s1, s2, n_l2, lr, mom, b1, b2, eps, l2, sq, slot):
+    def kernel(p, g, s1, s2, n_l2, lrs, mom, b1, b2, eps, l2, sq, ctrl, batch):
         part = cuda.shared.array(THREADS, float64)
         tid = cuda.threadIdx.x
-        lr_, mom_, b1_, b2_, eps_, l2_ = nb(lr), nb(mom), nb(b1), nb(b2), nb(eps), nb(l2)
+        slot = ctrl[1] - 1
+        lr_, mom_, b1_, b2_, eps_, l2_ = nb(lrs[slot]), nb(mom), nb(b1), nb(b2), nb(eps), \
+            nb(l2)
         acc = 0.0
         for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
             gi = g[i]
@@ -134,6 +148,8 @@ def update_all(dtype, kind):
         _block_sum(part, tid)
         if tid == 0:
             cuda.atomic.add(sq, slot, part[0])
+        if cuda.grid(1) == 0:       # no block of this kernel reads ctrl[0]
+            ctrl[0] += batch
 
     return kernel
 
@@ -182,6 +198,10 @@ class CudaEpochPlan:
         self.n_bias = int(sum(widths))
         self._rows = {}
         self.launches = 0
+        self._into = None
+        self.order = self.lrs = self.losses = self.sq = None
+        self.ctrl = cuda.to_device(np.zeros(2, np.int64))   # first row, step of the epoch
+        self.graphs = {}
 
     def rows(self, m):
         """(activations, deltas) of m rows: views made once per m."""
@@ -211,46 +231,109 @@ class CudaEpochPlan:
 
     def _launch(self, kernel, grid, *args):
         self.launches += 1
-        kernel[grid](*args)
+        if self._into is None:
+            kernel[grid](*args)
+        else:                       # recorded into a graph being built
+            kernel[grid[0], grid[1], self._into](*args)
 
-    def step(self, X, y, order, base, m, out_kind, scale, divisor, rule, step_size, l2,
-             losses, sq, slot, target_rows):
-        """One minibatch: rows order[base:base + m]."""
+    def step(self, X, y, m, out_kind, scale, divisor, rule, l2, target_rows, into=None):
+        """One minibatch of m rows: rows order[ctrl[0]:ctrl[0] + m] of (X, y), its loss to
+        losses[ctrl[1]], its step size lrs[ctrl[1]]; the kernels advance both counters, so
+        every full minibatch is the same 3L + 2 launches (which a CUDA graph replays).
+        into: a graph builder to record the launches into instead of running them."""
         dt, L = self.dtype, self.L
         A, D = self.rows(m)
         unused = self.B[0]
+        order, ctrl = self.order, self.ctrl
+        self._into = into
         for l in range(L):
             last = l == L - 1
             inp = X if l == 0 else A[l - 1]
             n_out, n_in = self.W[l].shape
             self._launch(gemm(dt, False, True, GATHER_A if l == 0 else NO_GATHER, BIAS_ACT),
                          k.gemm_grid(m, n_out), inp, self.W[l], A[l], m, n_out, n_in, 1.0,
-                         0.0, order, base, self.B[l], A[l],
+                         0.0, order, ctrl, self.B[l], A[l],
                          k.ACTIVATIONS["identity"] if last else self.acts[l])
-        self._launch(output_step(dt, target_rows), (1, THREADS), A[L - 1], y, order, base,
-                     D[L - 1], self.acts[L - 1], out_kind, scale, divisor, losses, slot)
+        self._launch(output_step(dt, target_rows), (1, THREADS), A[L - 1], y, order, ctrl,
+                     D[L - 1], self.acts[L - 1], out_kind, scale, divisor, self.losses)
         for l in range(L - 1, -1, -1):
             n_out, n_in = self.W[l].shape
             inp = X if l == 0 else A[l - 1]
             splits = k.split_count(n_out, n_in, m)
             self._launch(gemm(dt, True, False, GATHER_B if l == 0 else NO_GATHER, PLAIN,
                               splits > 1), k.gemm_grid(n_out, n_in, splits), D[l], inp,
-                         self.GW[l], n_out, n_in, m, 1.0, 0.0, order, base, unused, A[0], 0)
+                         self.GW[l], n_out, n_in, m, 1.0, 0.0, order, ctrl, unused, A[0], 0)
             if l > 0:
                 self._launch(gemm(dt, False, False, NO_GATHER, TIMES_DERIVATIVE),
                              k.gemm_grid(m, n_in), D[l], self.W[l], D[l - 1], m, n_in,
-                             n_out, 1.0, 0.0, order, base, unused, A[l - 1],
+                             n_out, 1.0, 0.0, order, ctrl, unused, A[l - 1],
                              self.acts[l - 1])
         self._launch(bias_grads(dt), k.grid_1d(self.n_bias), self.Dflat, self.doff,
                      self.width, self.goff, L, m, self.G)
         self._launch(update_all(dt, rule.kind), k.grid_1d(self.P.size), self.P, self.G,
-                     self.S1, self.S2, self.n_weights, step_size, rule.momentum,
-                     rule.beta_1, rule.beta_2, rule.epsilon, l2, sq, slot)
+                     self.S1, self.S2, self.n_weights, self.lrs, rule.momentum,
+                     rule.beta_1, rule.beta_2, rule.epsilon, l2, self.sq, ctrl, self.batch)
+        self._into = None
+
+    # ---------------------------------------------------------------- the epoch's buffers
+    def epoch_buffers(self, order, step_sizes):
+        """The order, step sizes, step counters and loss sums of an epoch, in buffers that
+        keep their device addresses from epoch to epoch (a graph holds them)."""
+        n, steps = len(order), len(step_sizes)
+        if self.order is None or self.order.size < n or self.losses.size < steps:
+            self.order = cuda.device_array(n, np.int64)
+            self.lrs = cuda.device_array(steps, np.float64)
+            self.losses = cuda.device_array(steps, np.float64)
+            self.sq = cuda.device_array(steps, np.float64)
+            self.graphs.clear()                 # they hold the old addresses
+        self.order[:n].copy_to_device(np.ascontiguousarray(order, np.int64))
+        self.lrs[:steps].copy_to_device(np.asarray(step_sizes, np.float64))
+        self.sq[:steps].copy_to_device(np.zeros(steps))
+        self.ctrl.copy_to_device(np.zeros(2, np.int64))
+
+    def graph(self, key, record):
+        """The CUDA graph of one full minibatch step (record(builder) records it), made
+        once per key; None where graphs are not available (the simulator, no cuda.core,
+        ENGINE_CUDA_GRAPHS=0)."""
+        if key not in self.graphs:
+            device = _graph_device()
+            if device is None:
+                return None
+            builder = device.create_graph_builder()
+            builder.begin_building()
+            record(builder)
+            self.graphs[key] = (device, builder.end_building().complete())
+        return self.graphs[key]
+
+
+def _graph_device():
+    """cuda.core's Device for graph capture and replay, or None where graphs are off."""
+    import os
+    if os.environ.get("ENGINE_CUDA_GRAPHS", "1") == "0" or k._SIM:
+        return None
+    try:
+        from cuda.core import Device
+        device = Device()
+        device.set_current()
+        device.create_graph_builder          # noqa: B018  (the API this needs)
+        return device
+    except Exception:
+        return None
+
+
+def _address(array):
+    """Where a device array's data lives (the simulator's arrays have no address: their
+    identity stands in; no graph is made there)."""
+    try:
+        return array.__cuda_array_interface__["data"][0]
+    except AttributeError:
+        return id(array)
 
 
 def fused_epoch(backend, net, X, y, order, batch_size, rule, alpha, ws, batch_losses):
     """One epoch by CudaEpochPlan (see the module docstring); returns the minibatches
-    trained (all, unless Ctrl-C asked for a stop)."""
+    trained (all, unless Ctrl-C asked for a stop). Full minibatches replay a CUDA graph of
+    the step where graphs are available; the last, shorter one is launched directly."""
     from ..optimizers import STATE_ARRAYS
     n_state = STATE_ARRAYS[rule.kind]
     state_ids = tuple(id(a) for a in (net.velocities, net.second_moments)[:n_state])
@@ -260,28 +343,40 @@ def fused_epoch(backend, net, X, y, order, batch_size, rule, alpha, ws, batch_lo
     plan = ws.plan
     n = len(order)
     n_batches = -(-n // batch_size)
-    order_dev = backend.asarray(order, np.int64)
-    losses = backend._scratch_array("epoch_losses", (n_batches,), np.float64)
-    sq = cuda.to_device(np.zeros(n_batches))
+    rows = np.minimum(batch_size, n - batch_size * np.arange(n_batches)).astype(np.float64)
+    plan.epoch_buffers(order, [float(rule._replace(t=rule.t + i + 1).step_size())
+                               for i in range(n_batches)])
     plan.load(net, n_state)
     out_kind = k.OUTPUT_LOSS[net.output, net.loss]
     c = plan.sizes[-1]
     target_rows = len(y.shape) == 2
-    rows = np.empty(n_batches)
+
+    # the step's settings: the same for every full minibatch of every epoch (its step
+    # size and counters live on the device), so one recorded graph serves them all
+    constants = rule._replace(t=0, learning_rate=0.0)
+
+    def settings(m):
+        divisor = float(m * c if out_kind in k.PER_ELEMENT else m)
+        return (m, out_kind, k.delta_numerator(out_kind, c) / m, divisor, constants,
+                float(alpha / m), target_rows)
+    full = settings(batch_size)
+    graph_key = (full, _address(X), _address(y))
     done = n_batches
-    for i, start in enumerate(range(0, n, batch_size)):
+    for i in range(n_batches):
         if interrupt.requested():               # Ctrl-C: stop at this boundary
             done = i
             break
-        m = min(batch_size, n - start)
-        rows[i] = m
-        now = rule._replace(t=rule.t + i + 1)
-        divisor = float(m * c if out_kind in k.PER_ELEMENT else m)
-        plan.step(X, y, order_dev, start, m, out_kind, k.delta_numerator(out_kind, c) / m,
-                  divisor, now, float(now.step_size()), float(alpha / m), losses, sq, i,
-                  target_rows)
+        m = int(rows[i])
+        graph = plan.graph(graph_key, lambda b: plan.step(X, y, *full, into=b)) \
+            if m == batch_size else None
+        if graph is None:
+            plan.step(X, y, *(full if m == batch_size else settings(m)))
+        else:
+            graph[1].launch(graph[0].default_stream)
+    backend.synchronize()
     plan.store(net, n_state)
-    batch_losses[:done] = losses.copy_to_host()[:done]
+    batch_losses[:done] = plan.losses[:n_batches].copy_to_host()[:done]
     if alpha:
-        batch_losses[:done] += 0.5 * alpha * sq.copy_to_host()[:done] / rows[:done]
+        batch_losses[:done] += 0.5 * alpha * plan.sq[:n_batches].copy_to_host()[:done] \
+            / rows[:done]
     return done

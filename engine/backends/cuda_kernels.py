@@ -134,7 +134,8 @@ MAX_GRID_Y = 65535
 # epilogues: c = alpha * acc + beta * c; act(acc + bias[col]); acc * act'(aux[row, col])
 PLAIN, BIAS_ACT, TIMES_DERIVATIVE = 0, 1, 2
 # operand rows read through an order vector: row r of a (GATHER_A) or of b (GATHER_B) is
-# row order[base + r] of that array (the training set, read in the epoch's order)
+# row order[ctrl[0] + r] of that array (the training set, read in the epoch's order; the
+# offset lives on the device so that a captured step replays unchanged)
 NO_GATHER, GATHER_A, GATHER_B = 0, 1, 2
 
 
@@ -174,7 +175,8 @@ def gemm(dtype, trans_a, trans_b, gather=NO_GATHER, epilogue=PLAIN, split=False)
     threads = RT * RT
 
     @cuda.jit
-    def kernel(a, b, c, m, n, kk, alpha, beta, order, base, bias, aux, act):
+    def kernel(a, b, c, m, n, kk, alpha, beta, order, ctrl, bias, aux, act):
+        base = ctrl[0]          # gathered rows start at order[ctrl[0]] (cuda_epoch.py)
         As = cuda.shared.array((BK, BM + 1), nb)        # As[k][row]
         Bs = cuda.shared.array((BK, BN + 1), nb)        # Bs[k][col]
         acc = cuda.local.array((RB, RB), nb)
