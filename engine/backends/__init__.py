@@ -100,7 +100,8 @@ def _cuda_simulated():
 
 # `auto` takes the GPU for networks of at least this many parameters, the CPU below. Why:
 # a minibatch step of the cuda backend's fused epoch is 3L + 2 kernel launches (8 for two
-# layers), each with numba-cuda's Python argument handling: ~0.1-0.2 ms of host time
+# layers; one graph replay where CUDA graphs work), each launch with numba-cuda's Python
+# argument handling: ~0.1-0.2 ms of host time
 # whatever the network (estimated at 10-20 us a launch; no GPU has measured it yet), while
 # the native epoch's step costs about 6 x parameters x batch FLOP at ~100 GFLOP/s on 2 cores
 # (measured: 784-100-10, batch 100, 0.25-0.3 ms). They meet somewhere between 30,000 and
