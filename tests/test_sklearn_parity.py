@@ -320,3 +320,29 @@ def test_engine_exports_the_drop_ins():
     import engine
     assert engine.MLPClassifier is en.MLPClassifier
     assert engine.MLPRegressor is en.MLPRegressor
+
+
+@pytest.mark.parametrize("output,loss,targets", [("softmax", "cross_entropy", "labels"),
+                                                 ("identity", "squared_error", "rows")])
+def test_the_native_one_pass_objective_equals_the_chunked_one(output, loss, targets):
+    """L-BFGS's whole-set loss and gradient: the native backend's single pass in C (the
+    BLAS-path epoch with its reduction hook) against the NumPy backend's chunks."""
+    pytest.importorskip("engine._native", reason="the native extension is not built")
+    from engine.sklearn.network import EngineNet
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(50, 6))
+    T = rng.integers(0, 3, 50) if targets == "labels" else rng.normal(size=(50, 3))
+    w = rng.uniform(0, 2, 50)
+    w[:7] = 0.0
+    coefs = [rng.normal(size=(6, 5)), rng.normal(size=(5, 3))]
+    intercepts = [rng.normal(size=5), rng.normal(size=3)]
+    results = []
+    for backend in ("numpy", "native"):
+        net = EngineNet([6, 5, 3], "tanh", output, loss, np.float64, backend, coefs,
+                        intercepts)
+        results.append(net.whole_set(X, T, w, chunk=8))
+        assert net.whole_set(X, T, np.zeros(50), chunk=8) is None
+    (l0, w0, b0), (l1, w1, b1) = results
+    assert l1 == pytest.approx(l0, rel=1e-12)
+    for a, b in zip(w1 + b1, w0 + b0):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-14)

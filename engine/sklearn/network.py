@@ -113,3 +113,69 @@ class EngineNet:
         be.synchronize()
         return (float(loss), [np.array(be.to_numpy(g)) for g in ws.gw],
                 [np.array(be.to_numpy(g)) for g in ws.gb])
+
+    def whole_set(self, X, T, weights=None, chunk=8192):
+        """(mean loss, [dL/dW], [dL/db]) over every row of (X, T), sample-weighted means
+        with weights, without the L2 term; None when every weight is 0. On the native
+        backend it is one pass in C: the BLAS-path epoch over chunks of rows with a step
+        size of 0, whose reduction hook (EpochPlan.run(reduce=...)) adds up each chunk's
+        gradients. Other backends, and sparse X, take the chunks one by one."""
+        if self.backend.name != "native" or sp.issparse(X):
+            return self._chunked(X, T, weights, chunk)
+        from .. import _native
+        from ..optimizers import StepRule
+        model, be, net = self.model, self.backend, self.model._net
+        n = X.shape[0]
+        chunk = max(1, min(chunk, n))
+        key = (chunk, id(net.weights), id(net.biases))
+        if getattr(self, "_objective_key", None) != key:
+            ws = be.workspace(net, chunk)
+            gw = [np.zeros_like(w) for w in net.weights]
+            gb = [np.zeros_like(b) for b in net.biases]
+            plan = _native.EpochPlan(net.weights, net.biases, ws.a, ws.d, gb, ws.x, ws.t,
+                                     net.activations, net.loss, None, gw, gemm="blas")
+            self._objective, self._objective_key = (plan, gw, gb), key
+        plan, gw, gb = self._objective
+        sums = [np.zeros_like(g) for g in gw + gb]
+        total = [0.0, 0.0]                     # weighted loss, weight
+
+        def add(i, loss, weight):
+            if weight > 0:
+                for acc, g in zip(sums, gw + gb):
+                    acc += weight * g
+                total[0] += loss * weight
+                total[1] += weight
+            for g in gw + gb:                  # the step of size 0 must not meet a nan
+                g[...] = 0
+            return loss, (weight if weight > 0 else 1.0)
+        X = np.ascontiguousarray(X, dtype=self.dtype)
+        w = None if weights is None else np.ascontiguousarray(weights, dtype=self.dtype)
+        plan.run(X, np.ascontiguousarray(T), np.arange(n, dtype=np.int64), 0.0, 0.0,
+                 np.empty(-(-n // chunk)), rule=StepRule("sgd", 0.0), sample_weight=w,
+                 reduce=add)
+        if total[1] <= 0:
+            return None
+        k = len(gw)
+        return (total[0] / total[1], [a / total[1] for a in sums[:k]],
+                [a / total[1] for a in sums[k:]])
+
+    def _chunked(self, X, T, weights, chunk):
+        n = X.shape[0]
+        w_all = None if weights is None else np.asarray(weights, np.float64)
+        grand = float(n if w_all is None else w_all.sum())
+        loss, gw, gb = 0.0, None, None
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            w = None if w_all is None else w_all[start:stop]
+            share = ((stop - start) if w is None else float(w.sum())) / grand if grand else 0
+            if share == 0.0:
+                continue
+            part, cw, cb = self.loss_and_grads(X[start:stop], T[start:stop], w)
+            loss += share * part
+            if gw is None:
+                gw, gb = [share * g for g in cw], [share * g for g in cb]
+            else:
+                for acc, g in zip(gw + gb, cw + cb):
+                    acc += share * g
+        return None if gw is None else (loss, gw, gb)
+

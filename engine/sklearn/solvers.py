@@ -26,7 +26,7 @@ from .network import EngineNet
 
 # rows densified at a time when X is sparse (a whole number of minibatches)
 SPARSE_BLOCK_ROWS = 8192
-# rows per forward/backward pass when L-BFGS evaluates the whole set
+# rows per chunk when L-BFGS evaluates the whole set
 LBFGS_CHUNK_ROWS = 8192
 
 
@@ -257,38 +257,25 @@ def fit_lbfgs(est, net: EngineNet, X, Y, sample_weight):
 
 class _WholeSetObjective:
     """The loss of the whole training set (L2 term included) and its gradient in
-    scikit-learn's layout, formed chunk by chunk by the backend's forward and backward
-    passes (each chunk's mean rescaled to the whole set's)."""
+    scikit-learn's layout (EngineNet.whole_set forms the data term: one native pass on
+    the native backend)."""
 
     def __init__(self, net, X, T, sample_weight, alpha):
         self.net, self.X, self.T, self.alpha = net, X, T, alpha
-        n = X.shape[0]
         self.w = None if sample_weight is None else np.asarray(sample_weight, np.float64)
-        self.total = float(n if self.w is None else self.w.sum())
-        self.chunks = [(s, min(s + LBFGS_CHUNK_ROWS, n)) for s in range(0, n, LBFGS_CHUNK_ROWS)]
+        self.total = float(X.shape[0] if self.w is None else self.w.sum())
 
     def __call__(self):
         net = self.net
-        loss, gcoefs, gintercepts = 0.0, None, None
-        for start, stop in self.chunks:
-            w = None if self.w is None else self.w[start:stop]
-            share = ((stop - start) if w is None else float(w.sum())) / self.total
-            if share == 0.0:
-                continue
-            part, gw, gb = net.loss_and_grads(self.X[start:stop], self.T[start:stop], w)
-            loss += share * part
-            if gcoefs is None:
-                gcoefs = [share * g.T for g in gw]
-                gintercepts = [share * g for g in gb]
-            else:
-                for acc, g in zip(gcoefs, gw):
-                    acc += share * g.T
-                for acc, g in zip(gintercepts, gb):
-                    acc += share * g
         coefs, _ = net.params()
-        if gcoefs is None:      # every weight zero: no data term (scikit-learn: nan)
+        terms = net.whole_set(self.X, self.T, self.w, LBFGS_CHUNK_ROWS)
+        if terms is None:      # every sample weight zero: no data term (scikit-learn: nan)
+            loss = 0.0
             gcoefs = [np.zeros_like(c) for c in coefs]
             gintercepts = [np.zeros(c.shape[1], c.dtype) for c in coefs]
+        else:
+            loss, gw, gintercepts = terms
+            gcoefs = [np.ascontiguousarray(g.T) for g in gw]
         if self.alpha:
             loss += 0.5 * self.alpha * sum(float(np.vdot(c, c)) for c in coefs) / self.total
             for g, c in zip(gcoefs, coefs):
