@@ -1,9 +1,9 @@
 """`engine bench --workload distributed`: the scaling model of engine.distributed, with its
 local parts measured on this machine.
 
-Per step every rank forms the gradient of its batch_size rows (t_step, measured here: the
-native backend's forward and backward of one minibatch on this machine's threads, as for
-one rank per machine), then one
+Per step every rank forms the gradient of its batch_size rows (t_step, measured here as
+engine.distributed runs it on the native backend, on this machine's threads, as for one
+rank per machine), then one
 Allreduce sums a buffer of all parameters plus two slots (B bytes). A ring all-reduce over
 N ranks takes
 
@@ -51,20 +51,38 @@ def allreduce_seconds(ranks, nbytes, bandwidth, latency):
     return 2 * (ranks - 1) / ranks * nbytes / bandwidth + 2 * (ranks - 1) * latency
 
 
-def step_seconds(sizes, batch, dtype="float32", repeats=20):
-    """Median time of one rank's gradient of `batch` rows (native backend if built)."""
+def step_seconds(sizes, batch, dtype="float32", steps=40):
+    """One rank's time per synchronous step of `batch` rows, without the reduction: on
+    the native backend the path engine.distributed takes there (the BLAS-path epoch in C,
+    calling a reduction hook between each minibatch's gradients and its step; the hook
+    here returns at once), median over 3 runs of `steps` steps; elsewhere the backend's
+    forward and backward per minibatch."""
     from ..model import MLP
     from ..backends import runnable_backends
+    from ..optimizers import StepRule
     backend = "native" if "native" in runnable_backends() else "numpy"
     model = MLP(sizes, "relu", dtype=dtype, backend=backend, seed=0)
     be, net = model.backend, model._net
     rng = np.random.default_rng(0)
-    X = be.asarray(rng.random((batch, sizes[0]), dtype=np.float32).astype(dtype))
-    y = be.asarray(rng.integers(0, sizes[-1], batch))
+    rows = batch * steps
+    X = be.asarray(rng.random((rows, sizes[0]), dtype=np.float32).astype(dtype))
+    y = be.asarray(rng.integers(0, sizes[-1], rows))
     ws = be.workspace(net, batch)
-    index = be.asarray(np.arange(batch))
     times = []
-    for i in range(repeats + 3):
+    if backend == "native":
+        from .. import _native
+        plan = _native.EpochPlan(net.weights, net.biases, ws.a, ws.d, ws.gb, ws.x, ws.t,
+                                 net.activations, net.loss, None, ws.gw, gemm="blas")
+        order, losses = np.arange(rows, dtype=np.int64), np.empty(steps)
+        for i in range(4):
+            t0 = time.perf_counter()
+            plan.run(X, y, order, 0.01, 0.0, losses, rule=StepRule("sgd", 0.01),
+                     reduce=lambda k, loss, weight: (loss, weight))
+            if i:
+                times.append((time.perf_counter() - t0) / steps)
+        return statistics.median(times), "native, BLAS-path epoch with the reduction hook"
+    index = be.asarray(np.arange(batch))
+    for i in range(steps + 3):
         t0 = time.perf_counter()
         be.gather_(X, y, index, ws.x, ws.t)
         be.loss_and_grads(net, ws, batch)
