@@ -250,6 +250,22 @@ class _GradientAllreduce:
                                        rule._replace(t=rule.t + k + 1))
         return self.losses
 
+    def reduce(self, i, loss, weight):
+        """This rank's mean loss and gradient (in the buffer) over rows weighing `weight`
+        become the global ones: sums, one Allreduce, divided by the global weight, which
+        it returns with the loss (an all-zero minibatch counts 1: a zero step)."""
+        flat = self.flat
+        if weight > 0:
+            self.grads *= weight        # the local mean back into a sum
+            flat[-2], flat[-1] = loss * weight, weight
+        else:
+            flat[...] = 0
+        self.comm.Allreduce(self.MPI.IN_PLACE, flat, op=self.MPI.SUM)
+        total = float(flat[-1])
+        total = total if total > 0 else 1.0
+        self.grads /= flat.dtype.type(total)
+        return float(flat[-2]) / total, total
+
     def step(self, rows, rule):
         """One step on every rank; returns the global minibatch's loss."""
         be, net, ws = self.model.backend, self.model._net, self.ws
@@ -266,16 +282,9 @@ class _GradientAllreduce:
                 if not np.any(ws.w[:m]):
                     weight = 0.0        # all-zero rows add nothing to the global sums
             loss = be.loss_and_grads(net, ws, m, weighted=w is not None)
-            self.grads *= weight        # the local mean back into a sum
-            self.flat[-2] = loss * weight
-            self.flat[-1] = weight
         else:
-            self.flat[...] = 0
-        self.comm.Allreduce(self.MPI.IN_PLACE, self.flat, op=self.MPI.SUM)
-        total = float(self.flat[-1])
-        total = total if total > 0 else 1.0     # an all-zero minibatch: a zero step
-        loss = float(self.flat[-2]) / total
-        self.grads /= self.flat.dtype.type(total)
+            loss = weight = 0.0
+        loss, total = self.reduce(None, loss, weight)
         if self.alpha:
             loss += 0.5 * self.alpha * sum(be.sq_norm(W) for W in net.weights) / total
         be.apply_gradients(net, ws, rule, self.alpha, total)
@@ -298,25 +307,11 @@ class _NativeGradientAllreduce(_GradientAllreduce):
             net.loss, net.velocities if n_state >= 1 else None, ws.gw, gemm="blas",
             second_moments=net.second_moments if n_state == 2 else None)
 
-    def _reduce(self, i, loss, weight):
-        """Between minibatch i's gradients and its step: the global sums."""
-        flat = self.flat
-        if weight > 0:
-            self.grads *= weight
-            flat[-2], flat[-1] = loss * weight, weight
-        else:
-            flat[...] = 0
-        self.comm.Allreduce(self.MPI.IN_PLACE, flat, op=self.MPI.SUM)
-        total = float(flat[-1])
-        total = total if total > 0 else 1.0
-        self.grads /= flat.dtype.type(total)
-        return float(flat[-2]) / total, total
-
     def epoch(self, order, rule):
         X, y, w = self.data
         done = self.plan.run(X, y, order, rule.learning_rate, rule.momentum, self.losses,
                              rule=rule, alpha=self.alpha, sample_weight=w,
-                             reduce=self._reduce)
+                             reduce=self.reduce)
         for k in range(done, len(self.losses)):      # this shard ran out before the others
             self.losses[k] = self.step(order[:0], rule._replace(t=rule.t + k + 1))
         return self.losses

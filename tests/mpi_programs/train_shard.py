@@ -32,7 +32,7 @@ if settings.get("fail_at_step") is not None and rank == settings.get("fail_rank"
     # the step's gradient on the NumPy backend; the reduction callback of the native
     # backend's epoch in C
     calls = {"n": 0}
-    owner, name = ((dist._NativeGradientAllreduce, "_reduce") if settings["backend"] == "native"
+    owner, name = ((dist._NativeGradientAllreduce, "reduce") if settings["backend"] == "native"
                    else (model.backend, "loss_and_grads"))
     real = getattr(owner, name)
 
