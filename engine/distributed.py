@@ -32,11 +32,12 @@ the others waiting in a collective.
 
 Supported: host backends (numpy, native), every optimizer and schedule of `MLP.fit`,
 sample weights, validation data (sharded like the training rows). Not supported (yet):
-early stopping, dropout, checkpoints/resume, the CUDA backend, local SGD (sync_every).
+early stopping, dropout, checkpoints/resume, the CUDA backend. Local SGD: `sync_every`.
 mpi4py is an optional extra (`pip install "engine[mpi]"`); `import engine` does not need it.
 """
 from __future__ import annotations
 
+import array
 import os
 import sys
 import time
@@ -134,7 +135,32 @@ def abort(comm, code=1):
         sys.stderr.write(f"engine.distributed: rank {comm.Get_rank()} of {comm.Get_size()} "
                          f"failed; aborting every rank:\n{traceback.format_exc()}")
         sys.stderr.flush()
+        _let_stderr_drain()
         comm.Abort(code)
+
+
+def _let_stderr_drain(limit=2.0, grace=0.2):
+    """Under mpiexec a rank's stderr is a pipe that the launcher's proxy forwards, and
+    Abort tears the proxies down: whatever they have not yet read is lost, the error with
+    it (seen on a loaded machine: exit code 1, nothing printed). So wait, up to `limit`
+    seconds, until the pipe is empty, then a moment for the forwarding."""
+    import fcntl
+    import termios
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    pending = array.array("i", [0])
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            fcntl.ioctl(fd, termios.FIONREAD, pending)
+        except OSError:                     # a file or a terminal: nothing to wait for
+            return
+        if pending[0] == 0:
+            break
+        time.sleep(0.01)
+    time.sleep(grace)
 
 
 def _fit(MPI, model, X, y, comm, sample_weight, validation_data, *, epochs, batch_size,

@@ -175,10 +175,37 @@ def test_a_rank_failing_mid_epoch_ends_every_rank(tmp_path, ranks, backend):
                 "fit": dict(epochs=50, batch_size=2, learning_rate=0.1),
                 "fail_at_step": 5, "fail_rank": ranks - 1}
     done = _run(ranks, settings, tmp_path, timeout=60)      # a hang fails by TimeoutExpired
+    seen = f"exit code {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
     assert done.returncode != 0
-    assert f"rank {ranks - 1} of {ranks} failed; aborting every rank" in done.stderr
+    assert f"rank {ranks - 1} of {ranks} failed; aborting every rank" in done.stderr, seen
     assert "injected failure in the middle of an epoch" in done.stderr
     assert not any(name.startswith("rank") for name in os.listdir(tmp_path))
+
+
+def test_abort_waits_until_the_launcher_has_read_the_error(monkeypatch):
+    # Abort ends the launcher's forwarding of stderr; the error must be read first
+    import threading
+    import time
+    read_end, write_end = os.pipe()
+    got = []
+
+    def slow_reader():
+        time.sleep(0.3)
+        got.append(os.read(read_end, 1 << 16))
+    reader = threading.Thread(target=slow_reader)
+    with os.fdopen(write_end, "w") as pipe:
+        monkeypatch.setattr(sys, "stderr", pipe)
+        pipe.write("the error\n")
+        pipe.flush()
+        reader.start()
+        start = time.monotonic()
+        dist._let_stderr_drain(limit=5.0, grace=0.0)
+        waited = time.monotonic() - start
+        monkeypatch.undo()
+    reader.join()
+    os.close(read_end)
+    assert got == [b"the error\n"]
+    assert 0.2 < waited < 4.0
 
 
 def test_engine_train_distributed_writes_once_from_rank_0(tmp_path):
