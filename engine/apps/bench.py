@@ -186,7 +186,9 @@ def thread_limits(n):
             native.set_epoch_threads(saved)
 
 
-def machine_info():
+def machine_info(threads=2):
+    """The machine a table is measured on; its FMA peak on `threads` threads is measured
+    here, so call it before any timing (see native_machine_info)."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -205,7 +207,7 @@ def machine_info():
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "blas": ", ".join(blas),
             "python": platform.python_version(), "numpy": np.__version__,
-            "date": time.strftime("%Y-%m-%d"), **native_machine_info()}
+            "date": time.strftime("%Y-%m-%d"), **native_machine_info(threads)}
 
 
 def native_machine_info(threads=2):
@@ -215,23 +217,29 @@ def native_machine_info(threads=2):
     if "native" not in runnable_backends():
         return {}
     from .. import _native
+    # BLAS threads spin for a while after each call and would share the cores with the
+    # loop (a peak measured after the timed rows once read a third of the real one)
+    time.sleep(0.3)
     return {"simd": _native.build_info()["simd"], "peak_threads": threads,
             "fma_peak_gflops": {dt: _native.fma_peak_gflops(dt, threads) for dt in DTYPES}}
 
 
 def run_report(workloads=None, dtypes=("float32", "float64"), repeats=3, threads=2,
-               n_samples=N_SAMPLES, others=True, progress=True):
-    """Time every (workload, dtype, runner); returns a list of row dicts."""
+               n_samples=N_SAMPLES, others=True, progress=True, peak=None):
+    """Time every (workload, dtype, runner); returns a list of row dicts. `peak`: the FMA
+    peak per dtype (GFLOP/s) the rows are a fraction of; measured first when None."""
     from ..backends import runnable_backends
     backends = runnable_backends()
     log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if progress else (lambda *a: None)
     with thread_limits(threads):
-        return _timed_rows(workloads, dtypes, repeats, threads, n_samples, others, backends, log)
+        if peak is None:
+            peak = native_machine_info(threads).get("fma_peak_gflops")
+        return _timed_rows(workloads, dtypes, repeats, threads, n_samples, others, backends,
+                           log, peak)
 
 
-def _timed_rows(workloads, dtypes, repeats, threads, n_samples, others, backends, log):
+def _timed_rows(workloads, dtypes, repeats, threads, n_samples, others, backends, log, peak):
     rows = []
-    peak = native_machine_info(threads).get("fma_peak_gflops")
     for wname in workloads or WORKLOADS:
         w = WORKLOADS[wname]
         sizes, batch = w["sizes"], w["batch"]
@@ -361,8 +369,10 @@ def cmd_bench(args):
                          "\"engine[sklearn]\"")
     log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if not args.quiet \
         else (lambda *a: None)
+    info = machine_info(args.threads)            # the FMA peak first, while nothing spins
     rows = run_report(workloads, tuple(args.dtype or DTYPES), args.repeats, args.threads,
-                      args.samples, not args.no_others, not args.quiet) if workloads else []
+                      args.samples, not args.no_others, not args.quiet,
+                      info.get("fma_peak_gflops", {})) if workloads else []
     loaded = contention_rows(args.repeats, args.threads, args.samples, not args.no_others,
                              log) if contention else []
     versus = []
@@ -376,7 +386,6 @@ def cmd_bench(args):
         from .bench_distributed import distributed_rows
         with thread_limits(args.threads):
             spread = distributed_rows(log)
-    info = machine_info()
     info["command"] = "engine bench " + " ".join(sys.argv[2:])
     if args.json:
         print(json.dumps({"machine": info, "rows": rows, "contention": loaded,
