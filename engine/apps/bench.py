@@ -69,6 +69,25 @@ def _median_time(fn, repeats, warmup=1):
     return statistics.median(times), times
 
 
+def _interleaved_times(runners, repeats, settle=0.3):
+    """{label: [seconds per call]} for (label, make) pairs, make() returning the callable
+    to time. Each callable runs once untimed, then `repeats` rounds time every one of them
+    once in turn: a slow stretch of a shared machine then hits all of them alike, and the
+    ratios within a table stay fair. Before each timed call, `settle` seconds let the
+    previous runner's BLAS or OpenMP threads stop spinning (they would share the cores)."""
+    calls = [(label, make()) for label, make in runners]
+    times = {label: [] for label, _ in calls}
+    for _, fn in calls:
+        fn()
+    for _ in range(repeats):
+        for label, fn in calls:
+            time.sleep(settle)
+            t0 = time.perf_counter()
+            fn()
+            times[label].append(time.perf_counter() - t0)
+    return times
+
+
 def backend_epoch(backend_name, sizes, batch, dtype, X, y, hidden="sigmoid", epoch_gemm=None,
                   output="softmax", loss="cross_entropy", **optimizer):
     """A callable running one epoch of MLP training on the backend (MLP.epoch_runner).
@@ -274,9 +293,9 @@ def _timed_rows(workloads, dtypes, repeats, threads, n_samples, others, backends
                 runners.append(("sklearn MLPClassifier",
                                 lambda: sklearn_epoch(sizes, batch, dtype, X, y)))
             timed = {}
-            for label, make in runners:
-                log(f"bench: {wname} {dtype} {label} ...")
-                med, times = _median_time(make(), repeats)
+            log(f"bench: {wname} {dtype}: {', '.join(label for label, _ in runners)} ...")
+            for label, times in _interleaved_times(runners, repeats).items():
+                med = statistics.median(times)
                 timed[label] = med
                 rows.append({"workload": wname, "dtype": dtype, "runner": label,
                              "median_s": med, "times_s": times,
