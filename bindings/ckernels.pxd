@@ -56,6 +56,7 @@ cdef extern from "kernels.h" nogil:
         double *l2_parts
         void **rows
         double *row_loss
+        void *delta_panels
         void *scratch
         int64_t scratch_per_thread
         int threads
@@ -68,6 +69,7 @@ cdef extern from "kernels.h" nogil:
     int64_t eng_epoch_scratch_bytes(int n_layers, int64_t batch, const int *sizes)
     int64_t eng_epoch_row_count(int n_layers, int64_t batch)
     int64_t eng_epoch_l2_parts(int n_layers, const int *sizes)
+    int64_t eng_epoch_delta_panel_bytes(int n_layers, int64_t batch, const int *sizes)
     int64_t eng_epoch_panel_elements(int64_t n_out, int64_t n_in, int itemsize)
     int eng_get_epoch_threads()
     void eng_set_epoch_threads(int n)

@@ -66,19 +66,22 @@ cdef class EpochPlan:
     def __dealloc__(self):
         free(self.block)
 
-    cdef _alloc(self, int L, int64_t batch, int threads, int64_t per_thread, int64_t n_parts):
-        """Room for every pointer array, the row pointers, row losses and thread scratch."""
+    cdef _alloc(self, int L, int64_t batch, int threads, int64_t per_thread, int64_t n_parts,
+                int64_t delta_panels):
+        """Room for every pointer array, the row pointers, row losses, the tiles' delta
+        panels and thread scratch."""
         cdef size_t n_rows = <size_t>eng_epoch_row_count(L, batch)
         cdef size_t ints = _round64((2 * L + 1) * sizeof(int))
         cdef size_t ptrs = _round64((13 * <size_t>L + n_rows) * sizeof(void*))
         # row losses, then the L2 parts (at most one per 8 outputs of every layer)
         cdef size_t doubles = _round64((batch + n_parts) * sizeof(double))
+        cdef size_t panels = _round64(<size_t>delta_panels)
         cdef size_t scratch = <size_t>threads * <size_t>per_thread
+        cdef size_t total = ints + ptrs + doubles + panels + scratch
         self._release()
-        self.block = calloc(ints + ptrs + doubles + scratch + 64, 1)
+        self.block = calloc(total + 64, 1)
         if self.block == NULL:
-            raise MemoryError(f"EpochPlan: cannot allocate {ints + ptrs + doubles + scratch} "
-                              f"bytes")
+            raise MemoryError(f"EpochPlan: cannot allocate {total} bytes")
         cdef char *base = <char*>self.block + (64 - <size_t>self.block % 64) % 64
         cdef void **v = <void**>(base + ints)
         self.sizes, self.acts = <int*>base, <int*>base + L + 1
@@ -89,7 +92,8 @@ cdef class EpochPlan:
         self.p.rows = v + 13 * L
         self.p.row_loss = <double*>(base + ints + ptrs)
         self.p.l2_parts = self.p.row_loss + batch
-        self.p.scratch = base + ints + ptrs + doubles if scratch else NULL
+        self.p.delta_panels = base + ints + ptrs + doubles if panels else NULL
+        self.p.scratch = base + ints + ptrs + doubles + panels if scratch else NULL
         self.p.scratch_per_thread = per_thread
         self.p.threads = threads
         self.p.team = 0
@@ -132,7 +136,9 @@ cdef class EpochPlan:
         cdef cnp.ndarray widths = np.array(sizes, dtype=np.intc)
         self._alloc(L, batch, threads,
                     eng_epoch_scratch_bytes(L, batch, <int*>_ptr(widths)) if threads else 0,
-                    eng_epoch_l2_parts(L, <int*>_ptr(widths)))
+                    eng_epoch_l2_parts(L, <int*>_ptr(widths)),
+                    eng_epoch_delta_panel_bytes(L, batch, <int*>_ptr(widths)) if threads
+                    else 0)
         keep = [x, t]
         cdef bint vel = velocities is not None
         cdef bint second = second_moments is not None

@@ -2,15 +2,19 @@
    instantiate.h after elementwise.h); the workers of this CPU's SIMD variant do the work.
 
    Each minibatch runs in two phases on a team of threads, separated by barriers:
-     1. rows: each thread takes a slice of the minibatch's rows through the forward pass,
-        the output delta and the backward deltas (rows do not interact there);
-     2. weights: each thread takes a slice of every weight matrix's input columns and
-        forms that slice of the gradient, applying the SGD step to it at once; the biases
-        are shared out by layer.
+     1. rows: chunks of the minibatch's rows go through the forward pass, the output delta
+        and the backward deltas (rows do not interact there), which are also copied into
+        panels for phase 2;
+     2. weights: chunks of every weight matrix's input columns: that slice of the gradient
+        is formed and the optimizer step applied to it at once; then each layer's biases.
+   The threads take chunks from a shared counter as they finish the last, so a thread
+   slowed by other work on its core (or a slower core) takes fewer: an even split would
+   make the whole team wait for it at every barrier. Each output is computed the same way
+   whichever thread takes its chunk, so results do not depend on the thread count.
    No BLAS is called, so no second thread pool spins beside this one. */
 
-/* Rows [lo, hi) of n for thread t of nt, cut on multiples of `align` (tile boundaries)
-   so that the threads get equal numbers of tiles, the last one possibly short. */
+/* Rows [lo, hi) of n for thread t of nt, cut on multiples of `align` (tile boundaries,
+   or the short tiles' rows) so that the threads get equal shares, the last possibly short. */
 static inline void FN(share)(int64_t n, int64_t align, int t, int nt, int64_t *lo,
                              int64_t *hi) {
     int64_t units = (n + align - 1) / align;
@@ -50,7 +54,8 @@ static void FN(output_rows)(const REAL *a, const int64_t *y, const REAL *T, cons
 static void FN(epoch_phase_rows)(const FN(eng_workers) *wk, const eng_epoch_plan *P,
                                  const int64_t *y, const REAL *T, const REAL *SW,
                                  const int64_t *idx, int64_t r0, int64_t r1,
-                                 double batch_weight, uint32_t key, REAL *scratch) {
+                                 double batch_weight, uint32_t key, REAL *const *dpan,
+                                 REAL *scratch) {
     const int L = P->n_layers;
     const int *s = P->sizes;
     const int64_t rows = r1 - r0;
@@ -86,6 +91,10 @@ static void FN(epoch_phase_rows)(const FN(eng_workers) *wk, const eng_epoch_plan
                                    (const REAL *)P->A[l - 1] + r0 * s[l], rows * s[l],
                                    P->acts[l - 1]);
     }
+    for (int l = 0; l < L; l++)
+        for (int64_t r = r0; r < r1; r++)
+            wk->pack_delta_row((const REAL *)P->D[l] + r * s[l + 1], s[l + 1], r, P->batch,
+                               dpan[l]);
 }
 
 /* Where layer l's squares of weights start in plan->l2_parts (eng_epoch_l2_parts). */
@@ -95,30 +104,57 @@ static inline int64_t FN(l2_offset)(const eng_epoch_plan *P, int l) {
     return offset;
 }
 
-static void FN(epoch_phase_weights)(const FN(eng_workers) *wk, const eng_epoch_plan *P,
-                                    int t, int nt, int64_t m, const FN(eng_step) *step_w,
-                                    const FN(eng_step) *step_b, REAL *scratch) {
+/* Phase 2's chunks: `chunks[l]` of layer l's input columns for l < L (whole tiles), then
+   one per layer for its biases. */
+static void FN(epoch_weights_chunk)(const FN(eng_workers) *wk, const eng_epoch_plan *P,
+                                    int item, const int *chunks, int64_t m,
+                                    const FN(eng_step) *step_w, const FN(eng_step) *step_b,
+                                    REAL *const *dpan, REAL *scratch) {
     const int L = P->n_layers;
     const int *s = P->sizes;
-    for (int l = 0; l < L; l++) {
+    int l = 0;
+    while (l < L && item >= chunks[l]) item -= chunks[l++];
+    if (l < L) {
         /* the layer's input rows: X's for the first layer */
         void **below = l == 0 ? X_ROWS(P) : A_ROWS(P, l - 1);
         int64_t lo, hi;
-        FN(share)(s[l], wk->mr, t, nt, &lo, &hi);
-        wk->gemm_tn_update((const REAL *const *)below, m, s[l], lo, hi,
-                           (const REAL *const *)D_ROWS(P, l), s[l + 1], (REAL *)P->WT[l],
-                           P->VT ? (REAL *)P->VT[l] : NULL, P->ST ? (REAL *)P->ST[l] : NULL,
-                           step_w, step_w->l2 != 0 ? P->l2_parts + FN(l2_offset)(P, l) : NULL,
+        FN(share)(s[l], wk->mr, item, chunks[l], &lo, &hi);
+        wk->gemm_tn_update((const REAL *const *)below, m, s[l], lo, hi, dpan[l], P->batch,
+                           s[l + 1], (REAL *)P->WT[l], P->VT ? (REAL *)P->VT[l] : NULL,
+                           P->ST ? (REAL *)P->ST[l] : NULL, step_w,
+                           step_w->l2 != 0 ? P->l2_parts + FN(l2_offset)(P, l) : NULL,
                            scratch);
-        if (l % nt == t) {
-            REAL *gb = (REAL *)P->GB[l];
-            FN(eng_bias_grad)((const REAL *)P->D[l], gb, m, s[l + 1]);
-            wk->update_range((REAL *)P->B[l], gb, P->VB ? (REAL *)P->VB[l] : NULL,
-                             P->SB ? (REAL *)P->SB[l] : NULL, s[l + 1], step_b->kind,
-                             step_b->lr, step_b->mom, step_b->b1, step_b->b2, step_b->eps,
-                             (REAL)0);
-        }
+    } else {
+        l = item;
+        REAL *gb = (REAL *)P->GB[l];
+        FN(eng_bias_grad)((const REAL *)P->D[l], gb, m, s[l + 1]);
+        wk->update_range((REAL *)P->B[l], gb, P->VB ? (REAL *)P->VB[l] : NULL,
+                         P->SB ? (REAL *)P->SB[l] : NULL, s[l + 1], step_b->kind, step_b->lr,
+                         step_b->mom, step_b->b1, step_b->b2, step_b->eps, (REAL)0);
     }
+}
+
+/* How many chunks each phase cuts a minibatch into for nt threads: a few per thread, so
+   that a slow one can hand work over, but for the rows phase no smaller than the rows
+   whose work outweighs ten times its fixed cost (each chunk's backward pass copies the
+   weights of layers 2..L into panels, about a dozen rows' worth of work per weight). */
+static int FN(row_chunks)(const eng_epoch_plan *P, int mr, int nt) {
+    const int *s = P->sizes;
+    double per_row = 0.0, copied = 0.0;
+    for (int l = 0; l < P->n_layers; l++) {
+        double w = (double)s[l] * s[l + 1];
+        per_row += l == 0 ? w : 2 * w;
+        copied += l == 0 ? 0 : w;
+    }
+    double least = 120.0 * copied / per_row;
+    int64_t rows = least > mr ? (int64_t)least : mr;
+    int64_t per_thread = P->batch / ((int64_t)nt * rows);
+    return nt * (int)(per_thread < 1 ? 1 : per_thread > 4 ? 4 : per_thread);
+}
+
+static int FN(column_chunks)(int64_t n_in, int mr, int nt) {
+    int64_t per_thread = (n_in + mr - 1) / mr / (2 * (int64_t)nt);    /* 2+ tiles each */
+    return nt * (int)(per_thread < 1 ? 1 : per_thread > 4 ? 4 : per_thread);
 }
 
 /* The sum of the per-tile sums of squares the gradient tiles left, in index order. */
@@ -162,6 +198,14 @@ int64_t FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_
     if (alpha > 0)
         for (int l = 0; l < L; l++)
             squares += FN(eng_sq_norm)((const REAL *)P->W[l], (int64_t)s[l + 1] * s[l]);
+    /* every layer's deltas in panels (pack_delta_row), batch rows each */
+    REAL *dpan[ENG_MAX_LAYERS];
+    int64_t off = 0;
+    for (int l = 0; l < L; l++) {
+        dpan[l] = (REAL *)P->delta_panels + off;
+        off += batch * ((s[l + 1] + wk->pw - 1) / wk->pw * wk->pw);
+    }
+    int next_rows = 0, next_item = 0;       /* the phases' shared chunk counters */
     /* at least two tiles of rows per thread: more threads would only wait at the barriers */
     int threads = P->team > 0 ? P->team : eng_get_epoch_threads();
     int most = (int)(batch / (2 * wk->mr));
@@ -182,11 +226,14 @@ int64_t FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_
             #pragma omp barrier
         }
         REAL *scratch = (REAL *)((char *)P->scratch + (size_t)t * P->scratch_per_thread);
+        const int unit = wk->mr / 3;                   /* rows: see bcast_tile's short tiles */
+        const int row_chunks = FN(row_chunks)(P, wk->mr, nt);
+        int col_chunks[ENG_MAX_LAYERS], items = L;
+        for (int l = 0; l < L; l++) items += col_chunks[l] = FN(column_chunks)(s[l], wk->mr, nt);
         unsigned fp_state = eng_subnormals_off();      /* see runtime.h */
         int64_t i = 0;
         for (int64_t start = 0; start < count && !stop; start += batch, i++) {
             int64_t m = count - start < batch ? count - start : batch;
-            int64_t r0, r1;
             eng_rule now = *rule;
             now.t = rule->t + i + 1;             /* Adam counts this minibatch's step */
             /* every thread sums the minibatch's weights itself, in the same order */
@@ -194,19 +241,28 @@ int64_t FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_
             double l2 = alpha / weight;
             FN(eng_step) step_w = FN(step_of)(&now, eng_rule_step_size(&now), l2);
             FN(eng_step) step_b = FN(step_of)(&now, eng_rule_step_size(&now), 0.0);
-            FN(share)(m, wk->mr, t, nt, &r0, &r1);   /* whole tiles of rows */
-            for (int64_t r = r0; r < r1; r++) rows[r] = X + order[start + r] * s[0];
-            if (start + m < count) {   /* this thread's next rows load while it computes */
-                int64_t next = count - start - m < batch ? count - start - m : batch, n0, n1;
-                FN(share)(next, wk->mr, t, nt, &n0, &n1);
-                FN(eng_prefetch_rows)(X, order + start + m + n0, n1 - n0, s[0]);
-            }
             if (alpha > 0 && i > 0 && t == 0)   /* the previous step's tiles are all done */
                 squares = FN(weight_squares)(wk, P);
-            FN(epoch_phase_rows)(wk, P, y, T, SW, order + start, r0, r1, weight,
-                                 eng_dropout_minibatch_key(P->dropout_key, i), scratch);
+            /* nobody takes phase 2's chunks again before the barrier below */
+            if (t == 0) __atomic_store_n(&next_item, 0, __ATOMIC_RELAXED);
+            for (int c; (c = __atomic_fetch_add(&next_rows, 1, __ATOMIC_RELAXED)) < row_chunks;) {
+                int64_t r0, r1;
+                FN(share)(m, unit, c, row_chunks, &r0, &r1);
+                for (int64_t r = r0; r < r1; r++) rows[r] = X + order[start + r] * s[0];
+                if (start + m < count) {   /* the same chunk's next rows load meanwhile */
+                    int64_t next = count - start - m < batch ? count - start - m : batch, n0, n1;
+                    FN(share)(next, unit, c, row_chunks, &n0, &n1);
+                    FN(eng_prefetch_rows)(X, order + start + m + n0, n1 - n0, s[0]);
+                }
+                FN(epoch_phase_rows)(wk, P, y, T, SW, order + start, r0, r1, weight,
+                                     eng_dropout_minibatch_key(P->dropout_key, i), dpan,
+                                     scratch);
+            }
             eng_barrier_wait(&barrier);
-            FN(epoch_phase_weights)(wk, P, t, nt, m, &step_w, &step_b, scratch);
+            if (t == 0) __atomic_store_n(&next_rows, 0, __ATOMIC_RELAXED);
+            for (int c; (c = __atomic_fetch_add(&next_item, 1, __ATOMIC_RELAXED)) < items;)
+                FN(epoch_weights_chunk)(wk, P, c, col_chunks, m, &step_w, &step_b, dpan,
+                                        scratch);
             if (t == 0) {
                 double sum = 0.0;
                 for (int64_t r = 0; r < m; r++) sum += P->row_loss[r];

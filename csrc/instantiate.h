@@ -25,9 +25,10 @@ typedef struct {
                     const REAL *wp, int w_transposed, int64_t n, REAL *const *c,
                     REAL *scratch);
     void (*gemm_tn_update)(const REAL *const *a, int64_t m, int64_t n_in, int64_t j_lo,
-                           int64_t j_hi, const REAL *const *d, int64_t n_out, REAL *wt,
-                           REAL *vt, REAL *st, const FN(eng_step) *step, double *sq_parts,
-                           REAL *scratch);
+                           int64_t j_hi, const REAL *dp, int64_t stride, int64_t n_out,
+                           REAL *wt, REAL *vt, REAL *st, const FN(eng_step) *step,
+                           double *sq_parts, REAL *scratch);
+    void (*pack_delta_row)(const REAL *d, int64_t n, int64_t p, int64_t stride, REAL *dp);
     void (*to_panels)(const REAL *w, int64_t n_out, int64_t n_in, REAL *wp);
     void (*from_panels)(const REAL *wp, int64_t n_out, int64_t n_in, REAL *w);
     double (*fma_loop)(int64_t iters);

@@ -53,6 +53,14 @@ int64_t eng_epoch_l2_parts(int n_layers, const int *sizes) {
     return parts;
 }
 
+int64_t eng_epoch_delta_panel_bytes(int n_layers, int64_t batch, const int *sizes) {
+    int64_t bytes = 0;
+    for (int l = 0; l < n_layers; l++)
+        bytes += batch * ((sizes[l + 1] * 8 + ENG_MAX_PANEL_BYTES - 1) / ENG_MAX_PANEL_BYTES *
+                          ENG_MAX_PANEL_BYTES);
+    return bytes;
+}
+
 int64_t eng_epoch_panel_elements(int64_t n_out, int64_t n_in, int itemsize) {
     int64_t pw = ENG_MAX_PANEL_BYTES / itemsize;
     return (n_out + pw - 1) / pw * pw * n_in;

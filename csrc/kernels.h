@@ -107,6 +107,9 @@ typedef struct {
     double *l2_parts;             /* eng_epoch_l2_parts entries: squares of W per tile */
     void **rows;                  /* room for the row pointers (eng_epoch_row_count) */
     double *row_loss;             /* batch entries */
+    void *delta_panels;           /* eng_epoch_delta_panel_bytes: every layer's deltas in
+                                     panels, formed by the rows phase, read by all threads'
+                                     gradient tiles */
     void *scratch;                /* threads * scratch_per_thread bytes */
     int64_t scratch_per_thread;
     int threads;                  /* most threads the scratch has room for */
@@ -182,6 +185,9 @@ int64_t eng_epoch_scratch_bytes(int n_layers, int64_t batch, const int *sizes);
 int64_t eng_epoch_row_count(int n_layers, int64_t batch);
 /* entries of plan->l2_parts: one per GEMM tile of inputs of every layer */
 int64_t eng_epoch_l2_parts(int n_layers, const int *sizes);
+/* bytes of plan->delta_panels: batch rows of every layer's outputs, in panels of two
+   vectors (room for the widest SIMD variant's and the widest dtype) */
+int64_t eng_epoch_delta_panel_bytes(int n_layers, int64_t batch, const int *sizes);
 /* elements of the epoch's own copy of an (n_out x n_in) weight matrix, in panels of two
    vectors (room for the widest SIMD variant's) */
 int64_t eng_epoch_panel_elements(int64_t n_out, int64_t n_in, int itemsize);

@@ -16,17 +16,17 @@
 #define VLOAD(v, p) memcpy(&(v), (p), sizeof(VEC))
 #define VSTORE(p, v) memcpy((p), &(v), sizeof(VEC))
 
-/* tile[r][j] = sum_p A(r0 + r, p) * panel[p * PW + j] for r < MR,
-   j < nv * VLEN (the panel: columns of b packed by pack_panel).
+/* tile[r][j] = sum_p A(r0 + r, p) * panel[p * PW + j] for r < mr (a constant <= MR once
+   inlined), j < nv * VLEN (the panel: columns of b packed by pack_panel).
    A(i, p) is a[i][p]; or packed[p * MR + i - r0] when packed is given (a block of
    a transposed operand, laid out by pack_columns). Rows past `last` repeat row `last`, so
    a short tile computes garbage rows that nobody stores. */
-ENG_INLINE TARGET void VFN(bcast_tile)(const REAL *const *a, const REAL *packed, int64_t r0,
-                                       int64_t last, const REAL *panel, int64_t k, int nv,
-                                       REAL *tile) {
+ENG_INLINE TARGET void VFN(tile_of)(const REAL *const *a, const REAL *packed, int64_t r0,
+                                    int64_t last, const REAL *panel, int64_t k, int nv,
+                                    REAL *tile, const int mr) {
     VEC acc[MR][2], b0, b1;
     const REAL *ar[MR];
-    for (int r = 0; r < MR; r++) {
+    for (int r = 0; r < mr; r++) {
         ar[r] = packed != NULL ? NULL : a[r0 + r < last ? r0 + r : last];
         VZERO(acc[r][0]);
         VZERO(acc[r][1]);
@@ -37,7 +37,7 @@ ENG_INLINE TARGET void VFN(bcast_tile)(const REAL *const *a, const REAL *packed,
         const REAL *bp = panel + p * PW;                                             \
         VLOAD(b0, bp);                                                                     \
         if (NV == 2) VLOAD(b1, bp + VLEN);                                                 \
-        for (int r = 0; r < MR; r++) {                                                \
+        for (int r = 0; r < mr; r++) {                                                \
             REAL s = A_AT;                                                                 \
             acc[r][0] += s * b0;                                                           \
             if (NV == 2) acc[r][1] += s * b1;                                              \
@@ -51,10 +51,25 @@ ENG_INLINE TARGET void VFN(bcast_tile)(const REAL *const *a, const REAL *packed,
         else { BCAST_LOOP(ar[r][p], 1) }
     }
 #undef BCAST_LOOP
-    for (int r = 0; r < MR; r++) {
+    for (int r = 0; r < mr; r++) {
         VSTORE(tile + r * PW, acc[r][0]);
         VSTORE(tile + r * PW + VLEN, acc[r][1]);
     }
+}
+
+/* A tile of `rows` (<= MR) rows, as tile_of, in the smallest of MR / 3, 2 MR / 3 and MR
+   rows that holds them: the last tile of an uneven range (a 100-row minibatch split over
+   two threads, 784 inputs in tiles of 12) costs about its rows, not a whole tile. Each
+   output is still summed over p in the same order, whichever tile forms it. */
+ENG_INLINE TARGET void VFN(bcast_tile)(const REAL *const *a, const REAL *packed, int64_t r0,
+                                       int64_t last, const REAL *panel, int64_t k, int nv,
+                                       int64_t rows, REAL *tile) {
+    if (rows <= MR / 3)
+        VFN(tile_of)(a, packed, r0, last, panel, k, nv, tile, MR / 3);
+    else if (rows <= 2 * MR / 3)
+        VFN(tile_of)(a, packed, r0, last, panel, k, nv, tile, 2 * MR / 3);
+    else
+        VFN(tile_of)(a, packed, r0, last, panel, k, nv, tile, MR);
 }
 
 /* Columns [c_lo, c_hi) of a (m rows) in blocks of MR columns, each block p-major:
@@ -138,39 +153,52 @@ TARGET static void VFN(gemm_nn)(const REAL *const *a, int64_t m, int64_t k,
         else
             panel = wp + j0 * k;
         for (int64_t i0 = 0; i0 < m; i0 += MR) {
-            VFN(bcast_tile)(a, NULL, i0, m - 1, panel, k, width > VLEN ? 2 : 1, tile);
             int64_t rows = m - i0 < MR ? m - i0 : MR;
+            VFN(bcast_tile)(a, NULL, i0, m - 1, panel, k, width > VLEN ? 2 : 1, rows, tile);
             for (int64_t r = 0; r < rows; r++)
                 memcpy(c[i0 + r] + j0, tile + r * PW, (size_t)width * sizeof(REAL));
         }
     }
 }
 
+/* Row p of d (n columns) into the panels of dp: panel q holds rows of
+   d[p][q * PW ... q * PW + PW - 1], zero past n, its rows `stride` rows apart from the
+   next panel's. gemm_tn_update reads a layer's deltas from there. */
+TARGET static void VFN(pack_delta_row)(const REAL *d, int64_t n, int64_t p, int64_t stride,
+                                       REAL *dp) {
+    for (int64_t q0 = 0; q0 < n; q0 += PW) {
+        REAL *dst = dp + (q0 / PW * stride + p) * PW;
+        int64_t width = n - q0 < PW ? n - q0 : PW;
+        memcpy(dst, d + q0, (size_t)width * sizeof(REAL));
+        for (int64_t j = width; j < PW; j++) dst[j] = (REAL)0;
+    }
+}
+
 /* The optimizer step of a layer's weights wp (panel layout above), inputs [j_lo, j_hi),
    with the gradient formed tile by tile and never stored: g[j][o] = sum_p a[p][j] * d[p][o]
-   over the minibatch (p < m; a: the layer's n_in-wide input rows, d: its delta rows), then
+   over the minibatch (p < m; a: the layer's n_in-wide input rows, d: its delta rows, read
+   from dp, where pack_delta_row put them), then
    applied at once by `step` (state vt, st in the same layout, as the rule needs them).
    With sq_parts, sq_parts[j0 / MR] becomes the sum of squares of the updated weights of
    the inputs of tile j0 (j_lo is a multiple of MR): the L2 term of the next minibatch's
    loss, formed while the weights are in registers, in the same order for any thread count.
-   scratch: (j_hi - j_lo rounded up to MR) * m + m * PW REALs. */
+   scratch: (j_hi - j_lo rounded up to MR) * m REALs. */
 TARGET static void VFN(gemm_tn_update)(const REAL *const *a, int64_t m, int64_t n_in,
-                                       int64_t j_lo, int64_t j_hi, const REAL *const *d,
-                                       int64_t n_out, REAL *wt, REAL *vt, REAL *st,
-                                       const FN(eng_step) *step, double *sq_parts,
-                                       REAL *scratch) {
+                                       int64_t j_lo, int64_t j_hi, const REAL *dp,
+                                       int64_t stride, int64_t n_out, REAL *wt, REAL *vt,
+                                       REAL *st, const FN(eng_step) *step,
+                                       double *sq_parts, REAL *scratch) {
     REAL tile[MR * PW];
     REAL *packed = scratch;
-    REAL *panel = scratch + (j_hi - j_lo + MR - 1) / MR * MR * m;
     if (m <= 0 || j_lo >= j_hi) return;
     VFN(pack_columns)(a, m, j_lo, j_hi, packed);
     for (int64_t o0 = 0; o0 < n_out; o0 += PW) {
         int64_t width = n_out - o0 < PW ? n_out - o0 : PW;
-        VFN(pack_panel)(d, o0, width, m, panel);
+        const REAL *panel = dp + o0 / PW * stride * PW;
         for (int64_t j0 = j_lo; j0 < j_hi; j0 += MR) {
-            VFN(bcast_tile)(NULL, packed + (j0 - j_lo) * m, 0, 0, panel, m,
-                            width > VLEN ? 2 : 1, tile);
             int64_t rows = j_hi - j0 < MR ? j_hi - j0 : MR;
+            VFN(bcast_tile)(NULL, packed + (j0 - j_lo) * m, 0, 0, panel, m,
+                            width > VLEN ? 2 : 1, rows, tile);
             REAL squares = 0;
             for (int64_t r = 0; r < rows; r++) {
                 REAL *w = PANEL_AT(wt, n_in, o0, j0 + r);

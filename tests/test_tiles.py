@@ -246,6 +246,30 @@ def test_every_simd_variant_of_the_tiles_matches_numpy(native_gemm, variant, dty
         _check_tiles_against_numpy(native_gemm, dtype)
 
 
+@pytest.mark.parametrize("variant", SIMD_VARIANTS)
+@pytest.mark.parametrize("batch", [13, 22, 57, 100])
+def test_short_tiles_match_numpy_on_every_thread_count(native_gemm, epoch_threads, variant,
+                                                        batch):
+    """Row ranges and input columns that end in every kind of short tile (a third, two
+    thirds or all of a tile's rows, for 6- and 12-row tiles), split over 1, 2 and 3 threads
+    (batches of 57 and 100 give AVX-512's 12-row tiles 2 and 3 threads; a 100-row batch on
+    2 threads is 48 + 52 rows): equal to NumPy, and bitwise equal for every thread count."""
+    native_gemm("tiles")
+    sizes, n = [29, 25, 35, 11], 2 * batch + 5          # 24 + 5, + 1, + 11 inputs; 5-row tail
+    ref, _ = train(sizes, "float64", "numpy", momentum=0.5, n=n, batch=batch)
+    runs = []
+    with simd_variant(variant):
+        for threads in (1, 2, 3):
+            epoch_threads(threads)
+            runs.append(train(sizes, "float64", "native", momentum=0.5, n=n, batch=batch))
+    for a, b in zip(params(runs[0][0]), params(ref)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * np.abs(b).max())
+    for model, hist in runs[1:]:
+        for a, b in zip(params(model), params(runs[0][0])):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(hist.batch_loss, runs[0][1].batch_loss)
+
+
 def _check_tiles_against_numpy(native_gemm, dtype):
     native_gemm("tiles")
     ref, _ = train([37, 23, 13, 7], dtype, "numpy", momentum=0.5)
