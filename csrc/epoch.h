@@ -7,10 +7,11 @@
         panels for phase 2;
      2. weights: chunks of every weight matrix's input columns: that slice of the gradient
         is formed and the optimizer step applied to it at once; then each layer's biases.
-   The threads take chunks from a shared counter as they finish the last, so a thread
-   slowed by other work on its core (or a slower core) takes fewer: an even split would
-   make the whole team wait for it at every barrier. Each output is computed the same way
-   whichever thread takes its chunk, so results do not depend on the thread count.
+   Each thread first takes its own share of the chunks, then steals the chunks another
+   thread has not started (eng_take_chunk), so a thread slowed by other work on its core
+   (or a slower core) takes fewer: an even split would make the whole team wait for it at
+   every barrier. Each output is computed the same way whichever thread takes its chunk,
+   so results do not depend on the thread count.
    No BLAS is called, so no second thread pool spins beside this one. */
 
 /* Rows [lo, hi) of n for thread t of nt, cut on multiples of `align` (tile boundaries,
@@ -104,10 +105,17 @@ static inline int64_t FN(l2_offset)(const eng_epoch_plan *P, int l) {
     return offset;
 }
 
-/* Phase 2's chunks: `chunks[l]` of layer l's input columns for l < L (whole tiles), then
-   one per layer for its biases. */
+/* Phase 2's chunks that thread u of nt owns: per layer l, `chunks[l]` slices of its input
+   columns (whole tiles; u's are u * chunks[l] ... of nt * chunks[l]), then the biases of
+   the layers l with l % nt == u. */
+static int FN(weight_chunks_owned)(int L, const int *chunks, int u, int nt) {
+    int n = u < L ? (L - 1 - u) / nt + 1 : 0;
+    for (int l = 0; l < L; l++) n += chunks[l];
+    return n;
+}
+
 static void FN(epoch_weights_chunk)(const FN(eng_workers) *wk, const eng_epoch_plan *P,
-                                    int item, const int *chunks, int64_t m,
+                                    int u, int nt, int item, const int *chunks, int64_t m,
                                     const FN(eng_step) *step_w, const FN(eng_step) *step_b,
                                     REAL *const *dpan, REAL *scratch) {
     const int L = P->n_layers;
@@ -118,14 +126,14 @@ static void FN(epoch_weights_chunk)(const FN(eng_workers) *wk, const eng_epoch_p
         /* the layer's input rows: X's for the first layer */
         void **below = l == 0 ? X_ROWS(P) : A_ROWS(P, l - 1);
         int64_t lo, hi;
-        FN(share)(s[l], wk->mr, item, chunks[l], &lo, &hi);
+        FN(share)(s[l], wk->mr, u * chunks[l] + item, nt * chunks[l], &lo, &hi);
         wk->gemm_tn_update((const REAL *const *)below, m, s[l], lo, hi, dpan[l], P->batch,
                            s[l + 1], (REAL *)P->WT[l], P->VT ? (REAL *)P->VT[l] : NULL,
                            P->ST ? (REAL *)P->ST[l] : NULL, step_w,
                            step_w->l2 != 0 ? P->l2_parts + FN(l2_offset)(P, l) : NULL,
                            scratch);
     } else {
-        l = item;
+        l = u + item * nt;
         REAL *gb = (REAL *)P->GB[l];
         FN(eng_bias_grad)((const REAL *)P->D[l], gb, m, s[l + 1]);
         wk->update_range((REAL *)P->B[l], gb, P->VB ? (REAL *)P->VB[l] : NULL,
@@ -134,10 +142,10 @@ static void FN(epoch_weights_chunk)(const FN(eng_workers) *wk, const eng_epoch_p
     }
 }
 
-/* How many chunks each phase cuts a minibatch into for nt threads: a few per thread, so
-   that a slow one can hand work over, but for the rows phase no smaller than the rows
-   whose work outweighs ten times its fixed cost (each chunk's backward pass copies the
-   weights of layers 2..L into panels, about a dozen rows' worth of work per weight). */
+/* How many chunks of each phase a thread owns: a few, so that a slow one can hand work
+   over, but in the rows phase no smaller than the rows whose work outweighs ten times its
+   fixed cost (each chunk's backward pass copies the weights of layers 2..L into panels,
+   about a dozen rows' worth of work per weight). */
 static int FN(row_chunks)(const eng_epoch_plan *P, int mr, int nt) {
     const int *s = P->sizes;
     double per_row = 0.0, copied = 0.0;
@@ -149,12 +157,12 @@ static int FN(row_chunks)(const eng_epoch_plan *P, int mr, int nt) {
     double least = 120.0 * copied / per_row;
     int64_t rows = least > mr ? (int64_t)least : mr;
     int64_t per_thread = P->batch / ((int64_t)nt * rows);
-    return nt * (int)(per_thread < 1 ? 1 : per_thread > 4 ? 4 : per_thread);
+    return (int)(per_thread < 1 ? 1 : per_thread > 4 ? 4 : per_thread);
 }
 
 static int FN(column_chunks)(int64_t n_in, int mr, int nt) {
     int64_t per_thread = (n_in + mr - 1) / mr / (2 * (int64_t)nt);    /* 2+ tiles each */
-    return nt * (int)(per_thread < 1 ? 1 : per_thread > 4 ? 4 : per_thread);
+    return (int)(per_thread < 1 ? 1 : per_thread > 4 ? 4 : per_thread);
 }
 
 /* The sum of the per-tile sums of squares the gradient tiles left, in index order. */
@@ -205,12 +213,15 @@ int64_t FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_
         dpan[l] = (REAL *)P->delta_panels + off;
         off += batch * ((s[l + 1] + wk->pw - 1) / wk->pw * wk->pw);
     }
-    int next_rows = 0, next_item = 0;       /* the phases' shared chunk counters */
     /* at least two tiles of rows per thread: more threads would only wait at the barriers */
     int threads = P->team > 0 ? P->team : eng_get_epoch_threads();
     int most = (int)(batch / (2 * wk->mr));
     threads = threads < P->threads ? threads : P->threads;
     threads = eng_team(threads < most ? threads : most);
+    /* the phases' chunk counters (eng_take_chunk), one cache line per thread */
+    int row_next[threads * ENG_QUEUE_STRIDE], weight_next[threads * ENG_QUEUE_STRIDE];
+    memset(row_next, 0, sizeof(row_next));
+    memset(weight_next, 0, sizeof(weight_next));
     eng_barrier barrier;
     eng_barrier_init(&barrier, threads);
     #pragma omp parallel num_threads(threads) if (threads > 1)
@@ -227,9 +238,13 @@ int64_t FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_
         }
         REAL *scratch = (REAL *)((char *)P->scratch + (size_t)t * P->scratch_per_thread);
         const int unit = wk->mr / 3;                   /* rows: see bcast_tile's short tiles */
-        const int row_chunks = FN(row_chunks)(P, wk->mr, nt);
-        int col_chunks[ENG_MAX_LAYERS], items = L;
-        for (int l = 0; l < L; l++) items += col_chunks[l] = FN(column_chunks)(s[l], wk->mr, nt);
+        const int row_chunks = FN(row_chunks)(P, wk->mr, nt);       /* per thread */
+        int col_chunks[ENG_MAX_LAYERS], rows_owned[nt], weights_owned[nt];
+        for (int l = 0; l < L; l++) col_chunks[l] = FN(column_chunks)(s[l], wk->mr, nt);
+        for (int u = 0; u < nt; u++) {
+            rows_owned[u] = row_chunks;
+            weights_owned[u] = FN(weight_chunks_owned)(L, col_chunks, u, nt);
+        }
         unsigned fp_state = eng_subnormals_off();      /* see runtime.h */
         int64_t i = 0;
         for (int64_t start = 0; start < count && !stop; start += batch, i++) {
@@ -244,24 +259,24 @@ int64_t FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_
             if (alpha > 0 && i > 0 && t == 0)   /* the previous step's tiles are all done */
                 squares = FN(weight_squares)(wk, P);
             /* nobody takes phase 2's chunks again before the barrier below */
-            if (t == 0) __atomic_store_n(&next_item, 0, __ATOMIC_RELAXED);
-            for (int c; (c = __atomic_fetch_add(&next_rows, 1, __ATOMIC_RELAXED)) < row_chunks;) {
+            __atomic_store_n(&weight_next[t * ENG_QUEUE_STRIDE], 0, __ATOMIC_RELAXED);
+            if (start + m < count) {   /* this thread's rows of the next minibatch load */
+                int64_t next = count - start - m < batch ? count - start - m : batch, n0, n1;
+                FN(share)(next, unit, t, nt, &n0, &n1);
+                FN(eng_prefetch_rows)(X, order + start + m + n0, n1 - n0, s[0]);
+            }
+            for (int c, u; (c = eng_take_chunk(row_next, t, nt, rows_owned, &u)) >= 0;) {
                 int64_t r0, r1;
-                FN(share)(m, unit, c, row_chunks, &r0, &r1);
+                FN(share)(m, unit, u * row_chunks + c, nt * row_chunks, &r0, &r1);
                 for (int64_t r = r0; r < r1; r++) rows[r] = X + order[start + r] * s[0];
-                if (start + m < count) {   /* the same chunk's next rows load meanwhile */
-                    int64_t next = count - start - m < batch ? count - start - m : batch, n0, n1;
-                    FN(share)(next, unit, c, row_chunks, &n0, &n1);
-                    FN(eng_prefetch_rows)(X, order + start + m + n0, n1 - n0, s[0]);
-                }
                 FN(epoch_phase_rows)(wk, P, y, T, SW, order + start, r0, r1, weight,
                                      eng_dropout_minibatch_key(P->dropout_key, i), dpan,
                                      scratch);
             }
             eng_barrier_wait(&barrier);
-            if (t == 0) __atomic_store_n(&next_rows, 0, __ATOMIC_RELAXED);
-            for (int c; (c = __atomic_fetch_add(&next_item, 1, __ATOMIC_RELAXED)) < items;)
-                FN(epoch_weights_chunk)(wk, P, c, col_chunks, m, &step_w, &step_b, dpan,
+            __atomic_store_n(&row_next[t * ENG_QUEUE_STRIDE], 0, __ATOMIC_RELAXED);
+            for (int c, u; (c = eng_take_chunk(weight_next, t, nt, weights_owned, &u)) >= 0;)
+                FN(epoch_weights_chunk)(wk, P, u, nt, c, col_chunks, m, &step_w, &step_b, dpan,
                                         scratch);
             if (t == 0) {
                 double sum = 0.0;

@@ -62,6 +62,30 @@ typedef struct {
 void eng_barrier_init(eng_barrier *b, int n);
 void eng_barrier_wait(eng_barrier *b);
 
+/* Chunks of a phase's work shared by a team, with stealing: each thread owns a list of
+   chunks (the ones an even split gives it, whose data its cache holds from the last
+   minibatch) and takes them in order; then it takes the chunks other threads have not yet
+   started, so a thread slowed by other work on its core hands its rest over instead of
+   holding the team up at the next barrier. counters: one per thread, ENG_QUEUE_STRIDE ints
+   apart (a cache line each), zero at the start; each thread sets its own back to zero
+   when no thread can be taking chunks any more (after the next barrier). own[u]: the
+   chunks thread u owns. Returns the index in its owner's list (*owner) of the next chunk
+   for thread t, or -1 when all are taken. */
+#define ENG_QUEUE_STRIDE 16
+static inline int eng_take_chunk(int *counters, int t, int nt, const int *own, int *owner) {
+    for (int k = 0; k < nt; k++) {
+        int u = t + k < nt ? t + k : t + k - nt;
+        if (__atomic_load_n(&counters[u * ENG_QUEUE_STRIDE], __ATOMIC_RELAXED) >= own[u])
+            continue;
+        int c = __atomic_fetch_add(&counters[u * ENG_QUEUE_STRIDE], 1, __ATOMIC_RELAXED);
+        if (c < own[u]) {
+            *owner = u;
+            return c;
+        }
+    }
+    return -1;
+}
+
 /* Dropout masks from counters, not a stream: unit j of row r (its place in the minibatch) of
    hidden layer l is kept when eng_dropout_bits(row key, j) >= threshold, threshold = the
    drop rate times 2^24. The row key mixes the minibatch's key with l and r; the minibatch's

@@ -251,11 +251,13 @@ def test_every_simd_variant_of_the_tiles_matches_numpy(native_gemm, variant, dty
 def test_short_tiles_match_numpy_on_every_thread_count(native_gemm, epoch_threads, variant,
                                                         batch):
     """Row ranges and input columns that end in every kind of short tile (a third, two
-    thirds or all of a tile's rows, for 6- and 12-row tiles), split over 1, 2 and 3 threads
-    (batches of 57 and 100 give AVX-512's 12-row tiles 2 and 3 threads; a 100-row batch on
-    2 threads is 48 + 52 rows): equal to NumPy, and bitwise equal for every thread count."""
+    thirds or all of a tile's rows, for 6- and 12-row tiles), in chunks shared out over 1, 2
+    and 3 threads (batches of 57 and 100 give AVX-512's 12-row tiles 2 and 3 threads),
+    whichever thread takes a chunk: equal to NumPy, and bitwise equal for every thread
+    count."""
     native_gemm("tiles")
-    sizes, n = [29, 25, 35, 11], 2 * batch + 5          # 24 + 5, + 1, + 11 inputs; 5-row tail
+    # 24 + 5, + 1, + 11, 12 + 1, + 5 inputs; more layers than threads; a 5-row last batch
+    sizes, n = [29, 25, 35, 13, 17, 11], 2 * batch + 5
     ref, _ = train(sizes, "float64", "numpy", momentum=0.5, n=n, batch=batch)
     runs = []
     with simd_variant(variant):
