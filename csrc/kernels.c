@@ -63,5 +63,6 @@ int64_t eng_epoch_delta_panel_bytes(int n_layers, int64_t batch, const int *size
 
 int64_t eng_epoch_panel_elements(int64_t n_out, int64_t n_in, int itemsize) {
     int64_t pw = ENG_MAX_PANEL_BYTES / itemsize;
-    return (n_out + pw - 1) / pw * pw * n_in;
+    /* the panels, then room for the rows of a narrow last panel (workers_gemm.h) */
+    return (n_out + pw - 1) / pw * pw * n_in + pw / 4 * n_in;
 }

@@ -189,7 +189,7 @@ int64_t eng_epoch_l2_parts(int n_layers, const int *sizes);
    vectors (room for the widest SIMD variant's and the widest dtype) */
 int64_t eng_epoch_delta_panel_bytes(int n_layers, int64_t batch, const int *sizes);
 /* elements of the epoch's own copy of an (n_out x n_in) weight matrix, in panels of two
-   vectors (room for the widest SIMD variant's) */
+   vectors, and a copy of a narrow last panel's rows (room for the widest SIMD variant's) */
 int64_t eng_epoch_panel_elements(int64_t n_out, int64_t n_in, int itemsize);
 /* threads of the fused epoch: the setting, or (setting 0, the default) OpenMP's team size
    when asked (the cores, OMP_NUM_THREADS or omp_set_num_threads); always 1 without OpenMP */

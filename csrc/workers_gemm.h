@@ -113,12 +113,30 @@ ENG_INLINE TARGET void VFN(pack_panel)(const REAL *const *b, int64_t j0, int64_t
 #define PANEL_AT(wp, n_in, o, j) \
     ((wp) + ((o) / (PW) * (n_in) + (j)) * PW + (o) % (PW))
 
+/* A narrow last panel: n_out % PW outputs, 1 to TAIL_MAX of them. A panel tile would
+   spend a whole vector (or two) of multiply-adds per input on them, mostly on zeros
+   (100 outputs = 3 panels of 32 floats and 4 more, which cost 70% of a whole panel), so
+   their products go along the inputs instead (gemm_nn_tail, gemm_tn_tail). The forward
+   pass reads those outputs' rows of W from a copy after the panels: TAIL_MAX rows of
+   n_in, zero past n_out, that the gradient tiles keep up to date. */
+#define TAIL_MAX (VLEN / 4 > 0 ? VLEN / 4 : 1)
+#define TAIL_AT(wp, n_out, n_in) ((wp) + ((n_out) + PW - 1) / (PW) * (PW) * (n_in))
+
+static inline int VFN(narrow_tail)(int64_t n_out) {
+    int64_t w = n_out % PW;
+    return w <= TAIL_MAX ? (int)w : 0;
+}
+
 /* w (n_out x n_in, row-major) into that layout, zero past n_out; and back */
 TARGET static void VFN(to_panels)(const REAL *w, int64_t n_out, int64_t n_in, REAL *wp) {
-    int64_t padded = (n_out + PW - 1) / (PW) * (PW);
+    int64_t padded = (n_out + PW - 1) / (PW) * (PW), first = n_out - VFN(narrow_tail)(n_out);
     for (int64_t o = 0; o < padded; o++)
         for (int64_t j = 0; j < n_in; j++)
             *PANEL_AT(wp, n_in, o, j) = o < n_out ? w[o * n_in + j] : (REAL)0;
+    for (int64_t o = 0; o < TAIL_MAX; o++)
+        for (int64_t j = 0; j < n_in; j++)
+            TAIL_AT(wp, n_out, n_in)[o * n_in + j] =
+                first + o < n_out ? w[(first + o) * n_in + j] : (REAL)0;
 }
 
 TARGET static void VFN(from_panels)(const REAL *wp, int64_t n_out, int64_t n_in, REAL *w) {
@@ -132,6 +150,41 @@ ENG_INLINE TARGET void VFN(pack_panel_of_w)(const REAL *wp, int64_t n_in, int64_
     for (int64_t o = 0; o < n_out; o++)
         for (int64_t j = 0; j < PW; j++)
             panel[o * PW + j] = j < width ? *PANEL_AT(wp, n_in, o, j0 + j) : (REAL)0;
+}
+
+ENG_INLINE TARGET REAL VFN(lane_sum)(VEC v) {
+    REAL s = 0;
+    for (int q = 0; q < VLEN; q++) s += v[q];
+    return s;
+}
+
+/* c[i][j0 + o] = sum_p a[i][p] * wtail[o * k + p] for i < m, o < w: the outputs of a
+   narrow last panel (wtail: their rows of W, TAIL_MAX of them, zero past w), as dot
+   products along p, VLEN inputs at a time, for 4 rows at once. */
+TARGET static void VFN(gemm_nn_tail)(const REAL *const *a, int64_t m, int64_t k,
+                                     const REAL *wtail, int w, int64_t j0, REAL *const *c) {
+    const int64_t kv = k / VLEN * VLEN;
+    for (int64_t i0 = 0; i0 < m; i0 += 4) {
+        const REAL *ar[4];
+        VEC acc[4][TAIL_MAX], x[4], wv;
+        for (int r = 0; r < 4; r++) {
+            ar[r] = a[i0 + r < m ? i0 + r : m - 1];
+            for (int o = 0; o < TAIL_MAX; o++) VZERO(acc[r][o]);
+        }
+        for (int64_t p = 0; p < kv; p += VLEN) {
+            for (int r = 0; r < 4; r++) VLOAD(x[r], ar[r] + p);
+            for (int o = 0; o < TAIL_MAX; o++) {
+                VLOAD(wv, wtail + o * k + p);
+                for (int r = 0; r < 4; r++) acc[r][o] += x[r] * wv;
+            }
+        }
+        for (int r = 0; r < 4 && i0 + r < m; r++)
+            for (int o = 0; o < w; o++) {
+                REAL s = VFN(lane_sum)(acc[r][o]);
+                for (int64_t p = kv; p < k; p++) s += ar[r][p] * wtail[o * k + p];
+                c[i0 + r][j0 + o] = s;
+            }
+    }
 }
 
 /* c[i][j] = sum_p a[i][p] * B[p][j] for i < m, j < n, p < k, where B is
@@ -150,7 +203,10 @@ TARGET static void VFN(gemm_nn)(const REAL *const *a, int64_t m, int64_t k,
             VFN(pack_panel)(b, j0, width, k, scratch);
         else if (w_transposed)
             VFN(pack_panel_of_w)(wp, n, k, j0, width, scratch);
-        else
+        else if (width <= TAIL_MAX) {
+            VFN(gemm_nn_tail)(a, m, k, TAIL_AT(wp, n, k), (int)width, j0, c);
+            continue;
+        } else
             panel = wp + j0 * k;
         for (int64_t i0 = 0; i0 < m; i0 += MR) {
             int64_t rows = m - i0 < MR ? m - i0 : MR;
@@ -171,6 +227,74 @@ TARGET static void VFN(pack_delta_row)(const REAL *d, int64_t n, int64_t p, int6
         int64_t width = n - q0 < PW ? n - q0 : PW;
         memcpy(dst, d + q0, (size_t)width * sizeof(REAL));
         for (int64_t j = width; j < PW; j++) dst[j] = (REAL)0;
+    }
+}
+
+/* The step of one input j's weights in the panel starting at output o0 (width of them),
+   from its gradient g; returns the sum of their squares when `squares` is asked for. */
+ENG_INLINE TARGET REAL VFN(update_input)(REAL *wt, REAL *vt, REAL *st, int64_t n_in,
+                                         int64_t o0, int64_t j, const REAL *g, int64_t width,
+                                         const FN(eng_step) *step, int squares) {
+    REAL *w = PANEL_AT(wt, n_in, o0, j), sum = 0;
+    VFN(update_range)(w, g, vt == NULL ? NULL : PANEL_AT(vt, n_in, o0, j),
+                      st == NULL ? NULL : PANEL_AT(st, n_in, o0, j), width, step->kind,
+                      step->lr, step->mom, step->b1, step->b2, step->eps, step->l2);
+    if (squares)
+        for (int64_t k = 0; k < width; k++) sum += w[k] * w[k];
+    return sum;
+}
+
+/* g[jj * TAIL_MAX + o] = sum_p a[p][j + jj] * dpanel[p * PW + o] for jj < nv * VLEN,
+   o < TAIL_MAX: a narrow last panel's gradient, vectors along the inputs. */
+ENG_INLINE TARGET void VFN(tail_gradient)(const REAL *const *a, int64_t m, int64_t j,
+                                          const REAL *dpanel, const int nv, REAL *g) {
+    VEC acc[TAIL_MAX][4], x[4];
+    for (int o = 0; o < TAIL_MAX; o++)
+        for (int v = 0; v < nv; v++) VZERO(acc[o][v]);
+    for (int64_t p = 0; p < m; p++) {
+        for (int v = 0; v < nv; v++) VLOAD(x[v], a[p] + j + v * VLEN);
+        for (int o = 0; o < TAIL_MAX; o++) {
+            REAL dv = dpanel[p * PW + o];
+            for (int v = 0; v < nv; v++) acc[o][v] += dv * x[v];
+        }
+    }
+    for (int o = 0; o < TAIL_MAX; o++)
+        for (int v = 0; v < nv; v++)
+            for (int q = 0; q < VLEN; q++) g[(v * VLEN + q) * TAIL_MAX + o] = acc[o][v][q];
+}
+
+/* gemm_tn_update's narrow last panel (outputs o0 ... n_out - 1, at most TAIL_MAX): the
+   gradient of inputs [j_lo, j_hi) 4 vectors of them at a time, then the step of each
+   input's weights, which also go to the copy of these outputs' rows (TAIL_AT). */
+TARGET static void VFN(gemm_tn_tail)(const REAL *const *a, int64_t m, int64_t n_in,
+                                     int64_t j_lo, int64_t j_hi, const REAL *dpanel,
+                                     int64_t n_out, int64_t o0, REAL *wt, REAL *vt, REAL *st,
+                                     const FN(eng_step) *step, double *sq_parts) {
+    REAL g[4 * VLEN * TAIL_MAX];
+    REAL *tail = TAIL_AT(wt, n_out, n_in);
+    const int64_t width = n_out - o0;
+    for (int64_t j = j_lo; j < j_hi;) {
+        int64_t n = j_hi - j >= 4 * VLEN ? 4 * VLEN : j_hi - j >= VLEN ? VLEN : 1;
+        if (n == 4 * VLEN)
+            VFN(tail_gradient)(a, m, j, dpanel, 4, g);
+        else if (n == VLEN)
+            VFN(tail_gradient)(a, m, j, dpanel, 1, g);
+        else
+            for (int o = 0; o < TAIL_MAX; o++) {
+                REAL s = 0;
+                for (int64_t p = 0; p < m; p++) s += a[p][j] * dpanel[p * PW + o];
+                g[o] = s;
+            }
+        for (int64_t jj = 0; jj < n; jj++, j++) {
+            REAL squares = VFN(update_input)(wt, vt, st, n_in, o0, j, g + jj * TAIL_MAX,
+                                             width, step, sq_parts != NULL);
+            const REAL *w = PANEL_AT(wt, n_in, o0, j);
+            for (int64_t o = 0; o < width; o++) tail[o * n_in + j] = w[o];
+            if (sq_parts != NULL) {
+                double *part = &sq_parts[j / MR];
+                *part = (o0 == 0 && j % MR == 0 ? 0.0 : *part) + (double)squares;
+            }
+        }
     }
 }
 
@@ -195,21 +319,19 @@ TARGET static void VFN(gemm_tn_update)(const REAL *const *a, int64_t m, int64_t 
     for (int64_t o0 = 0; o0 < n_out; o0 += PW) {
         int64_t width = n_out - o0 < PW ? n_out - o0 : PW;
         const REAL *panel = dp + o0 / PW * stride * PW;
+        if (width <= TAIL_MAX) {
+            VFN(gemm_tn_tail)(a, m, n_in, j_lo, j_hi, panel, n_out, o0, wt, vt, st, step,
+                              sq_parts);
+            continue;
+        }
         for (int64_t j0 = j_lo; j0 < j_hi; j0 += MR) {
             int64_t rows = j_hi - j0 < MR ? j_hi - j0 : MR;
             VFN(bcast_tile)(NULL, packed + (j0 - j_lo) * m, 0, 0, panel, m,
                             width > VLEN ? 2 : 1, rows, tile);
             REAL squares = 0;
-            for (int64_t r = 0; r < rows; r++) {
-                REAL *w = PANEL_AT(wt, n_in, o0, j0 + r);
-                VFN(update_range)(w, tile + r * PW,
-                                  vt == NULL ? NULL : PANEL_AT(vt, n_in, o0, j0 + r),
-                                  st == NULL ? NULL : PANEL_AT(st, n_in, o0, j0 + r), width,
-                                  step->kind, step->lr, step->mom, step->b1, step->b2,
-                                  step->eps, step->l2);
-                if (sq_parts != NULL)
-                    for (int64_t k = 0; k < width; k++) squares += w[k] * w[k];
-            }
+            for (int64_t r = 0; r < rows; r++)
+                squares += VFN(update_input)(wt, vt, st, n_in, o0, j0 + r, tile + r * PW,
+                                             width, step, sq_parts != NULL);
             if (sq_parts != NULL)
                 sq_parts[j0 / MR] = (o0 == 0 ? 0.0 : sq_parts[j0 / MR]) + (double)squares;
         }
@@ -217,6 +339,8 @@ TARGET static void VFN(gemm_tn_update)(const REAL *const *a, int64_t m, int64_t 
 }
 
 #undef PANEL_AT
+#undef TAIL_AT
+#undef TAIL_MAX
 #undef VZERO
 #undef VLOAD
 #undef VSTORE
