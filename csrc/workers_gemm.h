@@ -230,8 +230,9 @@ TARGET static void VFN(pack_delta_row)(const REAL *d, int64_t n, int64_t p, int6
     }
 }
 
-/* The step of one input j's weights in the panel starting at output o0 (width of them),
-   from its gradient g; returns the sum of their squares when `squares` is asked for. */
+/* The step of input j's weights in the panel starting at output o0 (width of them, or
+   of several inputs' when width runs past the panel's), from their gradient g; returns
+   the sum of their squares when `squares` is asked for. */
 ENG_INLINE TARGET REAL VFN(update_input)(REAL *wt, REAL *vt, REAL *st, int64_t n_in,
                                          int64_t o0, int64_t j, const REAL *g, int64_t width,
                                          const FN(eng_step) *step, int squares) {
@@ -329,9 +330,13 @@ TARGET static void VFN(gemm_tn_update)(const REAL *const *a, int64_t m, int64_t 
             VFN(bcast_tile)(NULL, packed + (j0 - j_lo) * m, 0, 0, panel, m,
                             width > VLEN ? 2 : 1, rows, tile);
             REAL squares = 0;
-            for (int64_t r = 0; r < rows; r++)
-                squares += VFN(update_input)(wt, vt, st, n_in, o0, j0 + r, tile + r * PW,
-                                             width, step, sq_parts != NULL);
+            if (width == PW)    /* a full panel's rows of a tile lie end to end: one step */
+                squares = VFN(update_input)(wt, vt, st, n_in, o0, j0, tile, rows * PW, step,
+                                            sq_parts != NULL);
+            else
+                for (int64_t r = 0; r < rows; r++)
+                    squares += VFN(update_input)(wt, vt, st, n_in, o0, j0 + r, tile + r * PW,
+                                                 width, step, sq_parts != NULL);
             if (sq_parts != NULL)
                 sq_parts[j0 / MR] = (o0 == 0 ? 0.0 : sq_parts[j0 / MR]) + (double)squares;
         }
