@@ -26,15 +26,18 @@ ENG_INLINE TARGET void VFN(tile_of)(const REAL *const *a, const REAL *packed, in
                                     REAL *tile, const int mr) {
     VEC acc[MR][2], b0, b1;
     const REAL *ar[MR];
+    /* the pointers run from their ends with p = -k ... -1: no register for the bound, so
+       a 12-row tile's 12 row pointers, the panel's and p fit x86-64's 15 registers */
+    const REAL *panel_end = panel + k * PW, *packed_end = packed + k * MR;
     for (int r = 0; r < mr; r++) {
-        ar[r] = packed != NULL ? NULL : a[r0 + r < last ? r0 + r : last];
+        ar[r] = packed != NULL ? NULL : a[r0 + r < last ? r0 + r : last] + k;
         VZERO(acc[r][0]);
         VZERO(acc[r][1]);
     }
     /* one loop per operand layout and panel width, so that each stays a plain FMA stream */
 #define BCAST_LOOP(A_AT, NV)                                                               \
-    for (int64_t p = 0; p < k; p++) {                                                      \
-        const REAL *bp = panel + p * PW;                                             \
+    for (int64_t p = -k; p < 0; p++) {                                                     \
+        const REAL *bp = panel_end + p * PW;                                               \
         VLOAD(b0, bp);                                                                     \
         if (NV == 2) VLOAD(b1, bp + VLEN);                                                 \
         for (int r = 0; r < mr; r++) {                                                \
@@ -44,8 +47,8 @@ ENG_INLINE TARGET void VFN(tile_of)(const REAL *const *a, const REAL *packed, in
         }                                                                                  \
     }
     if (packed != NULL) {
-        if (nv == 2) { BCAST_LOOP(packed[p * MR + r], 2) }
-        else { BCAST_LOOP(packed[p * MR + r], 1) }
+        if (nv == 2) { BCAST_LOOP(packed_end[p * MR + r], 2) }
+        else { BCAST_LOOP(packed_end[p * MR + r], 1) }
     } else {
         if (nv == 2) { BCAST_LOOP(ar[r][p], 2) }
         else { BCAST_LOOP(ar[r][p], 1) }
