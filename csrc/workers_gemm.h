@@ -121,8 +121,9 @@ ENG_INLINE TARGET void VFN(pack_panel)(const REAL *const *b, int64_t j0, int64_t
    (100 outputs = 3 panels of 32 floats and 4 more, which cost 70% of a whole panel), so
    their products go along the inputs instead (gemm_nn_tail, gemm_tn_tail). The forward
    pass reads those outputs' rows of W from a copy after the panels: TAIL_MAX rows of
-   n_in, zero past n_out, that the gradient tiles keep up to date. */
-#define TAIL_MAX (VLEN / 4 > 0 ? VLEN / 4 : 1)
+   n_in, zero past n_out, that the gradient tiles keep up to date. TAIL_MAX: 4 with
+   AVX-512's 32 registers (4 rows x 4 outputs of accumulators), a quarter vector else. */
+#define TAIL_MAX (VBYTES == 64 ? 4 : VLEN / 4 > 0 ? VLEN / 4 : 1)
 #define TAIL_AT(wp, n_out, n_in) ((wp) + ((n_out) + PW - 1) / (PW) * (PW) * (n_in))
 
 static inline int VFN(narrow_tail)(int64_t n_out) {
