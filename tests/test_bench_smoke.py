@@ -86,3 +86,17 @@ def test_benchmarks_find_the_built_extension_from_a_source_folder(tmp_path):
         assert proc.returncode == 0, out[-2000:]
         assert "native" in out or "2 passed" in out
         assert "skipped" not in out, out[-2000:]
+
+
+def test_paired_ab_of_two_builds_runs():
+    import pytest
+    from helpers import AVAILABLE
+    if "native" not in AVAILABLE:
+        pytest.skip("the native extension is not built")
+    from engine import _native
+    build = _native.__file__
+    cmd = [sys.executable, "benches/ab_builds.py", build, build, "--rows", "400", "--pairs",
+           "3", "--sizes", "20,8,3"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "B/A pairwise median" in proc.stdout
