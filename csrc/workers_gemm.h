@@ -215,8 +215,12 @@ TARGET static void VFN(gemm_nn)(const REAL *const *a, int64_t m, int64_t k,
         for (int64_t i0 = 0; i0 < m; i0 += MR) {
             int64_t rows = m - i0 < MR ? m - i0 : MR;
             VFN(bcast_tile)(a, NULL, i0, m - 1, panel, k, width > VLEN ? 2 : 1, rows, tile);
-            for (int64_t r = 0; r < rows; r++)
-                memcpy(c[i0 + r] + j0, tile + r * PW, (size_t)width * sizeof(REAL));
+            if (width == PW)        /* a constant size: inlined as two vector moves */
+                for (int64_t r = 0; r < rows; r++)
+                    memcpy(c[i0 + r] + j0, tile + r * PW, PW * sizeof(REAL));
+            else
+                for (int64_t r = 0; r < rows; r++)
+                    memcpy(c[i0 + r] + j0, tile + r * PW, (size_t)width * sizeof(REAL));
         }
     }
 }
