@@ -14,8 +14,9 @@
    so results do not depend on the thread count.
    No BLAS is called, so no second thread pool spins beside this one. */
 
-/* Rows [lo, hi) of n for thread t of nt, cut on multiples of `align` (tile boundaries,
-   or the short tiles' rows) so that the threads get equal shares, the last possibly short. */
+/* Part t of nt of [0, n) (a thread's share, or a chunk), cut on multiples of `align` (tile
+   boundaries, or the short tiles' rows) so that the parts are equal, the last possibly
+   short. */
 static inline void FN(share)(int64_t n, int64_t align, int t, int nt, int64_t *lo,
                              int64_t *hi) {
     int64_t units = (n + align - 1) / align;
