@@ -28,7 +28,8 @@ ENG_INLINE TARGET void VFN(tile_of)(const REAL *const *a, const REAL *packed, in
     const REAL *ar[MR];
     /* the pointers run from their ends with p = -k ... -1: no register for the bound, so
        a 12-row tile's 12 row pointers, the panel's and p fit x86-64's 15 registers */
-    const REAL *panel_end = panel + k * PW, *packed_end = packed + k * MR;
+    const REAL *panel_end = panel + k * PW;
+    const REAL *packed_end = packed != NULL ? packed + k * MR : NULL;   /* no offset on NULL */
     for (int r = 0; r < mr; r++) {
         ar[r] = packed != NULL ? NULL : a[r0 + r < last ? r0 + r : last] + k;
         VZERO(acc[r][0]);
