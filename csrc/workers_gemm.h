@@ -132,22 +132,48 @@ static inline int VFN(narrow_tail)(int64_t n_out) {
     return w <= TAIL_MAX ? (int)w : 0;
 }
 
-/* w (n_out x n_in, row-major) into that layout, zero past n_out; and back */
+/* w (n_out x n_in, row-major) into that layout, zero past n_out; and back. In blocks of
+   PANEL_BLOCK inputs of one panel: the reads are whole cache lines of w's rows and the
+   writes stay in a few KB of the panel (element by element, down a panel's PW-strided
+   column, it cost ~3 ns an element: 0.26 ms a call for a 784 x 100 layer, more than a
+   100-row forward pass itself). */
+#define PANEL_BLOCK 16
 TARGET static void VFN(to_panels)(const REAL *w, int64_t n_out, int64_t n_in, REAL *wp) {
-    int64_t padded = (n_out + PW - 1) / (PW) * (PW), first = n_out - VFN(narrow_tail)(n_out);
-    for (int64_t o = 0; o < padded; o++)
-        for (int64_t j = 0; j < n_in; j++)
-            *PANEL_AT(wp, n_in, o, j) = o < n_out ? w[o * n_in + j] : (REAL)0;
-    for (int64_t o = 0; o < TAIL_MAX; o++)
-        for (int64_t j = 0; j < n_in; j++)
-            TAIL_AT(wp, n_out, n_in)[o * n_in + j] =
-                first + o < n_out ? w[(first + o) * n_in + j] : (REAL)0;
+    int64_t panels = (n_out + PW - 1) / (PW), first = n_out - VFN(narrow_tail)(n_out);
+    for (int64_t q = 0; q < panels; q++) {
+        REAL *panel = wp + q * n_in * PW;
+        for (int64_t j0 = 0; j0 < n_in; j0 += PANEL_BLOCK) {
+            int64_t j1 = j0 + PANEL_BLOCK < n_in ? j0 + PANEL_BLOCK : n_in;
+            for (int64_t c = 0; c < PW; c++) {
+                const REAL *row = q * PW + c < n_out ? w + (q * PW + c) * n_in : NULL;
+                for (int64_t j = j0; j < j1; j++)
+                    panel[j * PW + c] = row != NULL ? row[j] : (REAL)0;
+            }
+        }
+    }
+    REAL *tail = TAIL_AT(wp, n_out, n_in);
+    for (int64_t o = 0; o < TAIL_MAX; o++) {
+        if (first + o < n_out)
+            memcpy(tail + o * n_in, w + (first + o) * n_in, (size_t)n_in * sizeof(REAL));
+        else
+            memset(tail + o * n_in, 0, (size_t)n_in * sizeof(REAL));
+    }
 }
 
 TARGET static void VFN(from_panels)(const REAL *wp, int64_t n_out, int64_t n_in, REAL *w) {
-    for (int64_t o = 0; o < n_out; o++)
-        for (int64_t j = 0; j < n_in; j++) w[o * n_in + j] = *PANEL_AT(wp, n_in, o, j);
+    for (int64_t q = 0; q * PW < n_out; q++) {
+        const REAL *panel = wp + q * n_in * PW;
+        int64_t width = n_out - q * PW < PW ? n_out - q * PW : PW;
+        for (int64_t j0 = 0; j0 < n_in; j0 += PANEL_BLOCK) {
+            int64_t j1 = j0 + PANEL_BLOCK < n_in ? j0 + PANEL_BLOCK : n_in;
+            for (int64_t c = 0; c < width; c++) {
+                REAL *row = w + (q * PW + c) * n_in;
+                for (int64_t j = j0; j < j1; j++) row[j] = panel[j * PW + c];
+            }
+        }
+    }
 }
+#undef PANEL_BLOCK
 
 /* Panel of W itself for the backward pass: panel[o][jj] = W[o][j0 + jj] (o < n_out). */
 ENG_INLINE TARGET void VFN(pack_panel_of_w)(const REAL *wp, int64_t n_in, int64_t n_out,
