@@ -100,3 +100,22 @@ def test_paired_ab_of_two_builds_runs():
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "B/A pairwise median" in proc.stdout
+
+
+def test_textbook_workload_times_the_unchanged_train_loop_both_ways():
+    import numpy as np
+    from engine.apps.bench_textbook import format_textbook_table, textbook_rows
+    rng = np.random.default_rng(0)
+    data = (rng.random((360, 784)), rng.integers(0, 10, 360), "synthetic")
+    rows = textbook_rows(repeats=1, log=lambda *a: None, data=data)
+    assert [r["runner"] for r in rows] == ["reference.NeuralNetMLP in train()",
+                                          "engine.NeuralNetMLP in train()",
+                                          "engine.NeuralNetMLP.fit (no evaluation)"]
+    for r in rows:
+        assert r["median_s"] > 0 and len(r["times_s"]) == 1
+        assert abs(r["speedup"] - rows[0]["median_s"] / r["median_s"]) < 1e-12
+    table = format_textbook_table(rows)
+    assert "engine.NeuralNetMLP in train()" in table and "1.00x" in table
+    import pytest
+    with pytest.raises(ValueError, match="at least 200 rows"):
+        textbook_rows(repeats=1, log=lambda *a: None, data=(data[0][:150], data[1][:150], "x"))

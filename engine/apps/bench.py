@@ -20,6 +20,7 @@ import numpy as np
 
 from ..backends.base import DTYPES
 from .tables import markdown_table
+from .timing import interleaved_times, median_time
 
 WORKLOADS = {
     "lecture 784-100-10 b100": dict(sizes=[784, 100, 10], batch=100),
@@ -56,36 +57,6 @@ def make_data(n, n_features=784, n_classes=10, dtype="float32", seed=0):
     X = rng.random((n, n_features), dtype=np.float32).astype(dtype)
     y = rng.integers(0, n_classes, n).astype(np.int64)
     return X, y
-
-
-def _median_time(fn, repeats, warmup=1):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), times
-
-
-def _interleaved_times(runners, repeats, settle=0.3):
-    """{label: [seconds per call]} for (label, make) pairs, make() returning the callable
-    to time. Each callable runs once untimed, then `repeats` rounds time every one of them
-    once in turn: a slow stretch of a shared machine then hits all of them alike, and the
-    ratios within a table stay fair. Before each timed call, `settle` seconds let the
-    previous runner's BLAS or OpenMP threads stop spinning (they would share the cores)."""
-    calls = [(label, make()) for label, make in runners]
-    times = {label: [] for label, _ in calls}
-    for _, fn in calls:
-        fn()
-    for _ in range(repeats):
-        for label, fn in calls:
-            time.sleep(settle)
-            t0 = time.perf_counter()
-            fn()
-            times[label].append(time.perf_counter() - t0)
-    return times
 
 
 def backend_epoch(backend_name, sizes, batch, dtype, X, y, hidden="sigmoid", epoch_gemm=None,
@@ -307,7 +278,7 @@ def _timed_rows(workloads, dtypes, repeats, threads, n_samples, others, backends
                                 lambda: sklearn_epoch(sizes, batch, dtype, X, y)))
             timed = {}
             log(f"bench: {wname} {dtype}: {', '.join(label for label, _ in runners)} ...")
-            for label, times in _interleaved_times(runners, repeats).items():
+            for label, times in interleaved_times(runners, repeats).items():
                 med = statistics.median(times)
                 timed[label] = med
                 rows.append({"workload": wname, "dtype": dtype, "runner": label,
@@ -344,12 +315,12 @@ def contention_rows(repeats=3, threads=2, n_samples=N_SAMPLES, others=True, log=
         for label, make in runners:
             run = make()
             log(f"bench: contention {label} quiet ...")
-            quiet, _ = _median_time(run, repeats)
+            quiet, _ = median_time(run, repeats)
             log(f"bench: contention {label} beside a busy process ...")
             busy = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])
             try:
                 time.sleep(0.3)                     # let the scheduler see it
-                loaded, times = _median_time(run, repeats)
+                loaded, times = median_time(run, repeats)
             finally:
                 busy.kill()
                 busy.wait()
@@ -390,12 +361,13 @@ def cmd_bench(args):
     asked = args.workload or []
     contention = any(k in "contention" for k in asked)
     drop_in = any(k in "sklearn" for k in asked)
+    textbook = any(k in "textbook" for k in asked)
     scaling = any(k in "distributed" for k in asked)
     workloads = [w for w in WORKLOADS if any(k in w for k in asked)] \
         if asked else [w for w in WORKLOADS if w.startswith(("lecture", "deep"))]
-    if not workloads and not contention and not drop_in and not scaling:
+    if not workloads and not (contention or drop_in or textbook or scaling):
         raise ValueError(f"--workload matches none of: {', '.join(WORKLOADS)}, contention, "
-                         f"sklearn, distributed")
+                         f"sklearn, textbook, distributed")
     if drop_in and not _importable("sklearn"):
         raise ValueError("--workload sklearn needs scikit-learn: pip install "
                          "\"engine[sklearn]\"")
@@ -415,6 +387,11 @@ def cmd_bench(args):
         with thread_limits(args.threads):
             versus = sklearn_rows(args.samples, tuple(args.dtype or DTYPES),
                                   repeats=max(1, args.repeats // 3), log=log)
+    loop = []
+    if textbook:
+        from .bench_textbook import textbook_rows
+        with thread_limits(args.threads):
+            loop = textbook_rows(args.samples, args.repeats, log=log)
     spread = None
     if scaling:
         from .bench_distributed import distributed_rows
@@ -423,7 +400,7 @@ def cmd_bench(args):
     info["command"] = "engine bench " + " ".join(sys.argv[2:])
     if args.json:
         print(json.dumps({"machine": info, "rows": rows, "contention": loaded,
-                          "sklearn": versus,
+                          "sklearn": versus, "textbook": loop,
                           "distributed": None if spread is None else
                           {"rows": spread[0], "local": spread[1]}}, indent=1))
         return 0
@@ -435,9 +412,12 @@ def cmd_bench(args):
     if versus:
         from .bench_sklearn import format_sklearn_table
         print(("\n" if rows or loaded else "") + format_sklearn_table(versus))
+    if loop:
+        from .bench_textbook import format_textbook_table
+        print(("\n" if rows or loaded or versus else "") + format_textbook_table(loop))
     if spread:
         from .bench_distributed import format_distributed
-        print(("\n" if rows or loaded or versus else "") + format_distributed(*spread))
+        print(("\n" if rows or loaded or versus or loop else "") + format_distributed(*spread))
     return 0
 
 
@@ -457,7 +437,9 @@ def add_bench_command(sub):
     p.add_argument("--workload", action="append",
                    help="substring of a workload name (lecture, deep, wide, regression), "
                         "contention (the lecture epoch beside a busy process), sklearn "
-                        "(engine.sklearn against scikit-learn on MNIST, its defaults), or "
+                        "(engine.sklearn against scikit-learn on MNIST, its defaults), textbook "
+                        "(the textbook's train() loop with engine.NeuralNetMLP against "
+                        "engine.reference), or "
                         "distributed (engine.distributed's scaling model, its local parts "
                         "measured); repeatable; default: lecture and deep")
     p.add_argument("--dtype", action="append", choices=DTYPES,
