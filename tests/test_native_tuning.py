@@ -18,20 +18,21 @@ def fake_measure(monkeypatch, tmp_path):
 
     def measure(dtype, threads):
         calls.append((dtype, threads))
-        return {"max_width": 300, "seconds": {128: [1e-4, 2e-4], 256: [2e-4, 3e-4]}}
+        return {"max_width": 300, "seconds": {128: [1e-4, 2e-4], 256: [2e-4, 3e-4]},
+                "max_inner_width": 200, "seconds_inner": {128: [2e-4, 3e-4]}}
     monkeypatch.setattr(native_tuning, "measure", measure)
     monkeypatch.setattr(native_tuning, "cache_path", lambda: str(tmp_path / "tuning.json"))
     return calls
 
 
 def test_measured_once_then_read_from_the_cache(fake_measure, tmp_path):
-    assert native_tuning.tiles_max_width("float32", 2) == 300
-    assert native_tuning.tiles_max_width("float32", 2) == 300
+    assert native_tuning.tiles_limits("float32", 2) == (300, 200)
+    assert native_tuning.tiles_limits("float32", 2) == (300, 200)
     assert fake_measure == [("float32", 2)]
-    assert native_tuning.tiles_max_width("float64", 2) == 300      # per dtype
-    assert native_tuning.tiles_max_width("float32", 1) == 300      # and per thread count
+    assert native_tuning.tiles_limits("float64", 2) == (300, 200)  # per dtype
+    assert native_tuning.tiles_limits("float32", 1) == (300, 200)  # and per thread count
     assert len(fake_measure) == 3
-    native_tuning.tiles_max_width("float32", 2, retune=True)
+    native_tuning.tiles_limits("float32", 2, retune=True)
     assert len(fake_measure) == 4
     data = json.loads((tmp_path / "tuning.json").read_text())
     key = native_tuning.machine_key(2)
@@ -41,7 +42,7 @@ def test_measured_once_then_read_from_the_cache(fake_measure, tmp_path):
 
 def test_a_corrupt_cache_is_measured_again(fake_measure, tmp_path):
     (tmp_path / "tuning.json").write_text("{not json")
-    assert native_tuning.tiles_max_width("float32", 2) == 300
+    assert native_tuning.tiles_limits("float32", 2) == (300, 200)
     assert len(fake_measure) == 1
     json.loads((tmp_path / "tuning.json").read_text())              # rewritten whole
 
@@ -51,6 +52,11 @@ def test_auto_uses_the_measurement_and_forced_paths_do_not_measure(fake_measure)
     assert auto.product_path([784, 300, 10], np.float32) == "tiles"
     assert auto.product_path([784, 301, 10], np.float32) == "blas"
     assert auto.product_path([784, 32, 32, 10], np.float32) == "tiles"
+    # a layer between hidden layers is held to the inner limit, as sqrt(n_in * n_out)
+    assert auto.product_path([784, 200, 200, 10], np.float32) == "tiles"
+    assert auto.product_path([784, 201, 201, 10], np.float32) == "blas"
+    assert auto.product_path([784, 300, 133, 10], np.float32) == "tiles"   # sqrt(39900) < 200
+    assert auto.product_path([784, 300, 135, 10], np.float32) == "blas"    # sqrt(40500) > 200
     assert len(fake_measure) == 1                                   # once per backend and dtype
     for gemm in ("tiles", "blas"):
         forced = get_backend("native", gemm=gemm)
@@ -62,8 +68,29 @@ def test_the_real_measurement_runs_and_is_bounded(monkeypatch):
     monkeypatch.setattr(native_tuning, "WIDTHS", (16, 32))
     result = native_tuning.measure("float32", 1)
     assert result["max_width"] in (0, 16, 32)
-    for tiles, blas in result["seconds"].values():
+    assert result["max_inner_width"] <= result["max_width"]
+    # the inner shape is measured only up to the hidden limit
+    assert set(result["seconds_inner"]) <= {w for w in (16, 32) if w <= result["max_width"]}
+    for tiles, blas in list(result["seconds"].values()) + list(result["seconds_inner"].values()):
         assert 0 < tiles < 1 and 0 < blas < 1
+
+
+def test_the_measurement_stops_at_the_crossover(monkeypatch):
+    """Tiles slower than BLAS by more than the margin at a width end the search there:
+    that width and wider ones take BLAS; the inner shape is measured below it only."""
+    monkeypatch.setattr(native_tuning, "WIDTHS", (16, 32, 64))
+    monkeypatch.setattr(native_tuning, "BLAS_SPIN_SECONDS", 0)
+    timed = []
+
+    def fake(width, hidden, dtype, gemm, threads):
+        timed.append((width, hidden, gemm))
+        slower = 2.0 if (gemm == "tiles" and width >= (32 if hidden == 1 else 16)) else 1.0
+        return 1e-3 * width * slower
+    monkeypatch.setattr(native_tuning, "_seconds_per_minibatch", fake)
+    result = native_tuning.measure("float32", 2)
+    assert result["max_width"] == 16 and result["max_inner_width"] == 0
+    assert (64, 1, "tiles") not in timed                   # nothing past the crossover
+    assert {w for w, h, _ in timed if h == 2} == {16}       # inner: up to the hidden limit
 
 
 def test_engine_tune_prints_and_caches(fake_measure, capsys):
@@ -71,6 +98,7 @@ def test_engine_tune_prints_and_caches(fake_measure, capsys):
     threads = _native.get_epoch_threads()         # what `engine info` reports on
     assert main(["tune", "--dtype", "float32", "--threads", str(threads)]) == 0
     out = capsys.readouterr().out
-    assert "tiles up to 300 units" in out and fake_measure == [("float32", threads)]
+    assert "own tiles up to 300 units, and up to 200 for a layer fed by a hidden" in out
+    assert "784-128-128-10" in out and fake_measure == [("float32", threads)]
     assert main(["info"]) == 0
-    assert "float32: own tiles up to 300 units" in capsys.readouterr().out
+    assert "float32: own tiles up to 300 units, and up to 200" in capsys.readouterr().out

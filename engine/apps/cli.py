@@ -322,9 +322,14 @@ def _product_path_info(threads):
     info = {"forced_by_ENGINE_NATIVE_GEMM": forced, "cache": native_tuning.cache_path(),
             "threads": threads}
     for dtype in DTYPES:
-        info[dtype] = (f"own tiles up to {cached[dtype]['max_width']} units, BLAS above"
-                       if dtype in cached else "not measured yet (at first use, or `engine tune`)")
+        info[dtype] = (_limits_text(cached[dtype]) if dtype in cached
+                       else "not measured yet (at first use, or `engine tune`)")
     return info
+
+
+def _limits_text(entry):
+    return (f"own tiles up to {entry['max_width']} units, and up to {entry['max_inner_width']} "
+            f"for a layer fed by a hidden layer (sqrt(n_in * n_out)); BLAS above")
 
 
 # what the less obvious entries of `engine info`'s native build mean
@@ -383,19 +388,20 @@ def cmd_tune(args):
     from .. import _native
     from ..backends import native_tuning
     threads = args.threads or _native.get_epoch_threads()
-    rows = []
+    rows, chosen = [], []
     for dtype in args.dtype or DTYPES:
         print(f"measuring {dtype} on {threads} threads ...", file=sys.stderr, flush=True)
-        native_tuning.tiles_max_width(dtype, threads, retune=True)
+        native_tuning.tiles_limits(dtype, threads, retune=True)
         entry = native_tuning.cached_choices(threads)[dtype]
-        for width, (tiles, blas) in entry["seconds"].items():
-            rows.append({"dtype": dtype, "hidden units": width,
-                         "tiles ms/minibatch": f"{1000 * tiles:.3f}",
-                         "BLAS ms/minibatch": f"{1000 * blas:.3f}"})
-        rows.append({"dtype": dtype, "hidden units": "chosen",
-                     "tiles ms/minibatch": f"tiles up to {entry['max_width']} units"})
-    print(markdown_table(rows, ["dtype", "hidden units", "tiles ms/minibatch",
-                                "BLAS ms/minibatch"], "lrrr"))
+        for shape, key in (("784-w-10", "seconds"), ("784-w-w-10", "seconds_inner")):
+            for width, (tiles, blas) in entry[key].items():
+                rows.append({"dtype": dtype, "network": shape.replace("w", str(width)),
+                             "tiles ms/minibatch": f"{1000 * tiles:.3f}",
+                             "BLAS ms/minibatch": f"{1000 * blas:.3f}"})
+        chosen.append(f"{dtype}: {_limits_text(entry)}")
+    print(markdown_table(rows, ["dtype", "network", "tiles ms/minibatch",
+                                "BLAS ms/minibatch"], "llrr"))
+    print("\nchosen (gemm=\"auto\"):\n  " + "\n  ".join(chosen))
     print(f"\nsaved in {native_tuning.cache_path()} for: "
           f"{native_tuning.machine_key(threads)}")
     return 0

@@ -53,7 +53,7 @@ class NativeBackend(HostBackend):
                                     or threads < 1):
             raise ValueError(f"threads must be a positive integer or None; got {threads!r}")
         self._gemm, self._threads = gemm, threads
-        self._max_width = {}      # dtype -> widest layer "auto" trains on the tiles
+        self._limits = {}      # dtype -> the widest layers "auto" trains on the tiles
 
     @property
     def epoch_gemm(self):
@@ -69,17 +69,18 @@ class NativeBackend(HostBackend):
 
     def product_path(self, sizes, dtype):
         """"tiles" or "blas": how this backend trains and evaluates a network of these
-        widths. Under gemm="auto", the tiles up to the widest layer measured on this machine
-        to run no slower than BLAS (engine/backends/native_tuning.py, cached per CPU)."""
+        widths. Under gemm="auto", the tiles up to the widest layers measured on this
+        machine to run no slower than BLAS (engine/backends/native_tuning.py, cached per
+        CPU)."""
         if self._gemm != "auto":
             return self._gemm
-        limit = self._max_width.get(dtype)
-        if limit is None:
+        limits = self._limits.get(dtype)
+        if limits is None:
             from . import native_tuning
             threads = self._threads or _native.get_epoch_threads()
-            limit = native_tuning.tiles_max_width(np.dtype(dtype).name, threads)
-            self._max_width[dtype] = limit
-        return "tiles" if _native.tiles_chosen(sizes, "auto", limit) else "blas"
+            limits = native_tuning.tiles_limits(np.dtype(dtype).name, threads)
+            self._limits[dtype] = limits
+        return "tiles" if _native.tiles_chosen(sizes, "auto", *limits) else "blas"
 
     def gemm(self, a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
         _native.gemm(a, b, out, trans_a, trans_b, alpha, beta)

@@ -4,12 +4,16 @@ build and the thread count, so it is measured here, once, and kept in the user's
 folder (`engine tune` measures again; ENGINE_NATIVE_GEMM or NativeBackend(gemm=...) forces a
 path).
 
-The measurement: the time per minibatch (100 rows) of 784-w-10 networks at growing hidden
-widths w, on both paths, from two short epochs; the widest w at which the tiles were no
-slower is the limit. Under a second per dtype, once per (CPU, build, threads)."""
+The measurement: the time per minibatch (100 rows, drawn in shuffled order from more rows
+than the caches hold at once) on both paths, at growing widths w, for two shapes of layer:
+784-w-10 networks (a hidden layer fed by the inputs) and 784-w-w-10 (one hidden layer fed
+by another). BLAS's packed kernels pull ahead sooner on the square w x w products, so each
+shape gets its own limit: the widest w at which the tiles were no slower. About a second
+per dtype, once per (CPU, build, threads)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 
@@ -18,14 +22,16 @@ import numpy as np
 from ..io import atomic_write_bytes
 
 WIDTHS = (128, 256, 512, 1024, 2048)
-# The tiles keep a width while they are at most this much slower per minibatch: in a real
-# epoch they also spare the evaluation between epochs from waking BLAS threads (measured:
-# up to 50% on the next epoch), which the short timings here cannot see.
-MARGIN = 1.10
-SHORT_ROWS, LONG_ROWS, BATCH, INPUTS, CLASSES = 200, 600, 100, 784, 10
+# The tiles keep a width while they are at most this much slower per minibatch: near parity
+# the noise of a shared machine decides, and the tiles' side of a tie is the one that wakes
+# no BLAS threads (when something else in the process calls BLAS between epochs, their
+# spinning has cost the next tiled epoch up to 50%).
+MARGIN = 1.05
+BATCH, INPUTS, CLASSES = 100, 784, 10
+POOL_ROWS = 1600           # rows the minibatches are drawn from: 5 MB in float32
 BLAS_SPIN_SECONDS = 0.15   # how long OpenBLAS threads may spin after a call
 CACHE_NAME = "native-tuning.json"
-CACHE_VERSION = 1
+CACHE_VERSION = 2          # 1: one limit, from 784-w-10 only
 
 
 def cache_path():
@@ -54,69 +60,90 @@ def _cpu_model():
     return platform.processor() or platform.machine()
 
 
-def _short_epoch(width, dtype, gemm, threads, rows):
-    """A callable running a short epoch (rows of 784 inputs) of 784-width-10 on one path."""
+def inner_width(sizes):
+    """The width that stands for a network's products between hidden layers: the largest
+    sqrt(n_in * n_out) of a layer fed by a hidden layer (0 with one layer)."""
+    return max((math.isqrt(a * b) for a, b in zip(sizes[1:-1], sizes[2:])), default=0)
+
+
+def _minibatches(width):
+    """Minibatches per timed run: enough to dwarf what a run pays once, few when wide."""
+    return 8 if width <= 512 else 4 if width <= 1024 else 2
+
+
+def _epoch(width, hidden, dtype, gemm, threads):
+    """A callable running a few minibatches of 784-(width x hidden)-10 on one path."""
     from .. import _native
     rng = np.random.default_rng(0)
     z = lambda *shape: np.zeros(shape, dtype)  # noqa: E731
-    sizes = [INPUTS, width, CLASSES]
+    sizes = [INPUTS] + [width] * hidden + [CLASSES]
     layers = list(zip(sizes[:-1], sizes[1:]))
     plan = _native.EpochPlan(
         [rng.normal(0, 0.01, (o, i)).astype(dtype) for i, o in layers],
         [z(o) for _, o in layers], [z(BATCH, o) for _, o in layers],
         [z(BATCH, o) for _, o in layers], [z(o) for _, o in layers], z(BATCH, INPUTS),
-        z(BATCH, CLASSES), ("sigmoid", "softmax"), "cross_entropy", gemm=gemm,
+        z(BATCH, CLASSES), ("sigmoid",) * hidden + ("softmax",), "cross_entropy", gemm=gemm,
         threads=threads)
-    X = rng.random((rows, INPUTS)).astype(dtype)
-    y = rng.integers(0, CLASSES, rows)
-    order, losses = np.arange(rows), np.empty(-(-rows // BATCH))
+    X = rng.random((POOL_ROWS, INPUTS)).astype(dtype)
+    y = rng.integers(0, CLASSES, POOL_ROWS)
+    order = rng.permutation(POOL_ROWS)[:BATCH * _minibatches(width)]
+    losses = np.empty(_minibatches(width))
     return lambda: plan.run(X, y, order, 0.001, 0.0, losses)
 
 
-def _best_seconds(run, repeats):
+def _seconds_per_minibatch(width, hidden, dtype, gemm, threads):
+    """The best of two timed runs (one when wide), after one to warm caches and threads
+    up, per minibatch."""
+    run = _epoch(width, hidden, dtype, gemm, threads)
+    run()
     best = float("inf")
-    for _ in range(repeats + 1):            # the first run warms caches and threads up
+    for _ in range(2 if width <= 512 else 1):
         t0 = time.perf_counter()
         run()
         best = min(best, time.perf_counter() - t0)
-    return best
+    return best / _minibatches(width)
 
 
-def _seconds_per_minibatch(width, dtype, gemm, threads):
-    """The time of one more minibatch: the difference of a long and a short epoch, so that
-    what an epoch pays once (copying the weights into panels, waking threads) drops out, as
-    it does over the hundreds of minibatches of a real epoch."""
-    repeats = 2 if width <= 512 else 1
-    short = _best_seconds(_short_epoch(width, dtype, gemm, threads, SHORT_ROWS), repeats)
-    long = _best_seconds(_short_epoch(width, dtype, gemm, threads, LONG_ROWS), repeats)
-    return max(long - short, 1e-9) / ((LONG_ROWS - SHORT_ROWS) // BATCH)
-
-
-def measure(dtype, threads):
-    """{"max_width": w, "seconds": {width: [tiles, blas]}} for one dtype.
-
-    Every BLAS timing comes first, then a pause, then every tile timing: BLAS's idle
-    threads spin for a while after each call, and measured right after one, the tiles
-    (which share the cores) would look slower than they are in a real epoch."""
+def _blas_threads(threads):
     import contextlib
     try:
         from threadpoolctl import threadpool_limits
-        blas_threads = threadpool_limits(limits=threads, user_api="blas")
+        return threadpool_limits(limits=threads, user_api="blas")
     except ImportError:
-        blas_threads = contextlib.nullcontext()
-    with blas_threads:
-        blas = {w: _seconds_per_minibatch(w, dtype, "blas", threads) for w in WIDTHS}
+        return contextlib.nullcontext()
+
+
+def _limit(hidden, widths, dtype, threads):
+    """(the widest of `widths` where the tiles were no slower, {width: [tiles, blas]}).
+
+    Every BLAS timing comes first, then a pause, then the tile timings: BLAS's idle
+    threads spin for a while after each call, and measured right after one, the tiles
+    (which share the cores) would look slower than they are in a real epoch."""
+    with _blas_threads(threads):
+        blas = {w: _seconds_per_minibatch(w, hidden, dtype, "blas", threads) for w in widths}
     time.sleep(BLAS_SPIN_SECONDS)
     seconds, limit = {}, 0
-    for width in WIDTHS:
-        tiles = _seconds_per_minibatch(width, dtype, "tiles", threads)
+    for width in widths:
+        tiles = _seconds_per_minibatch(width, hidden, dtype, "tiles", threads)
         if tiles > blas[width] * MARGIN:     # a crossover, or a hiccup of a shared machine?
-            tiles = min(tiles, _seconds_per_minibatch(width, dtype, "tiles", threads))
+            tiles = min(tiles, _seconds_per_minibatch(width, hidden, dtype, "tiles", threads))
         seconds[width] = [tiles, blas[width]]
         if tiles > blas[width] * MARGIN:     # past the crossover; wider only gets worse
             break
         limit = width
-    return {"max_width": limit, "seconds": seconds}
+    return limit, seconds
+
+
+def measure(dtype, threads):
+    """{"max_width": w, "max_inner_width": v, "seconds": {width: [tiles, blas]},
+    "seconds_inner": {...}} for one dtype: the limits for hidden layers fed by the inputs
+    (784-w-10) and for layers between hidden layers (784-w-w-10, measured up to
+    max_width only: a wider inner layer is a wider hidden layer too)."""
+    limit, seconds = _limit(1, WIDTHS, dtype, threads)
+    inner = [w for w in WIDTHS if w <= limit]
+    inner_limit, inner_seconds = _limit(2, inner, dtype, threads) if inner else (0, {})
+    return {"max_width": limit, "seconds": seconds,
+            "max_inner_width": inner_limit, "seconds_inner": inner_seconds}
 
 
 def _read_cache(path):
@@ -130,9 +157,9 @@ def _read_cache(path):
     return {"version": CACHE_VERSION, "machines": {}}
 
 
-def tiles_max_width(dtype, threads, *, retune=False, path=None):
-    """The widest layer gemm="auto" trains on the tiles for this dtype here: from the cache,
-    or measured now (and cached)."""
+def tiles_limits(dtype, threads, *, retune=False, path=None):
+    """(max_width, max_inner_width): the widest layers gemm="auto" trains on the tiles for
+    this dtype here (see measure); from the cache, or measured now (and cached)."""
     path = path or cache_path()
     dtype = np.dtype(dtype).name
     key = machine_key(threads)
@@ -145,7 +172,7 @@ def tiles_max_width(dtype, threads, *, retune=False, path=None):
             atomic_write_bytes(path, json.dumps(data, indent=1).encode())
         except OSError:
             pass                              # a read-only home: measure again next time
-    return int(entry[dtype]["max_width"])
+    return int(entry[dtype]["max_width"]), int(entry[dtype]["max_inner_width"])
 
 
 def cached_choices(threads, path=None):
