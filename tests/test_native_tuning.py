@@ -47,6 +47,16 @@ def test_a_corrupt_cache_is_measured_again(fake_measure, tmp_path):
     json.loads((tmp_path / "tuning.json").read_text())              # rewritten whole
 
 
+def test_an_incomplete_cache_entry_is_measured_again(fake_measure, tmp_path):
+    key = native_tuning.machine_key(2)
+    entry = {"float32": {"max_width": 512}, "float64": {"max_width": "x", "max_inner_width": 1}}
+    (tmp_path / "tuning.json").write_text(json.dumps(
+        {"version": native_tuning.CACHE_VERSION, "machines": {key: entry}}))
+    assert native_tuning.tiles_limits("float32", 2) == (300, 200)
+    assert native_tuning.tiles_limits("float64", 2) == (300, 200)
+    assert len(fake_measure) == 2
+
+
 def test_auto_uses_the_measurement_and_forced_paths_do_not_measure(fake_measure):
     auto = get_backend("native", gemm="auto", threads=2)
     assert auto.product_path([784, 300, 10], np.float32) == "tiles"

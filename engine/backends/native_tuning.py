@@ -157,6 +157,13 @@ def _read_cache(path):
     return {"version": CACHE_VERSION, "machines": {}}
 
 
+def _complete(measured):
+    """Whether a cached measurement has both limits as integers (a hand-edited or
+    truncated entry is measured again)."""
+    return (isinstance(measured, dict) and
+            all(isinstance(measured.get(k), int) for k in ("max_width", "max_inner_width")))
+
+
 def tiles_limits(dtype, threads, *, retune=False, path=None):
     """(max_width, max_inner_width): the widest layers gemm="auto" trains on the tiles for
     this dtype here (see measure); from the cache, or measured now (and cached)."""
@@ -165,7 +172,7 @@ def tiles_limits(dtype, threads, *, retune=False, path=None):
     key = machine_key(threads)
     data = _read_cache(path)
     entry = data["machines"].get(key, {})
-    if retune or dtype not in entry:
+    if retune or not _complete(entry.get(dtype)):
         entry[dtype] = measure(dtype, threads)
         data["machines"][key] = entry
         try:
