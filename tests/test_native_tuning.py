@@ -52,6 +52,7 @@ def test_an_incomplete_cache_entry_is_measured_again(fake_measure, tmp_path):
     entry = {"float32": {"max_width": 512}, "float64": {"max_width": "x", "max_inner_width": 1}}
     (tmp_path / "tuning.json").write_text(json.dumps(
         {"version": native_tuning.CACHE_VERSION, "machines": {key: entry}}))
+    assert native_tuning.cached_choices(2) == {}            # `engine info`: not measured
     assert native_tuning.tiles_limits("float32", 2) == (300, 200)
     assert native_tuning.tiles_limits("float64", 2) == (300, 200)
     assert len(fake_measure) == 2

@@ -183,5 +183,7 @@ def tiles_limits(dtype, threads, *, retune=False, path=None):
 
 
 def cached_choices(threads, path=None):
-    """What the cache holds for this machine and thread count: {dtype: entry}."""
-    return _read_cache(path or cache_path())["machines"].get(machine_key(threads), {})
+    """What the cache holds for this machine and thread count: {dtype: entry}, complete
+    entries only."""
+    entries = _read_cache(path or cache_path())["machines"].get(machine_key(threads), {})
+    return {dtype: e for dtype, e in entries.items() if _complete(e)}
