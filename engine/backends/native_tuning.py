@@ -4,16 +4,15 @@ build and the thread count, so it is measured here, once, and kept in the user's
 folder (`engine tune` measures again; ENGINE_NATIVE_GEMM or NativeBackend(gemm=...) forces a
 path).
 
-The measurement: the time per minibatch (100 rows, drawn in shuffled order from more rows
-than the caches hold at once) on both paths, at growing widths w, for two shapes of layer:
+The measurement: the time per minibatch (100 rows, drawn in shuffled order from 1,600 rows,
+more than L2 holds) on both paths, at growing widths w, for two shapes of layer:
 784-w-10 networks (a hidden layer fed by the inputs) and 784-w-w-10 (one hidden layer fed
 by another). BLAS's packed kernels pull ahead sooner on the square w x w products, so each
-shape gets its own limit: the widest w at which the tiles were no slower. About a second
+shape gets its own limit: the widest w at which the tiles were at most 5% slower. About a second
 per dtype, once per (CPU, build, threads)."""
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 
@@ -58,12 +57,6 @@ def _cpu_model():
         pass
     import platform
     return platform.processor() or platform.machine()
-
-
-def inner_width(sizes):
-    """The width that stands for a network's products between hidden layers: the largest
-    sqrt(n_in * n_out) of a layer fed by a hidden layer (0 with one layer)."""
-    return max((math.isqrt(a * b) for a, b in zip(sizes[1:-1], sizes[2:])), default=0)
 
 
 def _minibatches(width):
