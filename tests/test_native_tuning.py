@@ -113,3 +113,15 @@ def test_engine_tune_prints_and_caches(fake_measure, capsys):
     assert "784-128-128-10" in out and fake_measure == [("float32", threads)]
     assert main(["info"]) == 0
     assert "float32: own tiles up to 300 units, and up to 200" in capsys.readouterr().out
+
+
+def test_engine_tune_prints_when_the_cache_cannot_be_written(fake_measure, monkeypatch,
+                                                            capsys):
+    def read_only(path, data):
+        raise PermissionError(f"read-only: {path}")
+    monkeypatch.setattr(native_tuning, "atomic_write_bytes", read_only)
+    assert main(["tune", "--dtype", "float64", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "own tiles up to 300 units, and up to 200" in out and "784-128-10" in out
+    assert native_tuning.cached_choices(1) == {}                   # nothing was written
+

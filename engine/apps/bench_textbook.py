@@ -1,9 +1,10 @@
 """`engine bench --workload textbook`: the textbook's own `train()` loop, unchanged, with
 `engine.reference.NeuralNetMLP` (NumPy) and with `engine.NeuralNetMLP` (native kernels),
-one epoch each with its per-epoch evaluation (55,000 training rows, 5,000 validation rows,
-784-100-10, float64, minibatches of 100; a twelfth of the rows, at least 100, are the validation set); and `engine.NeuralNetMLP.fit`, which runs the same
-epoch's training in C without the evaluation. The runners take turns (bench's
-interleaving), so a slow stretch of a shared machine hits them alike.
+one epoch each with its per-epoch evaluation (784-100-10, float64, minibatches of 100; a
+twelfth of the rows, at least 100, are the validation set: 55,000 + 5,000 of MNIST's), and
+`engine.NeuralNetMLP.fit`, which runs the same epoch's training in C without the evaluation.
+The runners take turns (bench's interleaving), so a slow stretch of a shared machine hits
+them alike.
 """
 from __future__ import annotations
 

@@ -391,8 +391,7 @@ def cmd_tune(args):
     rows, chosen = [], []
     for dtype in args.dtype or DTYPES:
         print(f"measuring {dtype} on {threads} threads ...", file=sys.stderr, flush=True)
-        native_tuning.tiles_limits(dtype, threads, retune=True)
-        entry = native_tuning.cached_choices(threads)[dtype]
+        entry = native_tuning.measured_entry(dtype, threads, retune=True)
         for shape, key in (("784-w-10", "seconds"), ("784-w-w-10", "seconds_inner")):
             for width, (tiles, blas) in entry[key].items():
                 rows.append({"dtype": dtype, "network": shape.replace("w", str(width)),

@@ -107,7 +107,8 @@ def _blas_threads(threads):
 
 
 def _limit(hidden, widths, dtype, threads):
-    """(the widest of `widths` where the tiles were no slower, {width: [tiles, blas]}).
+    """(the widest of `widths` where the tiles were at most MARGIN slower,
+    {width: [tiles, blas]}).
 
     Every BLAS timing comes first, then a pause, then the tile timings: BLAS's idle
     threads spin for a while after each call, and measured right after one, the tiles
@@ -157,9 +158,9 @@ def _complete(measured):
             all(isinstance(measured.get(k), int) for k in ("max_width", "max_inner_width")))
 
 
-def tiles_limits(dtype, threads, *, retune=False, path=None):
-    """(max_width, max_inner_width): the widest layers gemm="auto" trains on the tiles for
-    this dtype here (see measure); from the cache, or measured now (and cached)."""
+def measured_entry(dtype, threads, *, retune=False, path=None):
+    """This dtype's measurement here (see measure): from the cache, or measured now and
+    cached (kept in memory only when the cache cannot be written)."""
     path = path or cache_path()
     dtype = np.dtype(dtype).name
     key = machine_key(threads)
@@ -172,7 +173,14 @@ def tiles_limits(dtype, threads, *, retune=False, path=None):
             atomic_write_bytes(path, json.dumps(data, indent=1).encode())
         except OSError:
             pass                              # a read-only home: measure again next time
-    return int(entry[dtype]["max_width"]), int(entry[dtype]["max_inner_width"])
+    return entry[dtype]
+
+
+def tiles_limits(dtype, threads, *, retune=False, path=None):
+    """(max_width, max_inner_width): the widest layers gemm="auto" trains on the tiles for
+    this dtype here."""
+    entry = measured_entry(dtype, threads, retune=retune, path=path)
+    return int(entry["max_width"]), int(entry["max_inner_width"])
 
 
 def cached_choices(threads, path=None):
