@@ -11,7 +11,14 @@ import math
 import os
 
 import numpy as np
-from numba import cuda, float32, float64, int64
+
+if not hasattr(np, "row_stack"):
+    # numba-cuda up to at least 0.30.4 registers an overload for np.row_stack when it first
+    # compiles a kernel, and NumPy 2.5 removed that alias: without it no kernel compiles
+    # (AttributeError on the first launch; seen on a GPU machine with NumPy 2.5.2)
+    np.row_stack = np.vstack
+
+from numba import cuda, float32, float64, int64  # noqa: E402
 
 # The simulator runs every CUDA thread as a Python thread: smaller blocks keep tests quick.
 _SIM = os.environ.get("NUMBA_ENABLE_CUDASIM", "") not in ("", "0")
@@ -128,6 +135,12 @@ RT = 4 if _SIM else 16
 BM = BN = RT * RB
 BK = 8 if _SIM else 16
 TILE = BM                       # rows (and columns) of c per block
+# shared-memory rows padded by one (no bank conflicts on the transposed writes); named
+# constants because numba-cuda on a GPU takes only compile-time constants as a shared
+# array's shape, and an expression such as BM + 1 inside a kernel is not one (the simulator
+# accepts anything, so only the first real-device run showed it)
+BM_PAD = BM + 1
+BN_PAD = BN + 1
 # the most blocks along y a launch may have (CUDA's limit); taller products stride over the
 # row tiles instead (a test lowers it to check that path)
 MAX_GRID_Y = 65535
@@ -177,8 +190,8 @@ def gemm(dtype, trans_a, trans_b, gather=NO_GATHER, epilogue=PLAIN, split=False)
     @cuda.jit
     def kernel(a, b, c, m, n, kk, alpha, beta, order, ctrl, bias, aux, act):
         base = ctrl[0]          # gathered rows start at order[ctrl[0]] (cuda_epoch.py)
-        As = cuda.shared.array((BK, BM + 1), nb)        # As[k][row]
-        Bs = cuda.shared.array((BK, BN + 1), nb)        # Bs[k][col]
+        As = cuda.shared.array((BK, BM_PAD), nb)        # As[k][row]
+        Bs = cuda.shared.array((BK, BN_PAD), nb)        # Bs[k][col]
         acc = cuda.local.array((RB, RB), nb)
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
