@@ -125,3 +125,36 @@ def test_engine_tune_prints_when_the_cache_cannot_be_written(fake_measure, monke
     assert "own tiles up to 300 units, and up to 200" in out and "784-128-10" in out
     assert native_tuning.cached_choices(1) == {}                   # nothing was written
 
+
+
+@pytest.mark.parametrize("content", [
+    {"version": 2}, {"version": 2, "machines": None}, {"version": 2, "machines": []},
+    {"version": 2, "machines": {"k": 5}}, [1, 2], "text", None])
+def test_a_cache_of_the_wrong_shape_is_measured_again(fake_measure, tmp_path, content):
+    if isinstance(content, dict) and content.get("machines") == {"k": 5}:
+        content["machines"] = {native_tuning.machine_key(2): 5}
+    (tmp_path / "tuning.json").write_text(json.dumps(content))
+    assert native_tuning.cached_choices(2) == {}
+    assert native_tuning.tiles_limits("float32", 2) == (300, 200)
+    assert fake_measure == [("float32", 2)]
+    data = json.loads((tmp_path / "tuning.json").read_text())
+    assert data["machines"][native_tuning.machine_key(2)]["float32"]["max_width"] == 300
+
+
+def test_a_deeply_nested_cache_is_measured_again(fake_measure, tmp_path):
+    (tmp_path / "tuning.json").write_text("[" * 100000 + "]" * 100000)
+    assert native_tuning.tiles_limits("float64", 2) == (300, 200)
+    assert len(fake_measure) == 1
+
+
+def test_a_cache_that_is_a_fifo_neither_blocks_nor_is_replaced(fake_measure, tmp_path):
+    import os
+    import stat
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "tuning.json").symlink_to(fifo)          # as a cache "disabled" by a link
+    assert native_tuning.tiles_limits("float32", 2) == (300, 200)
+    assert native_tuning.tiles_limits("float32", 2) == (300, 200)
+    assert len(fake_measure) == 2              # measured each time: nothing was written
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert native_tuning.cached_choices(2) == {}

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from ..io import atomic_write_bytes
+from ..io import atomic_write_bytes, is_regular_file
 
 WIDTHS = (128, 256, 512, 1024, 2048)
 # The tiles keep a width while they are at most this much slower per minibatch: near parity
@@ -141,14 +141,23 @@ def measure(dtype, threads):
 
 
 def _read_cache(path):
+    """The cache's content, or an empty one for anything that is not a readable cache of
+    this version: missing, corrupt, of another shape, nested too deep to parse, or not a
+    regular file (a FIFO would block the read; /dev/null reads as empty). Entries that are
+    not dicts are dropped, so that every lookup below may assume the shape."""
+    empty = {"version": CACHE_VERSION, "machines": {}}
+    if not is_regular_file(path):
+        return empty
     try:
         with open(path) as f:
             data = json.load(f)
-        if isinstance(data, dict) and data.get("version") == CACHE_VERSION:
-            return data
-    except (OSError, ValueError):
-        pass                                  # missing or corrupt: measure again
-    return {"version": CACHE_VERSION, "machines": {}}
+    except (OSError, ValueError, RecursionError, UnicodeDecodeError):
+        return empty                          # missing or corrupt: measure again
+    if not (isinstance(data, dict) and data.get("version") == CACHE_VERSION
+            and isinstance(data.get("machines"), dict)):
+        return empty
+    data["machines"] = {k: v for k, v in data["machines"].items() if isinstance(v, dict)}
+    return data
 
 
 def _complete(measured):
