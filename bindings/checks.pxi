@@ -49,6 +49,17 @@ cdef cnp.ndarray _checked(str name, object x, object dtype, tuple shape, list ke
     return arr
 
 
+cdef _no_overlap(list outputs, list inputs):
+    """ValueError when an output (name, array) shares memory with another output or with an
+    input: it would be read after it is overwritten. Inputs may share with each other."""
+    cdef int i
+    for i, (name, out) in enumerate(outputs):
+        for other, arr in outputs[i + 1:] + inputs:
+            if np.shares_memory(out, arr):
+                raise ValueError(f"{name} and {other} share memory; this kernel writes {name} "
+                                 f"while it reads {other}: pass a copy")
+
+
 cdef tuple _dims(object x):
     return x.shape
 

@@ -18,6 +18,7 @@ cdef extern from "kernels.h" nogil:
         ENG_EXP_POISSON
         ENG_IDENTITY_HALF_MSE
         ENG_MAX_LAYERS
+        ENG_MAX_EPOCH_THREADS
         ENG_SGD
         ENG_MOMENTUM
         ENG_NESTEROV
@@ -74,6 +75,7 @@ cdef extern from "kernels.h" nogil:
     int eng_get_epoch_threads()
     void eng_set_epoch_threads(int n)
     int eng_epoch_threads_setting()
+    int eng_usable_cpus()
 
     int eng_install_interrupt_handler()
     void eng_remove_interrupt_handler()

@@ -45,6 +45,9 @@ cdef class EpochPlan:
     cdef object _reduce
     cdef object _reduce_error
     cdef bint reducing
+    # set while run() trains: a re-initialisation (from another thread, or from inside the
+    # reduce callback) would free the block the running epoch reads, so both are refused
+    cdef bint running
 
     def __cinit__(self):
         self.block = NULL
@@ -104,6 +107,9 @@ cdef class EpochPlan:
                  str loss, velocities=None, weight_grads=None, str gemm="auto",
                  int threads=0, second_moments=None):
         cdef int L = len(weights), l
+        if self.running:
+            raise RuntimeError("this EpochPlan is running an epoch; it cannot be "
+                               "re-initialized until run() returns")
         self._release()     # a failed re-init leaves a plan that refuses to run
         if L < 1:
             raise ValueError("weights must hold at least one matrix")
@@ -123,16 +129,22 @@ cdef class EpochPlan:
         dtype = w0.dtype
         cdef cnp.ndarray X0 = _array("x", x, 2, dtype, True)
         cdef int64_t batch = X0.shape[0]
+        if batch < 1:
+            raise ValueError("x must have at least one row (its rows are the batch size); "
+                             "got 0")
         sizes = [w0.shape[1]] + [np.shape(w)[0] if np.ndim(w) == 2 else 0 for w in weights]
         gemm = "tiles" if tiles_chosen(sizes, gemm) else "blas"
         if gemm == "tiles" and L > ENG_MAX_LAYERS:
             raise ValueError(f"the tiled epoch takes at most {ENG_MAX_LAYERS} layers; got {L} "
                              f"(use gemm='blas')")
-        if threads < 0:
-            raise ValueError(f"threads must be >= 0 (0: the process setting); got {threads}")
+        if threads < 0 or threads > ENG_MAX_EPOCH_THREADS:
+            raise ValueError(f"threads must lie in [0, {ENG_MAX_EPOCH_THREADS}] (0: the process "
+                             f"setting); got {threads}")
         cdef int team = threads
-        # room in the scratch for the team asked for, or for the process setting now
+        # room in the scratch for the team asked for, or for the process setting now (a
+        # team never has more threads than the batch has rows)
         threads = (threads or max(eng_get_epoch_threads(), 1)) if gemm == "tiles" else 0
+        threads = min(threads, batch)
         cdef cnp.ndarray widths = np.array(sizes, dtype=np.intc)
         self._alloc(L, batch, threads,
                     eng_epoch_scratch_bytes(L, batch, <int*>_ptr(widths)) if threads else 0,
@@ -236,6 +248,9 @@ cdef class EpochPlan:
         ends the epoch and is raised here."""
         if self.n_layers == 0:
             raise RuntimeError("this EpochPlan was never initialized successfully")
+        if self.running:
+            raise RuntimeError("this EpochPlan is already running an epoch (in another "
+                               "thread, or this is its reduce callback)")
         cdef cnp.ndarray XA = _array("X", X, 2, self.dtype)
         cdef cnp.ndarray Y = _targets("y", y, XA.shape[0], self.sizes[self.n_layers], self.dtype)
         cdef cnp.ndarray O = _array("order", order, 1, _INT64)
@@ -295,13 +310,19 @@ cdef class EpochPlan:
             if not callable(reduce):
                 raise TypeError(f"reduce must be callable; got {type(reduce).__name__}")
         if self.gemm == "tiles" and not gemm_only and pg == NULL:
-            with nogil:
-                done = self.k.fused_epoch(&self.p, px, py, pt, psw, po, count, &r, alpha, pl)
+            self.running = True
+            try:
+                with nogil:
+                    done = self.k.fused_epoch(&self.p, px, py, pt, psw, po, count, &r, alpha,
+                                              pl)
+            finally:
+                self.running = False
             return done
         if (r.kind != ENG_SGD and r.kind != ENG_MOMENTUM or alpha > 0) and self.GW[0] == NULL:
             raise ValueError(f"this optimizer step on the BLAS path needs a plan built with "
                              f"weight_grads")
         self._reduce, self._reduce_error, self.reducing = reduce, None, reduce is not None
+        self.running = True
         try:
             with nogil:
                 if self.k.itemsize == 4:
@@ -312,7 +333,7 @@ cdef class EpochPlan:
                                        &r, alpha, pl, gemm_only, pg)
         finally:
             error, self._reduce, self._reduce_error = self._reduce_error, None, None
-            self.reducing = False
+            self.reducing = self.running = False
         if error is not None:
             raise error
         return done

@@ -45,6 +45,8 @@ def bias_act_(z, bias, str activation):
     _shape("bias", b, (Z.shape[1],))
     cdef int act = _act(activation)
     cdef int64_t n = Z.shape[0], c = Z.shape[1]
+    if act == ENG_SOFTMAX and c == 0 and n > 0:
+        raise ValueError(f"z has shape {(<object>Z).shape}: a softmax needs at least one column")
     cdef void *pz = _ptr(Z)
     cdef void *pb = _ptr(b)
     cdef const eng_kernel_table *k = _table(Z)
@@ -167,10 +169,13 @@ def optimizer_step_(param, grad, state, rule, double l2=0.0):
         raise ValueError(f"a {rule.kind} step needs {needed} state array(s); got {len(state)}")
     cdef void *ps[2]
     ps[0] = ps[1] = NULL
+    named = [("param", P)]
     for i in range(needed):
         arr = _array(f"state[{i}]", state[i], None, P.dtype, True)
         _shape(f"state[{i}]", arr, _dims(P))
         ps[i] = _ptr(arr)
+        named.append((f"state[{i}]", arr))
+    _no_overlap(named, [("grad", G)])
     cdef int64_t length = P.size
     cdef void *pp = _ptr(P)
     cdef void *pg = _ptr(G)
@@ -196,6 +201,7 @@ def gather_(X, y, index, x_out, t_out):
     cdef cnp.ndarray Y = _targets("y", y, n, c, XA.dtype)
     _shape("x_out", XO, (m, f))
     _shape("t_out", TO, (m, c))
+    _no_overlap([("x_out", XO), ("t_out", TO)], [("X", XA), ("y", Y), ("index", I)])
     cdef int64_t bad = _first_bad(<int64_t*>_ptr(I), m, n)
     if bad >= 0:
         raise ValueError(f"index[{bad}] = {I[bad]} is outside [0, {n})")
@@ -306,18 +312,24 @@ def tiled_forward(weights, biases, activations, x, outs):
     codes = np.empty(L, dtype=np.intc)
     ptrs = np.empty(3 * L, dtype=np.uintp)
     sizes[0] = X.shape[1]
+    outputs, inputs = [], [("x", X)]
     for l in range(L):
         w = _array(f"weights[{l}]", weights[l], 2, dtype)
         if w.shape[1] != sizes[l]:
             raise ValueError(f"weights[{l}] has {w.shape[1]} inputs but the previous layer has "
                              f"{sizes[l]} outputs")
+        if w.shape[0] == 0:
+            raise ValueError(f"weights[{l}] has 0 outputs: every layer needs at least one unit")
         sizes[l + 1] = w.shape[0]
         b = _checked(f"biases[{l}]", biases[l], dtype, (w.shape[0],), keep)
         o = _checked(f"outs[{l}]", outs[l], dtype, (n, w.shape[0]), keep)
+        outputs.append((f"outs[{l}]", o))
+        inputs += [(f"weights[{l}]", w), (f"biases[{l}]", b)]
         codes[l] = _act(activations[l], l == L - 1)
         keep.append(w)
         ptrs[l], ptrs[L + l], ptrs[2 * L + l] = (<size_t>_ptr(w), <size_t>_ptr(b),
                                                  <size_t>_ptr(o))
+    _no_overlap(outputs, inputs)
     cdef int *ps = <int*>_ptr(sizes)
     cdef int *pc = <int*>_ptr(codes)
     cdef void **pp = <void**>_ptr(ptrs)

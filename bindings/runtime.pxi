@@ -17,13 +17,23 @@ def build_info():
     }
 
 
-def set_epoch_threads(int n):
+def set_epoch_threads(n):
     """Threads of the tiled fused epoch; 0 (the default) follows OpenMP's setting when each
-    epoch starts, i.e. the cores, OMP_NUM_THREADS, or a threadpoolctl limit. Plans made
-    before keep the scratch room they were made with."""
-    if n < 0:
-        raise ValueError(f"n must be >= 1, or 0 to follow OpenMP's setting; got {n}")
+    epoch starts, i.e. the cores, OMP_NUM_THREADS, or a threadpoolctl limit, but never more
+    than the CPUs this process may use (usable_cpus). A number given here is taken as
+    asked, up to ENG_MAX_EPOCH_THREADS (1024). Plans made before keep the scratch room
+    they were made with."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"n must be an integer; got {type(n).__name__}")
+    if n < 0 or n > ENG_MAX_EPOCH_THREADS:
+        raise ValueError(f"n must be >= 1, or 0 to follow OpenMP's setting, and at most "
+                         f"{ENG_MAX_EPOCH_THREADS}; got {n}")
     eng_set_epoch_threads(n)
+
+
+def usable_cpus():
+    """The CPUs this process may run on (its affinity mask), which caps the default team."""
+    return eng_usable_cpus()
 
 
 def epoch_threads_setting():

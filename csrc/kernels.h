@@ -192,9 +192,12 @@ int64_t eng_epoch_delta_panel_bytes(int n_layers, int64_t batch, const int *size
    vectors, and a copy of a narrow last panel's rows (room for the widest SIMD variant's) */
 int64_t eng_epoch_panel_elements(int64_t n_out, int64_t n_in, int itemsize);
 /* threads of the fused epoch: the setting, or (setting 0, the default) OpenMP's team size
-   when asked (the cores, OMP_NUM_THREADS or omp_set_num_threads); always 1 without OpenMP */
+   when asked (the cores, OMP_NUM_THREADS or omp_set_num_threads) capped at the usable
+   CPUs; always 1 without OpenMP */
 int eng_get_epoch_threads(void);
-void eng_set_epoch_threads(int n);      /* n >= 1, or 0: follow OpenMP's again */
+void eng_set_epoch_threads(int n);      /* n in 1..ENG_MAX_EPOCH_THREADS, or 0: OpenMP's */
+#define ENG_MAX_EPOCH_THREADS 1024
+int eng_usable_cpus(void);              /* CPUs in this process's affinity mask, >= 1 */
 int eng_epoch_threads_setting(void);
 
 /* Ctrl-C during training: install a SIGINT handler that asks a running fused epoch to

@@ -1,6 +1,10 @@
 /* Thread counts, fork handling and the choice of SIMD variant: the process-wide state of
    the kernels, kept out of the generic sources. */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE                     /* sched_getaffinity, CPU_COUNT */
+#endif
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #if defined(__linux__)
@@ -132,10 +136,33 @@ void eng_set_num_threads(int n) {
 #endif
 }
 
+/* The CPUs this process may run on (its affinity mask: a container's or taskset's share),
+   at least 1. */
+int eng_usable_cpus(void) {
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0) return n;
+    }
+#endif
+#ifdef _OPENMP
+    return omp_get_num_procs() > 0 ? omp_get_num_procs() : 1;
+#else
+    return 1;
+#endif
+}
+
+/* OpenMP's setting is followed only up to the usable CPUs: OMP_NUM_THREADS=64 on 2 cores
+   made a team of 64 threads wait on each other at every barrier (the first fit's tiles/BLAS
+   calibration took over 400 s). An explicit set_epoch_threads(n) is taken as asked (at
+   most ENG_MAX_EPOCH_THREADS): the thread-invariance tests run 3 threads on 2 cores. */
 int eng_get_epoch_threads(void) {
 #ifdef _OPENMP
     if (forked_after_team) return 1;
-    return epoch_threads > 0 ? epoch_threads : omp_get_max_threads();
+    if (epoch_threads > 0) return epoch_threads;
+    int omp = omp_get_max_threads(), cpus = eng_usable_cpus();
+    return omp < cpus ? omp : cpus;
 #else
     return 1;
 #endif
