@@ -324,9 +324,14 @@ class MLP:
             save_model(self, path)
 
     @classmethod
-    def load(cls, path, *, backend="auto"):
-        """A model saved by `save`, on the given backend."""
-        meta, weights, biases, state = read_model(path)
+    def load(cls, path, *, backend="auto", verify=True):
+        """A model saved by `save`, on the given backend.
+
+        The file's digest (weights, optimizer state and metadata) is checked; files of the
+        formats before 4 carry no digest of their whole content and load only with
+        verify=False (a warning says so; save the model again to upgrade the file).
+        Raises engine.ModelFileError for any problem with the file."""
+        meta, weights, biases, state = read_model(path, verify=verify)
         try:
             model = cls(meta["layer_sizes"], meta["hidden_activation"],
                         meta["output_activation"], meta["loss"], dtype=meta["dtype"],

@@ -6,6 +6,9 @@ import dataclasses
 import hashlib
 import io
 import json
+import math
+import os
+import warnings
 import zipfile
 
 import numpy as np
@@ -13,27 +16,39 @@ import numpy as np
 from .errors import ModelFileError
 from .io import atomic_write_bytes
 
+# 4: as 3, and the digest covers the metadata too (its canonical JSON without "sha256"):
+# an edited activation, loss or epoch count fails the check like an edited weight.
 # 3: as 2, and meta["sha256"], the SHA-256 of every other array's name, dtype, shape and
 # bytes, in name order, checked at load.
 # 1: weights, biases, metadata. 2: also the optimizer (its constants, step count, samples
 # seen and state arrays: V<i> velocities or Adam's first moments, M<i> Adam's second
 # moments, per parameter, weights first), the shuffle RNG's state and the row order the
 # last epoch used ("order"), so that a loaded model trains on exactly as the saved one would.
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
+# formats whose content no digest covers whole: loaded only with verify=False, and a warning
+UNVERIFIED_VERSIONS = (1, 2, 3)
 # most units per layer and weights in all that a model file may declare: a few-kilobyte file
 # must not make load allocate gigabytes before it finds out that the arrays do not fit
 MAX_LAYER_UNITS = 1 << 24
 MAX_PARAMETERS = 1 << 31
 
 
-def _digest(arrays):
-    """SHA-256 over the arrays (not meta), by name: name, dtype, shape, bytes."""
+class UnverifiedModelWarning(UserWarning):
+    """A model file was loaded with verify=False: nothing guarantees its content."""
+
+
+def _digest(arrays, meta=None):
+    """SHA-256 over the arrays by name (name, dtype, shape, bytes), then (format 4) over
+    the metadata's canonical JSON without its own "sha256" entry."""
     h = hashlib.sha256()
     for name in sorted(arrays):
         a = np.ascontiguousarray(arrays[name])
         h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
         h.update(a.tobytes())
+    if meta is not None:
+        rest = {k: v for k, v in meta.items() if k != "sha256"}
+        h.update(b"meta|" + json.dumps(rest, sort_keys=True, allow_nan=True).encode())
     return h.hexdigest()
 
 
@@ -56,25 +71,39 @@ def save_model(model, path, extra_meta=None, extra_arrays=None):
     meta["shuffle_rng"] = model._shuffle_rng.bit_generator.state
     if getattr(model, "_order", None) is not None:
         arrays["order"] = model._order
-    meta["sha256"] = _digest(arrays)
+    meta["sha256"] = _digest(arrays, meta)
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())
 
 
-def read_model(path):
+def read_model(path, verify=True):
     """(meta dict, weights, biases, optimizer state arrays {"V": [...], "M": [...]}) of a file
-    written by save_model (any readable format version). Every problem raises
-    ModelFileError naming the file; shapes are checked against the metadata before any
-    array is built from it."""
+    written by save_model. Every problem raises ModelFileError naming the file; no member
+    may declare more bytes than the file holds (model files are written uncompressed, so a
+    small file that unpacks into gigabytes is refused before it is unpacked), and shapes
+    are checked against the metadata before any array is built from it. Format 4 files
+    are checked against their digest, metadata included; older formats (no digest, or
+    one that skips the metadata) are read only with verify=False, with a warning."""
     try:
+        _check_member_sizes(path)
         with np.load(path, allow_pickle=False) as f:
             if "meta" not in f.files:
                 raise ModelFileError(f"{path}: no 'meta' entry; not a model saved by "
                                      f"engine.MLP.save")
             meta = json.loads(bytes(f["meta"]).decode())
             sizes = _check_meta(path, meta)
+            if meta["format_version"] in UNVERIFIED_VERSIONS:
+                if verify:
+                    raise ModelFileError(
+                        f"{path}: format {meta['format_version']} has no digest of its whole "
+                        f"content, so nothing shows whether it was altered; if you trust the "
+                        f"file, load it with MLP.load(path, verify=False) and save it again "
+                        f"(format {FORMAT_VERSION})")
+                warnings.warn(f"{path}: format {meta['format_version']} loaded without "
+                              f"verification (verify=False)", UnverifiedModelWarning,
+                              stacklevel=3)
             n = len(sizes) - 1
             names = [f"W{l}" for l in range(n)] + [f"b{l}" for l in range(n)]
             names += [f"{p}{i}" for p in ("V", "M") if f"{p}0" in f.files
@@ -89,17 +118,21 @@ def read_model(path):
     except FileNotFoundError:
         raise ModelFileError(f"{path}: no such file") from None
     except (OSError, EOFError, KeyError, ValueError, TypeError, UnicodeDecodeError,
-            zipfile.BadZipFile) as exc:
+            RecursionError, zipfile.BadZipFile) as exc:
         raise ModelFileError(f"{path} is not a model saved by engine.MLP.save "
-                             f"({type(exc).__name__}: {exc})") from None
-    if meta["format_version"] >= 3 and meta.get("sha256") != _digest(arrays):
-        raise ModelFileError(f"{path}: the arrays do not match the checksum stored with "
-                             f"them (the file was altered or damaged)")
+                             f"({_short(exc)})") from None
     for l in range(n):
         for name, want in ((f"W{l}", (sizes[l + 1], sizes[l])), (f"b{l}", (sizes[l + 1],))):
             if arrays[name].shape != want or arrays[name].dtype.kind != "f":
                 raise ModelFileError(f"{path}: {name} has shape {arrays[name].shape} "
                                      f"({arrays[name].dtype}); the layer sizes need {want}")
+    version = meta["format_version"]
+    if version >= 3 and verify:
+        want = _digest(arrays, meta if version >= 4 else None)
+        if meta.get("sha256") != want:
+            raise ModelFileError(f"{path}: the arrays and metadata do not match the checksum "
+                                 f"stored with them (the file was altered or damaged)")
+    _check_fields(path, meta)
     weights = [arrays[f"W{l}"] for l in range(n)]
     biases = [arrays[f"b{l}"] for l in range(n)]
     state = {p: [arrays[f"{p}{i}"] for i in range(2 * n)] for p in ("V", "M")
@@ -108,6 +141,68 @@ def read_model(path):
         state["order"] = arrays["order"]
     state["extra"] = {k: v for k, v in arrays.items() if k.startswith("best_")}
     return meta, weights, biases, state
+
+
+def _short(exc):
+    """An exception in a few words: NumPy's advice about pickles is no help here."""
+    text = str(exc)
+    if "allow_pickle" in text or "pickled" in text:
+        text = "it holds pickled objects, which a model file never does"
+    return f"{type(exc).__name__}: {text}"
+
+
+def _check_member_sizes(path):
+    """ModelFileError when a member of the archive declares more uncompressed bytes than the
+    whole file holds: save_model writes every member uncompressed, so only a forged or
+    recompressed file does, and reading it could unpack gigabytes from a few kilobytes."""
+    try:
+        size = os.path.getsize(path)
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such file") from None
+    if not zipfile.is_zipfile(path):
+        return                       # np.load's own error says what the file is
+    with zipfile.ZipFile(path) as z:
+        for info in z.infolist():
+            if info.file_size > size:
+                raise ModelFileError(
+                    f"{path}: member {info.filename!r} declares {info.file_size} bytes, more "
+                    f"than the whole file ({size} bytes); model files are written "
+                    f"uncompressed, so this one was forged or recompressed")
+
+
+_ACTIVATIONS = ("identity", "sigmoid", "relu", "tanh", "softmax", "exp")
+_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
+
+
+def _check_fields(path, meta):
+    """ModelFileError naming the first metadata field whose value is out of its range."""
+    def bad(field, value, expected):
+        raise ModelFileError(f"{path}: metadata {field} = {value!r}; expected {expected}")
+
+    def count(field, value):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            bad(field, value, "an integer >= 0")
+
+    if meta["dtype"] not in ("float32", "float64"):
+        bad("dtype", meta["dtype"], "'float32' or 'float64'")
+    for key in ("hidden_activation", "output_activation"):
+        if meta[key] not in _ACTIVATIONS:
+            bad(key, meta[key], f"one of {_ACTIVATIONS}")
+    if not (math.isfinite(meta["init_scale"]) and meta["init_scale"] >= 0):
+        bad("init_scale", meta["init_scale"], "a finite number >= 0")
+    opt = meta.get("optimizer")
+    if opt is not None:
+        if not isinstance(opt, dict):
+            bad("optimizer", opt, "an object")
+        if opt.get("name") not in _OPTIMIZERS:
+            bad("optimizer.name", opt.get("name"), f"one of {_OPTIMIZERS}")
+        for key in ("t", "samples", "epochs"):
+            count(f"optimizer.{key}", opt.get(key, 0))
+    progress = meta.get("checkpoint")
+    if progress is not None:
+        if not isinstance(progress, dict):
+            bad("checkpoint", progress, "an object")
+        count("checkpoint.epochs_done", progress.get("epochs_done"))
 
 
 def _check_meta(path, meta):
