@@ -150,4 +150,14 @@ def sample_weight(w, n_samples, dt, name="sample_weight"):
         raise ValueError(f"{name} must be >= 0; got a minimum of {w.min()}")
     if not np.any(w > 0):
         raise ValueError(f"{name} is all zero: nothing would be learned")
+    # a minibatch's loss and gradient are sums of w_i * (row terms), scaled by 1 / sum(w):
+    # with sums near the dtype's limit the sums overflow (NumPy) or the scale underflows
+    # to 0 (the native epoch took no step). The square root of the largest finite value
+    # leaves the row terms that much room; the weighted means do not change with the scale.
+    limit = float(np.sqrt(np.finfo(dt).max))
+    total = float(np.sum(w, dtype=np.float64))
+    if total > limit:
+        raise ValueError(f"{name} sums to {total:.3g}, more than {np.dtype(dt).name} "
+                         f"training can carry (at most {limit:.3g}); divide the weights by a "
+                         f"common factor (the weighted means do not change)")
     return w

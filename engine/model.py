@@ -144,7 +144,8 @@ class MLP:
         self.set_weights(weights, biases)
 
     def set_weights(self, weights, biases):
-        """Replace every weight and bias (shapes must match layer_sizes)."""
+        """Replace every weight and bias (shapes must match layer_sizes; real numbers). A fit
+        running in another thread finishes first: its epochs are never silently discarded."""
         sizes = self.layer_sizes
         if len(weights) != len(sizes) - 1 or len(biases) != len(sizes) - 1:
             raise ValueError(f"expected {len(sizes) - 1} weight matrices and bias vectors")
@@ -152,10 +153,16 @@ class MLP:
             if np.shape(w) != (sizes[l + 1], sizes[l]) or np.shape(b) != (sizes[l + 1],):
                 raise ValueError(f"layer {l}: expected W {(sizes[l + 1], sizes[l])} and "
                                  f"b {(sizes[l + 1],)}; got {np.shape(w)} and {np.shape(b)}")
+            for name, a in (("W", w), ("b", b)):
+                kind = np.asarray(a).dtype.kind
+                if kind not in "biuf":
+                    raise TypeError(f"layer {l}: {name} must hold real numbers; got "
+                                    f"{np.asarray(a).dtype}")
             if not (np.isfinite(w).all() and np.isfinite(b).all()):
                 raise ValueError(f"layer {l}: weights and biases must be finite")
         self._check_finite_in_dtype(weights, biases, "the weights")
-        self._set_params(weights, biases)
+        with self._lock:
+            self._set_params(weights, biases)
 
     def _check_finite_in_dtype(self, weights, biases, what):
         """Finite values can still overflow the model's dtype (1e39 in float32)."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from numbers import Real
 
+import warnings
+
 import numpy as np
 import sklearn.neural_network as sk_nn
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
@@ -64,6 +66,11 @@ class _EngineMLP(BaseEstimator):
         if first_pass:
             self._initialize(y, layer_units, X.dtype)
         net = self._engine_net(layer_units)
+        if self.solver not in STOCHASTIC_SOLVERS and np.any(np.asarray(
+                self.dropout if self.dropout is not None else 0.0, dtype=float) > 0):
+            warnings.warn(f"dropout={self.dropout!r} is ignored by solver='{self.solver}': "
+                          f"L-BFGS needs a deterministic objective; dropout trains with "
+                          f"solver='sgd' or 'adam'", UserWarning)
         if self.solver in STOCHASTIC_SOLVERS:
             fit_stochastic(self, net, X, y, sample_weight, incremental)
         else:

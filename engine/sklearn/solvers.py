@@ -62,6 +62,11 @@ def fit_stochastic(est, net: EngineNet, X, Y, sample_weight, incremental):
         if held.shape[0] < 2:
             raise ValueError("The validation set is too small. Increase "
                              "'validation_fraction' or the size of your dataset.")
+        if sample_weight is not None and not np.any(sample_weight[held] > 0):
+            raise ValueError(f"early_stopping: all {held.shape[0]} validation rows "
+                             f"(validation_fraction={est.validation_fraction}) have "
+                             f"sample_weight 0, so the validation score is undefined; give "
+                             f"them weight, or set early_stopping=False")
         val = (X[held], est._score_targets(Y[held]),
                None if sample_weight is None else sample_weight[held])
         rows = train
