@@ -1,6 +1,7 @@
 """The training loop of `MLP.fit`, and the one-epoch runner that benchmarks time."""
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -95,6 +96,7 @@ def _fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
     start = 0
     if resumed is not None:
         start, saved_history, best, bad_epochs, saved_schedule = resumed
+        _same_settings(checkpoint, saved_history.meta, history.meta)
         history = saved_history
         sched.lr, sched.best_loss, sched.bad_epochs = saved_schedule
         bar.update(start, "resumed")
@@ -195,6 +197,24 @@ def _save_checkpoint(model, path, epochs_done, history, sched, best, bad_epochs)
                 "early_stopping": None if best is None else
                 {"best_loss": best[0], "best_epoch": best[1], "bad_epochs": bad_epochs}}
     save_model(model, path, extra_meta={"checkpoint": progress}, extra_arrays=extra)
+
+
+# what a resumed fit must share with the fit that wrote the checkpoint (epochs may grow)
+RESUME_SETTINGS = ("batch_size", "learning_rate", "momentum", "optimizer", "nesterov", "alpha",
+                   "schedule", "early_stopping", "dropout")
+
+
+def _same_settings(path, saved, asked):
+    """ValueError naming every setting in which this fit differs from the one that wrote
+    the checkpoint: the checkpoint's state (its schedule's learning rate, its optimizer's
+    moments) would silently win over the new values."""
+    norm = lambda v: json.loads(json.dumps(v))  # noqa: E731  (tuples, NumPy scalars)
+    differ = [f"{k}={norm(asked[k])!r} (the checkpoint's: {saved[k]!r})"
+              for k in RESUME_SETTINGS if k in saved and k in asked
+              and norm(saved[k]) != norm(asked[k])]
+    if differ:
+        raise ValueError(f"resume from {path}: this fit asks for {', '.join(differ)}; resume "
+                         f"with the checkpoint's settings, or start afresh without resume")
 
 
 def _resume(model, path):

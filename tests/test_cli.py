@@ -110,3 +110,38 @@ def test_info_explains_its_thread_counts_and_leaves_numba_alone():
         # no driver: say so without paying most of a second for importing numba
         assert "numba imported: False" in proc.stdout
         assert "no CUDA driver library" in proc.stdout
+
+
+def test_resume_refuses_options_that_conflict_with_the_checkpoint(tmp_path, capsys):
+    base = ["train", "--data", "sample", "--layers", "784,8,10", "--no-progress",
+            "--out", str(tmp_path), "--backend", "numpy"]
+    assert main(base + ["--epochs", "1"]) == 0
+    capsys.readouterr()
+    rc = main(base + ["--epochs", "2", "--resume", "--lr", "0.5"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "learning_rate=0.5" in err and "the checkpoint's: 0.1" in err
+    assert main(base + ["--epochs", "2", "--resume"]) == 0           # same settings: goes on
+    hist = json.loads((tmp_path / "history.json").read_text())
+    assert len(hist["epoch_loss"]) == 2
+
+
+def test_layers_must_match_the_data(capsys):
+    for layers, expect in (("784,100", "100 outputs but the data has 10 classes"),
+                           ("100,10", "100 inputs but the data has 784 columns")):
+        rc = main(["train", "--data", "sample", "--layers", layers, "--epochs", "1",
+                   "--no-progress", "--backend", "numpy"])
+        assert rc == 2
+        assert expect in capsys.readouterr().err
+
+
+def test_ctrl_c_anywhere_prints_one_line_and_exits_130(monkeypatch, capsys):
+    from engine.apps import cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "load_dataset", interrupted)        # as if during the download
+    rc = main(["train", "--data", "sample", "--epochs", "1", "--no-progress"])
+    assert rc == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "engine: interrupted" and "Traceback" not in err

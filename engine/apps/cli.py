@@ -129,6 +129,7 @@ def run_training(settings, data, *, dtype, backend, progress, out=None, diagnost
     from ..model import MLP
     X, y, Xt, yt = data
     s = settings
+    _check_layers_fit_the_data(s["layers"], X, y, Xt, yt)
     model = MLP(s["layers"], s["hidden_activation"], s["output_activation"], s["loss"],
                 dtype=dtype, backend=backend, seed=s["seed"], init=s["init"],
                 init_scale=s["init_scale"])
@@ -164,6 +165,20 @@ def run_training(settings, data, *, dtype, backend, progress, out=None, diagnost
             history.plot_diagnostics(os.path.join(out, "diagnostics.png"), title=label)
         model.save(os.path.join(out, "model.npz"))
     return result, history, model
+
+
+def _check_layers_fit_the_data(layers, X, y, Xt, yt):
+    """The first size must be the data's columns and the last its classes: labels 0-9 on a
+    100-output network would train without complaint and waste 90 outputs."""
+    if layers[0] != X.shape[1]:
+        raise ValueError(f"--layers starts with {layers[0]} inputs but the data has "
+                         f"{X.shape[1]} columns")
+    y_all = np.concatenate([np.ravel(y), np.ravel(yt)]) if yt is not None else np.ravel(y)
+    if np.ndim(y) == 1 and np.issubdtype(y_all.dtype, np.integer):
+        classes = int(y_all.max()) + 1
+        if layers[-1] != classes:
+            raise ValueError(f"--layers ends with {layers[-1]} outputs but the data has "
+                             f"{classes} classes; the last size must be {classes}")
 
 
 def _train_distributed(args):
@@ -448,12 +463,13 @@ def _extra_commands():
 
 
 def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         return args.func(args)
     except (ValueError, TypeError, RuntimeError) as exc:
         print(f"engine: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        # whenever it comes (a download, the first minibatch, a plot): one line, no traceback
+        print("\nengine: interrupted", file=sys.stderr)
         return 130
