@@ -119,3 +119,17 @@ def test_textbook_workload_times_the_unchanged_train_loop_both_ways():
     import pytest
     with pytest.raises(ValueError, match="at least 200 rows"):
         textbook_rows(repeats=1, log=lambda *a: None, data=(data[0][:150], data[1][:150], "x"))
+
+
+def test_contention_has_a_small_fits_row_and_bench_warns_when_busy(capsys, monkeypatch):
+    import pytest
+    pytest.importorskip("sklearn")
+    from engine.apps import bench
+    from engine.apps.cli import main
+    monkeypatch.setattr(bench, "busy_warning", lambda: "the machine is busy: a test")
+    assert main(["bench", "--workload", "contention", "--samples", "400", "--repeats", "1",
+                 "--no-others", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("WARNING: the machine is busy: a test")
+    assert "small fits (scikit-learn's training-curves example" in out
+    assert "engine.sklearn" in out and "scikit-learn |" not in out      # --no-others

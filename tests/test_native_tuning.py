@@ -19,7 +19,8 @@ def fake_measure(monkeypatch, tmp_path):
     def measure(dtype, threads):
         calls.append((dtype, threads))
         return {"max_width": 300, "seconds": {128: [1e-4, 2e-4], 256: [2e-4, 3e-4]},
-                "max_inner_width": 200, "seconds_inner": {128: [2e-4, 3e-4]}}
+                "max_inner_width": 200, "seconds_inner": {128: [2e-4, 3e-4]},
+                "min_team_work": 5000, "seconds_team": {32: [1e-5, 1e-5]}}
     monkeypatch.setattr(native_tuning, "measure", measure)
     monkeypatch.setattr(native_tuning, "cache_path", lambda: str(tmp_path / "tuning.json"))
     return calls
@@ -49,7 +50,8 @@ def test_a_corrupt_cache_is_measured_again(fake_measure, tmp_path):
 
 def test_an_incomplete_cache_entry_is_measured_again(fake_measure, tmp_path):
     key = native_tuning.machine_key(2)
-    entry = {"float32": {"max_width": 512}, "float64": {"max_width": "x", "max_inner_width": 1}}
+    entry = {"float32": {"max_width": 512, "max_inner_width": 256},      # no team cut: v2
+             "float64": {"max_width": "x", "max_inner_width": 1, "min_team_work": 0}}
     (tmp_path / "tuning.json").write_text(json.dumps(
         {"version": native_tuning.CACHE_VERSION, "machines": {key: entry}}))
     assert native_tuning.cached_choices(2) == {}            # `engine info`: not measured
@@ -98,6 +100,7 @@ def test_the_measurement_stops_at_the_crossover(monkeypatch):
         slower = 2.0 if (gemm == "tiles" and width >= (32 if hidden == 1 else 16)) else 1.0
         return 1e-3 * width * slower
     monkeypatch.setattr(native_tuning, "_seconds_per_minibatch", fake)
+    monkeypatch.setattr(native_tuning, "_team_cut", lambda dtype, threads: (0, {}))
     result = native_tuning.measure("float32", 2)
     assert result["max_width"] == 16 and result["max_inner_width"] == 0
     assert (64, 1, "tiles") not in timed                   # nothing past the crossover
@@ -158,3 +161,41 @@ def test_a_cache_that_is_a_fifo_neither_blocks_nor_is_replaced(fake_measure, tmp
     assert len(fake_measure) == 2              # measured each time: nothing was written
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
     assert native_tuning.cached_choices(2) == {}
+
+
+def test_the_team_cut_is_the_first_width_where_the_team_pays(monkeypatch):
+    """Work per minibatch below the cut trains on one thread: the team gains nothing
+    there on a quiet machine and loses many times over beside other work."""
+    def fake(width, hidden, dtype, gemm, threads):
+        gain = 1.3 if width >= 32 else 1.05
+        return 1e-5 * width / (gain if threads > 1 else 1.0)
+    monkeypatch.setattr(native_tuning, "_seconds_per_minibatch", fake)
+    work, seconds = native_tuning._team_cut("float32", 2)
+    assert work == native_tuning.work_per_minibatch([784, 32, 10], 100)
+    assert sorted(seconds) == [8, 16, 32]                           # stops where it pays
+    assert native_tuning._team_cut("float32", 1) == (0, {})          # no team to size
+
+
+def test_small_networks_train_on_one_thread_under_auto(fake_measure):
+    auto = get_backend("native", gemm="auto", threads=2)
+    small, large = [4, 8, 2], [784, 100, 10]                       # 5,000 is the fake cut
+    assert native_tuning.work_per_minibatch(small, 100) == 4800
+    assert auto.team_threads(small, 100, np.float32) == 1
+    assert auto.team_threads(large, 100, np.float32) == 2
+    assert get_backend("native", gemm="tiles", threads=2).team_threads(small, 100,
+                                                                      np.float32) == 2
+
+
+def test_a_busy_machine_gets_a_warning_and_no_cache(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(native_tuning, "measure", lambda dtype, threads: calls.append(1) or {
+        "max_width": 64, "seconds": {}, "max_inner_width": 0, "seconds_inner": {},
+        "min_team_work": 1, "seconds_team": {}})
+    monkeypatch.setattr(native_tuning, "busy_warning", lambda: "the machine is busy: test")
+    monkeypatch.setattr(native_tuning, "_busy_results", {})
+    path = str(tmp_path / "tuning.json")
+    with pytest.warns(RuntimeWarning, match="busy.*not cached"):
+        assert native_tuning.tiles_limits("float32", 2, path=path) == (64, 0)
+    assert not (tmp_path / "tuning.json").exists()
+    assert native_tuning.tiles_limits("float32", 2, path=path) == (64, 0)
+    assert len(calls) == 1                     # kept for this process, not measured again

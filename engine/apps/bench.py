@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from ..backends.base import DTYPES
+from ..machine_load import busy_warning
 from .tables import markdown_table
 from .timing import interleaved_times, median_time
 
@@ -294,50 +295,6 @@ def _timed_rows(workloads, dtypes, repeats, threads, n_samples, others, backends
     return rows
 
 
-CONTENTION_WORKLOAD = "lecture 784-100-10 b100"
-BUSY_LOOP = "while True: pass"
-
-
-def contention_rows(repeats=3, threads=2, n_samples=N_SAMPLES, others=True, log=print):
-    """Each runner's lecture epoch (float32) quiet, then beside a competing CPU-bound
-    process (a busy loop in a subprocess): the slowdown a user sees when other work runs."""
-    import subprocess
-    from ..backends import runnable_backends
-    w = WORKLOADS[CONTENTION_WORKLOAD]
-    sizes, batch = w["sizes"], w["batch"]
-    X, y = make_data(n_samples, sizes[0], sizes[-1], "float32")
-    runners = [(name, lambda name=name: backend_epoch(name, sizes, batch, "float32", X, y))
-               for name in runnable_backends()]
-    if others and _importable("torch"):
-        runners.append(("pytorch", lambda: torch_epoch(sizes, batch, "float32", X, y, threads)))
-    rows = []
-    with thread_limits(threads):
-        for label, make in runners:
-            run = make()
-            log(f"bench: contention {label} quiet ...")
-            quiet, _ = median_time(run, repeats)
-            log(f"bench: contention {label} beside a busy process ...")
-            busy = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])
-            try:
-                time.sleep(0.3)                     # let the scheduler see it
-                loaded, times = median_time(run, repeats)
-            finally:
-                busy.kill()
-                busy.wait()
-            rows.append({"workload": CONTENTION_WORKLOAD + " float32", "runner": label,
-                         "quiet_s": quiet, "loaded_s": loaded, "times_s": times,
-                         "slowdown": loaded / quiet})
-    return rows
-
-
-def format_contention_table(rows):
-    cells = [{"runner": r["runner"], "quiet s/epoch": f"{r['quiet_s']:.3f}",
-              "beside a busy process": f"{r['loaded_s']:.3f}",
-              "slowdown": f"{r['slowdown']:.2f}x"} for r in rows]
-    return markdown_table(cells, ["runner", "quiet s/epoch", "beside a busy process",
-                                  "slowdown"], "lrrr")
-
-
 def _importable(name):
     import importlib.util
     return importlib.util.find_spec(name) is not None
@@ -373,14 +330,23 @@ def cmd_bench(args):
                          "\"engine[sklearn]\"")
     log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if not args.quiet \
         else (lambda *a: None)
+    busy = busy_warning()
+    if busy:
+        log(f"bench: warning: {busy}; the figures below will show it")
     info = machine_info(args.threads)            # the FMA peak first, while nothing spins
+    if busy:
+        info["busy"] = busy
     rows = run_report(workloads, tuple(args.dtype or DTYPES), args.repeats, args.threads,
                       args.samples, not args.no_others, not args.quiet,
                       info.get("fma_peak_gflops", {})) if workloads else []
     if rows and "fma_peak_gflops" in info:
         refine_peak(info, rows, args.threads)
-    loaded = contention_rows(args.repeats, args.threads, args.samples, not args.no_others,
-                             log) if contention else []
+    if contention:
+        from .bench_contention import contention_rows
+        loaded = contention_rows(args.repeats, args.threads, args.samples,
+                                 not args.no_others, log)
+    else:
+        loaded = []
     versus = []
     if drop_in:
         from .bench_sklearn import sklearn_rows
@@ -408,6 +374,7 @@ def cmd_bench(args):
     if rows:
         print(format_table(rows))
     if loaded:
+        from .bench_contention import format_contention_table
         print(("\n" if rows else "") + format_contention_table(loaded))
     if versus:
         from .bench_sklearn import format_sklearn_table
@@ -425,6 +392,8 @@ def machine_header(info, threads, samples):
     """One line naming the machine a table was measured on."""
     head = (f"{info['date']} | {info['cpu']}, {info['cores']} cores | BLAS: {info['blas']} | "
             f"{threads} threads | {samples} samples/epoch")
+    if info.get("busy"):
+        head = f"WARNING: {info['busy']}\n" + head
     if "simd" in info:
         peak = info["fma_peak_gflops"]
         head += (f" | native SIMD: {info['simd']} | FMA peak ({info['peak_threads']} threads): "

@@ -74,13 +74,30 @@ class NativeBackend(HostBackend):
         CPU)."""
         if self._gemm != "auto":
             return self._gemm
-        limits = self._limits.get(dtype)
-        if limits is None:
+        return "tiles" if _native.tiles_chosen(sizes, "auto", *self._tuning(dtype)[:2]) \
+            else "blas"
+
+    def _tuning(self, dtype):
+        """(max_width, max_inner_width, min_team_work) measured for gemm="auto"."""
+        tuning = self._limits.get(dtype)
+        if tuning is None:
             from . import native_tuning
             threads = self._threads or _native.get_epoch_threads()
-            limits = native_tuning.tiles_limits(np.dtype(dtype).name, threads)
-            self._limits[dtype] = limits
-        return "tiles" if _native.tiles_chosen(sizes, "auto", *limits) else "blas"
+            entry = native_tuning.measured_entry(np.dtype(dtype).name, threads)
+            tuning = (int(entry["max_width"]), int(entry["max_inner_width"]),
+                      int(entry["min_team_work"]))
+            self._limits[dtype] = tuning
+        return tuning
+
+    def team_threads(self, sizes, batch, dtype):
+        """Threads for a tiled epoch of this network and batch: one where a minibatch is
+        less work than the team needs to pay for its barriers (measured under
+        gemm="auto"; native_tuning), else this backend's cap (0: the process setting)."""
+        if self._gemm == "auto":
+            from .native_tuning import work_per_minibatch
+            if work_per_minibatch(sizes, batch) < self._tuning(dtype)[2]:
+                return 1
+        return self._threads or 0
 
     def gemm(self, a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
         _native.gemm(a, b, out, trans_a, trans_b, alpha, beta)
@@ -149,12 +166,14 @@ class NativeBackend(HostBackend):
         velocities = net.velocities if n_state >= 1 else None
         moments = net.second_moments if n_state == 2 else None
         path = self.product_path(net.sizes, net.dtype)
+        threads = self.team_threads(net.sizes, batch_size, net.dtype) if path == "tiles" \
+            else self._threads or 0
         # the model replaces these lists whole when it replaces what they hold
-        key = (path, id(net.weights), id(net.biases), id(velocities), id(moments))
+        key = (path, threads, id(net.weights), id(net.biases), id(velocities), id(moments))
         if ws.plan is None or ws.plan_key != key:
             ws.plan = _native.EpochPlan(net.weights, net.biases, ws.a, ws.d, ws.gb, ws.x, ws.t,
                                         net.activations, net.loss, velocities, ws.gw,
-                                        gemm=path, threads=self._threads or 0,
+                                        gemm=path, threads=threads,
                                         second_moments=moments)
             ws.plan_key = key
         return ws.plan.run(X, y, order, rule.learning_rate, rule.momentum, batch_losses, False,

@@ -9,7 +9,15 @@ more than L2 holds) on both paths, at growing widths w, for two shapes of layer:
 784-w-10 networks (a hidden layer fed by the inputs) and 784-w-w-10 (one hidden layer fed
 by another). BLAS's packed kernels pull ahead sooner on the square w x w products, so each
 shape gets its own limit: the widest w at which the tiles were at most 5% slower. About a second
-per dtype, once per (CPU, build, threads)."""
+per dtype, once per (CPU, build, threads).
+
+And the least work per minibatch that pays for a thread team: small networks (scikit-learn's
+iris or digits fits) do microseconds of work between the team's barriers, so a teammate
+descheduled by another process stalls them for a whole scheduler slice (a 150-row epoch went
+from 150 us to 1-5 ms beside one busy process). Such minibatches run on one thread. The cut:
+the work of the smallest 784-w-10 network (batch 100) whose minibatch the team trains
+TEAM_GAIN times faster than one thread. A measurement taken while other processes keep the CPUs busy is
+used for this process only, never cached (engine/machine_load.py)."""
 from __future__ import annotations
 
 import json
@@ -19,6 +27,7 @@ import time
 import numpy as np
 
 from ..io import atomic_write_bytes, is_regular_file
+from ..machine_load import busy_warning
 
 WIDTHS = (128, 256, 512, 1024, 2048)
 # The tiles keep a width while they are at most this much slower per minibatch: near parity
@@ -30,7 +39,11 @@ BATCH, INPUTS, CLASSES = 100, 784, 10
 POOL_ROWS = 1600           # rows the minibatches are drawn from: 5 MB in float32
 BLAS_SPIN_SECONDS = 0.15   # how long OpenBLAS threads may spin after a call
 CACHE_NAME = "native-tuning.json"
-CACHE_VERSION = 2          # 1: one limit, from 784-w-10 only
+CACHE_VERSION = 3          # 1: one limit, from 784-w-10 only; 2: no team cut
+# the team must train a minibatch this much faster than one thread to be used: on a quiet
+# machine it gains little below that, beside other work it loses many times more
+TEAM_GAIN = 1.15
+TEAM_WIDTHS = (8, 16, 32, 64, 128, 256, 512, 1024)
 
 
 def cache_path():
@@ -62,6 +75,12 @@ def _cpu_model():
 def _minibatches(width):
     """Minibatches per timed run: enough to dwarf what a run pays once, few when wide."""
     return 8 if width <= 512 else 4 if width <= 1024 else 2
+
+
+def work_per_minibatch(sizes, batch):
+    """Multiply-adds of one minibatch's forward products: the measure of a minibatch's
+    work that the team cut is stated in."""
+    return batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
 def _epoch(width, hidden, dtype, gemm, threads):
@@ -128,16 +147,36 @@ def _limit(hidden, widths, dtype, threads):
     return limit, seconds
 
 
+def _team_cut(dtype, threads):
+    """(the least work per minibatch at which `threads` threads trained TEAM_GAIN times
+    faster than one, {width: [one thread, team]}); 0 for a team of one."""
+    if threads < 2:
+        return 0, {}
+    seconds = {}
+    for width in TEAM_WIDTHS:
+        one, team = (_seconds_per_minibatch(width, 1, dtype, "tiles", t)
+                     for t in (1, threads))
+        seconds[width] = [one, team]
+        if one >= TEAM_GAIN * team:
+            break
+    else:
+        width = 2 * TEAM_WIDTHS[-1]              # never: only wider networks get a team
+    return work_per_minibatch([INPUTS, width, CLASSES], BATCH), seconds
+
+
 def measure(dtype, threads):
     """{"max_width": w, "max_inner_width": v, "seconds": {width: [tiles, blas]},
-    "seconds_inner": {...}} for one dtype: the limits for hidden layers fed by the inputs
-    (784-w-10) and for layers between hidden layers (784-w-w-10, measured up to
-    max_width only: a wider inner layer is a wider hidden layer too)."""
+    "seconds_inner": {...}, "min_team_work": m, "seconds_team": {width: [one, team]}}
+    for one dtype: the limits for hidden layers fed by the inputs (784-w-10) and for
+    layers between hidden layers (784-w-w-10, measured up to max_width only: a wider
+    inner layer is a wider hidden layer too), and the team cut (_team_cut)."""
     limit, seconds = _limit(1, WIDTHS, dtype, threads)
     inner = [w for w in WIDTHS if w <= limit]
     inner_limit, inner_seconds = _limit(2, inner, dtype, threads) if inner else (0, {})
+    team_work, team_seconds = _team_cut(dtype, threads)
     return {"max_width": limit, "seconds": seconds,
-            "max_inner_width": inner_limit, "seconds_inner": inner_seconds}
+            "max_inner_width": inner_limit, "seconds_inner": inner_seconds,
+            "min_team_work": team_work, "seconds_team": team_seconds}
 
 
 def _read_cache(path):
@@ -164,7 +203,8 @@ def _complete(measured):
     """Whether a cached measurement has both limits as integers (a hand-edited or
     truncated entry is measured again)."""
     return (isinstance(measured, dict) and
-            all(isinstance(measured.get(k), int) for k in ("max_width", "max_inner_width")))
+            all(isinstance(measured.get(k), int) and not isinstance(measured.get(k), bool)
+                for k in ("max_width", "max_inner_width", "min_team_work")))
 
 
 def measured_entry(dtype, threads, *, retune=False, path=None):
@@ -175,8 +215,20 @@ def measured_entry(dtype, threads, *, retune=False, path=None):
     key = machine_key(threads)
     data = _read_cache(path)
     entry = data["machines"].get(key, {})
+    if not retune and not _complete(entry.get(dtype)) and (key, dtype) in _busy_results:
+        return _busy_results[(key, dtype)]
     if retune or not _complete(entry.get(dtype)):
+        busy = busy_warning()
         entry[dtype] = measure(dtype, threads)
+        busy = busy or busy_warning()
+        if busy:
+            import warnings
+            warnings.warn(f"engine: measuring the native tiles on {threads} threads: {busy}; "
+                          f"the result is used by this process only and not cached "
+                          f"(`engine tune` on a quiet machine caches one)", RuntimeWarning,
+                          stacklevel=2)
+            _busy_results[(key, dtype)] = entry[dtype]
+            return entry[dtype]
         data["machines"][key] = entry
         try:
             atomic_write_bytes(path, json.dumps(data, indent=1).encode())
@@ -185,11 +237,20 @@ def measured_entry(dtype, threads, *, retune=False, path=None):
     return entry[dtype]
 
 
+# measurements taken on a busy machine: this process keeps them, no file does
+_busy_results: dict = {}
+
+
 def tiles_limits(dtype, threads, *, retune=False, path=None):
     """(max_width, max_inner_width): the widest layers gemm="auto" trains on the tiles for
     this dtype here."""
     entry = measured_entry(dtype, threads, retune=retune, path=path)
     return int(entry["max_width"]), int(entry["max_inner_width"])
+
+
+def min_team_work(dtype, threads, path=None):
+    """The least work per minibatch (work_per_minibatch) that a thread team trains."""
+    return int(measured_entry(dtype, threads, path=path)["min_team_work"])
 
 
 def cached_choices(threads, path=None):
