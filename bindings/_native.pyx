@@ -14,6 +14,7 @@ The module is one extension built from these parts, each a file of bindings/:
   epoch_plan.pxi    EpochPlan
   blas_epoch.pxi    the epoch on BLAS products
   runtime.pxi       build information, threads, SIMD variants
+  bf16.pxi          bf16-mixed products (portable, AVX512-BF16, AMX)
 """
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.math cimport sqrt
@@ -33,3 +34,4 @@ include "tiles_policy.pxi"
 include "epoch_plan.pxi"
 include "blas_epoch.pxi"
 include "runtime.pxi"
+include "bf16.pxi"

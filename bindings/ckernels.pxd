@@ -19,6 +19,10 @@ cdef extern from "kernels.h" nogil:
         ENG_IDENTITY_HALF_MSE
         ENG_MAX_LAYERS
         ENG_MAX_EPOCH_THREADS
+        ENG_BF16_PORTABLE
+        ENG_BF16_AVX512
+        ENG_BF16_AMX
+        ENG_BF16_PATHS
         ENG_SGD
         ENG_MOMENTUM
         ENG_NESTEROV
@@ -76,6 +80,15 @@ cdef extern from "kernels.h" nogil:
     void eng_set_epoch_threads(int n)
     int eng_epoch_threads_setting()
     int eng_usable_cpus()
+
+    void eng_bf16_round(const float *x, float *out, int64_t n)
+    int eng_gemm_bf16(int path, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                      const float *a, const float *b, float *c)
+    int eng_bf16_path()
+    int eng_bf16_force(int path)
+    int eng_bf16_supported(int path)
+    const char *eng_bf16_name(int path)
+    const char *eng_bf16_reason(int path)
 
     int eng_install_interrupt_handler()
     void eng_remove_interrupt_handler()

@@ -198,6 +198,21 @@ int eng_get_epoch_threads(void);
 void eng_set_epoch_threads(int n);      /* n in 1..ENG_MAX_EPOCH_THREADS, or 0: OpenMP's */
 #define ENG_MAX_EPOCH_THREADS 1024
 int eng_usable_cpus(void);              /* CPUs in this process's affinity mask, >= 1 */
+
+/* bf16-mixed products (csrc/bf16.c): the paths, best last */
+enum { ENG_BF16_PORTABLE = 0, ENG_BF16_AVX512 = 1, ENG_BF16_AMX = 2, ENG_BF16_PATHS = 3 };
+/* out[i] = x[i] rounded to bfloat16 (nearest even), as a float */
+void eng_bf16_round(const float *x, float *out, int64_t n);
+/* c (m x n) = op(a) . op(b), operands rounded to bf16, float32 accumulation, on the AVX512 or
+   AMX path (the portable one is eng_bf16_round + any float32 GEMM); 0, -1 out of memory,
+   -2 a path this CPU cannot run */
+int eng_gemm_bf16(int path, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                  const float *a, const float *b, float *c);
+int eng_bf16_path(void);                /* the path in use: the best supported, or forced */
+int eng_bf16_force(int path);           /* -1: the best again; -1 returned if unsupported */
+int eng_bf16_supported(int path);
+const char *eng_bf16_name(int path);
+const char *eng_bf16_reason(int path);  /* why a path runs here, or why not */
 int eng_epoch_threads_setting(void);
 
 /* Ctrl-C during training: install a SIGINT handler that asks a running fused epoch to

@@ -1,0 +1,289 @@
+/* bf16-mixed products: c = op(a) . op(b) with both operands rounded to bfloat16 (round to
+   nearest even) and the products accumulated in float32, on one of three paths chosen at
+   load time (csrc/kernels.h, eng_bf16_*):
+
+     ENG_BF16_PORTABLE  any CPU: the caller multiplies the rounded float32 copies that
+                        eng_bf16_round makes (with BLAS: bindings/bf16.pxi)
+     ENG_BF16_AVX512    vdpbf16ps (AVX512-BF16: Intel Cooper Lake and later, AMD Zen 4/5)
+     ENG_BF16_AMX       tdpbf16ps on AMX tiles (Intel Sapphire Rapids and later)
+
+   The AVX512 and AMX paths pack op(a) as bf16 rows of K (padded to 32) and op(b) in the
+   pair-interleaved ("VNNI") layout both instructions read: element (k, j) of op(b) at
+   [k / 2][j][k % 2]. A product of two bf16 values is exact in float32, so the paths differ
+   only in the order of the float32 additions (bounded like any float32 reduction). */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE
+#endif
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include "kernels.h"
+
+#define KPAD 32          /* K padded to one AMX A-tile row: 32 bf16 = 64 bytes */
+#define MPAD 32          /* two 16-row tiles of c */
+#define NPAD 32          /* two 16-column tiles of c */
+
+static inline uint16_t to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u)          /* NaN stays a (quiet) NaN */
+        return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u);              /* round to nearest, ties to even */
+    return (uint16_t)(u >> 16);
+}
+
+static inline float from_bf16(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+void eng_bf16_round(const float *x, float *out, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        out[i] = from_bf16(to_bf16(x[i]));
+}
+
+static inline int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
+
+/* op(a) (m x k) as bf16 rows of kp, rows up to mp zero */
+static void pack_a(int trans, int64_t m, int64_t k, const float *a, uint16_t *ap,
+                   int64_t mp, int64_t kp) {
+    memset(ap, 0, (size_t)mp * kp * sizeof *ap);
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t kk = 0; kk < k; kk++)
+            ap[i * kp + kk] = to_bf16(trans ? a[kk * m + i] : a[i * k + kk]);
+}
+
+/* op(b) (k x n) in pairs of k: bv[(kk / 2) * np * 2 + j * 2 + kk % 2] */
+static void pack_b(int trans, int64_t k, int64_t n, const float *b, uint16_t *bv,
+                   int64_t kp, int64_t np) {
+    memset(bv, 0, (size_t)kp * np * sizeof *bv);
+    for (int64_t kk = 0; kk < k; kk++)
+        for (int64_t j = 0; j < n; j++)
+            bv[(kk / 2) * np * 2 + j * 2 + (kk & 1)] =
+                to_bf16(trans ? b[j * k + kk] : b[kk * n + j]);
+}
+
+/* ------------------------------------------------------------------ AVX512-BF16 */
+#if defined(__x86_64__) && defined(__GNUC__) && (__GNUC__ >= 10)
+#define ENG_HAVE_BF16_PATHS 1
+
+/* c (mp x np, padded) = ap . bv: per row of a, 32 columns of c in two registers, each
+   vdpbf16ps adding one pair of k */
+__attribute__((target("avx512f,avx512bf16")))
+static void avx512_kernel(const uint16_t *ap, const uint16_t *bv, float *cp, int64_t mp,
+                          int64_t np, int64_t kp) {
+    for (int64_t i = 0; i < mp; i++) {
+        const uint16_t *arow = ap + i * kp;
+        for (int64_t j = 0; j < np; j += 32) {
+            __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps();
+            for (int64_t p = 0; p < kp / 2; p++) {
+                uint32_t pair;
+                memcpy(&pair, arow + 2 * p, sizeof pair);
+                __m512bh av = (__m512bh)_mm512_set1_epi32((int)pair);
+                const uint16_t *brow = bv + p * np * 2 + j * 2;
+                c0 = _mm512_dpbf16_ps(c0, av, (__m512bh)_mm512_loadu_si512(brow));
+                c1 = _mm512_dpbf16_ps(c1, av, (__m512bh)_mm512_loadu_si512(brow + 32));
+            }
+            _mm512_storeu_ps(cp + i * np + j, c0);
+            _mm512_storeu_ps(cp + i * np + j + 16, c1);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ AMX */
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} tile_config;
+
+/* c (mp x np) = ap . bv in 32 x 32 blocks: four 16 x 16 float32 accumulators (tiles 0-3),
+   two 16 x 32 bf16 tiles of a (4, 5) and two 16-pair x 16 tiles of b (6, 7) per step of 32
+   along k */
+__attribute__((target("amx-tile,amx-bf16")))
+static void amx_kernel(const uint16_t *ap, const uint16_t *bv, float *cp, int64_t mp,
+                       int64_t np, int64_t kp) {
+    tile_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        cfg.rows[t] = 16;
+        cfg.colsb[t] = 64;
+    }
+    _tile_loadconfig(&cfg);
+    const size_t a_stride = (size_t)kp * 2, b_stride = (size_t)np * 4, c_stride = (size_t)np * 4;
+    for (int64_t i = 0; i < mp; i += 32) {
+        for (int64_t j = 0; j < np; j += 32) {
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+            for (int64_t k0 = 0; k0 < kp; k0 += 32) {
+                _tile_loadd(4, ap + i * kp + k0, a_stride);
+                _tile_loadd(5, ap + (i + 16) * kp + k0, a_stride);
+                _tile_loadd(6, bv + (k0 / 2) * np * 2 + j * 2, b_stride);
+                _tile_loadd(7, bv + (k0 / 2) * np * 2 + (j + 16) * 2, b_stride);
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_dpbf16ps(1, 4, 7);
+                _tile_dpbf16ps(2, 5, 6);
+                _tile_dpbf16ps(3, 5, 7);
+            }
+            _tile_stored(0, cp + i * np + j, c_stride);
+            _tile_stored(1, cp + i * np + j + 16, c_stride);
+            _tile_stored(2, cp + (i + 16) * np + j, c_stride);
+            _tile_stored(3, cp + (i + 16) * np + j + 16, c_stride);
+        }
+    }
+    _tile_release();
+}
+
+/* The kernel grants AMX's tile data to a process that asks (Linux 5.16 and later); a
+   kernel that refuses, or an older one, leaves AMX off. */
+static int amx_permitted(void) {
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    return syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */,
+                   18 /* XFEATURE_XTILEDATA */) == 0;
+#else
+    return 0;
+#endif
+}
+
+static int cpu_has(int leaf, int subleaf, int reg, int bit) {
+    unsigned int r[4];
+    __asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
+                     : "a"(leaf), "c"(subleaf));
+    return (r[reg] >> bit) & 1u;
+}
+
+static int os_saves_zmm(void) {
+    if (!cpu_has(1, 0, 2, 27)) return 0;                      /* OSXSAVE */
+    unsigned int lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (lo & 0xe6u) == 0xe6u;                             /* SSE, AVX, opmask, ZMM */
+}
+#else
+#define ENG_HAVE_BF16_PATHS 0
+#endif
+
+/* ------------------------------------------------------------------ choice of path */
+static int probed = 0, supported[ENG_BF16_PATHS], forced = -1;
+static const char *reasons[ENG_BF16_PATHS];
+static const char *const names[ENG_BF16_PATHS] = {"portable", "avx512-bf16", "amx"};
+
+static void probe(void) {
+    if (probed) return;
+    probed = 1;
+    supported[ENG_BF16_PORTABLE] = 1;
+    reasons[ENG_BF16_PORTABLE] = "runs on any CPU";
+    reasons[ENG_BF16_AVX512] = reasons[ENG_BF16_AMX] = "not an x86-64 build with GCC 10+";
+#if ENG_HAVE_BF16_PATHS
+    unsigned int max_leaf, b, c, d;
+    __asm__ volatile("cpuid" : "=a"(max_leaf), "=b"(b), "=c"(c), "=d"(d) : "a"(0), "c"(0));
+    if (max_leaf < 7) {
+        reasons[ENG_BF16_AVX512] = reasons[ENG_BF16_AMX] = "the CPU reports no leaf 7 features";
+        return;
+    }
+    __builtin_cpu_init();
+    int avx512bf16 = os_saves_zmm() && __builtin_cpu_supports("avx512f") && cpu_has(7, 1, 0, 5);
+    supported[ENG_BF16_AVX512] = avx512bf16;
+    reasons[ENG_BF16_AVX512] = avx512bf16 ? "the CPU has AVX512-BF16 (vdpbf16ps)"
+                                          : "the CPU (or OS) has no AVX512-BF16";
+    int amx_cpu = cpu_has(7, 0, 3, 22) && cpu_has(7, 0, 3, 24);   /* AMX-BF16, AMX-TILE */
+    if (!amx_cpu) {
+        reasons[ENG_BF16_AMX] = "the CPU has no AMX-BF16 tiles";
+    } else if (!amx_permitted()) {
+        reasons[ENG_BF16_AMX] = "the CPU has AMX, but the kernel refused the tile data "
+                                "permission (arch_prctl ARCH_REQ_XCOMP_PERM)";
+    } else {
+        supported[ENG_BF16_AMX] = 1;
+        reasons[ENG_BF16_AMX] = "the CPU has AMX-BF16 tiles and the kernel grants them";
+    }
+#endif
+}
+
+int eng_bf16_supported(int path) {
+    probe();
+    return path >= 0 && path < ENG_BF16_PATHS && supported[path];
+}
+
+const char *eng_bf16_reason(int path) {
+    probe();
+    return path >= 0 && path < ENG_BF16_PATHS ? reasons[path] : "no such path";
+}
+
+const char *eng_bf16_name(int path) {
+    return path >= 0 && path < ENG_BF16_PATHS ? names[path] : NULL;
+}
+
+int eng_bf16_path(void) {
+    probe();
+    if (forced >= 0) return forced;
+    for (int p = ENG_BF16_PATHS - 1; p > 0; p--)
+        if (supported[p]) return p;
+    return ENG_BF16_PORTABLE;
+}
+
+int eng_bf16_force(int path) {
+    probe();
+    if (path < 0) {
+        forced = -1;
+        return 0;
+    }
+    if (path >= ENG_BF16_PATHS || !supported[path]) return -1;
+    forced = path;
+    return 0;
+}
+
+int eng_gemm_bf16(int path, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                  const float *a, const float *b, float *c) {
+    if (m <= 0 || n <= 0) return 0;
+    if (k <= 0) {
+        memset(c, 0, (size_t)m * n * sizeof *c);
+        return 0;
+    }
+#if ENG_HAVE_BF16_PATHS
+    if (path == ENG_BF16_AVX512 || path == ENG_BF16_AMX) {
+        if (!eng_bf16_supported(path)) return -2;
+        const int64_t mp = round_up(m, MPAD), np = round_up(n, NPAD), kp = round_up(k, KPAD);
+        uint16_t *ap = malloc((size_t)mp * kp * sizeof *ap);
+        uint16_t *bv = malloc((size_t)kp * np * sizeof *bv);
+        float *cp = malloc((size_t)mp * np * sizeof *cp);
+        if (ap == NULL || bv == NULL || cp == NULL) {
+            free(ap);
+            free(bv);
+            free(cp);
+            return -1;
+        }
+        pack_a(trans_a, m, k, a, ap, mp, kp);
+        pack_b(trans_b, k, n, b, bv, kp, np);
+        if (path == ENG_BF16_AMX)
+            amx_kernel(ap, bv, cp, mp, np, kp);
+        else
+            avx512_kernel(ap, bv, cp, mp, np, kp);
+        for (int64_t i = 0; i < m; i++)
+            memcpy(c + i * n, cp + i * np, (size_t)n * sizeof *c);
+        free(ap);
+        free(bv);
+        free(cp);
+        return 0;
+    }
+#else
+    (void)trans_a;
+    (void)trans_b;
+    (void)a;
+    (void)b;
+    (void)c;
+#endif
+    (void)path;
+    return -2;          /* the portable path's product is the caller's (BLAS) */
+}
