@@ -16,7 +16,7 @@ The module is one extension built from these parts, each a file of bindings/:
   runtime.pxi       build information, threads, SIMD variants
   bf16.pxi          bf16-mixed products (portable, AVX512-BF16, AMX)
 """
-from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.math cimport sqrt
 from libc.stdlib cimport calloc, free
 from libc.string cimport memset

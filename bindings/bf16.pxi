@@ -76,3 +76,115 @@ def force_bf16_path(path):
         eng_bf16_force(-1)
         return
     eng_bf16_force(_bf16_path_code(path))
+
+
+_U16 = np.dtype(np.uint16)
+
+
+def bf16_pack_rows(X):
+    """X (n x f, float32) as bfloat16 rows (uint16, nearest even) padded with zeros to a
+    multiple of 32 columns: what bf16_epoch reads, made once per fit."""
+    cdef cnp.ndarray XA = _array("X", X, 2, _F32)
+    rounded = np.ascontiguousarray(bf16_round(XA)).view(np.uint32)
+    f = XA.shape[1]
+    out = np.zeros((XA.shape[0], (f + 31) // 32 * 32), dtype=_U16)
+    out[:, :f] = (rounded >> 16).astype(_U16)
+    return out
+
+
+cdef float **_float_ptrs(str name, list arrays, list shapes, list keep) except NULL:
+    """A C array of pointers to float32 arrays of the given shapes (kept alive by keep)."""
+    cdef cnp.ndarray holder = np.empty(len(arrays), dtype=np.uintp)
+    keep.append(holder)
+    for i, (arr, shape) in enumerate(zip(arrays, shapes)):
+        holder[i] = <size_t>_ptr(_checked(f"{name}[{i}]", arr, _F32, shape, keep))
+    return <float**>_ptr(holder)
+
+
+def bf16_epoch(weights, biases, weight_grads, bias_grads, acts, deltas, t, activations,
+               str loss, Xb, y, order, rule, double alpha, batch_losses, state=(), path=None):
+    """One bf16-mixed epoch in C (csrc/bf16_epoch.c) on the AVX512 or AMX path: minibatches
+    of t.shape[0] rows over Xb[order] (Xb from bf16_pack_rows; y int64 labels or float32
+    target rows), float32 master weights stepped by `rule` (its t: the steps before this
+    epoch) with L2 `alpha`; state: the rule's state arrays per parameter (weights, then
+    biases), one list per state kind. Returns the minibatches trained."""
+    cdef int L = len(weights), l
+    if L < 1 or L > ENG_MAX_LAYERS:
+        raise ValueError(f"weights must hold 1 to {ENG_MAX_LAYERS} matrices; got {L}")
+    keep = []
+    cdef cnp.ndarray T = _array("t", t, 2, _F32, True)
+    cdef int64_t batch = T.shape[0]
+    if batch < 1:
+        raise ValueError("t must have at least one row (its rows are the batch size)")
+    sizes = np.empty(L + 1, dtype=np.intc)
+    sizes[0] = np.shape(weights[0])[1]
+    for l in range(L):
+        sizes[l + 1] = np.shape(weights[l])[0]
+    wshapes = [(int(sizes[l + 1]), int(sizes[l])) for l in range(L)]
+    bshapes = [(int(sizes[l + 1]),) for l in range(L)]
+    rshapes = [(batch, int(sizes[l + 1])) for l in range(L)]
+    _shape("t", T, (batch, int(sizes[L])))
+    codes = np.array([_act(a, i == L - 1) for i, a in enumerate(activations)], dtype=np.intc)
+    if codes.shape[0] != L:
+        raise ValueError(f"activations must have {L} entries; got {codes.shape[0]}")
+    cdef eng_bf16_plan p
+    p.n_layers, p.batch = L, batch
+    p.loss_kind = _pair(activations[L - 1], loss)
+    p.path = _bf16_path_code(path)
+    if p.path == ENG_BF16_PORTABLE:
+        raise ValueError("bf16_epoch runs on the avx512-bf16 and amx paths; the portable "
+                         "path trains through gemm_bf16")
+    p.sizes, p.acts = <const int*>_ptr(sizes), <const int*>_ptr(codes)
+    keep += [sizes, codes]
+    p.W = _float_ptrs("weights", list(weights), wshapes, keep)
+    p.B = _float_ptrs("biases", list(biases), bshapes, keep)
+    p.GW = _float_ptrs("weight_grads", list(weight_grads), wshapes, keep)
+    p.GB = _float_ptrs("bias_grads", list(bias_grads), bshapes, keep)
+    p.A = _float_ptrs("acts", list(acts), rshapes, keep)
+    p.D = _float_ptrs("deltas", list(deltas), rshapes, keep)
+    p.t = <float*>_ptr(T)
+    cdef eng_rule r = _rule(rule)
+    needed = _STATE_ARRAYS[r.kind]
+    state = list(state)
+    if len(state) < needed:
+        raise ValueError(f"a {rule.kind} step needs {needed} state list(s); got {len(state)}")
+    p.S1 = _float_ptrs("state[0]", list(state[0]), wshapes + bshapes, keep) if needed >= 1 \
+        else NULL
+    p.S2 = _float_ptrs("state[1]", list(state[1]), wshapes + bshapes, keep) if needed >= 2 \
+        else NULL
+    if alpha < 0 or alpha != alpha:
+        raise ValueError(f"alpha must be >= 0; got {alpha}")
+    cdef cnp.ndarray XB = _array("Xb", Xb, 2, _U16)
+    if XB.shape[1] < (sizes[0] + 31) // 32 * 32:
+        raise ValueError(f"Xb must have {(sizes[0] + 31) // 32 * 32} columns (bf16_pack_rows "
+                         f"of {sizes[0]}); got {XB.shape[1]}")
+    cdef int64_t n = XB.shape[0]
+    cdef cnp.ndarray Y = _targets("y", y, n, int(sizes[L]), _F32)
+    cdef cnp.ndarray O = _array("order", order, 1, _INT64)
+    cdef cnp.ndarray BL = _array("batch_losses", batch_losses, 1, np.dtype(np.float64), True)
+    cdef int64_t count = O.shape[0]
+    if BL.shape[0] < (count + batch - 1) // batch:
+        raise ValueError(f"batch_losses needs {(count + batch - 1) // batch} entries; got "
+                         f"{BL.shape[0]}")
+    cdef int64_t bad = _first_bad(<int64_t*>_ptr(O), count, n)
+    if bad >= 0:
+        raise ValueError(f"order[{bad}] = {O[bad]} is outside [0, {n})")
+    outs = [("weights", list(weights)), ("biases", list(biases)), ("acts", list(acts)),
+            ("deltas", list(deltas)), ("weight_grads", list(weight_grads)),
+            ("bias_grads", list(bias_grads))]
+    _no_overlap([(f"{name}[{i}]", a) for name, arrs in outs for i, a in enumerate(arrs)]
+                + [("t", T)], [("Xb", XB), ("y", Y)])
+    cdef const uint16_t *px = <const uint16_t*>_ptr(XB)
+    cdef int64_t stride = XB.shape[1]
+    cdef const int64_t *py = NULL if Y.ndim == 2 else <const int64_t*>_ptr(Y)
+    cdef const float *pt = <const float*>_ptr(Y) if Y.ndim == 2 else NULL
+    cdef const int64_t *po = <const int64_t*>_ptr(O)
+    cdef double *pl = <double*>_ptr(BL)
+    cdef int64_t done
+    with nogil:
+        done = eng_bf16_epoch(&p, px, stride, py, pt, po, count, &r, alpha, pl)
+    if done == -1:
+        raise MemoryError("bf16_epoch: out of memory for the packed operands")
+    if done < 0:
+        raise RuntimeError(f"bf16_epoch failed ({done})")
+    return done

@@ -1,6 +1,6 @@
 # Declarations of csrc/kernels.h that the bindings use, nothing else. The typed kernels
 # (eng_bias_act_f ...) are reached through the per-dtype tables eng_kernels_f/_d.
-from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 cdef extern from "kernels.h" nogil:
     enum:
@@ -89,6 +89,25 @@ cdef extern from "kernels.h" nogil:
     int eng_bf16_supported(int path)
     const char *eng_bf16_name(int path)
     const char *eng_bf16_reason(int path)
+    ctypedef struct eng_bf16_plan:
+        int n_layers
+        int loss_kind
+        int path
+        const int *sizes
+        const int *acts
+        int64_t batch
+        float **W
+        float **B
+        float **GW
+        float **GB
+        float **A
+        float **D
+        float **S1
+        float **S2
+        float *t
+    int64_t eng_bf16_epoch(const eng_bf16_plan *plan, const uint16_t *X, int64_t x_stride,
+                           const int64_t *y, const float *T, const int64_t *order,
+                           int64_t count, const eng_rule *rule, double alpha, double *losses)
 
     int eng_install_interrupt_handler()
     void eng_remove_interrupt_handler()

@@ -26,33 +26,12 @@
 #endif
 
 #include "kernels.h"
-
-#define KPAD 32          /* K padded to one AMX A-tile row: 32 bf16 = 64 bytes */
-#define MPAD 32          /* two 16-row tiles of c */
-#define NPAD 32          /* two 16-column tiles of c */
-
-static inline uint16_t to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u)          /* NaN stays a (quiet) NaN */
-        return (uint16_t)((u >> 16) | 0x40);
-    u += 0x7fffu + ((u >> 16) & 1u);              /* round to nearest, ties to even */
-    return (uint16_t)(u >> 16);
-}
-
-static inline float from_bf16(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
+#include "bf16.h"
 
 void eng_bf16_round(const float *x, float *out, int64_t n) {
     for (int64_t i = 0; i < n; i++)
         out[i] = from_bf16(to_bf16(x[i]));
 }
-
-static inline int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 
 /* op(a) (m x k) as bf16 rows of kp, rows up to mp zero */
 static void pack_a(int trans, int64_t m, int64_t k, const float *a, uint16_t *ap,
@@ -80,7 +59,7 @@ static void pack_b(int trans, int64_t k, int64_t n, const float *b, uint16_t *bv
 /* c (mp x np, padded) = ap . bv: per row of a, 32 columns of c in two registers, each
    vdpbf16ps adding one pair of k */
 __attribute__((target("avx512f,avx512bf16")))
-static void avx512_kernel(const uint16_t *ap, const uint16_t *bv, float *cp, int64_t mp,
+void eng_bf16_avx512_kernel(const uint16_t *ap, const uint16_t *bv, float *cp, int64_t mp,
                           int64_t np, int64_t kp) {
     for (int64_t i = 0; i < mp; i++) {
         const uint16_t *arow = ap + i * kp;
@@ -111,7 +90,7 @@ typedef struct {
    two 16 x 32 bf16 tiles of a (4, 5) and two 16-pair x 16 tiles of b (6, 7) per step of 32
    along k */
 __attribute__((target("amx-tile,amx-bf16")))
-static void amx_kernel(const uint16_t *ap, const uint16_t *bv, float *cp, int64_t mp,
+void eng_bf16_amx_kernel(const uint16_t *ap, const uint16_t *bv, float *cp, int64_t mp,
                        int64_t np, int64_t kp) {
     tile_config cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -171,8 +150,21 @@ static int os_saves_zmm(void) {
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     return (lo & 0xe6u) == 0xe6u;                             /* SSE, AVX, opmask, ZMM */
 }
+
+void eng_bf16_product(int path, const uint16_t *ap, const uint16_t *bv, float *cp,
+                      int64_t mp, int64_t np, int64_t kp) {
+    if (path == ENG_BF16_AMX)
+        eng_bf16_amx_kernel(ap, bv, cp, mp, np, kp);
+    else
+        eng_bf16_avx512_kernel(ap, bv, cp, mp, np, kp);
+}
 #else
 #define ENG_HAVE_BF16_PATHS 0
+
+void eng_bf16_product(int path, const uint16_t *ap, const uint16_t *bv, float *cp,
+                      int64_t mp, int64_t np, int64_t kp) {
+    (void)path, (void)ap, (void)bv, (void)cp, (void)mp, (void)np, (void)kp;
+}
 #endif
 
 /* ------------------------------------------------------------------ choice of path */
@@ -266,10 +258,7 @@ int eng_gemm_bf16(int path, int trans_a, int trans_b, int64_t m, int64_t n, int6
         }
         pack_a(trans_a, m, k, a, ap, mp, kp);
         pack_b(trans_b, k, n, b, bv, kp, np);
-        if (path == ENG_BF16_AMX)
-            amx_kernel(ap, bv, cp, mp, np, kp);
-        else
-            avx512_kernel(ap, bv, cp, mp, np, kp);
+        eng_bf16_product(path, ap, bv, cp, mp, np, kp);
         for (int64_t i = 0; i < m; i++)
             memcpy(c + i * n, cp + i * np, (size_t)n * sizeof *c);
         free(ap);

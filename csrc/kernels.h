@@ -213,6 +213,26 @@ int eng_bf16_force(int path);           /* -1: the best again; -1 returned if un
 int eng_bf16_supported(int path);
 const char *eng_bf16_name(int path);
 const char *eng_bf16_reason(int path);  /* why a path runs here, or why not */
+
+/* The bf16-mixed epoch's network and buffers (csrc/bf16_epoch.c): float32 master weights W,
+   biases B, their gradients GW, GB; per layer activations A and deltas D (batch rows);
+   the targets t (batch x outputs); optimizer state S1, S2 per parameter (weights first, then
+   biases) or NULL as the rule needs */
+typedef struct {
+    int n_layers, loss_kind, path;
+    const int *sizes, *acts;
+    int64_t batch;
+    float **W, **B, **GW, **GB, **A, **D, **S1, **S2;
+    float *t;
+} eng_bf16_plan;
+/* One epoch over X[order] in minibatches of plan->batch (the last may be shorter): X holds
+   the rows pre-rounded to bf16, x_stride (>= sizes[0] rounded up to 32, zero padded) per
+   row; y labels or T target rows (one of them NULL). losses[i]: minibatch i's loss before its
+   step (its L2 term included). Returns the minibatches trained (fewer after a stop request),
+   -1 when memory ran out, -2 on a path (AVX512 or AMX) that does not run here. */
+int64_t eng_bf16_epoch(const eng_bf16_plan *plan, const uint16_t *X, int64_t x_stride,
+                       const int64_t *y, const float *T, const int64_t *order, int64_t count,
+                       const eng_rule *rule, double alpha, double *losses);
 int eng_epoch_threads_setting(void);
 
 /* Ctrl-C during training: install a SIGINT handler that asks a running fused epoch to

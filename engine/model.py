@@ -9,10 +9,12 @@ import numpy as np
 from . import checks, evaluation, training
 from ._version import __version__
 from .backends import Network, backend_for
-from .backends.base import TARGETS
+from .backends.base import TARGETS, Backend
 from .history import History
 from .errors import ModelFileError
 from .model_file import FORMAT_VERSION, read_model, restore_training_state, save_model
+from .precision import BF16_MIXED
+from .precision import check as precision_check
 
 INITS = ("normal", "he", "glorot")
 
@@ -52,11 +54,14 @@ class MLP:
     seed : seeds the initial weights and the shuffling.
     init : "normal" draws N(0, init_scale); "he" N(0, sqrt(2/fan_in)); "glorot"
         U(+-sqrt(6/(fan_in+fan_out))). Biases start at zero.
+    precision : None (the dtype's own) or "bf16-mixed" (float32 models): training's
+        products take bfloat16 operands with float32 sums, everything else stays float32
+        (engine/precision.py); evaluation and predictions use the float32 weights.
     """
 
     def __init__(self, layer_sizes, hidden_activation="sigmoid", output_activation="softmax",
                  loss="cross_entropy", *, dtype="float32", backend="auto", seed=1,
-                 init="normal", init_scale=0.1, _weights=None):
+                 init="normal", init_scale=0.1, precision=None, _weights=None):
         self.layer_sizes = checks.layer_sizes(layer_sizes)
         checks.architecture(hidden_activation, output_activation, loss)
         checks.choice("init", init, INITS)
@@ -67,9 +72,14 @@ class MLP:
         self.output_activation = output_activation
         self.loss = loss
         self.dtype = checks.dtype(dtype)
+        self.precision = precision_check(precision, self.dtype)
         self.seed = int(seed)
         self.init, self.init_scale = init, float(init_scale)
         self.backend = backend_for(backend, self.layer_sizes)
+        if self.precision == BF16_MIXED and \
+                type(self.backend).gemm_bf16 is Backend.gemm_bf16:
+            raise ValueError(f"precision='bf16-mixed' trains on the numpy and native "
+                             f"backends; the {self.backend.name} backend has no bf16 products")
         # one fit at a time: a second thread's fit, save or weight change waits for it
         # (two interleaved fits would lose each other's updates)
         self._lock = threading.RLock()
@@ -93,7 +103,7 @@ class MLP:
             weights=[be.asarray(np.array(w, dtype=dt)) for w in weights],
             biases=[be.asarray(np.array(b, dtype=dt)) for b in biases],
             activations=(self.hidden_activation,) * n_hidden + (self.output_activation,),
-            loss=self.loss, dtype=dt)
+            loss=self.loss, dtype=dt, bf16=self.precision == BF16_MIXED)
         if keep_state and old is not None:
             self._net.velocities, self._net.second_moments = old.velocities, old.second_moments
         else:
@@ -320,7 +330,8 @@ class MLP:
                 "layer_sizes": self.layer_sizes, "hidden_activation": self.hidden_activation,
                 "output_activation": self.output_activation, "loss": self.loss,
                 "dtype": self.dtype.name, "seed": self.seed, "init": self.init,
-                "init_scale": self.init_scale, "backend": self.backend.name}
+                "init_scale": self.init_scale, "backend": self.backend.name,
+                "precision": self.precision}
         meta.update(extra)
         return meta
 
@@ -343,7 +354,8 @@ class MLP:
             model = cls(meta["layer_sizes"], meta["hidden_activation"],
                         meta["output_activation"], meta["loss"], dtype=meta["dtype"],
                         backend=backend, seed=meta["seed"], init=meta["init"],
-                        init_scale=meta["init_scale"], _weights=(weights, biases))
+                        init_scale=meta["init_scale"], precision=meta.get("precision"),
+                        _weights=(weights, biases))
             restore_training_state(model, meta, state)
         except ModelFileError:
             raise
@@ -352,6 +364,7 @@ class MLP:
         return model
 
     def __repr__(self):
+        bf16 = ", precision='bf16-mixed'" if self.precision == BF16_MIXED else ""
         return (f"MLP({self.layer_sizes}, hidden={self.hidden_activation!r}, "
                 f"output={self.output_activation!r}, loss={self.loss!r}, "
-                f"dtype={self.dtype.name!r}, backend={self.backend.name!r})")
+                f"dtype={self.dtype.name!r}{bf16}, backend={self.backend.name!r})")

@@ -190,6 +190,8 @@ def _check_fields(path, meta):
             bad(key, meta[key], f"one of {_ACTIVATIONS}")
     if not (math.isfinite(meta["init_scale"]) and meta["init_scale"] >= 0):
         bad("init_scale", meta["init_scale"], "a finite number >= 0")
+    if meta.get("precision") not in (None, "float32", "float64", "bf16-mixed"):
+        bad("precision", meta.get("precision"), "'float32', 'float64' or 'bf16-mixed'")
     opt = meta.get("optimizer")
     if opt is not None:
         if not isinstance(opt, dict):

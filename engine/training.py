@@ -15,6 +15,7 @@ from .model_file import read_model, restore_training_state, save_model
 from .evaluation import evaluate
 from .history import History
 from .optimizers import OPTIMIZERS, SCHEDULES, Optimizer, Schedule
+from .precision import BF16_MIXED, round_bf16
 from .progress import ProgressBar
 
 
@@ -54,6 +55,8 @@ def _fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
         if not any(drop_rates):
             drop_rates = None
     X, y = model._check_xy(X, y)
+    if model.precision == BF16_MIXED:
+        X = round_bf16(X)                  # once per fit: every minibatch reads these rows
     sw = checks.sample_weight(sample_weight, X.shape[0], model.dtype)
     # resuming replaces the model's arrays and seed: before anything below uses them
     resumed = _resume(model, checkpoint) if resume and os.path.exists(checkpoint) else None

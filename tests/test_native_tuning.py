@@ -23,6 +23,9 @@ def fake_measure(monkeypatch, tmp_path):
                 "min_team_work": 5000, "seconds_team": {32: [1e-5, 1e-5]}}
     monkeypatch.setattr(native_tuning, "measure", measure)
     monkeypatch.setattr(native_tuning, "cache_path", lambda: str(tmp_path / "tuning.json"))
+    # a quiet machine, whatever runs beside the tests (a busy one is its own test)
+    monkeypatch.setattr(native_tuning, "busy_warning", lambda: None)
+    monkeypatch.setattr(native_tuning, "_busy_results", {})
     return calls
 
 

@@ -295,6 +295,29 @@ def _timed_rows(workloads, dtypes, repeats, threads, n_samples, others, backends
     return rows
 
 
+CONTENTION_WORKLOAD = "lecture 784-100-10 b100"
+
+
+def contention_report(args, log):
+    """`--workload contention`: each runner's lecture epoch (float32), then scikit-learn's
+    training-curves example, quiet and beside a busy process (bench_contention.py)."""
+    from ..backends import runnable_backends
+    from .bench_contention import contention_rows, small_fits_workload
+    w = WORKLOADS[CONTENTION_WORKLOAD]
+    sizes, batch = w["sizes"], w["batch"]
+    X, y = make_data(args.samples, sizes[0], sizes[-1], "float32")
+    runners = [(name, lambda name=name: backend_epoch(name, sizes, batch, "float32", X, y))
+               for name in runnable_backends()]
+    if not args.no_others and _importable("torch"):
+        runners.append(("pytorch", lambda: torch_epoch(sizes, batch, "float32", X, y,
+                                                       args.threads)))
+    workloads = [(CONTENTION_WORKLOAD + " float32", runners)]
+    if _importable("sklearn"):
+        workloads.append(small_fits_workload(args.samples < N_SAMPLES, not args.no_others))
+    with thread_limits(args.threads):
+        return contention_rows(workloads, args.repeats, log)
+
+
 def _importable(name):
     import importlib.util
     return importlib.util.find_spec(name) is not None
@@ -341,12 +364,7 @@ def cmd_bench(args):
                       info.get("fma_peak_gflops", {})) if workloads else []
     if rows and "fma_peak_gflops" in info:
         refine_peak(info, rows, args.threads)
-    if contention:
-        from .bench_contention import contention_rows
-        loaded = contention_rows(args.repeats, args.threads, args.samples,
-                                 not args.no_others, log)
-    else:
-        loaded = []
+    loaded = contention_report(args, log) if contention else []
     versus = []
     if drop_in:
         from .bench_sklearn import sklearn_rows

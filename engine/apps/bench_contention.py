@@ -9,48 +9,27 @@ import sys
 import time
 import warnings
 
-from .bench import N_SAMPLES, WORKLOADS, _importable, backend_epoch, make_data, \
-    thread_limits, torch_epoch
 from .tables import markdown_table
 from .timing import median_time
 
-CONTENTION_WORKLOAD = "lecture 784-100-10 b100"
 BUSY_LOOP = "while True: pass"
 
 
-def contention_rows(repeats=3, threads=2, n_samples=N_SAMPLES, others=True, log=print):
-    """Each runner's lecture epoch (float32) quiet, then beside a competing CPU-bound
-    process (a busy loop in a subprocess): the slowdown a user sees when other work runs.
-    Then the same for small fits: scikit-learn's training-curves example (SMALL_FITS) with
-    engine.sklearn, and with scikit-learn itself unless others is False."""
-    from ..backends import runnable_backends
-    w = WORKLOADS[CONTENTION_WORKLOAD]
-    sizes, batch = w["sizes"], w["batch"]
-    X, y = make_data(n_samples, sizes[0], sizes[-1], "float32")
-    runners = [(name, lambda name=name: backend_epoch(name, sizes, batch, "float32", X, y))
-               for name in runnable_backends()]
-    if others and _importable("torch"):
-        runners.append(("pytorch", lambda: torch_epoch(sizes, batch, "float32", X, y, threads)))
-    workloads = [(CONTENTION_WORKLOAD + " float32", runners)]
-    if _importable("sklearn"):
-        max_iter = 400 if n_samples >= N_SAMPLES else 40     # a quick run for smoke tests
-        fits = [("engine.sklearn", lambda: small_fits("engine", max_iter))]
-        if others:
-            fits.append(("scikit-learn", lambda: small_fits("sklearn", max_iter)))
-        workloads.append((f"{SMALL_FITS}, max_iter {max_iter}", fits))
+def contention_rows(workloads, repeats=3, log=print):
+    """Each runner of each workload ([(workload, [(runner, make)])], make() returning the
+    callable to time) quiet, then beside a competing CPU-bound process (a busy loop in a
+    subprocess): the slowdown a user sees when other work runs."""
     rows = []
-    with thread_limits(threads):
-        for workload, runs in workloads:
-            for label, make in runs:
-                run = make()
-                log(f"bench: contention {label} quiet ...")
-                quiet, _ = median_time(run, repeats)
-                log(f"bench: contention {label} beside a busy process ...")
-                with busy_process():
-                    loaded, times = median_time(run, repeats)
-                rows.append({"workload": workload, "runner": label, "quiet_s": quiet,
-                             "loaded_s": loaded, "times_s": times,
-                             "slowdown": loaded / quiet})
+    for workload, runs in workloads:
+        for label, make in runs:
+            run = make()
+            log(f"bench: contention {label} quiet ...")
+            quiet, _ = median_time(run, repeats)
+            log(f"bench: contention {label} beside a busy process ...")
+            with busy_process():
+                loaded, times = median_time(run, repeats)
+            rows.append({"workload": workload, "runner": label, "quiet_s": quiet,
+                         "loaded_s": loaded, "times_s": times, "slowdown": loaded / quiet})
     return rows
 
 
@@ -80,6 +59,16 @@ STRATEGIES = (
     {"solver": "sgd", "learning_rate": "invscaling", "momentum": 0.9,
      "nesterovs_momentum": True, "learning_rate_init": 0.2},
     {"solver": "adam", "learning_rate_init": 0.01})
+
+
+def small_fits_workload(quick, others):
+    """(workload, runners) of SMALL_FITS with engine.sklearn, and scikit-learn itself unless
+    others is False; quick: 40 epochs per fit instead of the example's 400."""
+    max_iter = 40 if quick else 400
+    fits = [("engine.sklearn", lambda: small_fits("engine", max_iter))]
+    if others:
+        fits.append(("scikit-learn", lambda: small_fits("sklearn", max_iter)))
+    return f"{SMALL_FITS}, max_iter {max_iter}", fits
 
 
 def small_fits(which, max_iter=400):

@@ -67,6 +67,7 @@ class Network:
     dtype: np.dtype
     velocities: list | None = None       # per parameter: velocity, or Adam's first moment
     second_moments: list | None = None   # per parameter: Adam's second moment
+    bf16: bool = False                   # training products in bf16-mixed (engine/precision.py)
 
     def state(self, i, n_state):
         """Parameter i's optimizer state arrays (n_state of them)."""
@@ -137,6 +138,12 @@ class Backend:
     def gemm(self, a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
         """out = alpha * op(a) @ op(b) + beta * out, op transposing when asked."""
         raise NotImplementedError
+
+    def gemm_bf16(self, a, b, out, trans_a=False, trans_b=False):
+        """out = op(a) @ op(b) with a and b rounded to bfloat16 and the products summed in
+        float32 (all float32): the products of a bf16-mixed training step."""
+        raise NotImplementedError(f"the {self.name} backend has no bf16-mixed products "
+                                  f"(precision='bf16-mixed' trains on numpy and native)")
 
     def bias_act_(self, z, bias, activation):
         """z = activation(z + bias), in place; activation may be "softmax"."""
@@ -229,30 +236,33 @@ class Backend:
             w=self.empty((batch_size,), dt),
         )
 
-    def forward(self, net: Network, x, acts, dropout=None):
+    def forward(self, net: Network, x, acts, dropout=None, bf16=False):
         """Fill acts[l] with the outputs of every layer for the input rows x; in training,
-        dropout = (rate per layer, the minibatch's mask key) drops hidden units."""
+        dropout = (rate per layer, the minibatch's mask key) drops hidden units, and bf16
+        takes the products in bf16-mixed precision (gemm_bf16)."""
+        product = self.gemm_bf16 if bf16 else self.gemm
         inp = x
         for l, (w, b, act, out) in enumerate(zip(net.weights, net.biases, net.activations,
                                                  acts)):
-            self.gemm(inp, w, out, trans_b=True)
+            product(inp, w, out, trans_b=True)
             self.bias_act_(out, b, act)
             if dropout is not None and dropout[0][l] > 0:
                 self.dropout_(out, dropout[0][l], dropout[1], l)
             inp = out
 
-    def backward(self, net: Network, x, acts, deltas, gw, gb, dropout=None):
+    def backward(self, net: Network, x, acts, deltas, gw, gb, dropout=None, bf16=False):
         """Gradients of every layer, given the output delta in deltas[-1] (and the
-        forward pass's dropout, if it had one).
+        forward pass's dropout, if it had one; bf16: as in `forward`).
 
         The input layer's delta is never formed: nothing consumes it.
         """
+        product = self.gemm_bf16 if bf16 else self.gemm
         for l in range(len(net.weights) - 1, -1, -1):
             inp = x if l == 0 else acts[l - 1]
-            self.gemm(deltas[l], inp, gw[l], trans_a=True)
+            product(deltas[l], inp, gw[l], trans_a=True)
             self.bias_grad(deltas[l], gb[l])
             if l > 0:
-                self.gemm(deltas[l], net.weights[l], deltas[l - 1])
+                product(deltas[l], net.weights[l], deltas[l - 1])
                 if dropout is not None and dropout[0][l - 1] > 0:
                     self.dropout_backward_(deltas[l - 1], acts[l - 1], net.activations[l - 1],
                                            dropout[0][l - 1], dropout[1], l - 1)
@@ -268,14 +278,14 @@ class Backend:
         w = ws.w[:m] if weighted else None
         acts = [a[:m] for a in ws.a]
         deltas = [d[:m] for d in ws.d]
-        self.forward(net, x, acts, dropout)
+        self.forward(net, x, acts, dropout, net.bf16)
         if losses is None:
             value = self.loss(acts[-1], t, net.output, net.loss, w)
         else:
             value = None
             self.loss_into(acts[-1], t, net.output, net.loss, losses, slot, w)
         self.output_delta(acts[-1], t, deltas[-1], net.output, net.loss, w)
-        self.backward(net, x, acts, deltas, ws.gw, ws.gb, dropout)
+        self.backward(net, x, acts, deltas, ws.gw, ws.gb, dropout, net.bf16)
         return value
 
     # Hooks of the generic epoch: where the minibatch losses collect. On the host they go

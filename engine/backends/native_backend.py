@@ -102,17 +102,20 @@ class NativeBackend(HostBackend):
     def gemm(self, a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
         _native.gemm(a, b, out, trans_a, trans_b, alpha, beta)
 
-    def forward(self, net, x, acts, dropout=None):
+    def gemm_bf16(self, a, b, out, trans_a=False, trans_b=False):
+        _native.gemm_bf16(a, b, out, trans_a, trans_b)
+
+    def forward(self, net, x, acts, dropout=None, bf16=False):
         """Evaluation-sized passes run in C on the epoch's tiles where they train this
         network, so that evaluating between epochs wakes no BLAS threads (their spinning
         made the next tiled epoch 50% slower); BLAS per layer otherwise. Minibatch-sized
         passes, as in the textbook loop, stay on BLAS: alternating an OpenMP team with
         BLAS's threads call by call made that loop 7x slower."""
-        if (dropout is None and x.shape[0] >= TILED_FORWARD_MIN_ROWS
+        if (dropout is None and not bf16 and x.shape[0] >= TILED_FORWARD_MIN_ROWS
                 and self.product_path(net.sizes, net.dtype) == "tiles"):
             _native.tiled_forward(net.weights, net.biases, net.activations, x, acts)
         else:
-            super().forward(net, x, acts, dropout)
+            super().forward(net, x, acts, dropout, bf16)
 
     def bias_act_(self, z, bias, activation):
         _native.bias_act_(z, bias, activation)
@@ -161,7 +164,11 @@ class NativeBackend(HostBackend):
 
     def train_epoch(self, net, X, y, order, batch_size, rule, alpha, ws, batch_losses,
                     grad_norms=None, sample_weight=None, dropout=None):
-        """The whole epoch in C (see engine._native.EpochPlan); no Python per minibatch."""
+        """The whole epoch in C (see engine._native.EpochPlan); no Python per minibatch.
+        bf16-mixed has no fused epoch yet: it takes the generic loop over gemm_bf16."""
+        if net.bf16:
+            return self._bf16_epoch(net, X, y, order, batch_size, rule, alpha, ws,
+                                    batch_losses, grad_norms, sample_weight, dropout)
         n_state = STATE_ARRAYS[rule.kind]
         velocities = net.velocities if n_state >= 1 else None
         moments = net.second_moments if n_state == 2 else None
@@ -181,3 +188,22 @@ class NativeBackend(HostBackend):
                            dropout=None if dropout is None
                            else np.asarray(dropout[0], np.float64),
                            dropout_key=0 if dropout is None else dropout[1])
+
+    def _bf16_epoch(self, net, X, y, order, batch_size, rule, alpha, ws, batch_losses,
+                    grad_norms, sample_weight, dropout):
+        """bf16-mixed: the fused C epoch on the AVX512-BF16 or AMX path, X packed to bf16
+        rows once per fit (kept with the workspace while the same X comes back); the
+        generic loop over gemm_bf16 on the portable path, and for sample weights, dropout
+        and diagnostics, which the fused bf16 epoch does not take yet."""
+        if (_native.bf16_info()["path"] == "portable" or sample_weight is not None
+                or dropout is not None or grad_norms is not None):
+            return super().train_epoch(net, X, y, order, batch_size, rule, alpha, ws,
+                                       batch_losses, grad_norms, sample_weight, dropout)
+        key = ("bf16", id(X), X.shape)
+        if ws.plan_key != key:
+            ws.plan, ws.plan_key = _native.bf16_pack_rows(X), key
+        n_state = STATE_ARRAYS[rule.kind]
+        state = [arrays for arrays in (net.velocities, net.second_moments)[:n_state]]
+        return _native.bf16_epoch(net.weights, net.biases, ws.gw, ws.gb, ws.a, ws.d, ws.t,
+                                  net.activations, net.loss, ws.plan, y, order, rule, alpha,
+                                  batch_losses, state)

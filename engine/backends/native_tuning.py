@@ -215,8 +215,8 @@ def measured_entry(dtype, threads, *, retune=False, path=None):
     key = machine_key(threads)
     data = _read_cache(path)
     entry = data["machines"].get(key, {})
-    if not retune and not _complete(entry.get(dtype)) and (key, dtype) in _busy_results:
-        return _busy_results[(key, dtype)]
+    if not retune and not _complete(entry.get(dtype)) and (path, key, dtype) in _busy_results:
+        return _busy_results[(path, key, dtype)]
     if retune or not _complete(entry.get(dtype)):
         busy = busy_warning()
         entry[dtype] = measure(dtype, threads)
@@ -227,7 +227,7 @@ def measured_entry(dtype, threads, *, retune=False, path=None):
                           f"the result is used by this process only and not cached "
                           f"(`engine tune` on a quiet machine caches one)", RuntimeWarning,
                           stacklevel=2)
-            _busy_results[(key, dtype)] = entry[dtype]
+            _busy_results[(path, key, dtype)] = entry[dtype]
             return entry[dtype]
         data["machines"][key] = entry
         try:

@@ -9,6 +9,7 @@ import numpy as np
 from scipy.special import expit
 
 from .. import dropout
+from ..precision import round_bf16
 from .base import batch_weight
 from .host import HostBackend
 
@@ -110,6 +111,10 @@ class NumpyBackend(HostBackend):
         else:
             out *= beta
             out += alpha * (a @ b)
+
+    def gemm_bf16(self, a, b, out, trans_a=False, trans_b=False):
+        a, b = round_bf16(a), round_bf16(b)      # exact products; float32 sums
+        np.matmul(a.T if trans_a else a, b.T if trans_b else b, out=out)
 
     def bias_act_(self, z, bias, activation):
         z += bias

@@ -1,0 +1,34 @@
+/* What csrc/bf16.c shares with the bf16 epoch (csrc/bf16_epoch.c): the rounding, the
+   padding of packed operands, and the product of packed operands on a path. */
+#ifndef ENG_BF16_H
+#define ENG_BF16_H
+#include <stdint.h>
+#include <string.h>
+
+#define KPAD 32          /* K padded to one AMX A-tile row: 32 bf16 = 64 bytes */
+#define MPAD 32          /* two 16-row tiles of c */
+#define NPAD 32          /* two 16-column tiles of c */
+
+static inline uint16_t to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u)          /* NaN stays a (quiet) NaN */
+        return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u);              /* round to nearest, ties to even */
+    return (uint16_t)(u >> 16);
+}
+
+static inline float from_bf16(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static inline int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
+
+/* cp (mp x np) = ap (mp x kp bf16 rows) . bv (kp x np in pairs of k), all padded to
+   MPAD, NPAD, KPAD, on the AVX512 or AMX path (which must run here) */
+void eng_bf16_product(int path, const uint16_t *ap, const uint16_t *bv, float *cp,
+                      int64_t mp, int64_t np, int64_t kp);
+#endif

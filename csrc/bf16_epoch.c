@@ -1,0 +1,188 @@
+/* The bf16-mixed training epoch (engine/precision.py says what it computes): per minibatch,
+   the forward products, the back-propagation and the weight gradients on packed bfloat16
+   operands (csrc/bf16.c's AVX512 or AMX product), everything else in float32 with the
+   float kernels of csrc/elementwise.h, then the optimizer step on the float32 master
+   weights and the bf16 copies of the weights packed again. One thread: AMX runs a core at
+   ~1.5 TFLOP/s, and the packing, not the products, is where the time goes.
+
+   Packed operands (bf16.h): A as rows of K padded to 32, B in pairs of k ("VNNI"),
+   element (k, j) at [k / 2][j][k % 2]. Per layer l (n_in x n_out, W[o][i]):
+     forward      Z_l  = A_{l-1} W_l^T      A: rows of A_{l-1} (X: pre-packed once per fit)
+                                           B: W_l^T, packed after every step (wt[l])
+     backprop     D_{l-1} = D_l W_l         A: rows of D_l;  B: W_l, packed after every step
+     gradient     G_l  = D_l^T A_{l-1}      A: rows of D_l^T; B: A_{l-1} in pairs of rows */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "bf16.h"
+
+/* dst (rows_p x kp) = bf16 of src (rows x cols, row stride ld), zero padded */
+static void pack_rows(const float *src, int64_t rows, int64_t cols, int64_t ld,
+                      uint16_t *dst, int64_t rows_p, int64_t kp) {
+    for (int64_t i = 0; i < rows; i++) {
+        uint16_t *d = dst + i * kp;
+        const float *s = src + i * ld;
+        for (int64_t k = 0; k < cols; k++) d[k] = to_bf16(s[k]);
+        memset(d + cols, 0, (size_t)(kp - cols) * sizeof *d);
+    }
+    memset(dst + rows * kp, 0, (size_t)(rows_p - rows) * kp * sizeof *dst);
+}
+
+/* dst (cols_p x kp) = bf16 of src^T (src: rows x cols): row j of dst is column j of src */
+static void pack_cols(const float *src, int64_t rows, int64_t cols, uint16_t *dst,
+                      int64_t cols_p, int64_t kp) {
+    memset(dst, 0, (size_t)cols_p * kp * sizeof *dst);
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++)
+            dst[j * kp + i] = to_bf16(src[i * cols + j]);
+}
+
+/* dst (kp x np in pairs of k) = bf16 of src (k x n, row stride ld): (kk, j) = src[kk][j] */
+static void pairs_of_rows(const float *src, int64_t k, int64_t n, int64_t ld, uint16_t *dst,
+                          int64_t kp, int64_t np) {
+    memset(dst, 0, (size_t)kp * np * sizeof *dst);
+    for (int64_t kk = 0; kk < k; kk++) {
+        uint16_t *d = dst + (kk / 2) * np * 2 + (kk & 1);
+        const float *s = src + kk * ld;
+        for (int64_t j = 0; j < n; j++) d[2 * j] = to_bf16(s[j]);
+    }
+}
+
+/* the same from bf16 rows (the pre-packed X, row stride ld) */
+static void pairs_of_bf16_rows(const uint16_t *src, const int64_t *rows, int64_t k, int64_t n,
+                               int64_t ld, uint16_t *dst, int64_t kp, int64_t np) {
+    memset(dst, 0, (size_t)kp * np * sizeof *dst);
+    for (int64_t kk = 0; kk < k; kk++) {
+        uint16_t *d = dst + (kk / 2) * np * 2 + (kk & 1);
+        const uint16_t *s = src + rows[kk] * ld;
+        for (int64_t j = 0; j < n; j++) d[2 * j] = s[j];
+    }
+}
+
+/* dst (kp x np in pairs of k) = bf16 of W^T (W: n x k): (kk, j) = W[j][kk]; the pairs of
+   W^T are neighbours in a row of W, so each row of W becomes one column of 32-bit pairs */
+static void pairs_of_columns(const float *w, int64_t k, int64_t n, uint16_t *dst, int64_t kp,
+                             int64_t np) {
+    memset(dst, 0, (size_t)kp * np * sizeof *dst);
+    for (int64_t j = 0; j < n; j++) {
+        const float *s = w + j * k;
+        for (int64_t kk = 0; kk < k; kk++)
+            dst[(kk / 2) * np * 2 + j * 2 + (kk & 1)] = to_bf16(s[kk]);
+    }
+}
+
+/* out (rows x cols, stride cols) = the valid part of c (stride np) */
+static void unpad(const float *c, int64_t np, float *out, int64_t rows, int64_t cols) {
+    for (int64_t i = 0; i < rows; i++) memcpy(out + i * cols, c + i * np, (size_t)cols * 4);
+}
+
+int64_t eng_bf16_epoch(const eng_bf16_plan *p, const uint16_t *X, int64_t x_stride,
+                       const int64_t *y, const float *T, const int64_t *order, int64_t count,
+                       const eng_rule *rule, double alpha, double *losses) {
+    const int L = p->n_layers, path = p->path;
+    const int *s = p->sizes;
+    const int64_t batch = p->batch, bp = round_up(batch, MPAD);
+    if (path != ENG_BF16_AVX512 && path != ENG_BF16_AMX) return -2;
+    if (!eng_bf16_supported(path)) return -2;
+    /* scratch: the largest A, B and C operands of any product of a full minibatch */
+    int64_t widest = 0;
+    for (int l = 0; l <= L; l++) widest = s[l] > widest ? s[l] : widest;
+    const int64_t wp = round_up(widest, 32), big = (bp > wp ? bp : wp) * wp;
+    uint16_t *apack = malloc((size_t)big * 2), *bpack = malloc((size_t)big * 2);
+    float *cpack = malloc((size_t)big * 4);
+    uint16_t *fwd[ENG_MAX_LAYERS], *bwd[ENG_MAX_LAYERS];   /* W^T and W, in pairs */
+    int ok = apack && bpack && cpack;
+    for (int l = 0; l < L; l++) {
+        const int64_t ip = round_up(s[l], 32), op = round_up(s[l + 1], 32);
+        fwd[l] = ok ? malloc((size_t)ip * op * 2) : NULL;
+        bwd[l] = ok && l > 0 ? malloc((size_t)op * ip * 2) : NULL;
+        ok = ok && fwd[l] && (l == 0 || bwd[l]);
+        if (fwd[l]) pairs_of_columns(p->W[l], s[l], s[l + 1], fwd[l], ip, op);
+        if (bwd[l]) pairs_of_rows(p->W[l], s[l + 1], s[l], s[l], bwd[l], op, ip);
+    }
+    int64_t done = 0;
+    if (!ok) {
+        done = -1;
+        goto out;
+    }
+    const int64_t n_params = 2 * (int64_t)L;
+    for (int64_t start = 0; start < count; start += batch, done++) {
+        if (eng_stop_requested()) break;
+        const int64_t m = count - start < batch ? count - start : batch, mp = round_up(m, MPAD);
+        const int64_t *rows = order + start;
+        const int c = s[L];
+        /* targets: one-hot labels or target rows */
+        if (T != NULL) {
+            for (int64_t i = 0; i < m; i++)
+                memcpy(p->t + i * c, T + rows[i] * c, (size_t)c * 4);
+        } else {
+            memset(p->t, 0, (size_t)m * c * 4);
+            for (int64_t i = 0; i < m; i++) p->t[i * c + y[rows[i]]] = 1.0f;
+        }
+        /* forward */
+        const int64_t kp0 = round_up(s[0], 32);
+        for (int64_t i = 0; i < m; i++)
+            memcpy(apack + i * kp0, X + rows[i] * x_stride, (size_t)kp0 * 2);
+        memset(apack + m * kp0, 0, (size_t)(mp - m) * kp0 * 2);
+        for (int l = 0; l < L; l++) {
+            const int64_t ip = round_up(s[l], 32), op = round_up(s[l + 1], 32);
+            if (l > 0) pack_rows(p->A[l - 1], m, s[l], s[l], apack, mp, ip);
+            eng_bf16_product(path, apack, fwd[l], cpack, mp, op, ip);
+            unpad(cpack, op, p->A[l], m, s[l + 1]);
+            eng_bias_act_f(p->A[l], p->B[l], m, s[l + 1], p->acts[l]);
+        }
+        double penalty = 0.0;
+        if (alpha > 0) {
+            for (int l = 0; l < L; l++)
+                penalty += eng_sq_norm_f(p->W[l], (int64_t)s[l + 1] * s[l]);
+            penalty *= 0.5 * alpha / (double)m;
+        }
+        losses[done] = eng_loss_f(p->A[L - 1], p->t, m, c, p->loss_kind, NULL) + penalty;
+        eng_output_delta_f(p->A[L - 1], p->t, p->D[L - 1], m, c, p->loss_kind, NULL);
+        /* backward */
+        const int64_t kpm = round_up(m, 32);
+        for (int l = L - 1; l >= 0; l--) {
+            const int64_t ip = round_up(s[l], 32), op = round_up(s[l + 1], 32);
+            pack_cols(p->D[l], m, s[l + 1], apack, op, kpm);
+            if (l == 0)
+                pairs_of_bf16_rows(X, rows, m, s[0], x_stride, bpack, kpm, ip);
+            else
+                pairs_of_rows(p->A[l - 1], m, s[l], s[l], bpack, kpm, ip);
+            eng_bf16_product(path, apack, bpack, cpack, op, ip, kpm);
+            unpad(cpack, ip, p->GW[l], s[l + 1], s[l]);
+            eng_bias_grad_f(p->D[l], p->GB[l], m, s[l + 1]);
+            if (l > 0) {
+                pack_rows(p->D[l], m, s[l + 1], s[l + 1], apack, mp, op);
+                eng_bf16_product(path, apack, bwd[l], cpack, mp, ip, op);
+                unpad(cpack, ip, p->D[l - 1], m, s[l]);
+                eng_act_backward_f(p->D[l - 1], p->A[l - 1], m * (int64_t)s[l], p->acts[l - 1]);
+            }
+        }
+        /* the step, weights then biases (as Backend.apply_gradients), then the bf16 copies */
+        eng_rule r = *rule;
+        r.t = rule->t + done + 1;
+        for (int64_t i = 0; i < n_params; i++) {
+            const int l = (int)(i % L), weight = i < L;
+            float *param = weight ? p->W[l] : p->B[l];
+            const float *grad = weight ? p->GW[l] : p->GB[l];
+            int64_t len = weight ? (int64_t)s[l + 1] * s[l] : s[l + 1];
+            eng_optimizer_step_f(param, grad, p->S1 ? p->S1[i] : NULL, p->S2 ? p->S2[i] : NULL,
+                                 len, &r, weight ? alpha / (double)m : 0.0);
+        }
+        for (int l = 0; l < L; l++) {
+            const int64_t ip = round_up(s[l], 32), op = round_up(s[l + 1], 32);
+            pairs_of_columns(p->W[l], s[l], s[l + 1], fwd[l], ip, op);
+            if (l > 0) pairs_of_rows(p->W[l], s[l + 1], s[l], s[l], bwd[l], op, ip);
+        }
+    }
+out:
+    for (int l = 0; l < L; l++) {
+        free(fwd[l]);
+        free(bwd[l]);
+    }
+    free(apack);
+    free(bpack);
+    free(cpack);
+    return done;
+}
