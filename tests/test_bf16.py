@@ -1,0 +1,195 @@
+"""bf16-mixed precision: the NumPy specification (engine/precision.py) and every native
+path this CPU runs against it (portable, AVX512-BF16, AMX; the others skipped with the
+reason), the fused bf16 epoch against the specification's epoch, and the model API."""
+import numpy as np
+import pytest
+
+from engine import MLP
+from engine.backends import get_backend
+from engine.precision import round_bf16
+
+from helpers import AVAILABLE
+
+_native = pytest.importorskip("engine._native", reason="the native extension is not built")
+pytestmark = pytest.mark.native
+
+INFO = _native.bf16_info()
+PATHS = [pytest.param(name, marks=pytest.mark.skipif(not runs, reason=why))
+         for name, (runs, why) in INFO["paths"].items()]
+FUSED = [pytest.param(name, marks=pytest.mark.skipif(not runs, reason=why))
+         for name, (runs, why) in INFO["paths"].items() if name != "portable"]
+
+
+def test_rounding_is_nearest_even_on_the_bits():
+    one = np.float32(1.0)
+    ulp = np.float32(2.0 ** -7)                         # bf16's spacing just above 1
+    cases = np.array([1.0, 1 + 2.0 ** -8, 1 + 3 * 2.0 ** -8, 1 + 2.0 ** -8 + 2.0 ** -20,
+                      -1 - 2.0 ** -8, 3.4e38, np.inf, -np.inf, 0.0, -0.0, 1e-40],
+                     np.float32)
+    want = [one, one, one + 2 * ulp, one + ulp, -one, np.inf, np.inf, -np.inf, 0.0, -0.0,
+            np.float32(1e-40)]
+    got = round_bf16(cases)
+    assert np.isnan(round_bf16(np.array([np.nan], np.float32)))[0]
+    np.testing.assert_array_equal(got[:-1], np.array(want[:-1], np.float32))
+    assert got[-1] == round_bf16(np.array([1e-40], np.float32))[0]      # subnormals kept
+    assert np.array_equal(got.view(np.uint32) & 0xFFFF, np.zeros(len(cases), np.uint32))
+
+
+def test_native_rounding_is_the_specification_bit_for_bit():
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal(50000) * 10.0 ** rng.integers(-38, 38, 50000)).astype(np.float32)
+    x[:4] = [np.nan, np.inf, -np.inf, -0.0]
+    assert np.array_equal(_native.bf16_round(x).view(np.uint32), round_bf16(x).view(np.uint32))
+
+
+def _bound(a, b, k):
+    """|error| allowed: float32 sums of k exact products, in any order."""
+    mag = np.abs(round_bf16(a)).astype(np.float64) @ np.abs(round_bf16(b)).astype(np.float64)
+    return 2 * k * np.finfo(np.float32).eps * mag + 1e-30
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("shape", [(1, 1, 1), (7, 13, 5), (33, 65, 31), (100, 784, 100),
+                                   (64, 32, 48)])
+@pytest.mark.parametrize("trans", [(False, False), (False, True), (True, False), (True, True)])
+def test_gemm_bf16_matches_the_specification(path, shape, trans):
+    m, k, n = shape
+    ta, tb = trans
+    rng = np.random.default_rng(m * 31 + k)
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if tb else (k, n)).astype(np.float32)
+    want = np.empty((m, n), np.float32)
+    get_backend("numpy").gemm_bf16(a, b, want, ta, tb)
+    got = np.full((m, n), np.nan, np.float32)
+    _native.gemm_bf16(a, b, got, ta, tb, path=path)
+    A, B = (a.T if ta else a), (b.T if tb else b)
+    assert np.all(np.abs(got.astype(np.float64) - want) <= _bound(A, B, k))
+
+
+def test_gemm_bf16_refuses_what_it_cannot_do():
+    a = np.ones((3, 4), np.float32)
+    with pytest.raises(TypeError, match="float32"):
+        _native.gemm_bf16(a.astype(np.float64), a.T.copy(), np.empty((3, 3), np.float32))
+    with pytest.raises(ValueError, match="op\\(a\\) is 3 x 4"):
+        _native.gemm_bf16(a, a, np.empty((3, 4), np.float32))
+    with pytest.raises(ValueError, match="share memory"):
+        sq = np.ones((4, 4), np.float32)
+        _native.gemm_bf16(sq, sq.copy(), sq)
+    with pytest.raises(ValueError, match="path must be one of"):
+        _native.gemm_bf16(a, a.T.copy(), np.empty((3, 3), np.float32), path="fast")
+    for name, (runs, why) in INFO["paths"].items():
+        if not runs:
+            with pytest.raises(ValueError, match="does not run here"):
+                _native.gemm_bf16(a, a.T.copy(), np.empty((3, 3), np.float32), path=name)
+
+
+def test_info_names_the_path_and_why():
+    assert INFO["path"] in INFO["paths"] and INFO["paths"][INFO["path"]][0]
+    assert INFO["paths"]["portable"] == (True, "runs on any CPU")
+    order = ["portable", "avx512-bf16", "amx"]
+    best = max(i for i, name in enumerate(order) if INFO["paths"][name][0])
+    assert INFO["path"] == order[best]                   # the best that runs
+
+
+def _training_data(n=230, f=37, c=5, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, f)).astype(np.float32), rng.integers(0, c, n)
+
+
+CASES = [([37, 20, 5], "sigmoid", "softmax", "cross_entropy"),
+         ([37, 40, 17, 5], "relu", "sigmoid", "mse"),
+         ([37, 5], "tanh", "identity", "mse")]
+
+
+def _fit_bf16(backend, path, sizes, act, out, loss, generic=False, **kw):
+    """A bf16-mixed model trained 2 epochs (short last minibatches) on `path`; generic:
+    through the per-minibatch loop over gemm_bf16 instead of the fused C epoch."""
+    from engine.backends import native_backend
+    from engine.backends.base import Backend
+    X, y = _training_data()
+    if out == "identity":
+        y = np.random.default_rng(1).normal(size=(X.shape[0], sizes[-1])).astype(np.float32)
+    saved = _native.bf16_info()["path"]
+    fused = native_backend.NativeBackend._bf16_epoch
+    _native.force_bf16_path(path)
+    if generic:
+        native_backend.NativeBackend._bf16_epoch = \
+            lambda self, *args: Backend.train_epoch(self, *args)
+    try:
+        model = MLP(sizes, act, out, loss, dtype="float32", backend=backend, seed=3,
+                    precision="bf16-mixed", init="glorot")
+        hist = model.fit(X, y, epochs=2, batch_size=64, learning_rate=0.05, progress=False,
+                         **kw)
+    finally:
+        native_backend.NativeBackend._bf16_epoch = fused
+        _native.force_bf16_path(None if saved == INFO["path"] else saved)
+    return model, hist
+
+
+@pytest.mark.parametrize("path", FUSED)
+@pytest.mark.parametrize("optimizer,alpha", [("sgd", 0.0), ("sgd", 1e-3), ("adam", 1e-3)])
+@pytest.mark.parametrize("sizes,act,out,loss", CASES)
+def test_the_fused_epoch_is_the_per_minibatch_loop_bit_for_bit(path, optimizer, alpha, sizes,
+                                                               act, out, loss):
+    """The fused C epoch makes the same products and float32 steps as the generic loop over
+    the same kernels: every optimizer, L2, one and two hidden layers, labels and targets."""
+    kw = dict(optimizer=optimizer, alpha=alpha, momentum=0.9 if optimizer == "sgd" else 0.0)
+    (a, ha), (b, hb) = (_fit_bf16("native", path, sizes, act, out, loss, generic=g, **kw)
+                        for g in (False, True))
+    np.testing.assert_array_equal(ha.batch_loss, hb.batch_loss)
+    for x, z in zip(a.weights + a.biases, b.weights + b.biases):
+        np.testing.assert_array_equal(x, z)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("sizes,act,out,loss", CASES)
+def test_native_bf16_training_matches_the_specification(path, sizes, act, out, loss):
+    """Every path against the NumPy specification, SGD with L2 (Adam divides by sqrt(v), so
+    a parameter whose gradient is ~0 steps by up to lr on any float32 difference: its
+    kernels are checked bit for bit above and against NumPy by the float32 tests)."""
+    kw = dict(alpha=1e-3, momentum=0.5)
+    nat, h_nat = _fit_bf16("native", path, sizes, act, out, loss, **kw)
+    ref, h_ref = _fit_bf16("numpy", path, sizes, act, out, loss, **kw)
+    np.testing.assert_allclose(h_nat.batch_loss, h_ref.batch_loss, rtol=2e-3, atol=1e-5)
+    for a, b in zip(nat.weights + nat.biases, ref.weights + ref.biases):
+        np.testing.assert_allclose(a, b, rtol=2e-2, atol=2e-4)
+
+
+def test_the_specification_differs_from_float32_as_bf16_does():
+    """bf16-mixed is not float32 under another name: one step's weights differ from the
+    float32 model's by about bf16's relative precision (2^-8), not more."""
+    X, y = _training_data()
+    kw = dict(epochs=1, batch_size=230, learning_rate=0.5, progress=False, shuffle=False)
+    a = MLP([37, 20, 5], dtype="float32", backend="numpy", seed=2, precision="bf16-mixed")
+    b = MLP([37, 20, 5], dtype="float32", backend="numpy", seed=2)
+    w0 = b.weights[0].copy()
+    a.fit(X, y, **kw)
+    b.fit(X, y, **kw)
+    step_a, step_b = a.weights[0] - w0, b.weights[0] - w0
+    rel = np.abs(step_a - step_b).max() / np.abs(step_b).max()
+    assert 1e-5 < rel < 2 ** -5
+
+
+@pytest.mark.parametrize("backend", [b for b in AVAILABLE if b in ("numpy", "native")])
+def test_bf16_models_save_float32_and_load_as_bf16(backend, tmp_path):
+    X, y = _training_data()
+    model = MLP([37, 8, 5], dtype="float32", backend=backend, precision="bf16-mixed")
+    model.fit(X, y, epochs=1, progress=False)
+    model.save(tmp_path / "m.npz")
+    loaded = MLP.load(tmp_path / "m.npz", backend=backend)
+    assert loaded.precision == "bf16-mixed" and loaded.weights[0].dtype == np.float32
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    assert "precision='bf16-mixed'" in repr(loaded)
+
+
+def test_precision_is_checked():
+    with pytest.raises(ValueError, match="needs dtype='float32'"):
+        MLP([3, 2], dtype="float64", precision="bf16-mixed", backend="numpy")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        MLP([3, 2], precision="fp8", backend="numpy")
+    with pytest.raises(ValueError, match="does not match dtype"):
+        MLP([3, 2], dtype="float32", precision="float64", backend="numpy")
+    assert MLP([3, 2], dtype="float64", backend="numpy").precision == "float64"
+    if "cuda" in AVAILABLE:
+        with pytest.raises(ValueError, match="no bf16 products"):
+            MLP([3, 2], precision="bf16-mixed", backend="cuda")
