@@ -56,14 +56,14 @@ static void pack_b(int trans, int64_t k, int64_t n, const float *b, uint16_t *bv
 #if defined(__x86_64__) && defined(__GNUC__) && (__GNUC__ >= 10)
 #define ENG_HAVE_BF16_PATHS 1
 
-/* c (mp x np, padded) = ap . bv: per row of a, 32 columns of c in two registers, each
-   vdpbf16ps adding one pair of k */
+/* c (m x n valid, row stride ldc) = ap . bv: per row of a, 32 columns of c in two
+   registers, each vdpbf16ps adding one pair of k */
 __attribute__((target("avx512f,avx512bf16")))
-void eng_bf16_avx512_kernel(const uint16_t *ap, const uint16_t *bv, float *cp, int64_t mp,
-                          int64_t np, int64_t kp) {
-    for (int64_t i = 0; i < mp; i++) {
+void eng_bf16_avx512_kernel(const uint16_t *ap, const uint16_t *bv, float *c, int64_t ldc,
+                            int64_t m, int64_t n, int64_t np, int64_t kp) {
+    for (int64_t i = 0; i < m; i++) {
         const uint16_t *arow = ap + i * kp;
-        for (int64_t j = 0; j < np; j += 32) {
+        for (int64_t j = 0; j < n; j += 32) {
             __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps();
             for (int64_t p = 0; p < kp / 2; p++) {
                 uint32_t pair;
@@ -73,8 +73,12 @@ void eng_bf16_avx512_kernel(const uint16_t *ap, const uint16_t *bv, float *cp, i
                 c0 = _mm512_dpbf16_ps(c0, av, (__m512bh)_mm512_loadu_si512(brow));
                 c1 = _mm512_dpbf16_ps(c1, av, (__m512bh)_mm512_loadu_si512(brow + 32));
             }
-            _mm512_storeu_ps(cp + i * np + j, c0);
-            _mm512_storeu_ps(cp + i * np + j + 16, c1);
+            int64_t left = n - j;
+            __mmask16 k0 = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+            __mmask16 k1 = left >= 32 ? 0xffff : left <= 16 ? 0
+                                                 : (__mmask16)((1u << (left - 16)) - 1);
+            _mm512_mask_storeu_ps(c + i * ldc + j, k0, c0);
+            _mm512_mask_storeu_ps(c + i * ldc + j + 16, k1, c1);
         }
     }
 }
@@ -86,13 +90,28 @@ typedef struct {
     uint8_t rows[16];
 } tile_config;
 
-/* c (mp x np) = ap . bv in 32 x 32 blocks: four 16 x 16 float32 accumulators (tiles 0-3),
-   two 16 x 32 bf16 tiles of a (4, 5) and two 16-pair x 16 tiles of b (6, 7) per step of 32
-   along k */
+/* Tile t of c (rows i.., columns j..) into c: straight into c when the whole 16 x 16 tile
+   is valid, else through a small buffer (a tile store writes all 16 rows and columns). */
+#define STORE_TILE(t, i, j)                                                                 \
+    do {                                                                                    \
+        if ((i) + 16 <= m && (j) + 16 <= n) {                                               \
+            _tile_stored(t, c + (i) * ldc + (j), ldc * 4);                                  \
+        } else if ((i) < m && (j) < n) {                                                    \
+            _tile_stored(t, edge, 64);                                                      \
+            for (int64_t r = 0; r < 16 && (i) + r < m; r++)                                 \
+                memcpy(c + ((i) + r) * ldc + (j), edge + r * 16,                            \
+                       (size_t)((n - (j)) < 16 ? (n - (j)) : 16) * 4);                      \
+        }                                                                                   \
+    } while (0)
+
+/* c (m x n valid, row stride ldc) = ap . bv in 32 x 32 blocks: four 16 x 16 float32
+   accumulators (tiles 0-3), two 16 x 32 bf16 tiles of a (4, 5) and two 16-pair x 16 tiles
+   of b (6, 7) per step of 32 along k */
 __attribute__((target("amx-tile,amx-bf16")))
-void eng_bf16_amx_kernel(const uint16_t *ap, const uint16_t *bv, float *cp, int64_t mp,
-                       int64_t np, int64_t kp) {
+void eng_bf16_amx_kernel(const uint16_t *ap, const uint16_t *bv, float *c, int64_t ldc,
+                         int64_t m, int64_t n, int64_t np, int64_t kp) {
     tile_config cfg;
+    float edge[256];
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
     for (int t = 0; t < 8; t++) {
@@ -100,9 +119,9 @@ void eng_bf16_amx_kernel(const uint16_t *ap, const uint16_t *bv, float *cp, int6
         cfg.colsb[t] = 64;
     }
     _tile_loadconfig(&cfg);
-    const size_t a_stride = (size_t)kp * 2, b_stride = (size_t)np * 4, c_stride = (size_t)np * 4;
-    for (int64_t i = 0; i < mp; i += 32) {
-        for (int64_t j = 0; j < np; j += 32) {
+    const size_t a_stride = (size_t)kp * 2, b_stride = (size_t)np * 4;
+    for (int64_t i = 0; i < m; i += 32) {
+        for (int64_t j = 0; j < n; j += 32) {
             _tile_zero(0);
             _tile_zero(1);
             _tile_zero(2);
@@ -117,10 +136,10 @@ void eng_bf16_amx_kernel(const uint16_t *ap, const uint16_t *bv, float *cp, int6
                 _tile_dpbf16ps(2, 5, 6);
                 _tile_dpbf16ps(3, 5, 7);
             }
-            _tile_stored(0, cp + i * np + j, c_stride);
-            _tile_stored(1, cp + i * np + j + 16, c_stride);
-            _tile_stored(2, cp + (i + 16) * np + j, c_stride);
-            _tile_stored(3, cp + (i + 16) * np + j + 16, c_stride);
+            STORE_TILE(0, i, j);
+            STORE_TILE(1, i, j + 16);
+            STORE_TILE(2, i + 16, j);
+            STORE_TILE(3, i + 16, j + 16);
         }
     }
     _tile_release();
@@ -151,19 +170,19 @@ static int os_saves_zmm(void) {
     return (lo & 0xe6u) == 0xe6u;                             /* SSE, AVX, opmask, ZMM */
 }
 
-void eng_bf16_product(int path, const uint16_t *ap, const uint16_t *bv, float *cp,
-                      int64_t mp, int64_t np, int64_t kp) {
+void eng_bf16_product(int path, const uint16_t *ap, const uint16_t *bv, float *c,
+                      int64_t ldc, int64_t m, int64_t n, int64_t np, int64_t kp) {
     if (path == ENG_BF16_AMX)
-        eng_bf16_amx_kernel(ap, bv, cp, mp, np, kp);
+        eng_bf16_amx_kernel(ap, bv, c, ldc, m, n, np, kp);
     else
-        eng_bf16_avx512_kernel(ap, bv, cp, mp, np, kp);
+        eng_bf16_avx512_kernel(ap, bv, c, ldc, m, n, np, kp);
 }
 #else
 #define ENG_HAVE_BF16_PATHS 0
 
-void eng_bf16_product(int path, const uint16_t *ap, const uint16_t *bv, float *cp,
-                      int64_t mp, int64_t np, int64_t kp) {
-    (void)path, (void)ap, (void)bv, (void)cp, (void)mp, (void)np, (void)kp;
+void eng_bf16_product(int path, const uint16_t *ap, const uint16_t *bv, float *c,
+                      int64_t ldc, int64_t m, int64_t n, int64_t np, int64_t kp) {
+    (void)path, (void)ap, (void)bv, (void)c, (void)ldc, (void)m, (void)n, (void)np, (void)kp;
 }
 #endif
 
@@ -186,7 +205,8 @@ static void probe(void) {
         return;
     }
     __builtin_cpu_init();
-    int avx512bf16 = os_saves_zmm() && __builtin_cpu_supports("avx512f") && cpu_has(7, 1, 0, 5);
+    int avx512bf16 = os_saves_zmm() && __builtin_cpu_supports("avx512f") &&
+                     __builtin_cpu_supports("avx512bw") && cpu_has(7, 1, 0, 5);
     supported[ENG_BF16_AVX512] = avx512bf16;
     reasons[ENG_BF16_AVX512] = avx512bf16 ? "the CPU has AVX512-BF16 (vdpbf16ps)"
                                           : "the CPU (or OS) has no AVX512-BF16";
@@ -249,21 +269,16 @@ int eng_gemm_bf16(int path, int trans_a, int trans_b, int64_t m, int64_t n, int6
         const int64_t mp = round_up(m, MPAD), np = round_up(n, NPAD), kp = round_up(k, KPAD);
         uint16_t *ap = malloc((size_t)mp * kp * sizeof *ap);
         uint16_t *bv = malloc((size_t)kp * np * sizeof *bv);
-        float *cp = malloc((size_t)mp * np * sizeof *cp);
-        if (ap == NULL || bv == NULL || cp == NULL) {
+        if (ap == NULL || bv == NULL) {
             free(ap);
             free(bv);
-            free(cp);
             return -1;
         }
         pack_a(trans_a, m, k, a, ap, mp, kp);
         pack_b(trans_b, k, n, b, bv, kp, np);
-        eng_bf16_product(path, ap, bv, cp, mp, np, kp);
-        for (int64_t i = 0; i < m; i++)
-            memcpy(c + i * n, cp + i * np, (size_t)n * sizeof *c);
+        eng_bf16_product(path, ap, bv, c, n, m, n, np, kp);
         free(ap);
         free(bv);
-        free(cp);
         return 0;
     }
 #else

@@ -27,8 +27,9 @@ static inline float from_bf16(uint16_t h) {
 
 static inline int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 
-/* cp (mp x np) = ap (mp x kp bf16 rows) . bv (kp x np in pairs of k), all padded to
-   MPAD, NPAD, KPAD, on the AVX512 or AMX path (which must run here) */
-void eng_bf16_product(int path, const uint16_t *ap, const uint16_t *bv, float *cp,
-                      int64_t mp, int64_t np, int64_t kp);
+/* c (m x n, row stride ldc) = ap (m x kp bf16 rows, padded with zero rows to a multiple of
+   MPAD) . bv (kp x np in pairs of k, np a multiple of NPAD), on the AVX512 or AMX path
+   (which must run here) */
+void eng_bf16_product(int path, const uint16_t *ap, const uint16_t *bv, float *c,
+                      int64_t ldc, int64_t m, int64_t n, int64_t np, int64_t kp);
 #endif

@@ -13,12 +13,15 @@
      gradient     G_l  = D_l^T A_{l-1}      A: rows of D_l^T; B: A_{l-1} in pairs of rows */
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "kernels.h"
 #include "bf16.h"
 
 /* dst (rows_p x kp) = bf16 of src (rows x cols, row stride ld), zero padded */
-static void pack_rows(const float *src, int64_t rows, int64_t cols, int64_t ld,
+__attribute__((unused)) static void pack_rows(const float *src, int64_t rows, int64_t cols, int64_t ld,
                       uint16_t *dst, int64_t rows_p, int64_t kp) {
     for (int64_t i = 0; i < rows; i++) {
         uint16_t *d = dst + i * kp;
@@ -39,7 +42,7 @@ static void pack_cols(const float *src, int64_t rows, int64_t cols, uint16_t *ds
 }
 
 /* dst (kp x np in pairs of k) = bf16 of src (k x n, row stride ld): (kk, j) = src[kk][j] */
-static void pairs_of_rows(const float *src, int64_t k, int64_t n, int64_t ld, uint16_t *dst,
+__attribute__((unused)) static void pairs_of_rows(const float *src, int64_t k, int64_t n, int64_t ld, uint16_t *dst,
                           int64_t kp, int64_t np) {
     memset(dst, 0, (size_t)kp * np * sizeof *dst);
     for (int64_t kk = 0; kk < k; kk++) {
@@ -50,7 +53,7 @@ static void pairs_of_rows(const float *src, int64_t k, int64_t n, int64_t ld, ui
 }
 
 /* the same from bf16 rows (the pre-packed X, row stride ld) */
-static void pairs_of_bf16_rows(const uint16_t *src, const int64_t *rows, int64_t k, int64_t n,
+__attribute__((unused)) static void pairs_of_bf16_rows(const uint16_t *src, const int64_t *rows, int64_t k, int64_t n,
                                int64_t ld, uint16_t *dst, int64_t kp, int64_t np) {
     memset(dst, 0, (size_t)kp * np * sizeof *dst);
     for (int64_t kk = 0; kk < k; kk++) {
@@ -72,10 +75,132 @@ static void pairs_of_columns(const float *w, int64_t k, int64_t n, uint16_t *dst
     }
 }
 
-/* out (rows x cols, stride cols) = the valid part of c (stride np) */
-static void unpad(const float *c, int64_t np, float *out, int64_t rows, int64_t cols) {
-    for (int64_t i = 0; i < rows; i++) memcpy(out + i * cols, c + i * np, (size_t)cols * 4);
+/* The same packers with AVX512-BF16 conversions (vcvtne2ps2bf16 rounds to nearest even
+   like to_bf16, but reads subnormal floats as zero: below 1.2e-38 the two differ). Both
+   bf16 product paths run on CPUs that have these instructions. */
+#if defined(__x86_64__) && defined(__GNUC__) && (__GNUC__ >= 10)
+#define VEC_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))
+
+/* 32 floats from src (n of them valid) as 32 bf16 */
+VEC_TARGET static inline __m512i cvt32(const float *src, int64_t n) {
+    if (n <= 0) return _mm512_setzero_si512();
+    __mmask16 lo = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
+    __mmask16 hi = n >= 32 ? 0xffff : n <= 16 ? 0 : (__mmask16)((1u << (n - 16)) - 1);
+    __m512 a = _mm512_maskz_loadu_ps(lo, src), b = _mm512_maskz_loadu_ps(hi, src + 16);
+    return (__m512i)_mm512_cvtne2ps_pbh(b, a);
 }
+
+VEC_TARGET static void pack_rows_v(const float *src, int64_t rows, int64_t cols, int64_t ld,
+                                   uint16_t *dst, int64_t rows_p, int64_t kp) {
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t k = 0; k < kp; k += 32)
+            _mm512_storeu_si512(dst + i * kp + k, cvt32(src + i * ld + k, cols - k));
+    memset(dst + rows * kp, 0, (size_t)(rows_p - rows) * kp * sizeof *dst);
+}
+
+/* rows kk and kk + 1 of src, 16 columns at a time, interleaved into 16 pairs */
+VEC_TARGET static void pairs_of_rows_v(const float *src, int64_t k, int64_t n, int64_t ld,
+                                       uint16_t *dst, int64_t kp, int64_t np) {
+    const __m512i mix = _mm512_set_epi16(
+        47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8,
+        39, 7, 38, 6, 37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
+    for (int64_t kk = 0; kk < kp; kk += 2) {
+        uint16_t *d = dst + (kk / 2) * np * 2;
+        for (int64_t j = 0; j < np; j += 16) {
+            int64_t valid = n - j < 0 ? 0 : n - j;
+            __m512i even = kk < k ? cvt32(src + kk * ld + j, valid < 16 ? valid : 16)
+                                  : _mm512_setzero_si512();
+            __m512i odd = kk + 1 < k ? cvt32(src + (kk + 1) * ld + j, valid < 16 ? valid : 16)
+                                     : _mm512_setzero_si512();
+            _mm512_storeu_si512(d + j * 2, _mm512_permutex2var_epi16(even, mix, odd));
+        }
+    }
+}
+
+/* pairs of bf16 rows rows[kk], rows[kk + 1] of the pre-packed X, interleaved */
+VEC_TARGET static void pairs_of_bf16_rows_v(const uint16_t *src, const int64_t *rows,
+                                            int64_t k, int64_t n, int64_t ld, uint16_t *dst,
+                                            int64_t kp, int64_t np) {
+    const __m512i mix = _mm512_set_epi16(
+        47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8,
+        39, 7, 38, 6, 37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
+    (void)n;                                      /* X rows are zero padded to ld >= np */
+    for (int64_t kk = 0; kk < kp; kk += 2) {
+        uint16_t *d = dst + (kk / 2) * np * 2;
+        const uint16_t *e = kk < k ? src + rows[kk] * ld : NULL;
+        const uint16_t *o = kk + 1 < k ? src + rows[kk + 1] * ld : NULL;
+        for (int64_t j = 0; j < np; j += 16) {
+            __m512i even = e ? _mm512_castsi256_si512(_mm256_loadu_si256((const void *)(e + j)))
+                             : _mm512_setzero_si512();
+            __m512i odd = o ? _mm512_castsi256_si512(_mm256_loadu_si256((const void *)(o + j)))
+                            : _mm512_setzero_si512();
+            _mm512_storeu_si512(d + j * 2, _mm512_permutex2var_epi16(even, mix, odd));
+        }
+    }
+}
+
+/* rows r[0..15] (16 dwords each) transposed in place into columns: r[q][j] <- r[j][q].
+   32-bit then 64-bit interleaves inside 128-bit lanes leave, in lane L of b[4i + c], rows
+   4i..4i+3 of column 4L + c; two rounds of lane shuffles gather the four groups. */
+VEC_TARGET static inline void transpose16(__m512i r[16]) {
+    __m512i a[16], b[16];
+    for (int i = 0; i < 8; i++) {
+        a[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        a[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        b[4 * i + 0] = _mm512_unpacklo_epi64(a[4 * i], a[4 * i + 2]);
+        b[4 * i + 1] = _mm512_unpackhi_epi64(a[4 * i], a[4 * i + 2]);
+        b[4 * i + 2] = _mm512_unpacklo_epi64(a[4 * i + 1], a[4 * i + 3]);
+        b[4 * i + 3] = _mm512_unpackhi_epi64(a[4 * i + 1], a[4 * i + 3]);
+    }
+    for (int c = 0; c < 4; c++) {
+        __m512i e0 = _mm512_shuffle_i32x4(b[c], b[4 + c], 0x44);
+        __m512i e1 = _mm512_shuffle_i32x4(b[c], b[4 + c], 0xEE);
+        __m512i f0 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], 0x44);
+        __m512i f1 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], 0xEE);
+        r[c] = _mm512_shuffle_i32x4(e0, f0, 0x88);
+        r[4 + c] = _mm512_shuffle_i32x4(e0, f0, 0xDD);
+        r[8 + c] = _mm512_shuffle_i32x4(e1, f1, 0x88);
+        r[12 + c] = _mm512_shuffle_i32x4(e1, f1, 0xDD);
+    }
+}
+
+/* W^T in pairs: 16 rows of W x 32 inputs become 16 x 16 pairs, transposed so that each
+   packed row (one pair of inputs) is written 16 outputs at a time. Only the valid region
+   is written: the padding was zeroed when the buffer was first packed (pairs_of_columns). */
+VEC_TARGET static void pairs_of_columns_v(const float *w, int64_t k, int64_t n, uint16_t *dst,
+                                          int64_t kp, int64_t np) {
+    (void)kp;
+    int *base = (int *)dst;                      /* one int per pair: [kk / 2][j] */
+    __m512i r[16];
+    for (int64_t j0 = 0; j0 < n; j0 += 16)
+        for (int64_t kk = 0; kk < k; kk += 32) {
+            for (int j = 0; j < 16; j++)
+                r[j] = j0 + j < n ? cvt32(w + (j0 + j) * k + kk, k - kk)
+                                  : _mm512_setzero_si512();
+            transpose16(r);
+            int64_t pairs = (k - kk + 1) / 2 < 16 ? (k - kk + 1) / 2 : 16;
+            for (int64_t q = 0; q < pairs; q++)
+                _mm512_storeu_si512(base + (kk / 2 + q) * np + j0, r[q]);
+        }
+}
+#define HAVE_VEC_PACKERS 1
+#else
+#define HAVE_VEC_PACKERS 0
+#endif
+
+#if HAVE_VEC_PACKERS
+#define PACK_ROWS pack_rows_v
+#define PAIRS_OF_ROWS pairs_of_rows_v
+#define PAIRS_OF_BF16_ROWS pairs_of_bf16_rows_v
+#define PAIRS_OF_COLUMNS pairs_of_columns_v
+#else
+#define PACK_ROWS pack_rows
+#define PAIRS_OF_ROWS pairs_of_rows
+#define PAIRS_OF_BF16_ROWS pairs_of_bf16_rows
+#define PAIRS_OF_COLUMNS pairs_of_columns
+#endif
 
 int64_t eng_bf16_epoch(const eng_bf16_plan *p, const uint16_t *X, int64_t x_stride,
                        const int64_t *y, const float *T, const int64_t *order, int64_t count,
@@ -90,16 +215,15 @@ int64_t eng_bf16_epoch(const eng_bf16_plan *p, const uint16_t *X, int64_t x_stri
     for (int l = 0; l <= L; l++) widest = s[l] > widest ? s[l] : widest;
     const int64_t wp = round_up(widest, 32), big = (bp > wp ? bp : wp) * wp;
     uint16_t *apack = malloc((size_t)big * 2), *bpack = malloc((size_t)big * 2);
-    float *cpack = malloc((size_t)big * 4);
     uint16_t *fwd[ENG_MAX_LAYERS], *bwd[ENG_MAX_LAYERS];   /* W^T and W, in pairs */
-    int ok = apack && bpack && cpack;
+    int ok = apack && bpack;
     for (int l = 0; l < L; l++) {
         const int64_t ip = round_up(s[l], 32), op = round_up(s[l + 1], 32);
         fwd[l] = ok ? malloc((size_t)ip * op * 2) : NULL;
         bwd[l] = ok && l > 0 ? malloc((size_t)op * ip * 2) : NULL;
         ok = ok && fwd[l] && (l == 0 || bwd[l]);
         if (fwd[l]) pairs_of_columns(p->W[l], s[l], s[l + 1], fwd[l], ip, op);
-        if (bwd[l]) pairs_of_rows(p->W[l], s[l + 1], s[l], s[l], bwd[l], op, ip);
+        if (bwd[l]) PAIRS_OF_ROWS(p->W[l], s[l + 1], s[l], s[l], bwd[l], op, ip);
     }
     int64_t done = 0;
     if (!ok) {
@@ -127,9 +251,8 @@ int64_t eng_bf16_epoch(const eng_bf16_plan *p, const uint16_t *X, int64_t x_stri
         memset(apack + m * kp0, 0, (size_t)(mp - m) * kp0 * 2);
         for (int l = 0; l < L; l++) {
             const int64_t ip = round_up(s[l], 32), op = round_up(s[l + 1], 32);
-            if (l > 0) pack_rows(p->A[l - 1], m, s[l], s[l], apack, mp, ip);
-            eng_bf16_product(path, apack, fwd[l], cpack, mp, op, ip);
-            unpad(cpack, op, p->A[l], m, s[l + 1]);
+            if (l > 0) PACK_ROWS(p->A[l - 1], m, s[l], s[l], apack, mp, ip);
+            eng_bf16_product(path, apack, fwd[l], p->A[l], s[l + 1], m, s[l + 1], op, ip);
             eng_bias_act_f(p->A[l], p->B[l], m, s[l + 1], p->acts[l]);
         }
         double penalty = 0.0;
@@ -146,16 +269,14 @@ int64_t eng_bf16_epoch(const eng_bf16_plan *p, const uint16_t *X, int64_t x_stri
             const int64_t ip = round_up(s[l], 32), op = round_up(s[l + 1], 32);
             pack_cols(p->D[l], m, s[l + 1], apack, op, kpm);
             if (l == 0)
-                pairs_of_bf16_rows(X, rows, m, s[0], x_stride, bpack, kpm, ip);
+                PAIRS_OF_BF16_ROWS(X, rows, m, s[0], x_stride, bpack, kpm, ip);
             else
-                pairs_of_rows(p->A[l - 1], m, s[l], s[l], bpack, kpm, ip);
-            eng_bf16_product(path, apack, bpack, cpack, op, ip, kpm);
-            unpad(cpack, ip, p->GW[l], s[l + 1], s[l]);
+                PAIRS_OF_ROWS(p->A[l - 1], m, s[l], s[l], bpack, kpm, ip);
+            eng_bf16_product(path, apack, bpack, p->GW[l], s[l], s[l + 1], s[l], ip, kpm);
             eng_bias_grad_f(p->D[l], p->GB[l], m, s[l + 1]);
             if (l > 0) {
-                pack_rows(p->D[l], m, s[l + 1], s[l + 1], apack, mp, op);
-                eng_bf16_product(path, apack, bwd[l], cpack, mp, ip, op);
-                unpad(cpack, ip, p->D[l - 1], m, s[l]);
+                PACK_ROWS(p->D[l], m, s[l + 1], s[l + 1], apack, mp, op);
+                eng_bf16_product(path, apack, bwd[l], p->D[l - 1], s[l], m, s[l], ip, op);
                 eng_act_backward_f(p->D[l - 1], p->A[l - 1], m * (int64_t)s[l], p->acts[l - 1]);
             }
         }
@@ -172,8 +293,8 @@ int64_t eng_bf16_epoch(const eng_bf16_plan *p, const uint16_t *X, int64_t x_stri
         }
         for (int l = 0; l < L; l++) {
             const int64_t ip = round_up(s[l], 32), op = round_up(s[l + 1], 32);
-            pairs_of_columns(p->W[l], s[l], s[l + 1], fwd[l], ip, op);
-            if (l > 0) pairs_of_rows(p->W[l], s[l + 1], s[l], s[l], bwd[l], op, ip);
+            PAIRS_OF_COLUMNS(p->W[l], s[l], s[l + 1], fwd[l], ip, op);
+            if (l > 0) PAIRS_OF_ROWS(p->W[l], s[l + 1], s[l], s[l], bwd[l], op, ip);
         }
     }
 out:
@@ -183,6 +304,5 @@ out:
     }
     free(apack);
     free(bpack);
-    free(cpack);
     return done;
 }
