@@ -193,3 +193,19 @@ def test_precision_is_checked():
     if "cuda" in AVAILABLE:
         with pytest.raises(ValueError, match="no bf16 products"):
             MLP([3, 2], precision="bf16-mixed", backend="cuda")
+
+
+def test_sklearn_estimators_and_the_cli_take_the_precision(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    from engine.apps.cli import main
+    from engine.sklearn import MLPClassifier
+    X, y = _training_data(n=120)
+    est = MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, random_state=0,
+                        precision="bf16-mixed", backend="native").fit(X.astype(np.float64), y)
+    assert est._net.precision == "bf16-mixed" and est.coefs_[0].dtype == np.float32
+    with pytest.raises(ValueError, match="precision"):
+        MLPClassifier(precision="fp8").fit(X, y)
+    assert main(["train", "--data", "sample", "--layers", "784,8,10", "--epochs", "1",
+                 "--precision", "bf16-mixed", "--no-progress", "--out", str(tmp_path)]) == 0
+    assert "| bf16-mixed |" in capsys.readouterr().out
+    assert MLP.load(tmp_path / "model.npz").precision == "bf16-mixed"

@@ -87,6 +87,7 @@ def _add_train_args(p):
                    help="visit the rows in their stored order every epoch (default: shuffle)")
     p.add_argument("--dtype", default="float32", choices=DTYPES,
                    help="floating-point type of the model and data (default: float32)")
+    p.add_argument("--precision", choices=("bf16-mixed",), help=PRECISION_HELP)
     p.add_argument("--backend", default="auto", choices=backend_choices(),
                    help="where the math runs; auto takes the fastest available "
                         "(`engine info` lists them) (default: auto)")
@@ -123,8 +124,13 @@ def _settings(args):
     return s
 
 
+PRECISION_HELP = ("bf16-mixed: float32 master weights, the training products on bfloat16 "
+                  "operands with float32 sums (AMX or AVX512-BF16 where the CPU has them; "
+                  "`engine info`); needs --dtype float32 (default: the dtype's own)")
+
+
 def run_training(settings, data, *, dtype, backend, progress, out=None, diagnostics=False,
-                 shuffle=True, label="run", resume=False):
+                 shuffle=True, label="run", resume=False, precision=None):
     """Train one model; returns a result dict (accuracies in percent, seconds)."""
     from ..model import MLP
     X, y, Xt, yt = data
@@ -132,7 +138,7 @@ def run_training(settings, data, *, dtype, backend, progress, out=None, diagnost
     _check_layers_fit_the_data(s["layers"], X, y, Xt, yt)
     model = MLP(s["layers"], s["hidden_activation"], s["output_activation"], s["loss"],
                 dtype=dtype, backend=backend, seed=s["seed"], init=s["init"],
-                init_scale=s["init_scale"])
+                init_scale=s["init_scale"], precision=precision)
     t0 = time.perf_counter()
     # a checkpoint after every epoch beside the results: a killed run goes on with --resume
     checkpoint = os.path.join(out, "checkpoint.npz") if out else None
@@ -150,7 +156,7 @@ def run_training(settings, data, *, dtype, backend, progress, out=None, diagnost
                   file=sys.stderr)
         raise
     seconds = time.perf_counter() - t0
-    result = {"label": label, "backend": model.backend.name, "dtype": dtype,
+    result = {"label": label, "backend": model.backend.name, "dtype": model.precision,
               "train_acc": 100 * history.epoch_accuracy[-1],
               "test_acc": 100 * history.val_accuracy[-1],
               "train_loss": history.epoch_loss[-1], "test_loss": history.val_loss[-1],
@@ -191,6 +197,9 @@ def _train_distributed(args):
     rank = comm.Get_rank()
     if args.resume:
         raise ValueError("--resume does not go with --distributed (no checkpoints there yet)")
+    if args.precision:
+        raise ValueError("--precision does not go with --distributed yet (its epoch is float32 "
+                         "or float64 only)")
     s = _settings(args)
     out = _output_folder(args.out, "train") if rank == 0 else None
     try:
@@ -263,7 +272,7 @@ def cmd_train(args):
     result, _, _ = run_training(s, data, dtype=args.dtype, backend=args.backend,
                                 progress=not args.no_progress, out=args.out,
                                 diagnostics=args.diagnostics, shuffle=not args.no_shuffle,
-                                label=label, resume=args.resume)
+                                label=label, resume=args.resume, precision=args.precision)
     expected = PRESETS[args.preset]["expected"] if args.preset else None
     print()
     cols = ["run", "backend", "dtype", "epochs", "train acc %", "test acc %", "time s"]
@@ -284,7 +293,8 @@ def cmd_lecture(args):
         out = os.path.join(args.out, name)
         print(f"== {name}", file=sys.stderr)
         result, _, _ = run_training(s, data, dtype=args.dtype, backend=args.backend,
-                                    progress=not args.no_progress, out=out, label=name)
+                                    progress=not args.no_progress, out=out, label=name,
+                                    precision=args.precision)
         rows.append(_fmt_row(result, PRESETS[name]["expected"]))
     print()
     print_table(rows, list(rows[0]))
@@ -324,6 +334,8 @@ def info_dict():
         from .. import _native
         d["native_build"] = _native.build_info()
         d["native_product_path"] = _product_path_info(_native.get_epoch_threads())
+        from ..backends.native_backend import bf16_paths
+        d["native_bf16"] = bf16_paths()
     except ImportError as exc:
         d["native_build"] = f"not built: {exc}"
     return d
@@ -387,6 +399,11 @@ def cmd_info(args):
             print(f"  forced: ENGINE_NATIVE_GEMM={path['forced_by_ENGINE_NATIVE_GEMM']}")
         for dtype in DTYPES:
             print(f"  {dtype}: {path[dtype]}")
+    if "native_bf16" in d:
+        bf16 = d["native_bf16"]
+        print(f"\nbf16-mixed products (precision=\"bf16-mixed\"): the {bf16['path']} path")
+        for name, (runs, why) in bf16["paths"].items():
+            print(f"  {name:<12} {'yes' if runs else 'no '}  {why}")
     print("\nthread pools (BLAS / OpenMP):")
     if isinstance(d["threadpools"], str):
         print(f"  {d['threadpools']}")
@@ -432,6 +449,7 @@ def build_parser():
                    help="override the lecture's 100 epochs (for a quick look)")
     p.add_argument("--dtype", default="float32", choices=DTYPES,
                    help="floating-point type (default: float32)")
+    p.add_argument("--precision", choices=("bf16-mixed",), help=PRECISION_HELP)
     p.add_argument("--backend", default="auto", choices=backend_choices(),
                    help="where the math runs (default: auto, the fastest available)")
     p.add_argument("--data", default="mnist", choices=DATASETS,

@@ -207,3 +207,9 @@ class NativeBackend(HostBackend):
         return _native.bf16_epoch(net.weights, net.biases, ws.gw, ws.gb, ws.a, ws.d, ws.t,
                                   net.activations, net.loss, ws.plan, y, order, rule, alpha,
                                   batch_losses, state)
+
+
+def bf16_paths():
+    """{"path": the bf16 product path in use, "paths": {name: (runs here, why)}}: AMX tiles,
+    AVX512-BF16 or portable, the best this CPU runs (csrc/bf16.c)."""
+    return _native.bf16_info()

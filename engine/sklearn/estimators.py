@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_co
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import (_check_partial_fit_first_call, type_of_target,
@@ -42,6 +42,7 @@ ENGINE_PAIR = {"identity": ("identity", "squared_error"), "exp": ("exp", "poisso
 _ENGINE_CONSTRAINTS = {
     "backend": "no_validation",            # get_backend checks it, naming the choices
     "dropout": [None, Interval(Real, 0, 1, closed="left"), "array-like"],
+    "precision": [None, StrOptions({"bf16-mixed"})],
 }
 
 
@@ -56,6 +57,8 @@ class _EngineMLP(BaseEstimator):
             raise ValueError("hidden_layer_sizes must be > 0, got %s." % hidden)
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        if self.precision == "bf16-mixed":      # float32 master weights (engine/precision.py)
+            X = X.astype(np.float32)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
         if y.ndim == 1:
@@ -118,11 +121,13 @@ class _EngineMLP(BaseEstimator):
         backend = backend_for(self.backend, layer_units)
         dtype = self.coefs_[0].dtype
         net = getattr(self, "_net", None)
+        precision = getattr(self, "precision", None)
         if (net is None or net.layer_units != layer_units or net.dtype != dtype
-                or net.backend is not backend):
+                or net.backend is not backend or net.precision != (precision or dtype.name)):
             out, loss = ENGINE_PAIR[self.out_activation_]
             net = EngineNet(layer_units, ENGINE_ACTIVATION[self.activation], out, loss,
-                            dtype, backend, self.coefs_, self.intercepts_)
+                            dtype, backend, self.coefs_, self.intercepts_,
+                            precision=precision)
             state = getattr(self, "_net_state", None)
             if state is not None:
                 net.restore(state)
@@ -211,7 +216,9 @@ class MLPClassifier(ClassifierMixin, _EngineMLP):
     """scikit-learn's MLPClassifier (same parameters, attributes and results), trained by
     the engine. backend: "auto", "numpy", "native", "cuda" or an engine backend instance;
     dropout: a rate in [0, 1) for every hidden layer or one per hidden layer (inverted
-    dropout, engine/dropout.py); not in scikit-learn, off by default."""
+    dropout, engine/dropout.py); not in scikit-learn, off by default. precision: None, or
+    "bf16-mixed" (float32 weights, bfloat16 operands in the training products; X is taken
+    as float32; engine/precision.py)."""
 
     _parameter_constraints = _constraints(sk_nn.MLPClassifier)
 
@@ -221,7 +228,7 @@ class MLPClassifier(ClassifierMixin, _EngineMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 backend="auto", dropout=None):
+                 backend="auto", dropout=None, precision=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -247,6 +254,7 @@ class MLPClassifier(ClassifierMixin, _EngineMLP):
         self.max_fun = max_fun
         self.backend = backend
         self.dropout = dropout
+        self.precision = precision
 
     _is_classifier = True
     _score_function = staticmethod(accuracy_score)
@@ -327,7 +335,7 @@ class MLPClassifier(ClassifierMixin, _EngineMLP):
 class MLPRegressor(RegressorMixin, _EngineMLP):
     """scikit-learn's MLPRegressor (same parameters, attributes and results), trained by
     the engine; loss "squared_error" (half the mean squared error) or "poisson" (half the
-    Poisson deviance, exp output). backend and dropout: as MLPClassifier's."""
+    Poisson deviance, exp output). backend, dropout and precision: as MLPClassifier's."""
 
     _parameter_constraints = _constraints(sk_nn.MLPRegressor)
 
@@ -337,7 +345,7 @@ class MLPRegressor(RegressorMixin, _EngineMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 backend="auto", dropout=None):
+                 backend="auto", dropout=None, precision=None):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -364,6 +372,7 @@ class MLPRegressor(RegressorMixin, _EngineMLP):
         self.max_fun = max_fun
         self.backend = backend
         self.dropout = dropout
+        self.precision = precision
 
     _is_classifier = False
     _score_function = staticmethod(r2_score)

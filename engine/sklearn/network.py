@@ -15,10 +15,10 @@ from ..model import MLP
 
 class EngineNet:
     def __init__(self, layer_units, hidden, output, loss, dtype, backend, coefs, intercepts,
-                 seed=0):
+                 seed=0, precision=None):
         self.layer_units = list(layer_units)
         self.model = MLP(self.layer_units, hidden, output, loss, dtype=dtype,
-                         backend=backend, seed=seed,
+                         backend=backend, seed=seed, precision=precision,
                          _weights=([np.transpose(c) for c in coefs], list(intercepts)))
 
     @property
@@ -28,6 +28,10 @@ class EngineNet:
     @property
     def dtype(self):
         return self.model.dtype
+
+    @property
+    def precision(self):
+        return self.model.precision
 
     # ------------------------------------------------------------------ parameters
     def load(self, coefs, intercepts, keep_state):
