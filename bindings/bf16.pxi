@@ -69,6 +69,23 @@ def bf16_info():
                       for i, name in enumerate(BF16_PATHS)}}
 
 
+def bf16_peak_gflops(path=None, double seconds=0.2):
+    """One thread's bf16 GFLOP/s in a register-only loop of the path's dot product (AMX
+    tiles or vdpbf16ps; 0 for the portable path, which has none of its own)."""
+    cdef int code = _bf16_path_code(path)
+    if code == ENG_BF16_PORTABLE:
+        return 0.0
+    cdef int64_t iters = 1000
+    cdef double rate
+    with nogil:
+        rate = eng_bf16_peak_gflops(code, iters)
+    iters = max(<int64_t>(rate * 1e9 * seconds / (4 * 2 * 16 * 16 * 32 if code == ENG_BF16_AMX
+                                                  else 8 * 2 * 32)), 1000)
+    with nogil:
+        rate = eng_bf16_peak_gflops(code, iters)
+    return rate
+
+
 def force_bf16_path(path):
     """Make gemm_bf16 take `path` by default (None: the best again); ValueError where it
     does not run."""

@@ -89,6 +89,7 @@ cdef extern from "kernels.h" nogil:
     int eng_bf16_supported(int path)
     const char *eng_bf16_name(int path)
     const char *eng_bf16_reason(int path)
+    double eng_bf16_peak_gflops(int path, int64_t iters)
     ctypedef struct eng_bf16_plan:
         int n_layers
         int loss_kind

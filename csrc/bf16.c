@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #if defined(__linux__)
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -145,6 +146,67 @@ void eng_bf16_amx_kernel(const uint16_t *ap, const uint16_t *bv, float *c, int64
     _tile_release();
 }
 
+/* GFLOP/s of `iters` rounds of register-only bf16 dot products on one thread: four AMX
+   accumulators (16 x 16 x 32 multiply-adds per tdpbf16ps), or eight vdpbf16ps accumulators
+   (16 x 2 per instruction): the peak a bf16 product can reach, for reporting fractions */
+__attribute__((target("amx-tile,amx-bf16")))
+static double amx_peak(int64_t iters) {
+    static uint16_t a[16 * 32], b[16 * 32];
+    tile_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        cfg.rows[t] = 16;
+        cfg.colsb[t] = 64;
+    }
+    _tile_loadconfig(&cfg);
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    _tile_loadd(4, a, 64);
+    _tile_loadd(5, a, 64);
+    _tile_loadd(6, b, 64);
+    _tile_loadd(7, b, 64);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int64_t i = 0; i < iters; i++) {
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    _tile_release();
+    double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    return 4.0 * 2 * 16 * 16 * 32 * (double)iters / s / 1e9;
+}
+
+__attribute__((target("avx512f,avx512bf16")))
+static double avx512_peak(int64_t iters) {
+    __m512 acc[8];
+    for (int r = 0; r < 8; r++) acc[r] = _mm512_setzero_ps();
+    __m512bh x = (__m512bh)_mm512_set1_epi32(0x3f803f80), y = x;   /* pairs of 1.0 */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int64_t i = 0; i < iters; i++)
+        for (int r = 0; r < 8; r++) acc[r] = _mm512_dpbf16_ps(acc[r], x, y);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    __m512 sum = acc[0];
+    for (int r = 1; r < 8; r++) sum = _mm512_add_ps(sum, acc[r]);
+    volatile float sink = _mm512_reduce_add_ps(sum);      /* keeps the loop */
+    (void)sink;
+    double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    return 8.0 * 2 * 32 * (double)iters / s / 1e9;
+}
+
+double eng_bf16_peak_gflops(int path, int64_t iters) {
+    if (!eng_bf16_supported(path)) return 0.0;
+    if (path == ENG_BF16_AMX) return amx_peak(iters);
+    if (path == ENG_BF16_AVX512) return avx512_peak(iters);
+    return 0.0;
+}
+
 /* The kernel grants AMX's tile data to a process that asks (Linux 5.16 and later); a
    kernel that refuses, or an older one, leaves AMX off. */
 static int amx_permitted(void) {
@@ -179,6 +241,11 @@ void eng_bf16_product(int path, const uint16_t *ap, const uint16_t *bv, float *c
 }
 #else
 #define ENG_HAVE_BF16_PATHS 0
+
+double eng_bf16_peak_gflops(int path, int64_t iters) {
+    (void)path, (void)iters;
+    return 0.0;
+}
 
 void eng_bf16_product(int path, const uint16_t *ap, const uint16_t *bv, float *c,
                       int64_t ldc, int64_t m, int64_t n, int64_t np, int64_t kp) {

@@ -213,6 +213,8 @@ int eng_bf16_force(int path);           /* -1: the best again; -1 returned if un
 int eng_bf16_supported(int path);
 const char *eng_bf16_name(int path);
 const char *eng_bf16_reason(int path);  /* why a path runs here, or why not */
+/* GFLOP/s of a register-only loop of the path's bf16 dot product on one thread (0: none) */
+double eng_bf16_peak_gflops(int path, int64_t iters);
 
 /* The bf16-mixed epoch's network and buffers (csrc/bf16_epoch.c): float32 master weights W,
    biases B, their gradients GW, GB; per layer activations A and deltas D (batch rows);

@@ -61,7 +61,7 @@ def make_data(n, n_features=784, n_classes=10, dtype="float32", seed=0):
 
 
 def backend_epoch(backend_name, sizes, batch, dtype, X, y, hidden="sigmoid", epoch_gemm=None,
-                  output="softmax", loss="cross_entropy", **optimizer):
+                  output="softmax", loss="cross_entropy", precision=None, **optimizer):
     """A callable running one epoch of MLP training on the backend (MLP.epoch_runner).
 
     epoch_gemm (native only): "tiles" or "blas" instead of the backend's own choice;
@@ -70,7 +70,8 @@ def backend_epoch(backend_name, sizes, batch, dtype, X, y, hidden="sigmoid", epo
     from ..model import MLP
     backend = (get_backend(backend_name, gemm=epoch_gemm) if epoch_gemm is not None
                else backend_name)
-    model = MLP(sizes, hidden, output, loss, dtype=dtype, backend=backend, seed=1)
+    model = MLP(sizes, hidden, output, loss, dtype=dtype, backend=backend, seed=1,
+                precision=precision)
     lr = 0.001 if optimizer.get("optimizer") == "adam" else 0.01
     return model.epoch_runner(X, y, batch_size=batch, learning_rate=lr, **optimizer)
 
@@ -113,7 +114,11 @@ def reference_epoch(sizes, batch, X, y):
     return run
 
 
-def torch_epoch(sizes, batch, dtype, X, y, threads):
+def torch_epoch(sizes, batch, dtype, X, y, threads, autocast=False):
+    """PyTorch's epoch of the same network; autocast: under torch.autocast("cpu",
+    dtype=torch.bfloat16), PyTorch's own bf16 mixed precision."""
+    import contextlib
+
     import torch
     torch.set_num_threads(threads)
     tdt = torch.float32 if dtype == "float32" else torch.float64
@@ -128,11 +133,15 @@ def torch_epoch(sizes, batch, dtype, X, y, threads):
     Xt, yt = torch.from_numpy(X).to(tdt), torch.from_numpy(y)
     order = torch.from_numpy(np.random.default_rng(1).permutation(len(y)))
 
+    mixed = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if autocast \
+        else contextlib.nullcontext
+
     def run():
         for start in range(0, len(y), batch):
             idx = order[start:start + batch]
             opt.zero_grad(set_to_none=False)
-            loss = loss_fn(net(Xt[idx]), yt[idx])
+            with mixed():
+                loss = loss_fn(net(Xt[idx]), yt[idx])
             loss.backward()
             opt.step()
     return run
@@ -211,8 +220,19 @@ def native_machine_info(threads=2):
     # BLAS threads spin for a while after each call and would share the cores with the
     # loop (a peak measured after the timed rows once read a third of the real one)
     time.sleep(0.3)
+    path = _native.bf16_info()["path"]
     return {"simd": _native.build_info()["simd"], "peak_threads": threads,
-            "fma_peak_gflops": {dt: _native.fma_peak_gflops(dt, threads) for dt in DTYPES}}
+            "fma_peak_gflops": {dt: _native.fma_peak_gflops(dt, threads) for dt in DTYPES},
+            "bf16_path": path, "bf16_peak_gflops": _native.bf16_peak_gflops(path)}
+
+
+def bf16_fractions(info, rows):
+    """The bf16 rows' fraction of the bf16 peak (one thread, the path in use), not of the
+    float32 FMA peak."""
+    peak = info.get("bf16_peak_gflops")
+    for r in rows:
+        if r["runner"] == "native, bf16-mixed":
+            r["fraction_of_peak"] = r["gflops"] / peak if peak else None
 
 
 def refine_peak(info, rows, threads):
@@ -267,6 +287,10 @@ def _timed_rows(workloads, dtypes, repeats, threads, n_samples, others, backends
                                     lambda: backend_epoch("native", sizes, batch, dtype, X, y,
                                                           dropout=0.2, **pair)))
                 runners.append(("GEMM floor", lambda: gemm_floor(sizes, batch, dtype, X, y)))
+                if dtype == "float32":
+                    runners.append(("native, bf16-mixed",
+                                     lambda: backend_epoch("native", sizes, batch, dtype, X, y,
+                                                           precision="bf16-mixed", **pair)))
             compare = others and classify   # the other libraries' runners classify
             if compare and len(sizes) == 3 and dtype == "float64":
                 runners.append(("reference NeuralNetMLP",
@@ -274,6 +298,10 @@ def _timed_rows(workloads, dtypes, repeats, threads, n_samples, others, backends
             if compare and _importable("torch"):
                 runners.append(("pytorch", lambda: torch_epoch(sizes, batch, dtype, X, y,
                                                                threads)))
+                if dtype == "float32":
+                    runners.append(("pytorch, bf16 autocast",
+                                    lambda: torch_epoch(sizes, batch, dtype, X, y, threads,
+                                                        autocast=True)))
             if compare and _importable("sklearn") and wname.startswith("lecture"):
                 runners.append(("sklearn MLPClassifier",
                                 lambda: sklearn_epoch(sizes, batch, dtype, X, y)))
@@ -364,6 +392,7 @@ def cmd_bench(args):
                       info.get("fma_peak_gflops", {})) if workloads else []
     if rows and "fma_peak_gflops" in info:
         refine_peak(info, rows, args.threads)
+        bf16_fractions(info, rows)
     loaded = contention_report(args, log) if contention else []
     versus = []
     if drop_in:
@@ -416,6 +445,9 @@ def machine_header(info, threads, samples):
         peak = info["fma_peak_gflops"]
         head += (f" | native SIMD: {info['simd']} | FMA peak ({info['peak_threads']} threads): "
                  f"{peak['float32']:.0f} GFLOP/s float32, {peak['float64']:.0f} float64")
+        if info.get("bf16_peak_gflops"):
+            head += (f" | bf16 products: {info['bf16_path']}, peak {info['bf16_peak_gflops']:.0f}"
+                     f" GFLOP/s on 1 thread (the bf16 rows' \"of peak\")")
     return head
 
 
