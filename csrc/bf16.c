@@ -37,19 +37,19 @@ void eng_bf16_round(const float *x, float *out, int64_t n) {
 /* op(a) (m x k) as bf16 rows of kp, rows up to mp zero */
 static void pack_a(int trans, int64_t m, int64_t k, const float *a, uint16_t *ap,
                    int64_t mp, int64_t kp) {
-    memset(ap, 0, (size_t)mp * kp * sizeof *ap);
+    memset(ap, 0, (size_t)mp * A_LD(kp) * sizeof *ap);
     for (int64_t i = 0; i < m; i++)
         for (int64_t kk = 0; kk < k; kk++)
-            ap[i * kp + kk] = to_bf16(trans ? a[kk * m + i] : a[i * k + kk]);
+            ap[i * A_LD(kp) + kk] = to_bf16(trans ? a[kk * m + i] : a[i * k + kk]);
 }
 
-/* op(b) (k x n) in pairs of k: bv[(kk / 2) * np * 2 + j * 2 + kk % 2] */
+/* op(b) (k x n) in pairs of k: bv[(kk / 2) * B_LD(np) * 2 + j * 2 + kk % 2] */
 static void pack_b(int trans, int64_t k, int64_t n, const float *b, uint16_t *bv,
                    int64_t kp, int64_t np) {
-    memset(bv, 0, (size_t)kp * np * sizeof *bv);
+    memset(bv, 0, (size_t)kp * B_LD(np) * sizeof *bv);
     for (int64_t kk = 0; kk < k; kk++)
         for (int64_t j = 0; j < n; j++)
-            bv[(kk / 2) * np * 2 + j * 2 + (kk & 1)] =
+            bv[(kk / 2) * B_LD(np) * 2 + j * 2 + (kk & 1)] =
                 to_bf16(trans ? b[j * k + kk] : b[kk * n + j]);
 }
 
@@ -63,14 +63,14 @@ __attribute__((target("avx512f,avx512bf16")))
 void eng_bf16_avx512_kernel(const uint16_t *ap, const uint16_t *bv, float *c, int64_t ldc,
                             int64_t m, int64_t n, int64_t np, int64_t kp) {
     for (int64_t i = 0; i < m; i++) {
-        const uint16_t *arow = ap + i * kp;
+        const uint16_t *arow = ap + i * A_LD(kp);
         for (int64_t j = 0; j < n; j += 32) {
             __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps();
             for (int64_t p = 0; p < kp / 2; p++) {
                 uint32_t pair;
                 memcpy(&pair, arow + 2 * p, sizeof pair);
                 __m512bh av = (__m512bh)_mm512_set1_epi32((int)pair);
-                const uint16_t *brow = bv + p * np * 2 + j * 2;
+                const uint16_t *brow = bv + p * B_LD(np) * 2 + j * 2;
                 c0 = _mm512_dpbf16_ps(c0, av, (__m512bh)_mm512_loadu_si512(brow));
                 c1 = _mm512_dpbf16_ps(c1, av, (__m512bh)_mm512_loadu_si512(brow + 32));
             }
@@ -120,18 +120,21 @@ void eng_bf16_amx_kernel(const uint16_t *ap, const uint16_t *bv, float *c, int64
         cfg.colsb[t] = 64;
     }
     _tile_loadconfig(&cfg);
-    const size_t a_stride = (size_t)kp * 2, b_stride = (size_t)np * 4;
-    for (int64_t i = 0; i < m; i += 32) {
-        for (int64_t j = 0; j < n; j += 32) {
+    const size_t a_stride = (size_t)A_LD(kp) * 2, b_stride = (size_t)B_LD(np) * 4;
+    const int64_t la = A_LD(kp), lb = B_LD(np) * 2;
+    /* columns outer: a 32-column panel of b (kp x 64 bytes) stays in cache while every
+       row block of a passes (rows outer streamed all of b once per row block) */
+    for (int64_t j = 0; j < n; j += 32) {
+        for (int64_t i = 0; i < m; i += 32) {
             _tile_zero(0);
             _tile_zero(1);
             _tile_zero(2);
             _tile_zero(3);
             for (int64_t k0 = 0; k0 < kp; k0 += 32) {
-                _tile_loadd(4, ap + i * kp + k0, a_stride);
-                _tile_loadd(5, ap + (i + 16) * kp + k0, a_stride);
-                _tile_loadd(6, bv + (k0 / 2) * np * 2 + j * 2, b_stride);
-                _tile_loadd(7, bv + (k0 / 2) * np * 2 + (j + 16) * 2, b_stride);
+                _tile_loadd(4, ap + i * la + k0, a_stride);
+                _tile_loadd(5, ap + (i + 16) * la + k0, a_stride);
+                _tile_loadd(6, bv + (k0 / 2) * lb + j * 2, b_stride);
+                _tile_loadd(7, bv + (k0 / 2) * lb + (j + 16) * 2, b_stride);
                 _tile_dpbf16ps(0, 4, 6);
                 _tile_dpbf16ps(1, 4, 7);
                 _tile_dpbf16ps(2, 5, 6);
@@ -334,8 +337,8 @@ int eng_gemm_bf16(int path, int trans_a, int trans_b, int64_t m, int64_t n, int6
     if (path == ENG_BF16_AVX512 || path == ENG_BF16_AMX) {
         if (!eng_bf16_supported(path)) return -2;
         const int64_t mp = round_up(m, MPAD), np = round_up(n, NPAD), kp = round_up(k, KPAD);
-        uint16_t *ap = malloc((size_t)mp * kp * sizeof *ap);
-        uint16_t *bv = malloc((size_t)kp * np * sizeof *bv);
+        uint16_t *ap = malloc((size_t)mp * A_LD(kp) * sizeof *ap);
+        uint16_t *bv = malloc((size_t)kp * B_LD(np) * sizeof *bv);
         if (ap == NULL || bv == NULL) {
             free(ap);
             free(bv);

@@ -24,29 +24,29 @@
 __attribute__((unused)) static void pack_rows(const float *src, int64_t rows, int64_t cols, int64_t ld,
                       uint16_t *dst, int64_t rows_p, int64_t kp) {
     for (int64_t i = 0; i < rows; i++) {
-        uint16_t *d = dst + i * kp;
+        uint16_t *d = dst + i * A_LD(kp);
         const float *s = src + i * ld;
         for (int64_t k = 0; k < cols; k++) d[k] = to_bf16(s[k]);
         memset(d + cols, 0, (size_t)(kp - cols) * sizeof *d);
     }
-    memset(dst + rows * kp, 0, (size_t)(rows_p - rows) * kp * sizeof *dst);
+    memset(dst + rows * A_LD(kp), 0, (size_t)(rows_p - rows) * A_LD(kp) * sizeof *dst);
 }
 
 /* dst (cols_p x kp) = bf16 of src^T (src: rows x cols): row j of dst is column j of src */
 static void pack_cols(const float *src, int64_t rows, int64_t cols, uint16_t *dst,
                       int64_t cols_p, int64_t kp) {
-    memset(dst, 0, (size_t)cols_p * kp * sizeof *dst);
+    memset(dst, 0, (size_t)cols_p * A_LD(kp) * sizeof *dst);
     for (int64_t i = 0; i < rows; i++)
         for (int64_t j = 0; j < cols; j++)
-            dst[j * kp + i] = to_bf16(src[i * cols + j]);
+            dst[j * A_LD(kp) + i] = to_bf16(src[i * cols + j]);
 }
 
 /* dst (kp x np in pairs of k) = bf16 of src (k x n, row stride ld): (kk, j) = src[kk][j] */
 __attribute__((unused)) static void pairs_of_rows(const float *src, int64_t k, int64_t n, int64_t ld, uint16_t *dst,
                           int64_t kp, int64_t np) {
-    memset(dst, 0, (size_t)kp * np * sizeof *dst);
+    memset(dst, 0, (size_t)kp * B_LD(np) * sizeof *dst);
     for (int64_t kk = 0; kk < k; kk++) {
-        uint16_t *d = dst + (kk / 2) * np * 2 + (kk & 1);
+        uint16_t *d = dst + (kk / 2) * B_LD(np) * 2 + (kk & 1);
         const float *s = src + kk * ld;
         for (int64_t j = 0; j < n; j++) d[2 * j] = to_bf16(s[j]);
     }
@@ -55,9 +55,9 @@ __attribute__((unused)) static void pairs_of_rows(const float *src, int64_t k, i
 /* the same from bf16 rows (the pre-packed X, row stride ld) */
 __attribute__((unused)) static void pairs_of_bf16_rows(const uint16_t *src, const int64_t *rows, int64_t k, int64_t n,
                                int64_t ld, uint16_t *dst, int64_t kp, int64_t np) {
-    memset(dst, 0, (size_t)kp * np * sizeof *dst);
+    memset(dst, 0, (size_t)kp * B_LD(np) * sizeof *dst);
     for (int64_t kk = 0; kk < k; kk++) {
-        uint16_t *d = dst + (kk / 2) * np * 2 + (kk & 1);
+        uint16_t *d = dst + (kk / 2) * B_LD(np) * 2 + (kk & 1);
         const uint16_t *s = src + rows[kk] * ld;
         for (int64_t j = 0; j < n; j++) d[2 * j] = s[j];
     }
@@ -67,11 +67,11 @@ __attribute__((unused)) static void pairs_of_bf16_rows(const uint16_t *src, cons
    W^T are neighbours in a row of W, so each row of W becomes one column of 32-bit pairs */
 static void pairs_of_columns(const float *w, int64_t k, int64_t n, uint16_t *dst, int64_t kp,
                              int64_t np) {
-    memset(dst, 0, (size_t)kp * np * sizeof *dst);
+    memset(dst, 0, (size_t)kp * B_LD(np) * sizeof *dst);
     for (int64_t j = 0; j < n; j++) {
         const float *s = w + j * k;
         for (int64_t kk = 0; kk < k; kk++)
-            dst[(kk / 2) * np * 2 + j * 2 + (kk & 1)] = to_bf16(s[kk]);
+            dst[(kk / 2) * B_LD(np) * 2 + j * 2 + (kk & 1)] = to_bf16(s[kk]);
     }
 }
 
@@ -94,8 +94,8 @@ VEC_TARGET static void pack_rows_v(const float *src, int64_t rows, int64_t cols,
                                    uint16_t *dst, int64_t rows_p, int64_t kp) {
     for (int64_t i = 0; i < rows; i++)
         for (int64_t k = 0; k < kp; k += 32)
-            _mm512_storeu_si512(dst + i * kp + k, cvt32(src + i * ld + k, cols - k));
-    memset(dst + rows * kp, 0, (size_t)(rows_p - rows) * kp * sizeof *dst);
+            _mm512_storeu_si512(dst + i * A_LD(kp) + k, cvt32(src + i * ld + k, cols - k));
+    memset(dst + rows * A_LD(kp), 0, (size_t)(rows_p - rows) * A_LD(kp) * sizeof *dst);
 }
 
 /* rows kk and kk + 1 of src, 16 columns at a time, interleaved into 16 pairs */
@@ -105,7 +105,7 @@ VEC_TARGET static void pairs_of_rows_v(const float *src, int64_t k, int64_t n, i
         47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8,
         39, 7, 38, 6, 37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
     for (int64_t kk = 0; kk < kp; kk += 2) {
-        uint16_t *d = dst + (kk / 2) * np * 2;
+        uint16_t *d = dst + (kk / 2) * B_LD(np) * 2;
         for (int64_t j = 0; j < np; j += 16) {
             int64_t valid = n - j < 0 ? 0 : n - j;
             __m512i even = kk < k ? cvt32(src + kk * ld + j, valid < 16 ? valid : 16)
@@ -126,7 +126,7 @@ VEC_TARGET static void pairs_of_bf16_rows_v(const uint16_t *src, const int64_t *
         39, 7, 38, 6, 37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
     (void)n;                                      /* X rows are zero padded to ld >= np */
     for (int64_t kk = 0; kk < kp; kk += 2) {
-        uint16_t *d = dst + (kk / 2) * np * 2;
+        uint16_t *d = dst + (kk / 2) * B_LD(np) * 2;
         const uint16_t *e = kk < k ? src + rows[kk] * ld : NULL;
         const uint16_t *o = kk + 1 < k ? src + rows[kk + 1] * ld : NULL;
         for (int64_t j = 0; j < np; j += 16) {
@@ -182,7 +182,7 @@ VEC_TARGET static void pairs_of_columns_v(const float *w, int64_t k, int64_t n, 
             transpose16(r);
             int64_t pairs = (k - kk + 1) / 2 < 16 ? (k - kk + 1) / 2 : 16;
             for (int64_t q = 0; q < pairs; q++)
-                _mm512_storeu_si512(base + (kk / 2 + q) * np + j0, r[q]);
+                _mm512_storeu_si512(base + (kk / 2 + q) * B_LD(np) + j0, r[q]);
         }
 }
 #define HAVE_VEC_PACKERS 1
@@ -213,14 +213,15 @@ int64_t eng_bf16_epoch(const eng_bf16_plan *p, const uint16_t *X, int64_t x_stri
     /* scratch: the largest A, B and C operands of any product of a full minibatch */
     int64_t widest = 0;
     for (int l = 0; l <= L; l++) widest = s[l] > widest ? s[l] : widest;
-    const int64_t wp = round_up(widest, 32), big = (bp > wp ? bp : wp) * wp;
+    const int64_t wp = round_up(widest, 32), most = bp > wp ? bp : wp;
+    const int64_t big = most * A_LD(most);
     uint16_t *apack = malloc((size_t)big * 2), *bpack = malloc((size_t)big * 2);
     uint16_t *fwd[ENG_MAX_LAYERS], *bwd[ENG_MAX_LAYERS];   /* W^T and W, in pairs */
     int ok = apack && bpack;
     for (int l = 0; l < L; l++) {
         const int64_t ip = round_up(s[l], 32), op = round_up(s[l + 1], 32);
-        fwd[l] = ok ? malloc((size_t)ip * op * 2) : NULL;
-        bwd[l] = ok && l > 0 ? malloc((size_t)op * ip * 2) : NULL;
+        fwd[l] = ok ? malloc((size_t)ip * B_LD(op) * 2) : NULL;
+        bwd[l] = ok && l > 0 ? malloc((size_t)op * B_LD(ip) * 2) : NULL;
         ok = ok && fwd[l] && (l == 0 || bwd[l]);
         if (fwd[l]) pairs_of_columns(p->W[l], s[l], s[l + 1], fwd[l], ip, op);
         if (bwd[l]) PAIRS_OF_ROWS(p->W[l], s[l + 1], s[l], s[l], bwd[l], op, ip);
@@ -247,8 +248,8 @@ int64_t eng_bf16_epoch(const eng_bf16_plan *p, const uint16_t *X, int64_t x_stri
         /* forward */
         const int64_t kp0 = round_up(s[0], 32);
         for (int64_t i = 0; i < m; i++)
-            memcpy(apack + i * kp0, X + rows[i] * x_stride, (size_t)kp0 * 2);
-        memset(apack + m * kp0, 0, (size_t)(mp - m) * kp0 * 2);
+            memcpy(apack + i * A_LD(kp0), X + rows[i] * x_stride, (size_t)kp0 * 2);
+        memset(apack + m * A_LD(kp0), 0, (size_t)(mp - m) * A_LD(kp0) * 2);
         for (int l = 0; l < L; l++) {
             const int64_t ip = round_up(s[l], 32), op = round_up(s[l + 1], 32);
             if (l > 0) PACK_ROWS(p->A[l - 1], m, s[l], s[l], apack, mp, ip);
