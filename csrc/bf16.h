@@ -30,7 +30,7 @@ static inline int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to
 /* Row lengths of packed operands, one cache line longer than their data: a tile load reads
    16 rows at this stride, and a stride of a multiple of 4 KB (1024 wide layers) sent all 16
    to one L1 set (a 784-1024-1024-10 epoch ran 40% slower per product than 992 or 1056) */
-static inline int64_t A_LD(int64_t kp) { return kp; }      /* bf16 per row of a */
+static inline int64_t A_LD(int64_t kp) { return kp + 32; }      /* bf16 per row of a */
 static inline int64_t B_LD(int64_t np) { return np + 16; }      /* pairs per row of b */
 
 /* c (m x n, row stride ldc) = ap (m x kp bf16 rows, padded with zero rows to a multiple of

@@ -214,7 +214,9 @@ int64_t eng_bf16_epoch(const eng_bf16_plan *p, const uint16_t *X, int64_t x_stri
     int64_t widest = 0;
     for (int l = 0; l <= L; l++) widest = s[l] > widest ? s[l] : widest;
     const int64_t wp = round_up(widest, 32), most = bp > wp ? bp : wp;
-    const int64_t big = most * A_LD(most);
+    /* a: rows x A_LD(k); b: k x B_LD(n) pairs, both with every dimension <= most */
+    const int64_t ld = A_LD(most) > B_LD(most) ? A_LD(most) : B_LD(most);
+    const int64_t big = most * ld;
     uint16_t *apack = malloc((size_t)big * 2), *bpack = malloc((size_t)big * 2);
     uint16_t *fwd[ENG_MAX_LAYERS], *bwd[ENG_MAX_LAYERS];   /* W^T and W, in pairs */
     int ok = apack && bpack;
