@@ -130,6 +130,6 @@ def test_contention_has_a_small_fits_row_and_bench_warns_when_busy(capsys, monke
     assert main(["bench", "--workload", "contention", "--samples", "400", "--repeats", "1",
                  "--no-others", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("WARNING: the machine is busy: a test")
+    assert out.splitlines()[1] == "WARNING: the machine is busy: a test"   # under the header
     assert "small fits (scikit-learn's training-curves example" in out
     assert "engine.sklearn" in out and "scikit-learn |" not in out      # --no-others

@@ -439,8 +439,6 @@ def machine_header(info, threads, samples):
     """One line naming the machine a table was measured on."""
     head = (f"{info['date']} | {info['cpu']}, {info['cores']} cores | BLAS: {info['blas']} | "
             f"{threads} threads | {samples} samples/epoch")
-    if info.get("busy"):
-        head = f"WARNING: {info['busy']}\n" + head
     if "simd" in info:
         peak = info["fma_peak_gflops"]
         head += (f" | native SIMD: {info['simd']} | FMA peak ({info['peak_threads']} threads): "
@@ -448,6 +446,8 @@ def machine_header(info, threads, samples):
         if info.get("bf16_peak_gflops"):
             head += (f" | bf16 products: {info['bf16_path']}, peak {info['bf16_peak_gflops']:.0f}"
                      f" GFLOP/s on 1 thread (the bf16 rows' \"of peak\")")
+    if info.get("busy"):
+        head += f"\nWARNING: {info['busy']}"
     return head
 
 
