@@ -209,3 +209,24 @@ def test_sklearn_estimators_and_the_cli_take_the_precision(tmp_path, capsys):
                  "--precision", "bf16-mixed", "--no-progress", "--out", str(tmp_path)]) == 0
     assert "| bf16-mixed |" in capsys.readouterr().out
     assert MLP.load(tmp_path / "model.npz").precision == "bf16-mixed"
+
+
+@pytest.mark.parametrize("path", FUSED)
+def test_products_split_between_threads_do_not_depend_on_the_thread_count(path):
+    """Products past the split size (64M multiply-adds) are cut between the epoch's threads by
+    column blocks, each computed whole by one thread: the same bits on 1, 2 or 3 threads."""
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((256, 1024)).astype(np.float32)
+    b = rng.standard_normal((1040, 1024)).astype(np.float32)
+    saved = _native.epoch_threads_setting()
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            _native.set_epoch_threads(threads)
+            out = np.empty((256, 1040), np.float32)
+            _native.gemm_bf16(a, b, out, False, True, path=path)
+            results.append(out)
+    finally:
+        _native.set_epoch_threads(saved)
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])
