@@ -105,3 +105,29 @@ def test_predict(benchmark, backend_name, dtype):
     benchmark.pedantic(model.predict, args=(X,), rounds=10, warmup_rounds=1)
     record(benchmark, backend=backend_name, dtype=dtype, shape=(10_000, 784, 100, 10),
            gflop=2 * 10_000 * (784 * 100 + 100 * 10) / 1e9)
+
+
+@pytest.mark.parametrize("workload", ["lecture 784-100-10 b100", "wide 784-1024-1024-10 b256"])
+@pytest.mark.parametrize("precision", ["float32", "bf16-mixed"])
+def test_epoch_bf16_mixed(benchmark, workload, precision):
+    """The native epoch in float32 and in bf16-mixed (the best bf16 path this CPU runs:
+    `engine info`), in one group; the bf16 model's first epoch on 2,000 rows is checked
+    against the NumPy specification of bf16-mixed first."""
+    if "native" not in BACKENDS:
+        pytest.skip("the native extension is not built")
+    sizes, batch = WORKLOADS[workload]["sizes"], WORKLOADS[workload]["batch"]
+    X, y = make_data(N, dtype="float32")
+    bf16 = None if precision == "float32" else precision
+    if bf16:
+        weights = []
+        for be_name in ("numpy", "native"):
+            model = MLP(sizes, dtype="float32", backend=be_name, seed=1, precision=bf16)
+            model.fit(X[:2000], y[:2000], epochs=1, batch_size=batch, shuffle=False,
+                      progress=False)
+            weights.append(model.weights[0])
+        np.testing.assert_allclose(weights[1], weights[0], rtol=1e-3, atol=1e-4)
+    run = backend_epoch("native", sizes, batch, "float32", X, y, precision=bf16)
+    benchmark.group = f"epoch {workload} float32 vs bf16-mixed"
+    benchmark.pedantic(run, rounds=2 if workload.startswith("wide") else 4, warmup_rounds=1)
+    record(benchmark, backend="native", dtype=precision, shape=sizes, batch=batch,
+           gflop=epoch_gflop(sizes, N, batch))
