@@ -346,3 +346,33 @@ def test_the_native_one_pass_objective_equals_the_chunked_one(output, loss, targ
     assert l1 == pytest.approx(l0, rel=1e-12)
     for a, b in zip(w1 + b1, w0 + b0):
         np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-14)
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+@pytest.mark.parametrize("change", [{"activation": "logistic"}, {"activation": "tanh"},
+                                    {"activation": "identity"}])
+def test_warm_start_after_set_params_trains_as_scikit_learn(solver, change):
+    """A warm-start fit after set_params of an architecture parameter trains the new
+    architecture (the engine kept the old activation until round 3), with the optimizer's
+    state carried over as scikit-learn carries it."""
+    import warnings
+
+    from sklearn.datasets import load_digits
+    from sklearn.neural_network import MLPClassifier as SkMLP
+
+    from engine.sklearn import MLPClassifier
+    X, y = load_digits(return_X_y=True)
+    X = X[:400] / 16
+    y = y[:400]
+    losses = []
+    for cls in (SkMLP, MLPClassifier):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est = cls(hidden_layer_sizes=(12,), max_iter=4, random_state=0, warm_start=True,
+                      solver=solver).fit(X, y)
+            est.set_params(**change)
+            est.fit(X, y)
+        losses.append(est.loss_)
+        probas = est.predict_proba(X)
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-6)
+    assert probas.shape == (400, 10)

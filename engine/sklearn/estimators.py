@@ -122,13 +122,19 @@ class _EngineMLP(BaseEstimator):
         dtype = self.coefs_[0].dtype
         net = getattr(self, "_net", None)
         precision = getattr(self, "precision", None)
-        if (net is None or net.layer_units != layer_units or net.dtype != dtype
-                or net.backend is not backend or net.precision != (precision or dtype.name)):
-            out, loss = ENGINE_PAIR[self.out_activation_]
-            net = EngineNet(layer_units, ENGINE_ACTIVATION[self.activation], out, loss,
-                            dtype, backend, self.coefs_, self.intercepts_,
-                            precision=precision)
-            state = getattr(self, "_net_state", None)
+        hidden = ENGINE_ACTIVATION[self.activation]
+        out, loss = ENGINE_PAIR[self.out_activation_]
+        same_shape = (net is not None and net.layer_units == layer_units and net.dtype == dtype
+                      and net.backend is backend)
+        if not (same_shape and net.precision == (precision or dtype.name)
+                and (net.model.hidden_activation, net.model.output_activation,
+                     net.model.loss) == (hidden, out, loss)):
+            # a new network whenever an architecture parameter changed (set_params between
+            # warm-start fits): scikit-learn keeps its optimizer's state across that, so the
+            # old network's state comes along when the shapes still fit
+            state = getattr(self, "_net_state", None) or (net.state() if same_shape else None)
+            net = EngineNet(layer_units, hidden, out, loss, dtype, backend, self.coefs_,
+                            self.intercepts_, precision=precision)
             if state is not None:
                 net.restore(state)
             self._net, self._net_state = net, None
