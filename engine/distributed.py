@@ -47,6 +47,7 @@ import numpy as np
 
 from . import checks
 from .backends.base import batch_weight
+from .errors import TrainingDiverged
 from .history import History
 from .optimizers import Optimizer, Schedule
 
@@ -123,9 +124,27 @@ def fit(model, X, y, *, comm, epochs=10, batch_size=100, learning_rate=0.1, mome
                     shuffle=shuffle, sync_every=sync_every, out=out, progress=progress)
     try:
         return _fit(MPI, model, X, y, comm, sample_weight, validation_data, **settings)
+    except TrainingDiverged:
+        raise                       # every rank decided it together: nothing to abort
     except BaseException:
         abort(comm)
         raise
+
+
+def _guard(MPI, comm, model, losses, finite, epoch, lr):
+    """TrainingDiverged on every rank, the weights of before the epoch put back, when a
+    minibatch loss or a weight stopped being finite on any rank (one Allreduce decides, so
+    that no rank trains on while another stops)."""
+    be = model.backend
+    bad = not (np.all(np.isfinite(losses))
+               and all(np.isfinite(be.sq_norm(w)) for w in model._net.weights))
+    if not comm.allreduce(int(bad), op=MPI.MAX):
+        return
+    model._set_params(*finite, keep_state=True)
+    raise TrainingDiverged(
+        f"distributed training diverged in epoch {epoch + 1} with learning rate {lr:g} (a "
+        f"minibatch loss or the weights stopped being finite on some rank); every rank "
+        f"keeps the weights it had before that epoch; try a smaller learning rate")
 
 
 def abort(comm, code=1):
@@ -211,7 +230,9 @@ def _fit(MPI, model, X, y, comm, sample_weight, validation_data, *, epochs, batc
         if shuffle:
             rng.shuffle(order)
         rule = opt.rule(sched.learning_rate(epoch, state["samples"]), state["t"])
+        finite = model.weights, model.biases
         losses = trainer.epoch(order, rule)
+        _guard(MPI, comm, model, losses, finite, epoch, rule.learning_rate)
         state["t"] += steps
         state["samples"] += int(sum(counts))
         state["epochs"] += 1

@@ -182,6 +182,25 @@ def test_a_rank_failing_mid_epoch_ends_every_rank(tmp_path, ranks, backend):
     assert not any(name.startswith("rank") for name in os.listdir(tmp_path))
 
 
+@pytest.mark.parametrize("ranks,backend,sync", [(2, "numpy", None), (2, HOST, None),
+                                                (3, HOST, 2)])
+def test_a_diverging_distributed_fit_raises_on_every_rank(tmp_path, ranks, backend, sync):
+    """A learning rate of 1e6: every rank raises TrainingDiverged (one Allreduce decides),
+    exits normally, and keeps finite weights (those of before the diverging epoch)."""
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "data.npz", X=rng.normal(size=(60, 4)) * 10,
+             y=rng.integers(0, 2, 60))
+    settings = {"data": str(tmp_path / "data.npz"), "sizes": [4, 3, 2], "backend": backend,
+                "hidden": "relu",
+                "fit": dict(epochs=15, batch_size=4, learning_rate=1e6, sync_every=sync)}
+    done = _run(ranks, settings, tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for r in range(ranks):
+        saved = np.load(tmp_path / f"rank{r}.npz")
+        assert "distributed training diverged in epoch" in str(saved["diverged"])
+        assert all(np.isfinite(saved[k]).all() for k in saved.files if k.startswith("arr_"))
+
+
 def test_abort_waits_until_the_launcher_has_read_the_error(monkeypatch):
     # Abort ends the launcher's forwarding of stderr; the error must be read first
     import threading

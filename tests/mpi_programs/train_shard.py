@@ -43,8 +43,13 @@ if settings.get("fail_at_step") is not None and rank == settings.get("fail_rank"
         return real(*args, **kw)
     setattr(owner, name, failing)
 
-history = dist.fit(model, X, y, comm=comm, sample_weight=w, progress=False,
-                   **settings["fit"])
+try:
+    history = dist.fit(model, X, y, comm=comm, sample_weight=w, progress=False,
+                       **settings["fit"])
+except engine.TrainingDiverged as exc:       # every rank: say so, keep the finite weights
+    np.savez(os.path.join(out, f"rank{rank}.npz"), *(model.weights + model.biases),
+             diverged=np.array(str(exc)))
+    sys.exit(0)
 np.savez(os.path.join(out, f"rank{rank}.npz"), *(model.weights + model.biases),
          losses=np.array(history.batch_loss), epoch_loss=np.array(history.epoch_loss),
          epoch_accuracy=np.array(history.epoch_accuracy))
