@@ -123,12 +123,53 @@ def fit(model, X, y, *, comm, epochs=10, batch_size=100, learning_rate=0.1, mome
                     power_t=power_t, tol=tol, n_iter_no_change=n_iter_no_change,
                     shuffle=shuffle, sync_every=sync_every, out=out, progress=progress)
     try:
+        _same_everywhere(comm, model, X, settings)
         return _fit(MPI, model, X, y, comm, sample_weight, validation_data, **settings)
-    except TrainingDiverged:
+    except (TrainingDiverged, SettingsDiffer):
         raise                       # every rank decided it together: nothing to abort
     except BaseException:
         abort(comm)
         raise
+
+
+def _check_shard(model, X, y):
+    """model._check_xy for a shard, which may hold no rows (more ranks than rows): an empty
+    shard is checked as a one-row one of its shape, then emptied; its rank takes part in
+    every step with a zero gradient and weight."""
+    if np.ndim(X) == 2 and np.shape(X)[0] == 0 and np.shape(y)[:1] == (0,):
+        X1 = np.zeros((1, np.shape(X)[1]), dtype=np.asarray(X).dtype)
+        y1 = np.zeros((1,) + np.shape(y)[1:], dtype=np.asarray(y).dtype)
+        X1, y1 = model._check_xy(X1, y1)
+        return X1[:0], y1[:0]
+    return model._check_xy(X, y)
+
+
+class SettingsDiffer(ValueError):
+    """The ranks of a distributed fit were given different settings or networks; raised on
+    every rank at the start, before any collective step could hang or diverge."""
+
+
+def _same_everywhere(comm, model, X, settings):
+    """SettingsDiffer on every rank when any two ranks differ in fit settings, network or
+    feature count (compared as a digest gathered from every rank)."""
+    import hashlib
+    import json
+    mine = {k: v for k, v in settings.items() if k not in ("out", "progress")}
+    mine.update(layer_sizes=model.layer_sizes, hidden=model.hidden_activation,
+                output=model.output_activation, loss=model.loss, dtype=model.dtype.name,
+                precision=model.precision, features=int(np.shape(X)[1]) if np.ndim(X) == 2
+                else None)
+    text = json.dumps(mine, sort_keys=True, default=str)
+    digests = comm.allgather(hashlib.sha256(text.encode()).hexdigest())
+    if len(set(digests)) > 1:
+        texts = comm.allgather(text)
+        first = json.loads(texts[0])
+        differ = sorted({k for t in texts[1:] for k, v in json.loads(t).items()
+                         if first.get(k) != v})
+        raise SettingsDiffer(f"engine.distributed.fit: the {comm.Get_size()} ranks were given "
+                             f"different settings ({', '.join(differ)}; rank 0: "
+                             + ", ".join(f"{k}={first.get(k)!r}" for k in differ)
+                             + "); every rank must call fit with the same ones")
 
 
 def _guard(MPI, comm, model, losses, finite, epoch, lr):
@@ -194,8 +235,11 @@ def _fit(MPI, model, X, y, comm, sample_weight, validation_data, *, epochs, batc
     alpha = checks.non_negative_float("alpha", alpha)
     if sync_every is not None:
         sync_every = checks.positive_int("sync_every", sync_every)
-    X, y = model._check_xy(X, y)
-    sw = checks.sample_weight(sample_weight, X.shape[0], model.dtype)
+    X, y = _check_shard(model, X, y)
+    if len(X):
+        sw = checks.sample_weight(sample_weight, X.shape[0], model.dtype)
+    else:                           # an empty shard: weighted like the others, no rows
+        sw = None if sample_weight is None else np.zeros(0, model.dtype)
     val = None
     if validation_data is not None:
         val = model._check_xy(*validation_data, "validation_data[0]", "validation_data[1]")

@@ -128,6 +128,28 @@ def test_ranks_train_as_one_process_with_their_global_batch(tmp_path, backend, r
         np.testing.assert_allclose(results[0][f"arr_{i}"], p, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("backend,weighted", [("numpy", False), (HOST, False), (HOST, True)])
+def test_more_ranks_than_rows_trains_as_one_process(tmp_path, backend, weighted):
+    """Two rows on three ranks: the empty shard's rank takes part in every step and every
+    evaluation with nothing to add, and the result is the one-process run's."""
+    rng = np.random.default_rng(7)
+    arrays = dict(X=rng.normal(size=(2, 4)), y=np.array([0, 1]))
+    if weighted:
+        arrays["weights"] = np.array([0.5, 2.0])
+    np.savez(tmp_path / "data.npz", **arrays)
+    settings = {"data": str(tmp_path / "data.npz"), "sizes": [4, 3, 2], "backend": backend,
+                "fit": dict(epochs=3, batch_size=1, learning_rate=0.1)}
+    done = _run(3, settings, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = [np.load(tmp_path / f"rank{r}.npz") for r in range(3)]
+    for other in results[1:]:
+        for key in results[0].files:
+            np.testing.assert_array_equal(other[key], results[0][key])
+    one = _single_process(settings, np.load(tmp_path / "data.npz"), 3)
+    for i, p in enumerate(one.weights + one.biases):
+        np.testing.assert_allclose(results[0][f"arr_{i}"], p, rtol=1e-12, atol=1e-14)
+
+
 @pytest.mark.parametrize("backend", [b for b in AVAILABLE if b in ("numpy", "native")])
 def test_local_sgd_keeps_the_replicas_equal_and_learns(tmp_path, backend):
     rng = np.random.default_rng(5)
@@ -199,6 +221,23 @@ def test_a_diverging_distributed_fit_raises_on_every_rank(tmp_path, ranks, backe
         saved = np.load(tmp_path / f"rank{r}.npz")
         assert "distributed training diverged in epoch" in str(saved["diverged"])
         assert all(np.isfinite(saved[k]).all() for k in saved.files if k.startswith("arr_"))
+
+
+@pytest.mark.parametrize("differs", [{"epochs": 3}, {"optimizer": "adam"},
+                                     {"learning_rate": 0.2, "batch_size": 3}])
+def test_ranks_given_different_settings_stop_at_once_with_one_error(tmp_path, differs):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "data.npz", X=rng.normal(size=(40, 4)), y=rng.integers(0, 2, 40))
+    settings = {"data": str(tmp_path / "data.npz"), "sizes": [4, 3, 2], "backend": "numpy",
+                "fit": dict(epochs=2, batch_size=4, learning_rate=0.1),
+                "rank_differs": differs}
+    done = _run(3, settings, tmp_path, timeout=60)         # a hang fails by TimeoutExpired
+    assert done.returncode == 3, done.stderr[-3000:]
+    errors = {(tmp_path / f"rank{r}.err").read_text() for r in range(3)}
+    assert len(errors) == 1                                  # the same error on every rank
+    (error,) = errors
+    assert "ranks were given different settings" in error
+    assert all(key in error for key in differs)
 
 
 def test_abort_waits_until_the_launcher_has_read_the_error(monkeypatch):

@@ -43,13 +43,19 @@ if settings.get("fail_at_step") is not None and rank == settings.get("fail_rank"
         return real(*args, **kw)
     setattr(owner, name, failing)
 
+fit = dict(settings["fit"])
+if settings.get("rank_differs") is not None and rank == comm.Get_size() - 1:
+    fit.update(settings["rank_differs"])       # the last rank was given other settings
 try:
-    history = dist.fit(model, X, y, comm=comm, sample_weight=w, progress=False,
-                       **settings["fit"])
+    history = dist.fit(model, X, y, comm=comm, sample_weight=w, progress=False, **fit)
 except engine.TrainingDiverged as exc:       # every rank: say so, keep the finite weights
     np.savez(os.path.join(out, f"rank{rank}.npz"), *(model.weights + model.biases),
              diverged=np.array(str(exc)))
     sys.exit(0)
+except dist.SettingsDiffer as exc:           # every rank, at once, with the same message
+    with open(os.path.join(out, f"rank{rank}.err"), "w") as f:
+        f.write(str(exc))
+    sys.exit(3)
 np.savez(os.path.join(out, f"rank{rank}.npz"), *(model.weights + model.biases),
          losses=np.array(history.batch_loss), epoch_loss=np.array(history.epoch_loss),
          epoch_accuracy=np.array(history.epoch_accuracy))
