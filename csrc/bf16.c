@@ -372,8 +372,8 @@ int eng_gemm_bf16(int path, int trans_a, int trans_b, int64_t m, int64_t n, int6
     if (path == ENG_BF16_AVX512 || path == ENG_BF16_AMX) {
         if (!eng_bf16_supported(path)) return -2;
         const int64_t mp = round_up(m, MPAD), np = round_up(n, NPAD), kp = round_up(k, KPAD);
-        uint16_t *ap = malloc((size_t)mp * A_LD(kp) * sizeof *ap);
-        uint16_t *bv = malloc((size_t)kp * B_LD(np) * sizeof *bv);
+        uint16_t *ap = alloc_lines((size_t)mp * A_LD(kp) * sizeof *ap);
+        uint16_t *bv = alloc_lines((size_t)kp * B_LD(np) * sizeof *bv);
         if (ap == NULL || bv == NULL) {
             free(ap);
             free(bv);

@@ -3,6 +3,7 @@
 #ifndef ENG_BF16_H
 #define ENG_BF16_H
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define KPAD 32          /* K padded to one AMX A-tile row: 32 bf16 = 64 bytes */
@@ -26,6 +27,12 @@ static inline float from_bf16(uint16_t h) {
 }
 
 static inline int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
+
+/* packed operands start on a cache line: a tile row of 64 bytes then touches one line,
+   not two (malloc's 16-byte alignment split every row); free() releases it */
+static inline void *alloc_lines(size_t bytes) {
+    return aligned_alloc(64, (bytes + 63) / 64 * 64);
+}
 
 /* Row lengths of packed operands, one cache line longer than their data: a tile load reads
    16 rows at this stride, and a stride of a multiple of 4 KB (1024 wide layers) sent all 16

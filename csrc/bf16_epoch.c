@@ -217,13 +217,13 @@ int64_t eng_bf16_epoch(const eng_bf16_plan *p, const uint16_t *X, int64_t x_stri
     /* a: rows x A_LD(k); b: k x B_LD(n) pairs, both with every dimension <= most */
     const int64_t ld = A_LD(most) > B_LD(most) ? A_LD(most) : B_LD(most);
     const int64_t big = most * ld;
-    uint16_t *apack = malloc((size_t)big * 2), *bpack = malloc((size_t)big * 2);
+    uint16_t *apack = alloc_lines((size_t)big * 2), *bpack = alloc_lines((size_t)big * 2);
     uint16_t *fwd[ENG_MAX_LAYERS], *bwd[ENG_MAX_LAYERS];   /* W^T and W, in pairs */
     int ok = apack && bpack;
     for (int l = 0; l < L; l++) {
         const int64_t ip = round_up(s[l], 32), op = round_up(s[l + 1], 32);
-        fwd[l] = ok ? malloc((size_t)ip * B_LD(op) * 2) : NULL;
-        bwd[l] = ok && l > 0 ? malloc((size_t)op * B_LD(ip) * 2) : NULL;
+        fwd[l] = ok ? alloc_lines((size_t)ip * B_LD(op) * 2) : NULL;
+        bwd[l] = ok && l > 0 ? alloc_lines((size_t)op * B_LD(ip) * 2) : NULL;
         ok = ok && fwd[l] && (l == 0 || bwd[l]);
         if (fwd[l]) pairs_of_columns(p->W[l], s[l], s[l + 1], fwd[l], ip, op);
         if (bwd[l]) PAIRS_OF_ROWS(p->W[l], s[l + 1], s[l], s[l], bwd[l], op, ip);
