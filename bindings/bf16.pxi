@@ -104,7 +104,11 @@ def bf16_pack_rows(X):
     cdef cnp.ndarray XA = _array("X", X, 2, _F32)
     rounded = np.ascontiguousarray(bf16_round(XA)).view(np.uint32)
     f = XA.shape[1]
-    out = np.zeros((XA.shape[0], (f + 31) // 32 * 32), dtype=_U16)
+    n, width = XA.shape[0], (f + 31) // 32 * 32
+    # on a 64-byte boundary, like the packed operands: each row is whole cache lines
+    raw = np.zeros(n * width + 32, dtype=_U16)
+    start = (-raw.ctypes.data % 64) // 2
+    out = raw[start:start + n * width].reshape(n, width)
     out[:, :f] = (rounded >> 16).astype(_U16)
     return out
 
