@@ -302,7 +302,7 @@ def _fit(MPI, model, X, y, comm, sample_weight, validation_data, *, epochs, batc
             history.stop_reason = reason
             break
     if history.stop_reason is None:
-        history.stop_reason = f"{history.epochs} epochs done"
+        history.stop_reason = f"{history.epochs} epoch{'s' if history.epochs != 1 else ''} done"
     if out and rank == 0:
         os.makedirs(out, exist_ok=True)
         history.save(os.path.join(out, "history.json"))

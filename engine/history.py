@@ -41,7 +41,8 @@ class History:
         """A one-line summary; the full record is in the fields (and `to_dict`)."""
         if not self.epochs:
             return "History(no epochs yet)"
-        parts = [f"{self.epochs} epochs", f"loss {self.epoch_loss[-1]:.4g}"]
+        parts = [f"{self.epochs} epoch{'s' if self.epochs != 1 else ''}",
+                 f"loss {self.epoch_loss[-1]:.4g}"]
         if self.epoch_accuracy:
             parts.append(f"accuracy {100 * self.epoch_accuracy[-1]:.2f}%")
         if self.val_accuracy:

@@ -183,7 +183,7 @@ def _fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
             history.stop_reason = (history.stop_reason or "epochs done") + \
                 f"; weights of epoch {best[1] + 1} (best validation loss) restored"
     if history.stop_reason is None:
-        history.stop_reason = f"{history.epochs} epochs done"
+        history.stop_reason = f"{history.epochs} epoch{'s' if history.epochs != 1 else ''} done"
     return history
 
 

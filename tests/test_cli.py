@@ -145,3 +145,79 @@ def test_ctrl_c_anywhere_prints_one_line_and_exits_130(monkeypatch, capsys):
     assert rc == 130
     err = capsys.readouterr().err
     assert err.strip() == "engine: interrupted" and "Traceback" not in err
+
+
+def _own_data(tmp_path):
+    """A small 3-class problem in every file form the CLI reads."""
+    import numpy as np
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(3, 5)) * 3
+    y = rng.integers(0, 3, 120)
+    X = centers[y] + rng.normal(size=(120, 5))
+    np.savez(tmp_path / "data.npz", X=X, y=y)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    with open(tmp_path / "data.csv", "w") as f:
+        f.write("a,b,c,d,e,label\n")
+        for row, label in zip(X, y):
+            f.write(",".join(f"{v:.6f}" for v in row) + f",{label}\n")
+    return X, y
+
+
+def test_train_predict_and_evaluate_on_your_own_data(tmp_path, capsys):
+    import numpy as np
+    X, y = _own_data(tmp_path)
+    for spec, extra in ((tmp_path / "data.npz", []),
+                        (f"{tmp_path / 'X.npy'},{tmp_path / 'y.npy'}", []),
+                        (tmp_path / "data.csv", ["--target", "label"])):
+        out = tmp_path / f"run-{len(extra)}-{str(spec)[-3:]}"
+        rc = main(["train", "--data", str(spec), *extra, "--epochs", "30", "--lr", "0.5",
+                   "--no-progress", "--out", str(out), "--backend", "numpy"])
+        assert rc == 0, capsys.readouterr().err
+        assert "| custom |" in capsys.readouterr().out
+        model = engine_load(out / "model.npz")
+        assert model.layer_sizes == [5, 100, 3]            # inferred from the data
+    assert main(["evaluate", str(out / "model.npz"), str(tmp_path / "data.npz")]) == 0
+    line = capsys.readouterr().out
+    assert "on 120 rows" in line and "accuracy" in line
+    accuracy = float(line.split("accuracy ")[1].rstrip("%\n"))
+    assert accuracy > 80
+    assert main(["predict", str(out / "model.npz"), str(tmp_path / "X.npy"),
+                 "--out", str(tmp_path / "pred.npy")]) == 0
+    pred = np.load(tmp_path / "pred.npy")
+    assert pred.shape == (120,) and set(np.unique(pred)) <= {0, 1, 2}
+    assert main(["predict", str(out / "model.npz"), str(tmp_path / "data.csv"),
+                 "--target", "label", "--proba"]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert len(rows) == 120 and len(rows[0].split(",")) == 3
+
+
+def engine_load(path):
+    from engine import MLP
+    return MLP.load(path, backend="numpy")
+
+
+def test_own_data_errors_are_one_line(tmp_path, capsys):
+    _own_data(tmp_path)
+    cases = [(["--data", str(tmp_path / "data.csv")], "--target"),
+             (["--data", str(tmp_path / "missing.npz")], "no such file"),
+             (["--data", str(tmp_path / "data.csv"), "--target", "zz"], "no column 'zz'"),
+             (["--data", "imagenet"], "expected mnist or sample")]
+    for args, expect in cases:
+        assert main(["train", *args, "--epochs", "1", "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert expect in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_version_and_help_name_every_command(capsys):
+    import pytest as _pytest
+    from engine._version import __version__
+    with _pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"engine {__version__}"
+    with _pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for command in ("train", "lecture", "predict", "evaluate", "info", "tune", "bench",
+                    "experiment"):
+        assert command in text

@@ -1,4 +1,6 @@
-"""Command line: `python -m engine train|lecture|info|bench|experiment`."""
+"""Command line: `engine train|lecture|predict|evaluate|info|tune|bench|experiment`
+(or `python -m engine ...`): train on MNIST or your own data, use a saved model, and see what
+this machine runs and how fast."""
 from __future__ import annotations
 
 import argparse
@@ -91,9 +93,13 @@ def _add_train_args(p):
     p.add_argument("--backend", default="auto", choices=backend_choices(),
                    help="where the math runs; auto takes the fastest available "
                         "(`engine info` lists them) (default: auto)")
-    p.add_argument("--data", default="mnist", choices=DATASETS,
-                   help="full MNIST (downloaded once, cached) or the 2,500/500 sample shipped "
-                        "with the package (default: mnist)")
+    p.add_argument("--data", default="mnist", metavar="DATA",
+                   help="mnist (downloaded once, cached), sample (the 2,500/500 sample "
+                        "shipped with the package), or your own file: .npz with arrays X, y "
+                        "(and X_test, y_test), 'X.npy,y.npy', or .csv with --target; without "
+                        "test arrays 10%% of the rows are held out (default: mnist)")
+    p.add_argument("--target", metavar="COLUMN",
+                   help="with a .csv --data: the target column, by header name or index")
     p.add_argument("--diagnostics", action="store_true",
                    help="also record gradient norms and dead/saturated units per epoch")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -267,7 +273,7 @@ def cmd_train(args):
         raise ValueError("--npy goes with --distributed")
     s = _settings(args)
     args.out = _output_folder(args.out, "train")
-    data = load_dataset(args.data, args.dtype)
+    data = _training_data(args, s)
     label = args.preset or "custom"
     result, _, _ = run_training(s, data, dtype=args.dtype, backend=args.backend,
                                 progress=not args.no_progress, out=args.out,
@@ -279,6 +285,27 @@ def cmd_train(args):
     print_table([_fmt_row(result, expected)], cols + (["lecture train/test %"] if expected else []))
     print(f"\nwrote {os.path.join(args.out, '')}: history.json, plot.png, model.npz")
     return 0
+
+
+def _training_data(args, settings):
+    """(X, y, X_test, y_test) of --data: a built-in data set, or the user's file (whose
+    network, unless --layers says otherwise, is n_features-100-n_outputs)."""
+    if args.data in DATASETS:
+        return load_dataset(args.data, args.dtype)
+    from .data_files import is_file_spec, load_features_and_target, split_off_test
+    if not is_file_spec(args.data):
+        raise ValueError(f"--data {args.data!r}: expected {' or '.join(DATASETS)}, or a .npz, "
+                         f".npy pair or .csv file")
+    X, y, Xt, yt = load_features_and_target(args.data, args.target)
+    if Xt is None:
+        X, y, Xt, yt = split_off_test(X, y, settings["seed"])
+    if args.layers is None and not args.preset:
+        labels = np.ndim(y) == 1 and np.issubdtype(np.asarray(y).dtype, np.integer)
+        outputs = int(max(np.max(y), np.max(yt))) + 1 if labels else \
+            (1 if np.ndim(y) == 1 else np.shape(y)[1])
+        settings["layers"] = [int(np.shape(X)[1]), 100, outputs]
+    dt = np.dtype(args.dtype)
+    return (np.asarray(X, dt), y, np.asarray(Xt, dt), yt)
 
 
 def cmd_lecture(args):
@@ -439,7 +466,9 @@ def cmd_tune(args):
 
 
 def build_parser():
+    from .._version import __version__
     parser = argparse.ArgumentParser(prog="engine", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"engine {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train an MLP on MNIST")
     _add_train_args(p)
@@ -476,8 +505,9 @@ def build_parser():
 
 def _extra_commands():
     from .bench import add_bench_command
+    from .cli_predict import add_predict_commands
     from .experiments import add_experiment_command
-    return [add_bench_command, add_experiment_command]
+    return [add_bench_command, add_experiment_command, add_predict_commands]
 
 
 def main(argv=None):
