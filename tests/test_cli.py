@@ -221,3 +221,18 @@ def test_version_and_help_name_every_command(capsys):
     for command in ("train", "lecture", "predict", "evaluate", "info", "tune", "bench",
                     "experiment"):
         assert command in text
+
+
+def test_fit_options_on_the_command_line(tmp_path, capsys):
+    import json as _json
+    _own_data(tmp_path)
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "data.npz"), "--epochs", "40",
+                 "--optimizer", "adam", "--lr", "0.01", "--alpha", "1e-4", "--dropout", "0.1",
+                 "--schedule", "adaptive", "--early-stopping", "--validation-fraction", "0.2",
+                 "--no-progress", "--out", str(out), "--backend", "numpy"]) == 0
+    meta = _json.loads((out / "history.json").read_text())["meta"]
+    assert meta["optimizer"] == "adam" and meta["alpha"] == 1e-4
+    assert meta["schedule"] == "adaptive" and meta["early_stopping"] is True
+    assert meta["dropout"] == [0.1, 0.0]
+    assert "| custom |" in capsys.readouterr().out

@@ -52,6 +52,33 @@ TRAIN_DEFAULTS = dict(layers=[784, 100, 10], hidden_activation="sigmoid",
                       momentum=0.0, seed=1)
 
 
+# fit's other options on the command line: (flag, fit argument, argparse keywords); the
+# defaults are fit's own (engine.MLP.fit), and a flag left out passes nothing
+FIT_OPTIONS = (
+    ("--optimizer", "optimizer", dict(choices=("sgd", "adam"),
+                                      help="sgd (with --momentum) or adam (default: sgd)")),
+    ("--nesterov", "nesterov", dict(action="store_true", default=None,
+                                    help="Nesterov's momentum (with --momentum)")),
+    ("--alpha", "alpha", dict(type=float, help="L2 penalty on the weights (default: 0)")),
+    ("--dropout", "dropout", dict(type=float, metavar="RATE",
+                                  help="drop rate of every hidden layer (default: none)")),
+    ("--schedule", "schedule", dict(choices=("constant", "invscaling", "adaptive"),
+                                    help="learning-rate schedule (default: constant)")),
+    ("--early-stopping", "early_stopping",
+     dict(action="store_true", default=None,
+          help="stop when the validation loss stops improving, keep the best epoch")),
+    ("--validation-fraction", "validation_fraction",
+     dict(type=float, metavar="F", help="with --early-stopping: the share of the training "
+                                        "rows held out to choose the epoch (default: 0.1)")),
+)
+
+
+def _fit_options(args):
+    """fit's keyword arguments given on the command line."""
+    return {name: getattr(args, name) for _, name, _ in FIT_OPTIONS
+            if getattr(args, name, None) is not None}
+
+
 def _add_train_args(p):
     d = TRAIN_DEFAULTS
 
@@ -109,6 +136,8 @@ def _add_train_args(p):
     p.add_argument("--resume", action="store_true",
                    help="go on from --out's checkpoint.npz (from the start when there is "
                         "none), ending where an uninterrupted run ends")
+    for flag, name, kw in FIT_OPTIONS:
+        p.add_argument(flag, dest=name, **kw)
     p.add_argument("--distributed", action="store_true",
                    help="data-parallel over MPI: run as `mpiexec -n N engine train "
                         "--distributed ...`; each rank trains on its row range, "
@@ -136,7 +165,7 @@ PRECISION_HELP = ("bf16-mixed: float32 master weights, the training products on 
 
 
 def run_training(settings, data, *, dtype, backend, progress, out=None, diagnostics=False,
-                 shuffle=True, label="run", resume=False, precision=None):
+                 shuffle=True, label="run", resume=False, precision=None, fit_options=None):
     """Train one model; returns a result dict (accuracies in percent, seconds)."""
     from ..model import MLP
     X, y, Xt, yt = data
@@ -148,12 +177,17 @@ def run_training(settings, data, *, dtype, backend, progress, out=None, diagnost
     t0 = time.perf_counter()
     # a checkpoint after every epoch beside the results: a killed run goes on with --resume
     checkpoint = os.path.join(out, "checkpoint.npz") if out else None
+    # early stopping chooses its epoch on rows held out of the training set, never on the
+    # test set, which is then scored once at the end
+    early = bool((fit_options or {}).get("early_stopping"))
     try:
         history = model.fit(X, y, epochs=s["epochs"], batch_size=s["batch_size"],
                             learning_rate=s["learning_rate"], momentum=s["momentum"],
-                            shuffle=shuffle, validation_data=(Xt, yt), progress=progress,
+                            shuffle=shuffle, validation_data=None if early else (Xt, yt),
+                            progress=progress,
                             diagnostics=diagnostics, checkpoint=checkpoint,
-                            resume=resume and checkpoint is not None)
+                            resume=resume and checkpoint is not None,
+                            **(fit_options or {}))
     except KeyboardInterrupt as stop:
         if out:
             model.save(os.path.join(out, "model.npz"))
@@ -162,11 +196,13 @@ def run_training(settings, data, *, dtype, backend, progress, out=None, diagnost
                   file=sys.stderr)
         raise
     seconds = time.perf_counter() - t0
+    test = model.evaluate(Xt, yt) if early else \
+        {"accuracy": history.val_accuracy[-1], "loss": history.val_loss[-1]}
     result = {"label": label, "backend": model.backend.name, "dtype": model.precision,
               "train_acc": 100 * history.epoch_accuracy[-1],
-              "test_acc": 100 * history.val_accuracy[-1],
-              "train_loss": history.epoch_loss[-1], "test_loss": history.val_loss[-1],
-              "seconds": seconds, "epochs": s["epochs"],
+              "test_acc": 100 * test["accuracy"],
+              "train_loss": history.epoch_loss[-1], "test_loss": test["loss"],
+              "seconds": seconds, "epochs": history.epochs,
               "train_seconds": float(np.sum(history.epoch_time))}
     if out:
         os.makedirs(out, exist_ok=True)
@@ -278,7 +314,8 @@ def cmd_train(args):
     result, _, _ = run_training(s, data, dtype=args.dtype, backend=args.backend,
                                 progress=not args.no_progress, out=args.out,
                                 diagnostics=args.diagnostics, shuffle=not args.no_shuffle,
-                                label=label, resume=args.resume, precision=args.precision)
+                                label=label, resume=args.resume, precision=args.precision,
+                                fit_options=_fit_options(args))
     expected = PRESETS[args.preset]["expected"] if args.preset else None
     print()
     cols = ["run", "backend", "dtype", "epochs", "train acc %", "test acc %", "time s"]
