@@ -1,12 +1,23 @@
-"""A dependency-free progress bar for long training runs (written to stderr)."""
+"""The progress bar of long training runs (on stderr): tqdm's, through tqdm.auto, when tqdm
+is installed (a widget in Jupyter notebooks, a bar in terminals), else a dependency-free
+line-mode bar."""
 from __future__ import annotations
 
 import sys
 import time
 
 
+def _tqdm():
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm
+
+
 class ProgressBar:
-    """Redraws one line on a terminal; prints occasional lines to a pipe or log."""
+    """tqdm's bar when tqdm is installed and no stream is given; otherwise one line redrawn
+    on a terminal, or occasional lines to a pipe or log."""
 
     def __init__(self, total, desc="", stream=None, enabled=True, width=24):
         self.total, self.desc, self.width = total, desc, width
@@ -16,10 +27,20 @@ class ProgressBar:
         self.start = time.perf_counter()
         self.done = 0
         self._last_line = -1
+        tqdm = _tqdm() if enabled and stream is None else None
+        self._tqdm = None if tqdm is None else tqdm(total=total, desc=desc, unit="epoch",
+                                                     file=sys.stderr, leave=True)
 
     def update(self, n=1, info=""):
         self.done += n
         if not self.enabled:
+            return
+        if self._tqdm is not None:
+            if info:
+                self._tqdm.set_postfix_str(info, refresh=False)
+            self._tqdm.update(n)
+            if self.done >= self.total:
+                self._tqdm.close()
             return
         elapsed = time.perf_counter() - self.start
         rate = self.done / elapsed if elapsed > 0 else 0.0
