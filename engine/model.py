@@ -341,6 +341,14 @@ class MLP:
         with self._lock:
             save_model(self, path)
 
+    def export_onnx(self, path, opset=17):
+        """Write this model as an ONNX graph (float32: Gemm + activation nodes; outputs
+        "label" and "probabilities"; engine/onnx_export.py) for onnxruntime and other ONNX
+        runtimes. Needs the onnx package (the [onnx] extra)."""
+        from .onnx_export import export_onnx
+        with self._lock:
+            export_onnx(self, path, opset)
+
     @classmethod
     def load(cls, path, *, backend="auto", verify=True):
         """A model saved by `save`, on the given backend.

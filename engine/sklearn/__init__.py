@@ -7,7 +7,8 @@ engine's backends. Needs scikit-learn (`pip install "engine[sklearn]"`); `import
 does not.
 
 estimators.py: the two classes; solvers.py: scikit-learn's stochastic loop and L-BFGS on
-the engine; network.py: the engine network behind a fitted estimator.
+the engine; network.py: the engine network behind a fitted estimator; onnx.py: skl2onnx
+converters (register_onnx_converters).
 """
 try:
     import sklearn  # noqa: F401
@@ -16,5 +17,8 @@ except ImportError as exc:          # say what to install, not just what is miss
                       "(or pip install scikit-learn)") from exc
 
 from .estimators import MLPClassifier, MLPRegressor
+from .onnx import register_if_loaded, register_onnx_converters
 
-__all__ = ["MLPClassifier", "MLPRegressor"]
+register_if_loaded()
+
+__all__ = ["MLPClassifier", "MLPRegressor", "register_onnx_converters"]
