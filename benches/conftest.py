@@ -1,7 +1,9 @@
 """Shared set-up for the pytest-benchmark suites.
 
-Run:  pytest benches --benchmark-only            (about 5-8 minutes on 2 cores)
-      pytest benches --benchmark-only -k lecture (one workload)
+Run:  pytest benches --benchmark-only               (small sizes: one compact table)
+      pytest benches --benchmark-only --bench-full   (the README's sizes: 60,000-row epochs,
+                                                     the wide network, 1024^3 GEMMs)
+      pytest benches --benchmark-only -k lecture    (one workload)
 Every benchmark records dtype, shape, GFLOP/s and thread counts in extra_info, uses warm-up
 rounds, and checks its result against the NumPy backend once before timing.
 """
@@ -40,6 +42,33 @@ def _find_built_engine():
 
 
 _find_built_engine()
+
+# --bench-full (or ENGINE_BENCH_FULL=1): the README's sizes. Read here, not from pytest's
+# config, because the suites size their data at import.
+FULL = "--bench-full" in sys.argv or os.environ.get("ENGINE_BENCH_FULL") == "1"
+ROWS = 60_000 if FULL else 6_000
+
+
+def pytest_addoption(parser):
+    parser.addoption("--bench-full", action="store_true",
+                     help="engine benches: the README's full sizes (60,000-row epochs, the "
+                          "wide network, 1024^3 GEMMs); default: small sizes")
+
+
+def pytest_configure(config):
+    """Small runs print one compact table (median, IQR, ops, rounds) unless asked otherwise."""
+    if not FULL and getattr(config.option, "benchmark_columns", None) and \
+            "--benchmark-columns" not in " ".join(sys.argv):
+        config.option.benchmark_columns = ["median", "iqr", "ops", "rounds"]
+
+
+def pytest_benchmark_group_stats(config, benchmarks, group_by):
+    """One table for a small run (its rows say backend and sizes in their names); the
+    per-workload groups for --bench-full."""
+    if FULL:
+        return None                         # pytest-benchmark's own grouping
+    return [("engine benchmarks (small sizes; --bench-full for the README's)",
+             sorted(benchmarks, key=lambda b: b["fullname"]))]
 
 from engine.backends import runnable_backends  # noqa: E402
 from engine.apps.bench import thread_limits  # noqa: E402

@@ -11,9 +11,9 @@ pytest.importorskip("sklearn", reason="scikit-learn is an optional extra")
 
 from engine.apps.bench_sklearn import mnist_or_synthetic  # noqa: E402
 
-from conftest import record  # noqa: E402
+from conftest import ROWS, record  # noqa: E402
 
-N = 60_000
+N = ROWS
 
 
 @pytest.fixture(scope="module")

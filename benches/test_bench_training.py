@@ -12,9 +12,9 @@ from engine import MLP
 from engine.apps.bench import (WORKLOADS, backend_epoch, epoch_gflop, gemm_floor, make_data,
                           reference_epoch, workload_targets)
 
-from conftest import BACKENDS, record
+from conftest import BACKENDS, FULL, ROWS, record
 
-N = 60_000
+N = ROWS
 
 
 @pytest.fixture(scope="module", params=["float32", "float64"])
