@@ -236,3 +236,13 @@ def test_fit_options_on_the_command_line(tmp_path, capsys):
     assert meta["schedule"] == "adaptive" and meta["early_stopping"] is True
     assert meta["dropout"] == [0.1, 0.0]
     assert "| custom |" in capsys.readouterr().out
+
+
+def test_each_experiment_has_its_own_help(capsys):
+    texts = {}
+    for name in ("loss-activation", "depth", "wide-vs-deep", "dead-relu"):
+        with pytest.raises(SystemExit):
+            main(["experiment", name, "--help"])
+        texts[name] = "".join(capsys.readouterr().out.split())    # argparse wraps lines
+        assert f"runs/{name}/" in texts[name] and "results.md" in texts[name]
+    assert len(set(texts.values())) == 4                       # not one generic text

@@ -255,21 +255,30 @@ def add_experiment_command(sub):
     p = sub.add_parser("experiment", help="the lecture's questions: " + ", ".join(EXPERIMENTS),
                        description="Train the networks that answer one of the lecture's "
                                    "questions and write a table (results.md), the settings "
-                                   "(meta.json) and plots.\n\nexperiments:\n" + shows,
+                                   "(meta.json) and plots.\n\nexperiments:\n" + shows
+                                   + "\n\n`engine experiment NAME --help` says more of one.",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("name", choices=sorted(EXPERIMENTS), help="which experiment (see above)")
-    p.add_argument("--epochs", type=int, default=5,
-                   help="epochs per network (default: 5; the lecture's curves want more)")
-    p.add_argument("--data", default="mnist", choices=DATASETS,
-                   help="full MNIST or the shipped sample (default: mnist)")
-    p.add_argument("--backend", default="auto", choices=backend_choices(),
-                   help="where the math runs (default: auto)")
-    p.add_argument("--dtype", default="float32", choices=DTYPES,
-                   help="floating-point type (default: float32)")
-    p.add_argument("--seed", type=int, default=1,
-                   help="seeds initial weights and shuffling (default: 1)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--out", help="folder for results.md, meta.json and plots "
-                                 "(default runs/NAME)")
-    p.set_defaults(func=cmd_experiment)
+    names = p.add_subparsers(dest="name", required=True, metavar="NAME",
+                             help="which experiment (see above; NAME --help for one)")
+    for name in sorted(EXPERIMENTS):
+        fn, help_text = EXPERIMENTS[name]
+        doc = " ".join((fn.__doc__ or "").split())
+        q = names.add_parser(name, help=help_text,
+                             description=f"{help_text}. " + (f"{doc} " if doc else "")
+                             + f"Writes runs/{name}/ (or --out): results.md (the table), "
+                               f"meta.json (every setting) and the plots.")
+        q.add_argument("--epochs", type=int, default=5,
+                       help="epochs per network (default: 5; the lecture's curves want more)")
+        q.add_argument("--data", default="mnist", choices=DATASETS,
+                       help="full MNIST or the shipped sample (default: mnist)")
+        q.add_argument("--backend", default="auto", choices=backend_choices(),
+                       help="where the math runs (default: auto)")
+        q.add_argument("--dtype", default="float32", choices=DTYPES,
+                       help="floating-point type (default: float32)")
+        q.add_argument("--seed", type=int, default=1,
+                       help="seeds initial weights and shuffling (default: 1)")
+        q.add_argument("--no-progress", action="store_true", help="no progress bars")
+        q.add_argument("--out", help=f"folder for results.md, meta.json and plots "
+                                     f"(default runs/{name})")
+        q.set_defaults(func=cmd_experiment)
     return p
