@@ -45,23 +45,49 @@ void eng_bf16_round(const float *x, float *out, int64_t n) {
         out[i] = from_bf16(to_bf16(x[i]));
 }
 
-/* op(a) (m x k) as bf16 rows of kp, rows up to mp zero */
-static void pack_a(int trans, int64_t m, int64_t k, const float *a, uint16_t *ap,
-                   int64_t mp, int64_t kp) {
-    memset(ap, 0, (size_t)mp * A_LD(kp) * sizeof *ap);
-    for (int64_t i = 0; i < m; i++)
-        for (int64_t kk = 0; kk < k; kk++)
-            ap[i * A_LD(kp) + kk] = to_bf16(trans ? a[kk * m + i] : a[i * k + kk]);
+/* ------------------------------------------------------- packing (bf16.h says the layouts) */
+/* dst (rows_p x kp) = bf16 of src (rows x cols, row stride ld), zero padded */
+void eng_bf16_pack_rows(const float *src, int64_t rows, int64_t cols, int64_t ld,
+                        uint16_t *dst, int64_t rows_p, int64_t kp) {
+    for (int64_t i = 0; i < rows; i++) {
+        uint16_t *d = dst + i * A_LD(kp);
+        const float *s = src + i * ld;
+        for (int64_t k = 0; k < cols; k++) d[k] = to_bf16(s[k]);
+        memset(d + cols, 0, (size_t)(kp - cols) * sizeof *d);
+    }
+    memset(dst + rows * A_LD(kp), 0, (size_t)(rows_p - rows) * A_LD(kp) * sizeof *dst);
 }
 
-/* op(b) (k x n) in pairs of k: bv[(kk / 2) * B_LD(np) * 2 + j * 2 + kk % 2] */
-static void pack_b(int trans, int64_t k, int64_t n, const float *b, uint16_t *bv,
-                   int64_t kp, int64_t np) {
-    memset(bv, 0, (size_t)kp * B_LD(np) * sizeof *bv);
-    for (int64_t kk = 0; kk < k; kk++)
-        for (int64_t j = 0; j < n; j++)
-            bv[(kk / 2) * B_LD(np) * 2 + j * 2 + (kk & 1)] =
-                to_bf16(trans ? b[j * k + kk] : b[kk * n + j]);
+/* dst (cols_p x kp) = bf16 of src^T (src: rows x cols): row j of dst is column j of src */
+void eng_bf16_pack_cols(const float *src, int64_t rows, int64_t cols, uint16_t *dst,
+                        int64_t cols_p, int64_t kp) {
+    memset(dst, 0, (size_t)cols_p * A_LD(kp) * sizeof *dst);
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++)
+            dst[j * A_LD(kp) + i] = to_bf16(src[i * cols + j]);
+}
+
+/* dst (kp x np in pairs of k) = bf16 of src (k x n, row stride ld): (kk, j) = src[kk][j] */
+void eng_bf16_pairs_of_rows(const float *src, int64_t k, int64_t n, int64_t ld,
+                            uint16_t *dst, int64_t kp, int64_t np) {
+    memset(dst, 0, (size_t)kp * B_LD(np) * sizeof *dst);
+    for (int64_t kk = 0; kk < k; kk++) {
+        uint16_t *d = dst + (kk / 2) * B_LD(np) * 2 + (kk & 1);
+        const float *s = src + kk * ld;
+        for (int64_t j = 0; j < n; j++) d[2 * j] = to_bf16(s[j]);
+    }
+}
+
+/* dst (kp x np in pairs of k) = bf16 of W^T (W: n x k): (kk, j) = W[j][kk]; the pairs of
+   W^T are neighbours in a row of W, so each row of W becomes one column of 32-bit pairs */
+void eng_bf16_pairs_of_columns(const float *w, int64_t k, int64_t n, uint16_t *dst,
+                               int64_t kp, int64_t np) {
+    memset(dst, 0, (size_t)kp * B_LD(np) * sizeof *dst);
+    for (int64_t j = 0; j < n; j++) {
+        const float *s = w + j * k;
+        for (int64_t kk = 0; kk < k; kk++)
+            dst[(kk / 2) * B_LD(np) * 2 + j * 2 + (kk & 1)] = to_bf16(s[kk]);
+    }
 }
 
 /* ------------------------------------------------------------------ AVX512-BF16 */
@@ -102,6 +128,20 @@ typedef struct {
     uint8_t rows[16];
 } tile_config;
 
+/* All eight tiles 16 rows x 64 bytes (palette 1): four float32 16 x 16 accumulators and
+   two bf16 tiles of each operand. Per thread: a thread's tile state is its own. */
+__attribute__((target("amx-tile")))
+static void load_tile_config(void) {
+    tile_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        cfg.rows[t] = 16;
+        cfg.colsb[t] = 64;
+    }
+    _tile_loadconfig(&cfg);
+}
+
 /* Tile t of c (rows i.., columns j..) into c: straight into c when the whole 16 x 16 tile
    is valid, else through a small buffer (a tile store writes all 16 rows and columns). */
 #define STORE_TILE(t, i, j)                                                                 \
@@ -122,15 +162,8 @@ typedef struct {
 __attribute__((target("amx-tile,amx-bf16")))
 void eng_bf16_amx_kernel(const uint16_t *ap, const uint16_t *bv, float *c, int64_t ldc,
                          int64_t m, int64_t n, int64_t np, int64_t kp) {
-    tile_config cfg;
     float edge[256];
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) {
-        cfg.rows[t] = 16;
-        cfg.colsb[t] = 64;
-    }
-    _tile_loadconfig(&cfg);
+    load_tile_config();
     const size_t a_stride = (size_t)A_LD(kp) * 2, b_stride = (size_t)B_LD(np) * 4;
     const int64_t la = A_LD(kp), lb = B_LD(np) * 2;
     /* columns outer: a 32-column panel of b (kp x 64 bytes) stays in cache while every
@@ -166,14 +199,7 @@ void eng_bf16_amx_kernel(const uint16_t *ap, const uint16_t *bv, float *c, int64
 __attribute__((target("amx-tile,amx-bf16")))
 static double amx_peak(int64_t iters) {
     static uint16_t a[16 * 32], b[16 * 32];
-    tile_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) {
-        cfg.rows[t] = 16;
-        cfg.colsb[t] = 64;
-    }
-    _tile_loadconfig(&cfg);
+    load_tile_config();
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
@@ -379,8 +405,14 @@ int eng_gemm_bf16(int path, int trans_a, int trans_b, int64_t m, int64_t n, int6
             free(bv);
             return -1;
         }
-        pack_a(trans_a, m, k, a, ap, mp, kp);
-        pack_b(trans_b, k, n, b, bv, kp, np);
+        if (trans_a)                    /* a is k x m */
+            eng_bf16_pack_cols(a, k, m, ap, mp, kp);
+        else
+            eng_bf16_pack_rows(a, m, k, k, ap, mp, kp);
+        if (trans_b)                    /* b is n x k */
+            eng_bf16_pairs_of_columns(b, k, n, bv, kp, np);
+        else
+            eng_bf16_pairs_of_rows(b, k, n, n, bv, kp, np);
         eng_bf16_product(path, ap, bv, c, n, m, n, np, kp);
         free(ap);
         free(bv);

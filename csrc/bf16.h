@@ -45,4 +45,17 @@ static inline int64_t B_LD(int64_t np) { return np + 16; }      /* pairs per row
    (which must run here) */
 void eng_bf16_product(int path, const uint16_t *ap, const uint16_t *bv, float *c,
                       int64_t ldc, int64_t m, int64_t n, int64_t np, int64_t kp);
+/* The scalar packers (csrc/bf16.c; bf16_epoch.c has AVX512-BF16 twins):
+   rows of src (rows x cols, row stride ld) as bf16 rows of kp, zero padded to rows_p rows */
+void eng_bf16_pack_rows(const float *src, int64_t rows, int64_t cols, int64_t ld,
+                        uint16_t *dst, int64_t rows_p, int64_t kp);
+/* src^T (src: rows x cols) as bf16 rows of kp: row j is column j of src; cols_p rows */
+void eng_bf16_pack_cols(const float *src, int64_t rows, int64_t cols, uint16_t *dst,
+                        int64_t cols_p, int64_t kp);
+/* src (k x n, row stride ld) in pairs of k: (kk, j) = src[kk][j] */
+void eng_bf16_pairs_of_rows(const float *src, int64_t k, int64_t n, int64_t ld,
+                            uint16_t *dst, int64_t kp, int64_t np);
+/* w^T in pairs of k (w: n x k): (kk, j) = w[j][kk] */
+void eng_bf16_pairs_of_columns(const float *w, int64_t k, int64_t n, uint16_t *dst,
+                               int64_t kp, int64_t np);
 #endif

@@ -20,61 +20,6 @@
 #include "kernels.h"
 #include "bf16.h"
 
-/* dst (rows_p x kp) = bf16 of src (rows x cols, row stride ld), zero padded */
-__attribute__((unused)) static void pack_rows(const float *src, int64_t rows, int64_t cols, int64_t ld,
-                      uint16_t *dst, int64_t rows_p, int64_t kp) {
-    for (int64_t i = 0; i < rows; i++) {
-        uint16_t *d = dst + i * A_LD(kp);
-        const float *s = src + i * ld;
-        for (int64_t k = 0; k < cols; k++) d[k] = to_bf16(s[k]);
-        memset(d + cols, 0, (size_t)(kp - cols) * sizeof *d);
-    }
-    memset(dst + rows * A_LD(kp), 0, (size_t)(rows_p - rows) * A_LD(kp) * sizeof *dst);
-}
-
-/* dst (cols_p x kp) = bf16 of src^T (src: rows x cols): row j of dst is column j of src */
-static void pack_cols(const float *src, int64_t rows, int64_t cols, uint16_t *dst,
-                      int64_t cols_p, int64_t kp) {
-    memset(dst, 0, (size_t)cols_p * A_LD(kp) * sizeof *dst);
-    for (int64_t i = 0; i < rows; i++)
-        for (int64_t j = 0; j < cols; j++)
-            dst[j * A_LD(kp) + i] = to_bf16(src[i * cols + j]);
-}
-
-/* dst (kp x np in pairs of k) = bf16 of src (k x n, row stride ld): (kk, j) = src[kk][j] */
-__attribute__((unused)) static void pairs_of_rows(const float *src, int64_t k, int64_t n, int64_t ld, uint16_t *dst,
-                          int64_t kp, int64_t np) {
-    memset(dst, 0, (size_t)kp * B_LD(np) * sizeof *dst);
-    for (int64_t kk = 0; kk < k; kk++) {
-        uint16_t *d = dst + (kk / 2) * B_LD(np) * 2 + (kk & 1);
-        const float *s = src + kk * ld;
-        for (int64_t j = 0; j < n; j++) d[2 * j] = to_bf16(s[j]);
-    }
-}
-
-/* the same from bf16 rows (the pre-packed X, row stride ld) */
-__attribute__((unused)) static void pairs_of_bf16_rows(const uint16_t *src, const int64_t *rows, int64_t k, int64_t n,
-                               int64_t ld, uint16_t *dst, int64_t kp, int64_t np) {
-    memset(dst, 0, (size_t)kp * B_LD(np) * sizeof *dst);
-    for (int64_t kk = 0; kk < k; kk++) {
-        uint16_t *d = dst + (kk / 2) * B_LD(np) * 2 + (kk & 1);
-        const uint16_t *s = src + rows[kk] * ld;
-        for (int64_t j = 0; j < n; j++) d[2 * j] = s[j];
-    }
-}
-
-/* dst (kp x np in pairs of k) = bf16 of W^T (W: n x k): (kk, j) = W[j][kk]; the pairs of
-   W^T are neighbours in a row of W, so each row of W becomes one column of 32-bit pairs */
-static void pairs_of_columns(const float *w, int64_t k, int64_t n, uint16_t *dst, int64_t kp,
-                             int64_t np) {
-    memset(dst, 0, (size_t)kp * B_LD(np) * sizeof *dst);
-    for (int64_t j = 0; j < n; j++) {
-        const float *s = w + j * k;
-        for (int64_t kk = 0; kk < k; kk++)
-            dst[(kk / 2) * B_LD(np) * 2 + j * 2 + (kk & 1)] = to_bf16(s[kk]);
-    }
-}
-
 /* The same packers with AVX512-BF16 conversions (vcvtne2ps2bf16 rounds to nearest even
    like to_bf16, but reads subnormal floats as zero: below 1.2e-38 the two differ). Both
    bf16 product paths run on CPUs that have these instructions. */
@@ -188,6 +133,17 @@ VEC_TARGET static void pairs_of_columns_v(const float *w, int64_t k, int64_t n, 
 #define HAVE_VEC_PACKERS 1
 #else
 #define HAVE_VEC_PACKERS 0
+
+/* pairs of rows of the pre-packed X (bf16 rows, row stride ld): (kk, j) = X[rows[kk]][j] */
+static void pairs_of_bf16_rows(const uint16_t *src, const int64_t *rows, int64_t k,
+                               int64_t n, int64_t ld, uint16_t *dst, int64_t kp, int64_t np) {
+    memset(dst, 0, (size_t)kp * B_LD(np) * sizeof *dst);
+    for (int64_t kk = 0; kk < k; kk++) {
+        uint16_t *d = dst + (kk / 2) * B_LD(np) * 2 + (kk & 1);
+        const uint16_t *s = src + rows[kk] * ld;
+        for (int64_t j = 0; j < n; j++) d[2 * j] = s[j];
+    }
+}
 #endif
 
 #if HAVE_VEC_PACKERS
@@ -196,10 +152,10 @@ VEC_TARGET static void pairs_of_columns_v(const float *w, int64_t k, int64_t n, 
 #define PAIRS_OF_BF16_ROWS pairs_of_bf16_rows_v
 #define PAIRS_OF_COLUMNS pairs_of_columns_v
 #else
-#define PACK_ROWS pack_rows
-#define PAIRS_OF_ROWS pairs_of_rows
+#define PACK_ROWS eng_bf16_pack_rows
+#define PAIRS_OF_ROWS eng_bf16_pairs_of_rows
 #define PAIRS_OF_BF16_ROWS pairs_of_bf16_rows
-#define PAIRS_OF_COLUMNS pairs_of_columns
+#define PAIRS_OF_COLUMNS eng_bf16_pairs_of_columns
 #endif
 
 int64_t eng_bf16_epoch(const eng_bf16_plan *p, const uint16_t *X, int64_t x_stride,
@@ -225,7 +181,7 @@ int64_t eng_bf16_epoch(const eng_bf16_plan *p, const uint16_t *X, int64_t x_stri
         fwd[l] = ok ? alloc_lines((size_t)ip * B_LD(op) * 2) : NULL;
         bwd[l] = ok && l > 0 ? alloc_lines((size_t)op * B_LD(ip) * 2) : NULL;
         ok = ok && fwd[l] && (l == 0 || bwd[l]);
-        if (fwd[l]) pairs_of_columns(p->W[l], s[l], s[l + 1], fwd[l], ip, op);
+        if (fwd[l]) eng_bf16_pairs_of_columns(p->W[l], s[l], s[l + 1], fwd[l], ip, op);
         if (bwd[l]) PAIRS_OF_ROWS(p->W[l], s[l + 1], s[l], s[l], bwd[l], op, ip);
     }
     int64_t done = 0;
@@ -270,7 +226,7 @@ int64_t eng_bf16_epoch(const eng_bf16_plan *p, const uint16_t *X, int64_t x_stri
         const int64_t kpm = round_up(m, 32);
         for (int l = L - 1; l >= 0; l--) {
             const int64_t ip = round_up(s[l], 32), op = round_up(s[l + 1], 32);
-            pack_cols(p->D[l], m, s[l + 1], apack, op, kpm);
+            eng_bf16_pack_cols(p->D[l], m, s[l + 1], apack, op, kpm);
             if (l == 0)
                 PAIRS_OF_BF16_ROWS(X, rows, m, s[0], x_stride, bpack, kpm, ip);
             else
