@@ -48,7 +48,7 @@ import numpy as np
 from . import checks
 from .backends.base import batch_weight
 from .errors import TrainingDiverged
-from .history import History
+from .history import History, epochs_text
 from .optimizers import Optimizer, Schedule
 
 # the buffer's two slots after the gradients: the summed loss and the rows (or weights)
@@ -302,7 +302,7 @@ def _fit(MPI, model, X, y, comm, sample_weight, validation_data, *, epochs, batc
             history.stop_reason = reason
             break
     if history.stop_reason is None:
-        history.stop_reason = f"{history.epochs} epoch{'s' if history.epochs != 1 else ''} done"
+        history.stop_reason = f"{epochs_text(history.epochs)} done"
     if out and rank == 0:
         os.makedirs(out, exist_ok=True)
         history.save(os.path.join(out, "history.json"))

@@ -9,6 +9,11 @@ import numpy as np
 from .io import atomic_write_bytes
 
 
+def epochs_text(n):
+    """ "1 epoch", "3 epochs" """
+    return f"{n} epoch{'' if n == 1 else 's'}"
+
+
 @dataclass
 class History:
     """What `MLP.fit` records.
@@ -41,8 +46,7 @@ class History:
         """A one-line summary; the full record is in the fields (and `to_dict`)."""
         if not self.epochs:
             return "History(no epochs yet)"
-        parts = [f"{self.epochs} epoch{'s' if self.epochs != 1 else ''}",
-                 f"loss {self.epoch_loss[-1]:.4g}"]
+        parts = [epochs_text(self.epochs), f"loss {self.epoch_loss[-1]:.4g}"]
         if self.epoch_accuracy:
             parts.append(f"accuracy {100 * self.epoch_accuracy[-1]:.2f}%")
         if self.val_accuracy:

@@ -13,8 +13,10 @@ import zipfile
 
 import numpy as np
 
+from .backends.base import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from .errors import ModelFileError
 from .io import atomic_write_bytes
+from .optimizers import OPTIMIZERS
 
 # 4: as 3, and the digest covers the metadata too (its canonical JSON without "sha256"):
 # an edited activation, loss or epoch count fails the check like an edited weight.
@@ -170,8 +172,6 @@ def _check_member_sizes(path):
                     f"uncompressed, so this one was forged or recompressed")
 
 
-_ACTIVATIONS = ("identity", "sigmoid", "relu", "tanh", "softmax", "exp")
-_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 
 
 def _check_fields(path, meta):
@@ -185,9 +185,10 @@ def _check_fields(path, meta):
 
     if meta["dtype"] not in ("float32", "float64"):
         bad("dtype", meta["dtype"], "'float32' or 'float64'")
-    for key in ("hidden_activation", "output_activation"):
-        if meta[key] not in _ACTIVATIONS:
-            bad(key, meta[key], f"one of {_ACTIVATIONS}")
+    for key, allowed in (("hidden_activation", HIDDEN_ACTIVATIONS),
+                         ("output_activation", OUTPUT_ACTIVATIONS)):
+        if meta[key] not in allowed:
+            bad(key, meta[key], f"one of {allowed}")
     if not (math.isfinite(meta["init_scale"]) and meta["init_scale"] >= 0):
         bad("init_scale", meta["init_scale"], "a finite number >= 0")
     if meta.get("precision") not in (None, "float32", "float64", "bf16-mixed"):
@@ -196,8 +197,8 @@ def _check_fields(path, meta):
     if opt is not None:
         if not isinstance(opt, dict):
             bad("optimizer", opt, "an object")
-        if opt.get("name") not in _OPTIMIZERS:
-            bad("optimizer.name", opt.get("name"), f"one of {_OPTIMIZERS}")
+        if opt.get("name") not in OPTIMIZERS:
+            bad("optimizer.name", opt.get("name"), f"one of {OPTIMIZERS}")
         for key in ("t", "samples", "epochs"):
             count(f"optimizer.{key}", opt.get(key, 0))
     progress = meta.get("checkpoint")

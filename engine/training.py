@@ -13,7 +13,7 @@ from . import interrupt
 from .errors import ModelFileError, TrainingDiverged
 from .model_file import read_model, restore_training_state, save_model
 from .evaluation import evaluate
-from .history import History
+from .history import History, epochs_text
 from .optimizers import OPTIMIZERS, SCHEDULES, Optimizer, Schedule
 from .precision import BF16_MIXED, round_bf16
 from .progress import ProgressBar
@@ -183,7 +183,7 @@ def _fit(model, X, y, *, epochs, batch_size, learning_rate, momentum, shuffle,
             history.stop_reason = (history.stop_reason or "epochs done") + \
                 f"; weights of epoch {best[1] + 1} (best validation loss) restored"
     if history.stop_reason is None:
-        history.stop_reason = f"{history.epochs} epoch{'s' if history.epochs != 1 else ''} done"
+        history.stop_reason = f"{epochs_text(history.epochs)} done"
     return history
 
 

@@ -40,6 +40,15 @@ def _run(n, settings, out, timeout=120):
                           timeout=timeout, env=ENV)
 
 
+def _equal_replicas(folder, ranks):
+    """Every rank's saved results, after checking that each replica holds the same ones."""
+    results = [np.load(folder / f"rank{r}.npz") for r in range(ranks)]
+    for other in results[1:]:
+        for key in results[0].files:
+            np.testing.assert_array_equal(other[key], results[0][key])
+    return results
+
+
 def test_shard_ranges_cover_the_rows_once():
     for n in (0, 1, 7, 100):
         for size in (1, 2, 3, 5):
@@ -118,10 +127,7 @@ def test_ranks_train_as_one_process_with_their_global_batch(tmp_path, backend, r
         settings["fit"] = {**FITS[fit], "sync_every": sync_every}
     done = _run(ranks, settings, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    results = [np.load(tmp_path / f"rank{r}.npz") for r in range(ranks)]
-    for other in results[1:]:                 # every replica holds the same parameters
-        for key in results[0].files:
-            np.testing.assert_array_equal(other[key], results[0][key])
+    results = _equal_replicas(tmp_path, ranks)
     one = _single_process(settings, np.load(tmp_path / "data.npz"), ranks)
     params = one.weights + one.biases
     for i, p in enumerate(params):
@@ -141,10 +147,7 @@ def test_more_ranks_than_rows_trains_as_one_process(tmp_path, backend, weighted)
                 "fit": dict(epochs=3, batch_size=1, learning_rate=0.1)}
     done = _run(3, settings, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    results = [np.load(tmp_path / f"rank{r}.npz") for r in range(3)]
-    for other in results[1:]:
-        for key in results[0].files:
-            np.testing.assert_array_equal(other[key], results[0][key])
+    results = _equal_replicas(tmp_path, 3)
     one = _single_process(settings, np.load(tmp_path / "data.npz"), 3)
     for i, p in enumerate(one.weights + one.biases):
         np.testing.assert_allclose(results[0][f"arr_{i}"], p, rtol=1e-12, atol=1e-14)
@@ -161,10 +164,7 @@ def test_local_sgd_keeps_the_replicas_equal_and_learns(tmp_path, backend):
                             sync_every=4)}
     done = _run(3, settings, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    results = [np.load(tmp_path / f"rank{r}.npz") for r in range(3)]
-    for other in results[1:]:
-        for key in results[0].files:
-            np.testing.assert_array_equal(other[key], results[0][key])
+    results = _equal_replicas(tmp_path, 3)
     assert len(results[0]["losses"]) == 6 * 3          # ceil(10 steps / 4) rounds per epoch
     assert results[0]["epoch_loss"][-1] < 0.6 * results[0]["epoch_loss"][0]
     assert results[0]["epoch_accuracy"][-1] > 0.9

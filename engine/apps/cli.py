@@ -16,6 +16,7 @@ from ..backends import backend_choices
 from ..backends.base import DTYPES, HIDDEN_ACTIVATIONS, LOSSES, OUTPUT_ACTIVATIONS
 from ..data import DATASETS, load_dataset
 from ..model import INITS
+from ..optimizers import OPTIMIZERS, SCHEDULES
 from ..io import atomic_write_bytes
 from .tables import markdown_table
 
@@ -55,14 +56,14 @@ TRAIN_DEFAULTS = dict(layers=[784, 100, 10], hidden_activation="sigmoid",
 # fit's other options on the command line: (flag, fit argument, argparse keywords); the
 # defaults are fit's own (engine.MLP.fit), and a flag left out passes nothing
 FIT_OPTIONS = (
-    ("--optimizer", "optimizer", dict(choices=("sgd", "adam"),
+    ("--optimizer", "optimizer", dict(choices=OPTIMIZERS,
                                       help="sgd (with --momentum) or adam (default: sgd)")),
     ("--nesterov", "nesterov", dict(action="store_true", default=None,
                                     help="Nesterov's momentum (with --momentum)")),
     ("--alpha", "alpha", dict(type=float, help="L2 penalty on the weights (default: 0)")),
     ("--dropout", "dropout", dict(type=float, metavar="RATE",
                                   help="drop rate of every hidden layer (default: none)")),
-    ("--schedule", "schedule", dict(choices=("constant", "invscaling", "adaptive"),
+    ("--schedule", "schedule", dict(choices=SCHEDULES,
                                     help="learning-rate schedule (default: constant)")),
     ("--early-stopping", "early_stopping",
      dict(action="store_true", default=None,

@@ -165,7 +165,7 @@ class NativeBackend(HostBackend):
     def train_epoch(self, net, X, y, order, batch_size, rule, alpha, ws, batch_losses,
                     grad_norms=None, sample_weight=None, dropout=None):
         """The whole epoch in C (see engine._native.EpochPlan); no Python per minibatch.
-        bf16-mixed has no fused epoch yet: it takes the generic loop over gemm_bf16."""
+        bf16-mixed takes its own epoch (_bf16_epoch)."""
         if net.bf16:
             return self._bf16_epoch(net, X, y, order, batch_size, rule, alpha, ws,
                                     batch_losses, grad_norms, sample_weight, dropout)

@@ -16,8 +16,8 @@ iris or digits fits) do microseconds of work between the team's barriers, so a t
 descheduled by another process stalls them for a whole scheduler slice (a 150-row epoch went
 from 150 us to 1-5 ms beside one busy process). Such minibatches run on one thread. The cut:
 the work of the smallest 784-w-10 network (batch 100) whose minibatch the team trains
-TEAM_GAIN times faster than one thread. A measurement taken while other processes keep the CPUs busy is
-used for this process only, never cached (engine/machine_load.py)."""
+TEAM_GAIN times faster than one thread. A measurement taken while other processes keep the
+CPUs busy is used for this process only, never cached (engine/machine_load.py)."""
 from __future__ import annotations
 
 import json
@@ -200,8 +200,8 @@ def _read_cache(path):
 
 
 def _complete(measured):
-    """Whether a cached measurement has both limits as integers (a hand-edited or
-    truncated entry is measured again)."""
+    """Whether a cached measurement has both limits and the team cut as integers (a
+    hand-edited, truncated or older entry is measured again)."""
     return (isinstance(measured, dict) and
             all(isinstance(measured.get(k), int) and not isinstance(measured.get(k), bool)
                 for k in ("max_width", "max_inner_width", "min_team_work")))
