@@ -68,6 +68,10 @@ cdef extern from "kernels.h" nogil:
         int team
         const double *dropout
         uint64_t dropout_key
+        int (*reduce)(void *ctx, int64_t i, double *loss, double *weight) noexcept nogil
+        void *reduce_ctx
+        void **GW
+        void **GT
 
     double eng_fma_gflops_f(int threads, int64_t iters)
     double eng_fma_gflops_d(int threads, int64_t iters)

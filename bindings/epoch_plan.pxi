@@ -5,6 +5,19 @@ cdef inline size_t _round64(size_t n) noexcept nogil:
     return (n + 63) // 64 * 64
 
 
+cdef int _reduce_hook(void *ctx, int64_t i, double *loss, double *weight) noexcept nogil:
+    # the tiled epoch's thread 0 (the thread that called run) between a minibatch's
+    # gradients and its step: the plan's reduce callable, under the GIL
+    with gil:
+        plan = <EpochPlan>ctx
+        try:
+            loss[0], weight[0] = plan._reduce(i, loss[0], weight[0])
+        except BaseException as exc:
+            plan._reduce_error = exc
+            return 1
+    return 0
+
+
 cdef class EpochPlan:
     """Pointers to a network's parameters and a workspace's buffers, gathered once.
 
@@ -75,7 +88,7 @@ cdef class EpochPlan:
         panels and thread scratch."""
         cdef size_t n_rows = <size_t>eng_epoch_row_count(L, batch)
         cdef size_t ints = _round64((2 * L + 1) * sizeof(int))
-        cdef size_t ptrs = _round64((13 * <size_t>L + n_rows) * sizeof(void*))
+        cdef size_t ptrs = _round64((14 * <size_t>L + n_rows) * sizeof(void*))
         # row losses, then the L2 parts (at most one per 8 outputs of every layer)
         cdef size_t doubles = _round64((batch + n_parts) * sizeof(double))
         cdef size_t panels = _round64(<size_t>delta_panels)
@@ -92,7 +105,8 @@ cdef class EpochPlan:
         self.p.GB, self.GW, self.p.VW, self.p.VB = v + 4 * L, v + 5 * L, v + 6 * L, v + 7 * L
         self.p.SW, self.p.SB = v + 8 * L, v + 9 * L
         self.p.WT, self.p.VT, self.p.ST = v + 10 * L, v + 11 * L, v + 12 * L
-        self.p.rows = v + 13 * L
+        self.p.GT, self.p.GW = v + 13 * L, self.GW
+        self.p.rows = v + 14 * L
         self.p.row_loss = <double*>(base + ints + ptrs)
         self.p.l2_parts = self.p.row_loss + batch
         self.p.delta_panels = base + ints + ptrs + doubles if panels else NULL
@@ -192,7 +206,7 @@ cdef class EpochPlan:
         self.wb = _ptr(wb)
         self.p.loss_kind = _pair(activations[L - 1], loss)
         if gemm == "tiles":
-            self._init_tiles(L, dtype, vel, second, keep)
+            self._init_tiles(L, dtype, vel, second, weight_grads is not None, keep)
             self.p.team = team
         if not vel:
             self.p.VW = self.p.VB = self.p.VT = NULL
@@ -202,8 +216,9 @@ cdef class EpochPlan:
         self.n_layers, self.has_velocity, self.has_second = L, vel, second
         self.k = _table(w0)
 
-    cdef _init_tiles(self, int L, object dtype, bint vel, bint second, list keep):
-        """The epoch's own copies of W (and of its optimizer state) in panels."""
+    cdef _init_tiles(self, int L, object dtype, bint vel, bint second, bint grads, list keep):
+        """The epoch's own copies of W (and of its optimizer state) in panels; with grads,
+        room for the weight gradients in panels too (the stored-gradient mode of reduce)."""
         cdef int l
         for l in range(L):
             wt = np.zeros(eng_epoch_panel_elements(self.sizes[l + 1], self.sizes[l],
@@ -218,6 +233,10 @@ cdef class EpochPlan:
                 st = np.zeros_like(wt)
                 keep.append(st)
                 self.p.ST[l] = _ptr(st)
+            if grads:
+                gt = np.zeros_like(wt)
+                keep.append(gt)
+                self.p.GT[l] = _ptr(gt)
 
     def run(self, X, y, order, double learning_rate, double momentum, batch_losses,
             bint gemm_only=False, grad_norms=None, *, rule=None, double alpha=0.0,
@@ -239,13 +258,15 @@ cdef class EpochPlan:
         sum(w_i loss_i) / sum(w_i), and m above becomes sum(w_i). dropout: per layer, the
         drop rate of its outputs (the last layer's must be 0), masks keyed by dropout_key
         (the epoch's, a uint64) and each minibatch's number (csrc/runtime.h).
-        reduce (BLAS path, plan built with weight_grads): after each minibatch's gradients
-        are formed in weight_grads and bias_grads, and before any step,
+        reduce (a plan built with weight_grads; either product path): after each
+        minibatch's gradients are formed in weight_grads and bias_grads, and before any step,
         reduce(i, loss, weight) is called with the minibatch's loss (without its L2 term)
         and its rows (or sample-weight sum, 0 when they are all 0); it may rewrite the
         gradients in place and returns (loss, weight) to step with: data-parallel training
         sums the ranks' gradients there (engine/distributed.py). An exception it raises
-        ends the epoch and is raised here."""
+        ends the epoch and is raised here. On the tiles it runs on the calling thread while
+        the team waits, and the step is then taken elementwise (csrc/epoch.h's
+        stored-gradient mode)."""
         if self.n_layers == 0:
             raise RuntimeError("this EpochPlan was never initialized successfully")
         if self.running:
@@ -304,19 +325,28 @@ cdef class EpochPlan:
         cdef double *pl = <double*>_ptr(BL)
         cdef int64_t done
         if reduce is not None:
-            if self.gemm != "blas" or self.GW[0] == NULL or gemm_only:
-                raise ValueError("reduce needs a plan built with gemm='blas' and weight_grads "
-                                 "(and gemm_only=False)")
+            if self.GW[0] == NULL or gemm_only or pg != NULL:
+                raise ValueError("reduce needs a plan built with weight_grads (and neither "
+                                 "gemm_only nor grad_norms)")
             if not callable(reduce):
                 raise TypeError(f"reduce must be callable; got {type(reduce).__name__}")
         if self.gemm == "tiles" and not gemm_only and pg == NULL:
+            self._reduce, self._reduce_error = reduce, None
+            self.p.reduce = NULL
+            if reduce is not None:
+                self.p.reduce = _reduce_hook
+            self.p.reduce_ctx = <void*>self
             self.running = True
             try:
                 with nogil:
                     done = self.k.fused_epoch(&self.p, px, py, pt, psw, po, count, &r, alpha,
                                               pl)
             finally:
+                self.p.reduce, self.p.reduce_ctx = NULL, NULL
+                error, self._reduce, self._reduce_error = self._reduce_error, None, None
                 self.running = False
+            if error is not None:
+                raise error
             return done
         if (r.kind != ENG_SGD and r.kind != ENG_MOMENTUM or alpha > 0) and self.GW[0] == NULL:
             raise ValueError(f"this optimizer step on the BLAS path needs a plan built with "

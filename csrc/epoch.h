@@ -128,6 +128,13 @@ static void FN(epoch_weights_chunk)(const FN(eng_workers) *wk, const eng_epoch_p
         void **below = l == 0 ? X_ROWS(P) : A_ROWS(P, l - 1);
         int64_t lo, hi;
         FN(share)(s[l], wk->mr, u * chunks[l] + item, nt * chunks[l], &lo, &hi);
+        if (P->reduce != NULL) {       /* stored-gradient mode: the tiles keep the gradient */
+            const FN(eng_step) store = {ENG_STORE, 0, 0, 0, 0, 0, 0};
+            wk->gemm_tn_update((const REAL *const *)below, m, s[l], lo, hi, dpan[l],
+                               P->batch, s[l + 1], (REAL *)P->GT[l], NULL, NULL, &store,
+                               NULL, scratch);
+            return;
+        }
         wk->gemm_tn_update((const REAL *const *)below, m, s[l], lo, hi, dpan[l], P->batch,
                            s[l + 1], (REAL *)P->WT[l], P->VT ? (REAL *)P->VT[l] : NULL,
                            P->ST ? (REAL *)P->ST[l] : NULL, step_w,
@@ -137,6 +144,7 @@ static void FN(epoch_weights_chunk)(const FN(eng_workers) *wk, const eng_epoch_p
         l = u + item * nt;
         REAL *gb = (REAL *)P->GB[l];
         FN(eng_bias_grad)((const REAL *)P->D[l], gb, m, s[l + 1]);
+        if (P->reduce != NULL) return;
         wk->update_range((REAL *)P->B[l], gb, P->VB ? (REAL *)P->VB[l] : NULL,
                          P->SB ? (REAL *)P->SB[l] : NULL, s[l + 1], step_b->kind, step_b->lr,
                          step_b->mom, step_b->b1, step_b->b2, step_b->eps, (REAL)0);
@@ -174,6 +182,51 @@ static double FN(weight_squares)(const FN(eng_workers) *wk, const eng_epoch_plan
         for (int64_t q = 0; q < (P->sizes[l] + wk->mr - 1) / wk->mr; q++) sum += part[q];
     }
     return sum;
+}
+
+/* Stored-gradient mode, thread 0 between the gradient and the step: the gradients into
+   the caller's layout, the reduction, and back into panels. Returns the reduction's status
+   (nonzero: stop before this step); *loss and *weight become the ones to step with, and
+   *squares the weights' sum of squares (for the L2 term) when alpha > 0. */
+static int FN(epoch_reduce)(const FN(eng_workers) *wk, const eng_epoch_plan *P, int64_t i,
+                            double alpha, double *loss, double *weight, double *squares) {
+    const int *s = P->sizes;
+    for (int l = 0; l < P->n_layers; l++)
+        wk->from_panels((const REAL *)P->GT[l], s[l + 1], s[l], (REAL *)P->GW[l]);
+    int status = P->reduce(P->reduce_ctx, i, loss, weight);
+    if (status != 0) return status;
+    if (!(*weight > 0)) *weight = 1.0;         /* nothing anywhere: a zero step */
+    *squares = 0.0;
+    for (int l = 0; l < P->n_layers; l++) {
+        wk->to_panels((const REAL *)P->GW[l], s[l + 1], s[l], (REAL *)P->GT[l]);
+        if (alpha > 0)   /* the panels' padding is 0; their tail copy is left out */
+            *squares += FN(eng_sq_norm)((const REAL *)P->WT[l],
+                                        (s[l + 1] + wk->pw - 1) / wk->pw * wk->pw * s[l]);
+    }
+    return 0;
+}
+
+/* Stored-gradient mode, every thread: its share of each layer's step, elementwise over the
+   panels (their padding and tail copy step alike), and the biases of the layers l with
+   l % nt == t. The same operations for any thread count. */
+static void FN(epoch_stored_step)(const FN(eng_workers) *wk, const eng_epoch_plan *P, int t,
+                                  int nt, const FN(eng_step) *sw, const FN(eng_step) *sb) {
+    const int *s = P->sizes;
+    for (int l = 0; l < P->n_layers; l++) {
+        int64_t lo, hi;
+        FN(share)(eng_epoch_panel_elements(s[l + 1], s[l], (int)sizeof(REAL)), 64, t, nt,
+                  &lo, &hi);
+        if (hi > lo)
+            wk->update_range((REAL *)P->WT[l] + lo, (const REAL *)P->GT[l] + lo,
+                             P->VT ? (REAL *)P->VT[l] + lo : NULL,
+                             P->ST ? (REAL *)P->ST[l] + lo : NULL, hi - lo, sw->kind, sw->lr,
+                             sw->mom, sw->b1, sw->b2, sw->eps, sw->l2);
+        if (l % nt == t)
+            wk->update_range((REAL *)P->B[l], (const REAL *)P->GB[l],
+                             P->VB ? (REAL *)P->VB[l] : NULL, P->SB ? (REAL *)P->SB[l] : NULL,
+                             s[l + 1], sb->kind, sb->lr, sb->mom, sb->b1, sb->b2, sb->eps,
+                             (REAL)0);
+    }
 }
 
 int64_t FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_t *y,
@@ -225,6 +278,8 @@ int64_t FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_
     memset(weight_next, 0, sizeof(weight_next));
     eng_barrier barrier;
     eng_barrier_init(&barrier, threads);
+    FN(eng_step) step_shared;       /* stored-gradient mode: thread 0's step for everyone */
+    memset(&step_shared, 0, sizeof(step_shared));
     #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         int t = 0, nt = 1;
@@ -257,8 +312,8 @@ int64_t FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_
             double l2 = alpha / weight;
             FN(eng_step) step_w = FN(step_of)(&now, eng_rule_step_size(&now), l2);
             FN(eng_step) step_b = FN(step_of)(&now, eng_rule_step_size(&now), 0.0);
-            if (alpha > 0 && i > 0 && t == 0)   /* the previous step's tiles are all done */
-                squares = FN(weight_squares)(wk, P);
+            if (alpha > 0 && i > 0 && t == 0 && P->reduce == NULL)
+                squares = FN(weight_squares)(wk, P);   /* the previous step's tiles are done */
             /* nobody takes phase 2's chunks again before the barrier below */
             __atomic_store_n(&weight_next[t * ENG_QUEUE_STRIDE], 0, __ATOMIC_RELAXED);
             if (start + m < count) {   /* this thread's rows of the next minibatch load */
@@ -279,7 +334,30 @@ int64_t FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_
             for (int c, u; (c = eng_take_chunk(weight_next, t, nt, weights_owned, &u)) >= 0;)
                 FN(epoch_weights_chunk)(wk, P, u, nt, c, col_chunks, m, &step_w, &step_b, dpan,
                                         scratch);
-            if (t == 0) {
+            if (P->reduce != NULL) {
+                eng_barrier_wait(&barrier);           /* every gradient is formed */
+                if (t == 0) {
+                    double loss = 0.0, total = 0.0;
+                    for (int64_t r = 0; r < m; r++) loss += P->row_loss[r];
+                    loss /= FN(loss_divisor)(P->loss_kind, weight, s[L]);
+                    for (int64_t r = 0; r < m; r++)   /* the rows' weight: 0 if all are */
+                        total += SW == NULL ? 1.0 : (double)SW[order[start + r]];
+                    if (FN(epoch_reduce)(wk, P, i, alpha, &loss, &total, &squares) != 0) {
+                        stop = 1;
+                    } else {
+                        losses[i] = loss + (alpha > 0 ? 0.5 * alpha * squares / total : 0.0);
+                        step_shared = FN(step_of)(&now, eng_rule_step_size(&now),
+                                                  alpha / total);
+                        done = i + 1;
+                        stop = eng_stop_requested();
+                    }
+                }
+                eng_barrier_wait(&barrier);
+                if (!(stop && done == i)) {
+                    FN(eng_step) sw = step_shared;
+                    FN(epoch_stored_step)(wk, P, t, nt, &sw, &step_b);
+                }
+            } else if (t == 0) {
                 double sum = 0.0;
                 for (int64_t r = 0; r < m; r++) sum += P->row_loss[r];
                 losses[i] = sum / FN(loss_divisor)(P->loss_kind, weight, s[L]);

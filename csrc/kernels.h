@@ -16,6 +16,9 @@ enum { ENG_SIGMOID_MSE = 0, ENG_SIGMOID_MSE_REF = 1, ENG_SOFTMAX_CE = 2, ENG_IDE
        ENG_SIGMOID_BCE = 4, ENG_EXP_POISSON = 5, ENG_IDENTITY_HALF_MSE = 6 };
 /* optimizers */
 enum { ENG_SGD = 0, ENG_MOMENTUM = 1, ENG_NESTEROV = 2, ENG_ADAM = 3 };
+/* not an optimizer: the update kernels' way of keeping a gradient (p = g), for the fused
+   epoch's stored-gradient mode (eng_epoch_plan.reduce) */
+enum { ENG_STORE = 4 };
 
 /* One optimizer step's rule. With the gradient g (+ l2 * p for weights):
      ENG_SGD       p -= lr * g
@@ -116,6 +119,17 @@ typedef struct {
     int team;                     /* threads wanted; 0: eng_get_epoch_threads() */
     const double *dropout;        /* per layer, the hidden units' drop rate; NULL: none */
     uint64_t dropout_key;         /* the epoch's key of the dropout masks */
+    /* NULL: each gradient tile is applied as soon as it is formed. Otherwise the stored-
+       gradient mode: every gradient is formed first (GT in panels, then GW and GB in the
+       caller's layout), thread 0 calls reduce(reduce_ctx, i, &loss, &weight) with
+       minibatch i's loss (no L2 term) and its rows or sample-weight sum (0 when all its
+       weights are 0), which may rewrite GW and GB and returns 0 with the loss and weight
+       to step with (data-parallel training sums the ranks' gradients there), or nonzero
+       to end the epoch before that step. */
+    int (*reduce)(void *ctx, int64_t i, double *loss, double *weight);
+    void *reduce_ctx;
+    void **GW;                    /* with reduce: weight gradients (sizes[l+1] x sizes[l]) */
+    void **GT;                    /* with reduce: room for them in panels */
 } eng_epoch_plan;
 
 /* Train one epoch over X[order[:count]] (targets: labels y, or the rows of T when y is

@@ -154,6 +154,9 @@ TARGET static void VFN(update_range)(REAL *p, const REAL *g, REAL *s1, REAL *s2,
             p[i] += mom * s1[i] - step;                                                    \
         }                                                                                  \
         break;                                                                             \
+    case ENG_STORE:                                                                        \
+        for (int64_t i = 0; i < len; i++) p[i] = (G);                                      \
+        break;                                                                             \
     default: /* ENG_ADAM */                                                                \
         for (int64_t i = 0; i < len; i++) {                                                \
             REAL gi = (G);                                                                 \

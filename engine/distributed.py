@@ -45,11 +45,10 @@ import traceback
 
 import numpy as np
 
-from . import checks
-from .backends.base import batch_weight
+from . import checks, fit_options, interrupt
 from .errors import TrainingDiverged
-from .history import History, epochs_text
-from .optimizers import Optimizer, Schedule
+from .history import History
+from .training import Hooks, Trainer
 
 # the buffer's two slots after the gradients: the summed loss and the rows (or weights)
 EXTRA_SLOTS = 2
@@ -101,15 +100,13 @@ def shard_rng(seed, rank):
     return np.random.default_rng(np.random.SeedSequence([int(seed), int(rank)]))
 
 
-def fit(model, X, y, *, comm, epochs=10, batch_size=100, learning_rate=0.1, momentum=0.0,
-        nesterov=False, optimizer="sgd", beta_1=0.9, beta_2=0.999, epsilon=1e-8, alpha=0.0,
-        schedule="constant", power_t=0.5, tol=1e-4, n_iter_no_change=10, shuffle=True,
-        sample_weight=None, validation_data=None, sync_every=None, out=None,
-        progress=True) -> History:
+def fit(model, X, y, *, comm, sync_every=None, out=None, **options) -> History:
     """Train `model` on this rank's shard (X, y) together with every rank of `comm`;
     `batch_size` is per rank (the global minibatch is comm size x batch_size rows). The
-    other arguments are MLP.fit's. Returns the History on every rank; rank 0 writes
-    history.json, plot.png and model.npz into `out` when given.
+    options are MLP.fit's (engine/fit_options.py), early stopping, dropout and checkpoints
+    included: the validation score is over every rank's held-out rows, and only rank 0
+    writes the checkpoint (every rank resumes from it). Returns the History on every rank;
+    rank 0 writes history.json, plot.png and model.npz into `out` when given.
 
     sync_every=k: local SGD instead: each rank takes k minibatch steps of its own through
     the backend's epoch (the native fused one), then one Allreduce averages the parameters
@@ -117,31 +114,41 @@ def fit(model, X, y, *, comm, epochs=10, batch_size=100, learning_rate=0.1, mome
     often; with k = 1, SGD, momentum and Nesterov (whose steps are linear in the gradient)
     take exactly the synchronous steps, Adam does not."""
     MPI = _mpi()
-    settings = dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                    momentum=momentum, nesterov=nesterov, optimizer=optimizer, beta_1=beta_1,
-                    beta_2=beta_2, epsilon=epsilon, alpha=alpha, schedule=schedule,
-                    power_t=power_t, tol=tol, n_iter_no_change=n_iter_no_change,
-                    shuffle=shuffle, sync_every=sync_every, out=out, progress=progress)
     try:
-        _same_everywhere(comm, model, X, settings)
-        return _fit(MPI, model, X, y, comm, sample_weight, validation_data, **settings)
+        options = fit_options.check(options)
+        if sync_every is not None:
+            sync_every = checks.positive_int("sync_every", sync_every)
+        _same_everywhere(comm, model, X, dict(options, sync_every=sync_every))
+        hooks = _MPIHooks(MPI, comm, sync_every)
+        with interrupt.stop_at_boundaries():
+            history = Trainer(model, X, y, options, hooks).run()
     except (TrainingDiverged, SettingsDiffer):
         raise                       # every rank decided it together: nothing to abort
     except BaseException:
         abort(comm)
         raise
+    if out and comm.Get_rank() == 0:
+        os.makedirs(out, exist_ok=True)
+        history.save(os.path.join(out, "history.json"))
+        history.plot(os.path.join(out, "plot.png"), title=f"{comm.Get_size()} ranks: {model!r}")
+        model.save(os.path.join(out, "model.npz"))
+    return history
+
+
+fit.__signature__ = fit_options.signature(
+    ("model", "X", "y"), extra=(("comm", None), ("sync_every", None), ("out", None)))
 
 
 def _check_shard(model, X, y):
-    """model._check_xy for a shard, which may hold no rows (more ranks than rows): an empty
+    """model.check_xy for a shard, which may hold no rows (more ranks than rows): an empty
     shard is checked as a one-row one of its shape, then emptied; its rank takes part in
     every step with a zero gradient and weight."""
     if np.ndim(X) == 2 and np.shape(X)[0] == 0 and np.shape(y)[:1] == (0,):
         X1 = np.zeros((1, np.shape(X)[1]), dtype=np.asarray(X).dtype)
         y1 = np.zeros((1,) + np.shape(y)[1:], dtype=np.asarray(y).dtype)
-        X1, y1 = model._check_xy(X1, y1)
+        X1, y1 = model.check_xy(X1, y1)
         return X1[:0], y1[:0]
-    return model._check_xy(X, y)
+    return model.check_xy(X, y)
 
 
 class SettingsDiffer(ValueError):
@@ -154,7 +161,8 @@ def _same_everywhere(comm, model, X, settings):
     feature count (compared as a digest gathered from every rank)."""
     import hashlib
     import json
-    mine = {k: v for k, v in settings.items() if k not in ("out", "progress")}
+    mine = {k: v for k, v in settings.items()
+            if k not in ("progress", "validation_data", "sample_weight")}
     mine.update(layer_sizes=model.layer_sizes, hidden=model.hidden_activation,
                 output=model.output_activation, loss=model.loss, dtype=model.dtype.name,
                 precision=model.precision, features=int(np.shape(X)[1]) if np.ndim(X) == 2
@@ -170,22 +178,6 @@ def _same_everywhere(comm, model, X, settings):
                              f"different settings ({', '.join(differ)}; rank 0: "
                              + ", ".join(f"{k}={first.get(k)!r}" for k in differ)
                              + "); every rank must call fit with the same ones")
-
-
-def _guard(MPI, comm, model, losses, finite, epoch, lr):
-    """TrainingDiverged on every rank, the weights of before the epoch put back, when a
-    minibatch loss or a weight stopped being finite on any rank (one Allreduce decides, so
-    that no rank trains on while another stops)."""
-    be = model.backend
-    bad = not (np.all(np.isfinite(losses))
-               and all(np.isfinite(be.sq_norm(w)) for w in model._net.weights))
-    if not comm.allreduce(int(bad), op=MPI.MAX):
-        return
-    model._set_params(*finite, keep_state=True)
-    raise TrainingDiverged(
-        f"distributed training diverged in epoch {epoch + 1} with learning rate {lr:g} (a "
-        f"minibatch loss or the weights stopped being finite on some rank); every rank "
-        f"keeps the weights it had before that epoch; try a smaller learning rate")
 
 
 def abort(comm, code=1):
@@ -223,106 +215,104 @@ def _let_stderr_drain(limit=2.0, grace=0.2):
     time.sleep(grace)
 
 
-def _fit(MPI, model, X, y, comm, sample_weight, validation_data, *, epochs, batch_size,
-         learning_rate, momentum, nesterov, optimizer, beta_1, beta_2, epsilon, alpha,
-         schedule, power_t, tol, n_iter_no_change, shuffle, sync_every, out, progress):
-    from .training import _optimizer
-    rank, size = comm.Get_rank(), comm.Get_size()
-    epochs = checks.positive_int("epochs", epochs)
-    batch_size = checks.positive_int("batch_size", batch_size)
-    lr = checks.non_negative_float("learning_rate", learning_rate)
-    opt: Optimizer = _optimizer(optimizer, momentum, nesterov, beta_1, beta_2, epsilon)
-    alpha = checks.non_negative_float("alpha", alpha)
-    if sync_every is not None:
-        sync_every = checks.positive_int("sync_every", sync_every)
-    X, y = _check_shard(model, X, y)
-    if len(X):
-        sw = checks.sample_weight(sample_weight, X.shape[0], model.dtype)
-    else:                           # an empty shard: weighted like the others, no rows
-        sw = None if sample_weight is None else np.zeros(0, model.dtype)
-    val = None
-    if validation_data is not None:
-        val = model._check_xy(*validation_data, "validation_data[0]", "validation_data[1]")
-    be = model.backend
-    # every rank starts from rank 0's parameters
-    params = np.concatenate([p.ravel() for p in model.weights + model.biases])
-    comm.Bcast(params, root=0)
-    _unflatten(model, params)
-    counts = comm.allgather(X.shape[0])
-    if sum(counts) == 0:
-        raise ValueError("every rank's shard is empty")
-    steps = max(-(-c // batch_size) for c in counts)
-    state = model._optimizer_state(opt)
-    data = (be.asarray(X), be.asarray(y), None if sw is None else be.asarray(sw))
-    if sync_every is not None:
-        trainer = _LocalSGD(MPI, comm, model, batch_size, steps, alpha, data, sync_every,
-                            counts)
-    elif be.name == "native":
-        trainer = _NativeGradientAllreduce(MPI, comm, model, batch_size, steps, alpha, data,
-                                           opt)
-    else:
-        trainer = _GradientAllreduce(MPI, comm, model, batch_size, steps, alpha, data)
-    sched = Schedule(schedule, lr, power_t, tol, n_iter_no_change)
-    rng = shard_rng(comm.bcast(model.seed, root=0), rank)    # one seed: rank 0's
-    order = np.arange(X.shape[0], dtype=np.int64)
-    history = History(batches_per_epoch=len(trainer.losses), meta=model._meta(
-        epochs=epochs, batch_size=batch_size, ranks=size, global_batch=size * batch_size,
-        learning_rate=lr, optimizer=opt.name, momentum=opt.momentum, alpha=alpha,
-        sync_every=sync_every, n_train=int(sum(counts))))
-    for epoch in range(epochs):
-        t0 = time.perf_counter()
-        if shuffle:
-            rng.shuffle(order)
-        rule = opt.rule(sched.learning_rate(epoch, state["samples"]), state["t"])
-        finite = model.weights, model.biases
-        losses = trainer.epoch(order, rule)
-        _guard(MPI, comm, model, losses, finite, epoch, rule.learning_rate)
-        state["t"] += steps
-        state["samples"] += int(sum(counts))
-        state["epochs"] += 1
-        history.epoch_time.append(time.perf_counter() - t0)
-        history.batch_loss.extend(losses.tolist())
-        history.learning_rate.append(rule.learning_rate)
-        loss, acc = _evaluate(MPI, comm, model, X, y, sw)
-        history.epoch_loss.append(loss)
-        history.epoch_accuracy.append(acc)
-        if val is not None:
-            vloss, vacc = _evaluate(MPI, comm, model, *val, None)
-            history.val_loss.append(vloss)
-            history.val_accuracy.append(vacc)
-        if progress and rank == 0:
-            print(f"epoch {epoch + 1}/{epochs}: loss {loss:.4f}"
-                  + (f" acc {100 * acc:.2f}%" if acc == acc else "")
-                  + (f" val {100 * history.val_accuracy[-1]:.2f}%" if val is not None
-                     and acc == acc else "")
-                  + f" ({history.epoch_time[-1]:.2f} s, {size} ranks)", file=sys.stderr,
-                  flush=True)
-        reason = sched.epoch_done(float(np.mean(losses)))
-        if reason:
-            history.stop_reason = reason
-            break
-    if history.stop_reason is None:
-        history.stop_reason = f"{epochs_text(history.epochs)} done"
-    if out and rank == 0:
-        os.makedirs(out, exist_ok=True)
-        history.save(os.path.join(out, "history.json"))
-        history.plot(os.path.join(out, "plot.png"), title=f"{size} ranks: {model!r}")
-        model.save(os.path.join(out, "model.npz"))
-    return history
+class _MPIHooks(Hooks):
+    """The trainer's hooks for data-parallel training: shards, their shuffles, the
+    gradient's all-reduce (or local SGD's averaging), scores over every rank."""
+
+    name = "distributed"
+
+    def __init__(self, MPI, comm, sync_every):
+        self.MPI, self.comm, self.sync_every = MPI, comm, sync_every
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        self.writes_files = self.rank == 0
+
+    def check_data(self, model, X, y):
+        return _check_shard(model, X, y)
+
+    def sample_weight(self, sw, n, dtype):
+        if n:
+            return checks.sample_weight(sw, n, dtype)
+        return None if sw is None else np.zeros(0, dtype)   # an empty shard: no rows
+
+    def start(self, trainer):
+        model, comm = trainer.model, self.comm
+        # every rank starts from rank 0's parameters
+        params = np.concatenate([p.ravel() for p in model.weights + model.biases])
+        comm.Bcast(params, root=0)
+        _unflatten(model, params)
+        self.counts = comm.allgather(trainer.n)
+        if sum(self.counts) == 0:
+            raise ValueError("every rank's shard is empty")
+        batch = trainer.batch_size = trainer.options["batch_size"]
+        self.steps = max(-(-c // batch) for c in self.counts)
+        data = (trainer.Xb, trainer.yb, trainer.swb)
+        if self.sync_every is not None:
+            self.runner = _LocalSGD(self.MPI, comm, model, batch, self.steps, trainer.alpha,
+                                    data, self.sync_every, self.counts)
+        else:
+            self.runner = _GradientAllreduce(self.MPI, comm, model, batch, self.steps,
+                                             trainer.alpha, data)
+        self.rng = shard_rng(comm.bcast(model.seed, root=0), self.rank)   # rank 0's seed
+        self.meta = dict(ranks=self.size, global_batch=self.size * batch,
+                         sync_every=self.sync_every)
+
+    def n_batches(self, trainer):
+        return self.runner.n_steps
+
+    def samples_per_epoch(self, trainer):
+        return int(sum(self.counts))
+
+    def shuffle(self, trainer, order):
+        self.rng.shuffle(order)
+
+    def epoch(self, trainer, order, rule, norms, drop):
+        self.runner.epoch(order, rule, drop, trainer.batch_losses)
+        return self.runner.n_steps
+
+    def evaluate(self, trainer, X, y, weights, stats=None):
+        return _evaluate(self.MPI, self.comm, trainer.model, X, y, weights)
+
+    def any_rank(self, flag):
+        return bool(self.comm.allreduce(int(bool(flag)), op=self.MPI.MAX))
+
+    def progress_enabled(self, wanted):
+        return wanted and self.rank == 0
+
+    def checkpoint_extra(self, trainer):
+        """Every rank's shuffle state and row order, for rank 0's checkpoint."""
+        shards = self.comm.gather((self.rng.bit_generator.state,
+                                   np.asarray(trainer.model.state.order)), root=0)
+        if self.rank != 0:
+            return {}, {}
+        return ({"shard_rngs": [state for state, _ in shards]},
+                {f"shard_order{r}": order for r, (_, order) in enumerate(shards)})
+
+    def resume(self, trainer, progress, extra):
+        """This rank's shuffle state and row order from the checkpoint."""
+        states = progress.get("shard_rngs")
+        if states is None or len(states) != self.size:
+            raise ValueError(f"the checkpoint was not written by a distributed fit of "
+                             f"{self.size} ranks")
+        self.rng.bit_generator.state = states[self.rank]
+        trainer.model.state.order = np.ascontiguousarray(extra[f"shard_order{self.rank}"],
+                                                         dtype=np.int64)
 
 
 class _GradientAllreduce:
     """Synchronous SGD: per step, the gradient of every rank's rows, summed by one
-    Allreduce of one flat buffer. The workspace's gradient arrays are views into that
-    buffer (then the loss and the row count), so a step allocates nothing."""
+    Allreduce of one flat buffer, between the gradient and the step of the backend's epoch
+    (train_epoch(reduce=...): on the native backend the C epoch, tiles or BLAS, calls
+    back). The workspace's gradient arrays are views into that buffer (then the loss and
+    the row count), so a step allocates nothing."""
 
     def __init__(self, MPI, comm, model, batch_size, steps, alpha, data):
-        be, net = model.backend, model._net
+        be, net = model.backend, model.state.net
         if be.name not in ("numpy", "native"):
             raise ValueError(f"distributed training runs on the numpy or native backend; "
                              f"this model's is {be.name!r}")
         self.MPI, self.comm, self.model = MPI, comm, model
         self.batch_size, self.alpha, self.data = batch_size, alpha, data
+        self.n_steps = steps
         self.flat = np.zeros(sum(p.size for p in net.weights + net.biases) + EXTRA_SLOTS,
                              dtype=net.dtype)
         self.grads = self.flat[:-EXTRA_SLOTS]
@@ -332,14 +322,16 @@ class _GradientAllreduce:
             start += p.size
         self.ws = be.workspace(net, batch_size)
         self.ws.gw, self.ws.gb = views[:len(net.weights)], views[len(net.weights):]
-        self.index = np.empty(batch_size, dtype=np.int64)
-        self.losses = np.empty(steps)
 
-    def epoch(self, order, rule):
-        for k in range(len(self.losses)):
-            self.losses[k] = self.step(order[k * self.batch_size:(k + 1) * self.batch_size],
-                                       rule._replace(t=rule.t + k + 1))
-        return self.losses
+    def epoch(self, order, rule, drop, losses):
+        be, net = self.model.backend, self.model.state.net
+        X, y, w = self.data
+        done = 0
+        if order.size:
+            done = be.train_epoch(net, X, y, order, self.batch_size, rule, self.alpha,
+                                  self.ws, losses, None, w, drop, reduce=self.reduce)
+        for k in range(done, self.n_steps):     # this shard ran out before the others
+            losses[k] = self.empty_step(rule._replace(t=rule.t + k + 1))
 
     def reduce(self, i, loss, weight):
         """This rank's mean loss and gradient (in the buffer) over rows weighing `weight`
@@ -357,55 +349,15 @@ class _GradientAllreduce:
         self.grads /= flat.dtype.type(total)
         return float(flat[-2]) / total, total
 
-    def step(self, rows, rule):
-        """One step on every rank; returns the global minibatch's loss."""
-        be, net, ws = self.model.backend, self.model._net, self.ws
-        X, y, w = self.data
-        m = rows.shape[0]
-        if m:
-            index = self.index[:m]
-            index[...] = rows
-            be.gather_(X, y, index, ws.x[:m], ws.t[:m])
-            weight = m
-            if w is not None:
-                be.take_(w, index, ws.w[:m])
-                weight = batch_weight(ws.w[:m], m)
-                if not np.any(ws.w[:m]):
-                    weight = 0.0        # all-zero rows add nothing to the global sums
-            loss = be.loss_and_grads(net, ws, m, weighted=w is not None)
-        else:
-            loss = weight = 0.0
-        loss, total = self.reduce(None, loss, weight)
+    def empty_step(self, rule):
+        """A step of a rank without rows: it adds nothing to the sums, and steps with the
+        others' gradient; returns the global minibatch's loss."""
+        be, net = self.model.backend, self.model.state.net
+        loss, total = self.reduce(None, 0.0, 0.0)
         if self.alpha:
             loss += 0.5 * self.alpha * sum(be.sq_norm(W) for W in net.weights) / total
-        be.apply_gradients(net, ws, rule, self.alpha, total)
+        be.apply_gradients(net, self.ws, rule, self.alpha, total)
         return loss
-
-
-class _NativeGradientAllreduce(_GradientAllreduce):
-    """The same steps on the native backend, a whole epoch in C: the BLAS-path epoch forms
-    each minibatch's gradients into the flat buffer's views, calls back here for the
-    Allreduce (EpochPlan.run(reduce=...)), and steps with the sums. A rank whose shard ran
-    out early joins the remaining reductions with nothing (the step above)."""
-
-    def __init__(self, MPI, comm, model, batch_size, steps, alpha, data, opt):
-        super().__init__(MPI, comm, model, batch_size, steps, alpha, data)
-        from . import _native
-        net, ws = model._net, self.ws
-        n_state = opt.n_state
-        self.plan = _native.EpochPlan(
-            net.weights, net.biases, ws.a, ws.d, ws.gb, ws.x, ws.t, net.activations,
-            net.loss, net.velocities if n_state >= 1 else None, ws.gw, gemm="blas",
-            second_moments=net.second_moments if n_state == 2 else None)
-
-    def epoch(self, order, rule):
-        X, y, w = self.data
-        done = self.plan.run(X, y, order, rule.learning_rate, rule.momentum, self.losses,
-                             rule=rule, alpha=self.alpha, sample_weight=w,
-                             reduce=self.reduce)
-        for k in range(done, len(self.losses)):      # this shard ran out before the others
-            self.losses[k] = self.step(order[:0], rule._replace(t=rule.t + k + 1))
-        return self.losses
 
 
 class _LocalSGD:
@@ -416,32 +368,32 @@ class _LocalSGD:
     momentum, Nesterov) equals the synchronous one."""
 
     def __init__(self, MPI, comm, model, batch_size, steps, alpha, data, k, counts):
-        be, net = model.backend, model._net
+        be = model.backend
         if be.name not in ("numpy", "native"):
             raise ValueError(f"distributed training runs on the numpy or native backend; "
                              f"this model's is {be.name!r}")
         self.MPI, self.comm, self.model, self.k = MPI, comm, model, k
         self.batch_size, self.alpha, self.data, self.counts = batch_size, alpha, data, counts
         self.arrays = None
-        self.rounds = -(-steps // k)
-        self.losses = np.empty(self.rounds)
+        self.n_steps = -(-steps // k)            # rounds
         self.local = np.empty(k)
-        self.ws = model._workspace(batch_size)
+        self.ws = model.state.workspace(batch_size)
 
     def _buffer(self):
-        net = self.model._net
+        net = self.model.state.net
         # the optimizer's arrays exist once its state was asked for (before the first epoch)
         arrays = net.weights + net.biases + (net.velocities or []) + (net.second_moments or [])
-        if self.arrays is None or len(arrays) != len(self.arrays):
+        if self.arrays is None or len(arrays) != len(self.arrays) \
+                or any(a is not b for a, b in zip(arrays, self.arrays)):
             self.arrays = arrays
             self.flat = np.zeros(sum(a.size for a in arrays) + EXTRA_SLOTS, dtype=net.dtype)
         return self.flat
 
-    def epoch(self, order, rule):
-        be, net = self.model.backend, self.model._net
+    def epoch(self, order, rule, drop, out):
+        be, net = self.model.backend, self.model.state.net
         X, y, w = self.data
         span = self.k * self.batch_size
-        for j in range(self.rounds):
+        for j in range(self.n_steps):
             flat = self._buffer()
             rows = order[j * span:(j + 1) * span]
             m = rows.shape[0]
@@ -453,7 +405,7 @@ class _LocalSGD:
                 losses = self.local[:n_local]
                 be.train_epoch(net, X, y, np.ascontiguousarray(rows), self.batch_size,
                                rule._replace(t=rule.t + j * self.k), self.alpha / active,
-                               self.ws, losses, None, w, None)
+                               self.ws, losses, None, w, drop)
                 weight = float(m if w is None else be.to_numpy(w)[rows].sum())
                 start = 0
                 for a in self.arrays:
@@ -469,8 +421,7 @@ class _LocalSGD:
             for a in self.arrays:
                 a[...] = flat[start:start + a.size].reshape(a.shape)
                 start += a.size
-            self.losses[j] = float(flat[-2])
-        return self.losses
+            out[j] = float(flat[-2])
 
 
 def _evaluate(MPI, comm, model, X, y, w):
@@ -498,4 +449,4 @@ def _unflatten(model, flat):
     for b in model.biases:
         biases.append(flat[start:start + b.size].copy())
         start += b.size
-    model._set_params(weights, biases, keep_state=True)
+    model.state.set_params(weights, biases, keep_state=True)

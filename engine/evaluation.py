@@ -10,10 +10,10 @@ EVAL_CHUNK = 2000   # rows per forward pass when evaluating whole data sets
 def forward_chunks(model, Xb):
     """Yield (start, stop, workspace, output activations per layer) over row chunks of the
     backend array Xb."""
-    be, net = model.backend, model._net
+    be, net = model.backend, model.state.net
     n = Xb.shape[0]
     chunk = min(EVAL_CHUNK, n)
-    ws = model._workspace(chunk, "eval")
+    ws = model.state.workspace(chunk, "eval")
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         acts = [a[:stop - start] for a in ws.a]
@@ -27,7 +27,7 @@ def evaluate(model, Xb, yb, stats=None, weights=None):
 
     With `stats` (a dict), also records each hidden layer's dead-unit and saturated-
     activation fractions over the pass."""
-    be, net = model.backend, model._net
+    be, net = model.backend, model.state.net
     n = Xb.shape[0]
     total_loss, correct = 0.0, 0
     total_weight = n if weights is None else float(np.sum(weights, dtype=np.float64))

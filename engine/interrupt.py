@@ -8,24 +8,30 @@ import contextlib
 import signal
 import threading
 
-try:
-    from . import _native
-except ImportError:     # not built: a Python-level flag does the same for the other paths
-    _native = None
+# the native backend's C-level flag (engine/backends/native_backend.py registers it when
+# the extension is built); without it a Python-level flag does the same for the other paths
+_native = None
 
 _flag = False
 
 
+def register(hooks):
+    """Use `hooks` (requested, clear, install, remove) for SIGINT: a flag that C code
+    polls, so that a fused epoch stops at a minibatch boundary too."""
+    global _native
+    _native = hooks
+
+
 def requested():
     """Whether Ctrl-C came since the fit began."""
-    return _flag or (_native is not None and _native.stop_requested())
+    return _flag or (_native is not None and _native.requested())
 
 
 def _clear():
     global _flag
     _flag = False
     if _native is not None:
-        _native.clear_stop()
+        _native.clear()
 
 
 @contextlib.contextmanager
@@ -38,8 +44,8 @@ def stop_at_boundaries():
         return
     _clear()
     if _native is not None:
-        _native.install_interrupt_handler()
-        restore = _native.remove_interrupt_handler
+        _native.install()
+        restore = _native.remove
     else:
         def handler(signum, frame):
             global _flag

@@ -1,20 +1,20 @@
 """The model API: `MLP`, a thin layer over the backend contract."""
 from __future__ import annotations
 
-import threading
 import warnings
 
 import numpy as np
 
-from . import checks, evaluation, training
+from . import checks, evaluation, fit_options, training
 from ._version import __version__
-from .backends import Network, backend_for
+from .backends import backend_for
 from .backends.base import TARGETS, Backend
 from .history import History
 from .errors import ModelFileError
 from .model_file import FORMAT_VERSION, read_model, restore_training_state, save_model
 from .precision import BF16_MIXED
 from .precision import check as precision_check
+from .train_state import TrainState
 
 INITS = ("normal", "he", "glorot")
 
@@ -80,71 +80,29 @@ class MLP:
                 type(self.backend).gemm_bf16 is Backend.gemm_bf16:
             raise ValueError(f"precision='bf16-mixed' trains on the numpy and native "
                              f"backends; the {self.backend.name} backend has no bf16 products")
-        # one fit at a time: a second thread's fit, save or weight change waits for it
-        # (two interleaved fits would lose each other's updates)
-        self._lock = threading.RLock()
         init_ss, shuffle_ss = np.random.SeedSequence(self.seed).spawn(2)
-        self._shuffle_rng = np.random.default_rng(shuffle_ss)
+        n_hidden = len(self.layer_sizes) - 2
+        self.state = TrainState(self.backend, self.dtype,
+                                (hidden_activation,) * n_hidden + (output_activation,), loss,
+                                self.precision == BF16_MIXED, np.random.default_rng(shuffle_ss))
+        self._lock = self.state.lock
         if _weights is None:            # (load passes the stored ones: no draw to throw away)
             weights, biases = init_weights(self.layer_sizes, init, init_scale, init_ss)
             self._check_finite_in_dtype(weights, biases, "init_scale gives initial weights")
-            self._set_params(weights, biases)
+            self.state.set_params(weights, biases)
         else:
             self.set_weights(*_weights)
 
     # ------------------------------------------------------------------ parameters
-    def _set_params(self, weights, biases, keep_state=False):
-        """New parameter arrays; the optimizer's state starts afresh unless keep_state."""
-        be, dt = self.backend, self.dtype
-        n_hidden = len(self.layer_sizes) - 2
-        old = getattr(self, "_net", None)
-        self._net = Network(
-            # copies: training must never write into an array the caller still holds
-            weights=[be.asarray(np.array(w, dtype=dt)) for w in weights],
-            biases=[be.asarray(np.array(b, dtype=dt)) for b in biases],
-            activations=(self.hidden_activation,) * n_hidden + (self.output_activation,),
-            loss=self.loss, dtype=dt, bf16=self.precision == BF16_MIXED)
-        if keep_state and old is not None:
-            self._net.velocities, self._net.second_moments = old.velocities, old.second_moments
-        else:
-            # what the optimizer carries from one fit to the next: which optimizer, the steps
-            # it took (Adam's bias correction) and the samples seen (inverse scaling)
-            self._opt = {"optimizer": None, "t": 0, "samples": 0, "epochs": 0}
-        self._workspaces = {}
-
-    def _row_order(self, n):
-        """The order the last epoch visited n rows in, shuffled further by the next epoch:
-        a fit of 2 + 2 epochs visits the rows as one of 4 does. A new n starts in order."""
-        order = getattr(self, "_order", None)
-        if order is None or order.size != n:
-            order = self._order = np.arange(n)
-        return order
-
-    def _optimizer_state(self, opt):
-        """The state dict for optimizer `opt`, with the state arrays it needs allocated. The
-        same optimizer as last time carries on where it stopped; another starts afresh."""
-        if self._opt["optimizer"] != opt:
-            be, net = self.backend, self._net
-            params = net.weights + net.biases
-            net.velocities = ([be.zeros(p.shape, net.dtype) for p in params]
-                              if opt.n_state >= 1 else None)
-            net.second_moments = ([be.zeros(p.shape, net.dtype) for p in params]
-                                  if opt.n_state == 2 else None)
-            self._opt = {"optimizer": opt, "t": 0, "samples": 0,
-                         "epochs": self._opt.get("epochs", 0)}
-        return self._opt
-
     @property
     def weights(self):
         """Copies of the weight matrices as NumPy arrays, each (n_out, n_in)."""
-        self.backend.synchronize()
-        return [np.array(self.backend.to_numpy(w)) for w in self._net.weights]
+        return self.state.host_params()[0]
 
     @property
     def biases(self):
         """Copies of the bias vectors as NumPy arrays."""
-        self.backend.synchronize()
-        return [np.array(self.backend.to_numpy(b)) for b in self._net.biases]
+        return self.state.host_params()[1]
 
     def set_params(self, weights, biases):
         """Deprecated name of `set_weights` (scikit-learn keeps set_params for
@@ -172,7 +130,7 @@ class MLP:
                 raise ValueError(f"layer {l}: weights and biases must be finite")
         self._check_finite_in_dtype(weights, biases, "the weights")
         with self._lock:
-            self._set_params(weights, biases)
+            self.state.set_params(weights, biases)
 
     def _check_finite_in_dtype(self, weights, biases, what):
         """Finite values can still overflow the model's dtype (1e39 in float32)."""
@@ -189,21 +147,8 @@ class MLP:
         s = self.layer_sizes
         return sum(a * b + b for a, b in zip(s[:-1], s[1:]))
 
-    def _workspace(self, batch_size, purpose="train"):
-        key = (purpose, batch_size)
-        ws = self._workspaces.get(key)
-        if ws is None:
-            ws = self._workspaces[key] = self.backend.workspace(self._net, batch_size)
-        return ws
-
     # ------------------------------------------------------------------ training
-    def fit(self, X, y, *, epochs=100, batch_size=100, learning_rate=0.1, momentum=0.0,
-            shuffle=True, validation_data=None, progress=True, diagnostics=False,
-            optimizer="sgd", nesterov=False, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-            alpha=0.0, schedule="constant", power_t=0.5, tol=1e-4, n_iter_no_change=10,
-            early_stopping=False, validation_fraction=0.1, sample_weight=None,
-            dropout=None, on_divergence="raise", checkpoint=None, checkpoint_every=1,
-            resume=False) -> History:
+    def fit(self, X, y, **options) -> History:
         """Train with minibatches and return the `History`.
 
         Every epoch visits each row once, in a fresh random order when `shuffle`.
@@ -244,31 +189,24 @@ class MLP:
         end) with the weights, the optimizer's and the shuffling's state, the epochs done
         and the history; resume=True continues from it when it exists (else starts
         afresh), ending exactly where an uninterrupted fit of `epochs` epochs ends.
+
+        Every option, its default and its constraint: engine/fit_options.py (checked
+        once there, for every entry point).
         """
         with self._lock:
-            return training.fit(self, X, y, epochs=epochs, batch_size=batch_size,
-                                learning_rate=learning_rate, momentum=momentum,
-                                shuffle=shuffle, validation_data=validation_data,
-                                progress=progress, diagnostics=diagnostics,
-                                optimizer=optimizer, nesterov=nesterov, beta_1=beta_1,
-                                beta_2=beta_2, epsilon=epsilon, alpha=alpha,
-                                schedule=schedule, power_t=power_t, tol=tol,
-                                n_iter_no_change=n_iter_no_change,
-                                early_stopping=early_stopping,
-                                validation_fraction=validation_fraction,
-                                sample_weight=sample_weight, dropout=dropout,
-                                on_divergence=on_divergence, checkpoint=checkpoint,
-                                checkpoint_every=checkpoint_every, resume=resume)
+            return training.fit(self, X, y, **options)
 
-    def epoch_runner(self, X, y, *, batch_size=100, learning_rate=0.1, momentum=0.0,
-                     order=None, **optimizer):
+    fit.__signature__ = fit_options.signature(("self", "X", "y"))
+
+    def epoch_runner(self, X, y, *, order=None, **options):
         """A callable training one epoch per call over (X, y) in a fixed order, returning the
         minibatch losses; X and y are checked and converted once (for benchmarks and
-        step-by-step experiments). `optimizer` takes fit's optimizer arguments (optimizer,
-        nesterov, beta_1, beta_2, epsilon, alpha). See engine.training.epoch_runner."""
-        return training.epoch_runner(self, X, y, batch_size=batch_size,
-                                     learning_rate=learning_rate, momentum=momentum,
-                                     order=order, **optimizer)
+        step-by-step experiments). `options`: fit's batch_size, learning_rate, alpha,
+        dropout and optimizer options. See engine.training.epoch_runner."""
+        return training.epoch_runner(self, X, y, order=order, **options)
+
+    epoch_runner.__signature__ = fit_options.signature(
+        ("self", "X", "y"), training.RUNNER_OPTIONS, (("order", None),))
 
     @property
     def target_kind(self):
@@ -276,7 +214,9 @@ class MLP:
         "indicators" (0/1 per output unit) or "values" (real targets)."""
         return TARGETS[self.output_activation, self.loss]
 
-    def _check_xy(self, X, y, xname="X", yname="y"):
+    def check_xy(self, X, y, xname="X", yname="y"):
+        """(X, y) checked against this model and converted as fit takes them: X (n,
+        n_in) in the model's dtype; y labels (int64), 0/1 indicators or target values."""
         X = checks.features(X, self.layer_sizes[0], self.dtype, xname)
         if self.target_kind == "labels":
             y = checks.labels(y, X.shape[0], self.layer_sizes[-1], yname)
@@ -306,7 +246,7 @@ class MLP:
         """{"loss": mean loss, "accuracy": fraction correct} over (X, y), weighted by
         sample_weight when given; accuracy counts a row right when every label is
         (indicators), and is nan for regression."""
-        X, y = self._check_xy(X, y)
+        X, y = self.check_xy(X, y)
         w = checks.sample_weight(sample_weight, X.shape[0], self.dtype)
         loss, acc = evaluation.evaluate(self, self.backend.asarray(X), self.backend.asarray(y),
                                         weights=w)
@@ -314,18 +254,20 @@ class MLP:
 
     def loss_and_gradients(self, X, y):
         """(loss, [dL/dW], [dL/db]) on one batch, as NumPy arrays (for checks and notebooks)."""
-        X, y = self._check_xy(X, y)
+        X, y = self.check_xy(X, y)
         be = self.backend
         m = X.shape[0]
-        ws = self._workspace(m)
+        ws = self.state.workspace(m)
         be.gather_(be.asarray(X), be.asarray(y), be.asarray(np.arange(m)), ws.x[:m], ws.t[:m])
-        loss = be.loss_and_grads(self._net, ws, m)
+        loss = be.loss_and_grads(self.state.net, ws, m)
         be.synchronize()
         return (loss, [np.array(be.to_numpy(g)) for g in ws.gw],
                 [np.array(be.to_numpy(g)) for g in ws.gb])
 
     # ------------------------------------------------------------------ persistence
-    def _meta(self, **extra):
+    def metadata(self, **extra):
+        """What a model file records about this model (architecture, dtype, seed, ...),
+        with `extra` entries."""
         meta = {"format_version": FORMAT_VERSION, "engine_version": __version__,
                 "layer_sizes": self.layer_sizes, "hidden_activation": self.hidden_activation,
                 "output_activation": self.output_activation, "loss": self.loss,

@@ -54,25 +54,30 @@ def _digest(arrays, meta=None):
     return h.hexdigest()
 
 
+# what a checkpoint's own arrays are named: early stopping's best weights, the distributed
+# fit's row order of every rank
+CHECKPOINT_ARRAYS = ("best_", "shard_order")
+
+
 def save_model(model, path, extra_meta=None, extra_arrays=None):
     """Write `model` (an MLP) to path: arrays W0.., b0.., the optimizer state, and `meta`;
-    a checkpoint adds its own metadata and arrays (named best_...)."""
-    meta = model._meta(**(extra_meta or {}))
+    a checkpoint adds its own metadata and arrays (named as CHECKPOINT_ARRAYS)."""
+    meta = model.metadata(**(extra_meta or {}))
     arrays = dict(extra_arrays or {})
     for l, (w, b) in enumerate(zip(model.weights, model.biases)):
         arrays[f"W{l}"], arrays[f"b{l}"] = w, b
-    opt = model._opt
+    opt = model.state.counters
     if opt["optimizer"] is not None:
         meta["optimizer"] = {"t": opt["t"], "samples": opt["samples"],
                              "epochs": opt.get("epochs", 0),
                              **dataclasses.asdict(opt["optimizer"])}
-        net, be = model._net, model.backend
+        net, be = model.state.net, model.backend
         for prefix, state in (("V", net.velocities), ("M", net.second_moments)):
             for i, a in enumerate(state or ()):
                 arrays[f"{prefix}{i}"] = np.array(be.to_numpy(a))
-    meta["shuffle_rng"] = model._shuffle_rng.bit_generator.state
-    if getattr(model, "_order", None) is not None:
-        arrays["order"] = model._order
+    meta["shuffle_rng"] = model.state.rng.bit_generator.state
+    if model.state.order is not None:
+        arrays["order"] = model.state.order
     meta["sha256"] = _digest(arrays, meta)
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     buf = io.BytesIO()
@@ -110,7 +115,7 @@ def read_model(path, verify=True):
             names = [f"W{l}" for l in range(n)] + [f"b{l}" for l in range(n)]
             names += [f"{p}{i}" for p in ("V", "M") if f"{p}0" in f.files
                       for i in range(2 * n)] + (["order"] if "order" in f.files else [])
-            names += sorted(k for k in f.files if k.startswith("best_"))
+            names += sorted(k for k in f.files if k.startswith(CHECKPOINT_ARRAYS))
             missing = [k for k in names if k not in f.files]
             if missing:
                 raise ModelFileError(f"{path}: missing arrays {missing}")
@@ -141,7 +146,7 @@ def read_model(path, verify=True):
              if f"{p}0" in arrays}
     if "order" in arrays:
         state["order"] = arrays["order"]
-    state["extra"] = {k: v for k, v in arrays.items() if k.startswith("best_")}
+    state["extra"] = {k: v for k, v in arrays.items() if k.startswith(CHECKPOINT_ARRAYS)}
     return meta, weights, biases, state
 
 
@@ -237,21 +242,21 @@ def restore_training_state(model, meta, state):
     """Put a loaded model's optimizer state and shuffle RNG back (format 2 and later)."""
     from .optimizers import Optimizer
     if "shuffle_rng" in meta:
-        model._shuffle_rng.bit_generator.state = meta["shuffle_rng"]
+        model.state.rng.bit_generator.state = meta["shuffle_rng"]
     if "order" in state:
         order = np.asarray(state["order"], dtype=np.int64)
         if order.ndim != 1 or not np.array_equal(np.sort(order), np.arange(order.size)):
             raise ModelFileError("the model file's row order is not a permutation")
-        model._order = np.ascontiguousarray(order)
+        model.state.order = np.ascontiguousarray(order)
     saved = meta.get("optimizer")
     if saved is None:
         return
     opt = Optimizer(**{k: saved[k] for k in ("name", "momentum", "nesterov", "beta_1",
                                              "beta_2", "epsilon")})
-    st = model._optimizer_state(opt)
+    st = model.state.optimizer_state(opt)
     st["t"], st["samples"] = int(saved["t"]), int(saved["samples"])
     st["epochs"] = int(saved.get("epochs", 0))
-    net = model._net
+    net = model.state.net
     for prefix, arrays in (("V", net.velocities), ("M", net.second_moments)):
         for i, a in enumerate(arrays or ()):
             if prefix not in state:

@@ -235,7 +235,7 @@ def test_generic_epoch_on_a_slice_of_the_sample_matches_numpy(sample64):
     np.testing.assert_allclose(h_gpu.batch_loss, h_ref.batch_loss, rtol=1e-10)
     np.testing.assert_allclose(h_gpu.epoch_loss, h_ref.epoch_loss, rtol=1e-10)
     assert len(h_gpu.batch_loss) == 2
-    assert all(ws.plan is None for ws in gpu._workspaces.values())   # not the fused epoch
+    assert all(ws.plan is None for ws in gpu.state.workspaces.values())   # not the fused epoch
     np.testing.assert_array_equal(gpu.predict(X), ref.predict(X))
 
 
@@ -308,7 +308,7 @@ def test_fused_epoch_trains_as_numpy_in_3L_plus_2_launches(hidden, act, output, 
     for a, b in zip(gpu.weights + gpu.biases, ref.weights + ref.biases):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
     np.testing.assert_allclose(h_gpu.batch_loss, h_ref.batch_loss, rtol=1e-10)
-    plan = next(ws for ws in gpu._workspaces.values()).plan
+    plan = next(ws for ws in gpu.state.workspaces.values()).plan
     per_step = 3 * (len(sizes) - 1) + 2
     if plan.graphs:         # a real GPU: the two full minibatches recorded once, replayed
         assert plan.launches == 2 * per_step             # the recording + the short last

@@ -297,10 +297,12 @@ def test_scaling_model_bench_measures_the_local_parts():
 # ---------------------------------------------------------------- the native epoch's hook
 @pytest.mark.native
 @pytest.mark.skipif("native" not in AVAILABLE, reason="the native extension is not built")
+@pytest.mark.parametrize("gemm", ["blas", "tiles"])
 @pytest.mark.parametrize("kind", ["sgd", "momentum", "adam"])
-def test_blas_epoch_reduce_hook_sees_every_gradient_before_its_step(kind):
+def test_epoch_reduce_hook_sees_every_gradient_before_its_step(kind, gemm):
     """EpochPlan.run(reduce=...) is called once per minibatch with its rows, between its
-    gradients and its step; a hook that returns what it got leaves the epoch unchanged."""
+    gradients and its step; a hook that returns what it got leaves the epoch unchanged
+    (on the tiles: their stored-gradient mode against their usual fused step)."""
     from engine import _native
     from engine.optimizers import StepRule
     from helpers import plan_arrays
@@ -315,7 +317,7 @@ def test_blas_epoch_reduce_hook_sees_every_gradient_before_its_step(kind):
         state = [np.zeros_like(p) for p in arrays["weights"] + arrays["biases"]]
         plan = _native.EpochPlan(**arrays, velocities=None if kind == "sgd" else state,
                                  weight_grads=[np.zeros_like(w) for w in arrays["weights"]],
-                                 gemm="blas", second_moments=[np.zeros_like(p) for p in state]
+                                 gemm=gemm, second_moments=[np.zeros_like(p) for p in state]
                                  if kind == "adam" else None)
         losses = np.zeros(3)
         plan.run(X, y, order, 0.1, 0.9, losses, rule=StepRule(kind, 0.1, 0.9, t=0),
@@ -342,7 +344,7 @@ def test_a_failing_reduce_hook_stops_the_epoch_and_raises():
     arrays = plan_arrays([4, 3, 2], 2)
     grads = [np.zeros_like(w) for w in arrays["weights"]]
     plan = _native.EpochPlan(**arrays, weight_grads=grads, gemm="blas")
-    X, y = np.ones((6, 4)), np.array([0, 1, 0, 1, 0, 1])
+    X, y = np.ones((6, 4)), np.array([0, 0, 1, 1, 0, 1])
     calls = []
 
     def hook(i, loss, weight):
@@ -350,9 +352,65 @@ def test_a_failing_reduce_hook_stops_the_epoch_and_raises():
         if i == 1:
             raise RuntimeError("the reduction failed")
         return loss, weight
-    with pytest.raises(RuntimeError, match="the reduction failed"):
-        plan.run(X, y, np.arange(6, dtype=np.int64), 0.1, 0.0, np.zeros(3), reduce=hook)
-    assert calls == [0, 1]
-    tiles = _native.EpochPlan(**plan_arrays([4, 3, 2], 2), gemm="tiles")
-    with pytest.raises(ValueError, match="reduce needs a plan built with gemm='blas'"):
-        tiles.run(X, y, np.arange(6, dtype=np.int64), 0.1, 0.0, np.zeros(3), reduce=hook)
+    for gemm in ("blas", "tiles"):          # the tiles' stored-gradient mode likewise
+        arrays = plan_arrays([4, 3, 2], 2)
+        plan = _native.EpochPlan(**arrays, gemm=gemm,
+                                 weight_grads=[np.zeros_like(w) for w in arrays["weights"]])
+        before = [p.copy() for p in arrays["weights"] + arrays["biases"]]
+        calls.clear()
+        with pytest.raises(RuntimeError, match="the reduction failed"):
+            plan.run(X, y, np.arange(6, dtype=np.int64), 0.1, 0.0, np.zeros(3), reduce=hook)
+        assert calls == [0, 1], gemm
+        # the first minibatch stepped, the failed one did not
+        after = arrays["weights"] + arrays["biases"]
+        assert not all(np.array_equal(p, b) for p, b in zip(after, before))
+    bare = _native.EpochPlan(**plan_arrays([4, 3, 2], 2), gemm="tiles")
+    with pytest.raises(ValueError, match="reduce needs a plan built with weight_grads"):
+        bare.run(X, y, np.arange(6, dtype=np.int64), 0.1, 0.0, np.zeros(3), reduce=hook)
+
+
+# ---------------------------------------------------------------- MLP.fit's features
+def _data(tmp_path, n=60):
+    rng = np.random.default_rng(4)
+    np.savez(tmp_path / "data.npz", X=rng.normal(size=(n, 4)), y=rng.integers(0, 3, n))
+    return str(tmp_path / "data.npz")
+
+
+@pytest.mark.parametrize("backend", ["numpy", HOST])
+def test_distributed_checkpoint_resumes_bit_identically(tmp_path, backend):
+    """Rank 0 writes the checkpoint (with every rank's shuffle state and row order); a fit
+    of 2 epochs, then one resumed to 4, ends where an uninterrupted fit of 4 ends."""
+    data = _data(tmp_path)
+    fit = dict(epochs=4, batch_size=4, learning_rate=0.01, optimizer="adam")
+    whole, half = tmp_path / "whole", tmp_path / "half"
+    whole.mkdir(), half.mkdir()
+    base = {"data": data, "sizes": [4, 5, 3], "backend": backend}
+    done = _run(3, dict(base, fit=dict(fit, checkpoint=str(whole / "ck.npz"))), whole)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ck = str(half / "ck.npz")
+    done = _run(3, dict(base, fit=dict(fit, epochs=2, checkpoint=ck)), half)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert engine.MLP.load(ck).state.counters["epochs"] == 2
+    done = _run(3, dict(base, fit=dict(fit, checkpoint=ck, resume=True)), half)
+    assert done.returncode == 0, done.stderr[-3000:]
+    a, b = _equal_replicas(whole, 3)[0], _equal_replicas(half, 3)[0]
+    for k in a.files:
+        if k.startswith("arr_"):
+            np.testing.assert_array_equal(a[k], b[k])
+    np.testing.assert_array_equal(a["epoch_loss"], b["epoch_loss"])
+
+
+@pytest.mark.parametrize("backend", ["numpy", HOST])
+def test_distributed_early_stopping_and_dropout_keep_the_replicas_equal(tmp_path, backend):
+    """Early stopping on the validation loss over every rank's held-out rows, and dropout:
+    every rank takes the same decisions and ends with the same parameters."""
+    fit = dict(epochs=40, batch_size=4, learning_rate=0.5, early_stopping=True,
+               n_iter_no_change=2, tol=0.0, dropout=0.2)
+    done = _run(2, {"data": _data(tmp_path, 80), "sizes": [4, 6, 3], "backend": backend,
+                    "fit": fit}, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    r = _equal_replicas(tmp_path, 2)[0]
+    assert len(r["val_loss"]) == len(r["epoch_loss"]) >= 1
+    assert np.all(np.isfinite(r["val_loss"]))
+    if len(r["epoch_loss"]) < 40:
+        assert "validation loss did not improve" in str(r["stop_reason"])

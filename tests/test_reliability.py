@@ -187,9 +187,9 @@ def test_a_stop_request_ends_fit_at_a_minibatch_boundary(backend):
     timer.cancel()
     assert not interrupt.requested()            # cleared for the next fit
     assert np.all(np.isfinite(model.predict_proba(X[:5])))
-    t = model._opt["t"]
+    t = model.state.counters["t"]
     model.fit(X[:100], y[:100], epochs=1, batch_size=10, optimizer="adam", progress=False)
-    assert model._opt["t"] == t + 10            # the step count went on from the stop
+    assert model.state.counters["t"] == t + 10            # the step count went on from the stop
 
 
 @pytest.mark.skipif(os.name != "posix", reason="SIGINT to a child process")

@@ -126,4 +126,4 @@ def test_partial_fit_on_chunks_of_many_sizes_keeps_few_workspaces():
     classes = np.unique(Y)
     for size in range(5, 40, 3):
         est.partial_fit(X[:size], Y[:size], classes=classes)
-    assert len(est._net.model._workspaces) <= 4
+    assert len(est._net.model.state.workspaces) <= 4

@@ -78,23 +78,8 @@ def backend_epoch(backend_name, sizes, batch, dtype, X, y, hidden="sigmoid", epo
 
 def gemm_floor(sizes, batch, dtype, X, y):
     """A callable making exactly the BLAS calls of one native epoch, and nothing else."""
-    from .. import _native
-    # all-zero arrays: the deltas keep the weights fixed, while alpha != 0 keeps BLAS from
-    # skipping a call
-    zeros = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
-    layers = list(zip(sizes[:-1], sizes[1:]))
-    plan = _native.EpochPlan([zeros(o, i) for i, o in layers], [zeros(o) for _, o in layers],
-                             [zeros(batch, o) for _, o in layers],
-                             [zeros(batch, o) for _, o in layers],
-                             [zeros(o) for _, o in layers], zeros(batch, sizes[0]),
-                             zeros(batch, sizes[-1]),
-                             ("sigmoid",) * (len(layers) - 1) + ("softmax",), "cross_entropy",
-                             gemm="blas")
-    X = np.ascontiguousarray(X, dtype=dtype)
-    y = np.ascontiguousarray(y, dtype=dtype if np.ndim(y) == 2 else np.int64)
-    order = np.random.default_rng(1).permutation(len(y))
-    losses = np.empty(-(-len(y) // batch))
-    return lambda: plan.run(X, y, order, 1.0, 0.0, losses, True)
+    from ..backends import native_backend
+    return native_backend.gemm_floor(sizes, batch, dtype, X, y)
 
 
 def reference_epoch(sizes, batch, X, y):
@@ -170,7 +155,7 @@ def thread_limits(n):
     from ..backends import runnable_backends
     native = None
     if "native" in runnable_backends():
-        from .. import _native as native
+        from ..backends import native_backend as native
         saved = native.epoch_threads_setting()
         native.set_epoch_threads(n)
     try:
@@ -216,14 +201,11 @@ def native_machine_info(threads=2):
     from ..backends import runnable_backends
     if "native" not in runnable_backends():
         return {}
-    from .. import _native
+    from ..backends import native_backend
     # BLAS threads spin for a while after each call and would share the cores with the
     # loop (a peak measured after the timed rows once read a third of the real one)
     time.sleep(0.3)
-    path = _native.bf16_info()["path"]
-    return {"simd": _native.build_info()["simd"], "peak_threads": threads,
-            "fma_peak_gflops": {dt: _native.fma_peak_gflops(dt, threads) for dt in DTYPES},
-            "bf16_path": path, "bf16_peak_gflops": _native.bf16_peak_gflops(path)}
+    return native_backend.peaks(threads)
 
 
 def bf16_fractions(info, rows):

@@ -62,7 +62,7 @@ def step_seconds(sizes, batch, dtype="float32", steps=40):
     from ..optimizers import StepRule
     backend = "native" if "native" in runnable_backends() else "numpy"
     model = MLP(sizes, "relu", dtype=dtype, backend=backend, seed=0)
-    be, net = model.backend, model._net
+    be, net = model.backend, model.state.net
     rng = np.random.default_rng(0)
     rows = batch * steps
     X = be.asarray(rng.random((rows, sizes[0]), dtype=np.float32).astype(dtype))

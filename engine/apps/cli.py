@@ -396,11 +396,12 @@ def info_dict():
     except ImportError:
         d["threadpools"] = "threadpoolctl not installed"
     try:
-        from .. import _native
-        d["native_build"] = _native.build_info()
-        d["native_product_path"] = _product_path_info(_native.get_epoch_threads())
-        from ..backends.native_backend import bf16_paths
-        d["native_bf16"] = bf16_paths()
+        from ..backends import native_backend as native
+        if not native.available():
+            raise ImportError(native.NativeBackend.availability()[1])
+        d["native_build"] = native.build_info()
+        d["native_product_path"] = _product_path_info(native.epoch_threads())
+        d["native_bf16"] = native.bf16_paths()
     except ImportError as exc:
         d["native_build"] = f"not built: {exc}"
     return d
@@ -482,9 +483,8 @@ def cmd_info(args):
 
 def cmd_tune(args):
     """Measure again where the native tiles stop beating BLAS on this machine, and cache it."""
-    from .. import _native
-    from ..backends import native_tuning
-    threads = args.threads or _native.get_epoch_threads()
+    from ..backends import native_backend, native_tuning
+    threads = args.threads or native_backend.epoch_threads()
     rows, chosen = [], []
     for dtype in args.dtype or DTYPES:
         print(f"measuring {dtype} on {threads} threads ...", file=sys.stderr, flush=True)

@@ -15,7 +15,7 @@ Conventions shared by every backend (see DESIGN.md):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -68,6 +68,8 @@ class Network:
     velocities: list | None = None       # per parameter: velocity, or Adam's first moment
     second_moments: list | None = None   # per parameter: Adam's second moment
     bf16: bool = False                   # training products in bf16-mixed (engine/precision.py)
+    # what a backend prepared for these very arrays (native: the whole-set pass's plan)
+    prepared: dict = field(default_factory=dict, repr=False, compare=False)
 
     def state(self, i, n_state):
         """Parameter i's optimizer state arrays (n_state of them)."""
@@ -313,7 +315,8 @@ class Backend:
                                  alpha / m if i < n_weights else 0.0)
 
     def train_epoch(self, net: Network, X, y, order, batch_size, rule, alpha, ws: Workspace,
-                    batch_losses, grad_norms=None, sample_weight=None, dropout=None):
+                    batch_losses, grad_norms=None, sample_weight=None, dropout=None,
+                    reduce=None):
         """One epoch of minibatch training over the rows of X in the given order.
 
         rule: an engine.optimizers.StepRule whose t counts the steps taken before this
@@ -324,9 +327,17 @@ class Backend:
         dL/dW (without the L2 term) to it (diagnostics). sample_weight (a backend array,
         one per row of X): each minibatch's loss and gradient become weighted means, and
         the L2 term's batch size the minibatch's weight sum. dropout: (rate per layer,
-        the epoch's mask key), engine/dropout.py. Returns the minibatches trained: all,
-        unless Ctrl-C asked for a stop (engine/interrupt.py).
+        the epoch's mask key), engine/dropout.py. reduce: a callable run between each
+        minibatch's gradients (in ws.gw, ws.gb) and its step: reduce(i, loss, weight) gets
+        the minibatch's mean loss (without the L2 term) and its rows (or sample-weight sum,
+        0 when all are 0), may rewrite the gradients in place, and returns the (loss,
+        weight) to step with; data-parallel training sums the ranks' gradients there.
+        Returns the minibatches trained: all, unless Ctrl-C asked for a stop
+        (engine/interrupt.py).
         """
+        if reduce is not None:
+            return self._reduced_epoch(net, X, y, order, batch_size, rule, alpha, ws,
+                                       batch_losses, sample_weight, dropout, reduce)
         n = len(order)
         n_batches = -(-n // batch_size)
         index = self.asarray(order, np.int64)       # moved once per epoch, not per batch
@@ -357,3 +368,68 @@ class Backend:
         if alpha:
             batch_losses[:n_batches] += penalties
         return done
+
+    def _reduced_epoch(self, net, X, y, order, batch_size, rule, alpha, ws, batch_losses,
+                       sample_weight, dropout, reduce):
+        """train_epoch with a reduction between each gradient and its step."""
+        index = self.asarray(order, np.int64)
+        host_weights = None if sample_weight is None else self.to_numpy(sample_weight)
+        n = len(order)
+        for i, start in enumerate(range(0, n, batch_size)):
+            if interrupt.requested():
+                return i
+            m = min(batch_size, n - start)
+            rows = float(m)
+            if host_weights is not None:
+                self.take_(sample_weight, index[start:start + m], ws.w[:m])
+                rows = float(np.sum(host_weights[order[start:start + m]], dtype=np.float64))
+            self.gather_(X, y, index[start:start + m], ws.x[:m], ws.t[:m])
+            drop = None if dropout is None else (dropout[0], minibatch_key(dropout[1], i))
+            loss = self.loss_and_grads(net, ws, m, None, 0, host_weights is not None, drop)
+            penalty = 0.5 * alpha * sum(self.sq_norm(w) for w in net.weights) if alpha else 0.0
+            loss, weight = reduce(i, float(loss), rows)
+            weight = weight if weight > 0 else 1.0
+            batch_losses[i] = loss + penalty / weight
+            self.apply_gradients(net, ws, rule._replace(t=rule.t + i + 1), alpha, weight)
+        return -(-n // batch_size)
+
+    def whole_set_loss_and_grads(self, net: Network, X, y, sample_weight=None, chunk=8192):
+        """(mean loss, [dL/dW], [dL/db]) over every row of host arrays X (NumPy, or SciPy
+        sparse: densified a chunk at a time) and y (labels, or target rows in the model's
+        dtype), a sample-weighted mean with sample_weight, without any L2 term, as NumPy
+        arrays; None when every weight is 0. Chunks of rows through loss_and_grads, each
+        weighted by its share; a backend may do it in one pass (native)."""
+        n = X.shape[0]
+        chunk = max(1, min(chunk, n))
+        ws = self.workspace(net, chunk)
+        w_all = None if sample_weight is None else np.asarray(sample_weight, np.float64)
+        grand = float(n if w_all is None else w_all.sum())
+        loss, sums = 0.0, None
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            m = stop - start
+            w = None if w_all is None else w_all[start:stop]
+            share = (m if w is None else float(w.sum())) / grand if grand else 0.0
+            if share == 0.0:
+                continue
+            Xc = X[start:stop]
+            Xc = Xc.toarray() if hasattr(Xc, "toarray") else Xc
+            rows = self.asarray(np.arange(m), np.int64)
+            self.gather_(self.asarray(np.ascontiguousarray(Xc, dtype=net.dtype)),
+                         self.asarray(np.ascontiguousarray(y[start:stop])), rows, ws.x[:m],
+                         ws.t[:m])
+            if w is not None:
+                self.take_(self.asarray(np.asarray(w, net.dtype)), rows, ws.w[:m])
+            part = float(self.loss_and_grads(net, ws, m, weighted=w is not None))
+            self.synchronize()
+            grads = [share * np.array(self.to_numpy(g)) for g in ws.gw + ws.gb]
+            loss += share * part
+            if sums is None:
+                sums = grads
+            else:
+                for acc, g in zip(sums, grads):
+                    acc += g
+        if sums is None:
+            return None
+        k = len(net.weights)
+        return loss, sums[:k], sums[k:]

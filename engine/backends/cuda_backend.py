@@ -269,9 +269,13 @@ class CudaBackend(Backend):
 
     # ------------------------------------------------------------------ training
     def train_epoch(self, net, X, y, order, batch_size, rule, alpha, ws, batch_losses,
-                    grad_norms=None, sample_weight=None, dropout=None):
+                    grad_norms=None, sample_weight=None, dropout=None, reduce=None):
         """The fused epoch (engine/backends/cuda_epoch.py: 3L + 2 launches per minibatch);
-        with sample weights, dropout or diagnostics, the generic one below."""
+        with sample weights, dropout, diagnostics or a reduction, the generic one below."""
+        if reduce is not None:
+            return super().train_epoch(net, X, y, order, batch_size, rule, alpha, ws,
+                                       batch_losses, grad_norms, sample_weight, dropout,
+                                       reduce)
         if grad_norms is None and sample_weight is None and dropout is None:
             from .cuda_epoch import fused_epoch
             return fused_epoch(self, net, X, y, order, batch_size, rule, alpha, ws,

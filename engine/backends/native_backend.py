@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from .. import interrupt
 from ..optimizers import STATE_ARRAYS
 
 from .host import HostBackend
@@ -163,10 +164,16 @@ class NativeBackend(HostBackend):
         return _native.sq_norm(x)
 
     def train_epoch(self, net, X, y, order, batch_size, rule, alpha, ws, batch_losses,
-                    grad_norms=None, sample_weight=None, dropout=None):
-        """The whole epoch in C (see engine._native.EpochPlan); no Python per minibatch.
-        bf16-mixed takes its own epoch (_bf16_epoch)."""
+                    grad_norms=None, sample_weight=None, dropout=None, reduce=None):
+        """The whole epoch in C (see engine._native.EpochPlan); no Python per minibatch
+        but the reduce callback, which the C epoch calls between each gradient and its
+        step (on the tiles too: their stored-gradient mode). bf16-mixed takes its own epoch
+        (_bf16_epoch)."""
         if net.bf16:
+            if reduce is not None:
+                return super().train_epoch(net, X, y, order, batch_size, rule, alpha, ws,
+                                           batch_losses, grad_norms, sample_weight, dropout,
+                                           reduce)
             return self._bf16_epoch(net, X, y, order, batch_size, rule, alpha, ws,
                                     batch_losses, grad_norms, sample_weight, dropout)
         n_state = STATE_ARRAYS[rule.kind]
@@ -187,7 +194,48 @@ class NativeBackend(HostBackend):
                            grad_norms, rule=rule, alpha=alpha, sample_weight=sample_weight,
                            dropout=None if dropout is None
                            else np.asarray(dropout[0], np.float64),
-                           dropout_key=0 if dropout is None else dropout[1])
+                           dropout_key=0 if dropout is None else dropout[1], reduce=reduce)
+
+    def whole_set_loss_and_grads(self, net, X, y, sample_weight=None, chunk=8192):
+        """One pass in C for dense X: the BLAS-path epoch over chunks of rows with a step
+        of size 0, whose reduce hook adds up each chunk's gradients (sparse X: the generic
+        chunks)."""
+        if hasattr(X, "toarray") or net.bf16:
+            return super().whole_set_loss_and_grads(net, X, y, sample_weight, chunk)
+        from ..optimizers import StepRule
+        n = X.shape[0]
+        chunk = max(1, min(chunk, n))
+        key = ("whole_set", chunk)
+        if key not in net.prepared:
+            ws = self.workspace(net, chunk)
+            gw = [np.zeros_like(w) for w in net.weights]
+            gb = [np.zeros_like(b) for b in net.biases]
+            plan = _native.EpochPlan(net.weights, net.biases, ws.a, ws.d, gb, ws.x, ws.t,
+                                     net.activations, net.loss, None, gw, gemm="blas")
+            net.prepared[key] = (plan, gw, gb)
+        plan, gw, gb = net.prepared[key]
+        sums = [np.zeros_like(g) for g in gw + gb]
+        total = [0.0, 0.0]                     # weighted loss, weight
+
+        def add(i, loss, weight):
+            if weight > 0:
+                for acc, g in zip(sums, gw + gb):
+                    acc += weight * g
+                total[0] += loss * weight
+                total[1] += weight
+            for g in gw + gb:                  # the step of size 0 must not meet a nan
+                g[...] = 0
+            return loss, (weight if weight > 0 else 1.0)
+        X = np.ascontiguousarray(X, dtype=net.dtype)
+        w = None if sample_weight is None else np.ascontiguousarray(sample_weight, net.dtype)
+        plan.run(X, np.ascontiguousarray(y), np.arange(n, dtype=np.int64), 0.0, 0.0,
+                 np.empty(-(-n // chunk)), rule=StepRule("sgd", 0.0), sample_weight=w,
+                 reduce=add)
+        if total[1] <= 0:
+            return None
+        k = len(gw)
+        return (total[0] / total[1], [a / total[1] for a in sums[:k]],
+                [a / total[1] for a in sums[k:]])
 
     def _bf16_epoch(self, net, X, y, order, batch_size, rule, alpha, ws, batch_losses,
                     grad_norms, sample_weight, dropout):
@@ -213,3 +261,91 @@ def bf16_paths():
     """{"path": the bf16 product path in use, "paths": {name: (runs here, why)}}: AMX tiles,
     AVX512-BF16 or portable, the best this CPU runs (csrc/bf16.c)."""
     return _native.bf16_info()
+
+
+# The extension's process-wide runtime, for the modules outside engine/backends (Ctrl-C
+# handling, `engine info`/`tune`, the benchmarks): they ask here instead of importing
+# engine._native themselves. Each needs the extension built (see available()).
+def available():
+    """Whether engine._native is built and importable."""
+    return _native is not None
+
+
+def build_info():
+    """How the extension was built: SIMD variant, OpenMP, flags, epoch threads."""
+    return _native.build_info()
+
+
+def epoch_threads():
+    """The threads a tiled epoch's team uses now (the process setting, or the default)."""
+    return _native.get_epoch_threads()
+
+
+def epoch_threads_setting():
+    """What set_epoch_threads last set (0: the default)."""
+    return _native.epoch_threads_setting()
+
+
+def set_epoch_threads(n):
+    """The process-wide team size of the tiled epochs (0: the default)."""
+    _native.set_epoch_threads(n)
+
+
+def peaks(threads):
+    """The machine's measured FMA peak on `threads` threads (GFLOP/s per dtype), the SIMD
+    variant, and the bf16 path with its one-thread peak."""
+    path = _native.bf16_info()["path"]
+    return {"simd": _native.build_info()["simd"], "peak_threads": threads,
+            "fma_peak_gflops": {dt: _native.fma_peak_gflops(dt, threads)
+                                for dt in ("float32", "float64")},
+            "bf16_path": path, "bf16_peak_gflops": _native.bf16_peak_gflops(path)}
+
+
+def gemm_floor(sizes, batch, dtype, X, y):
+    """A callable making exactly the BLAS calls of one native epoch (batch rows per step,
+    over X, y) and nothing else: the floor the benchmarks compare an epoch with."""
+    # all-zero arrays: the deltas keep the weights fixed, while alpha != 0 keeps BLAS from
+    # skipping a call
+    zeros = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
+    layers = list(zip(sizes[:-1], sizes[1:]))
+    plan = _native.EpochPlan([zeros(o, i) for i, o in layers], [zeros(o) for _, o in layers],
+                             [zeros(batch, o) for _, o in layers],
+                             [zeros(batch, o) for _, o in layers],
+                             [zeros(o) for _, o in layers], zeros(batch, sizes[0]),
+                             zeros(batch, sizes[-1]),
+                             ("sigmoid",) * (len(layers) - 1) + ("softmax",), "cross_entropy",
+                             gemm="blas")
+    X = np.ascontiguousarray(X, dtype=dtype)
+    y = np.ascontiguousarray(y, dtype=dtype if np.ndim(y) == 2 else np.int64)
+    order = np.random.default_rng(1).permutation(len(y))
+    losses = np.empty(-(-len(y) // batch))
+    return lambda: plan.run(X, y, order, 1.0, 0.0, losses, True)
+
+
+class InterruptHooks:
+    """SIGINT as a flag that the C epochs poll between minibatches (csrc/runtime.c)."""
+
+    @staticmethod
+    def requested():
+        return _native.stop_requested()
+
+    @staticmethod
+    def clear():
+        _native.clear_stop()
+
+    @staticmethod
+    def request_stop():
+        """What SIGINT does (for tests and embedding applications)."""
+        _native.request_stop()
+
+    @staticmethod
+    def install():
+        _native.install_interrupt_handler()
+
+    @staticmethod
+    def remove():
+        _native.remove_interrupt_handler()
+
+
+if _native is not None:
+    interrupt.register(InterruptHooks)

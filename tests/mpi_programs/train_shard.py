@@ -29,11 +29,10 @@ if "weights" in data.files:
 model = engine.MLP(settings["sizes"], settings.get("hidden", "tanh"), dtype="float64",
                    backend=settings["backend"], seed=rank + 10)  # rank 0's wins the broadcast
 if settings.get("fail_at_step") is not None and rank == settings.get("fail_rank", 1):
-    # the step's gradient on the NumPy backend; the reduction callback of the native
-    # backend's epoch in C
+    # the reduction callback between a step's gradient and its update (called by the
+    # native backend's epoch in C, and by the generic epoch of the NumPy backend)
     calls = {"n": 0}
-    owner, name = ((dist._NativeGradientAllreduce, "reduce") if settings["backend"] == "native"
-                   else (model.backend, "loss_and_grads"))
+    owner, name = dist._GradientAllreduce, "reduce"
     real = getattr(owner, name)
 
     def failing(*args, **kw):
@@ -58,4 +57,5 @@ except dist.SettingsDiffer as exc:           # every rank, at once, with the sam
     sys.exit(3)
 np.savez(os.path.join(out, f"rank{rank}.npz"), *(model.weights + model.biases),
          losses=np.array(history.batch_loss), epoch_loss=np.array(history.epoch_loss),
-         epoch_accuracy=np.array(history.epoch_accuracy))
+         epoch_accuracy=np.array(history.epoch_accuracy), val_loss=np.array(history.val_loss),
+         stop_reason=np.array(history.stop_reason))
