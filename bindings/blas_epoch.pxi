@@ -123,7 +123,7 @@ cdef int64_t _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const 
             # every gradient formed, no weight touched yet: reduce, then step every layer
             with gil:
                 try:
-                    losses[i], weight = plan._reduce(i, losses[i], raw)
+                    losses[i], weight = plan._reduce(i, losses[i], raw, plan._reduce_grads)
                 except BaseException as exc:
                     plan._reduce_error = exc
                     failed = True

@@ -11,7 +11,7 @@ cdef int _reduce_hook(void *ctx, int64_t i, double *loss, double *weight) noexce
     with gil:
         plan = <EpochPlan>ctx
         try:
-            loss[0], weight[0] = plan._reduce(i, loss[0], weight[0])
+            loss[0], weight[0] = plan._reduce(i, loss[0], weight[0], plan._reduce_grads)
         except BaseException as exc:
             plan._reduce_error = exc
             return 1
@@ -57,6 +57,8 @@ cdef class EpochPlan:
     # run(reduce=...): the callable between each minibatch's gradients and its step
     cdef object _reduce
     cdef object _reduce_error
+    cdef list _reduce_grads    # what the callable may rewrite: this path's gradient arrays
+    cdef list _grads           # the weight and bias gradients given
     cdef bint reducing
     # set while run() trains: a re-initialisation (from another thread, or from inside the
     # reduce callback) would free the block the running epoch reads, so both are refused
@@ -166,6 +168,7 @@ cdef class EpochPlan:
                     eng_epoch_delta_panel_bytes(L, batch, <int*>_ptr(widths)) if threads
                     else 0)
         keep = [x, t]
+        gw_arrays, gb_arrays = [], []
         cdef bint vel = velocities is not None
         cdef bint second = second_moments is not None
         cdef cnp.ndarray arr
@@ -181,13 +184,15 @@ cdef class EpochPlan:
             out = (self.sizes[l + 1],)
             rows = (batch, self.sizes[l + 1])
             self.p.B[l] = _ptr(_checked(f"biases[{l}]", biases[l], dtype, out, keep))
-            self.p.GB[l] = _ptr(_checked(f"bias_grads[{l}]", bias_grads[l], dtype, out, keep))
+            gb_arrays.append(_checked(f"bias_grads[{l}]", bias_grads[l], dtype, out, keep))
+            self.p.GB[l] = _ptr(gb_arrays[l])
             self.p.A[l] = _ptr(_checked(f"acts[{l}]", acts[l], dtype, rows, keep))
             self.p.D[l] = _ptr(_checked(f"deltas[{l}]", deltas[l], dtype, rows, keep))
             self.acts[l] = _act(activations[l], l == L - 1)
             if weight_grads is not None:
-                self.GW[l] = _ptr(_checked(f"weight_grads[{l}]", weight_grads[l], dtype,
-                                           _dims(arr), keep))
+                gw_arrays.append(_checked(f"weight_grads[{l}]", weight_grads[l], dtype,
+                                          _dims(arr), keep))
+                self.GW[l] = _ptr(gw_arrays[l])
             if vel:
                 self.p.VW[l] = _ptr(_checked(f"velocities[{l}]", velocities[l], dtype,
                                              _dims(arr), keep))
@@ -212,13 +217,14 @@ cdef class EpochPlan:
             self.p.VW = self.p.VB = self.p.VT = NULL
         if not second:
             self.p.SW = self.p.SB = self.p.ST = NULL
+        self._grads = gw_arrays + gb_arrays if weight_grads is not None else None
         self._keep, self.dtype, self.gemm = keep, dtype, gemm
         self.n_layers, self.has_velocity, self.has_second = L, vel, second
         self.k = _table(w0)
 
     cdef _init_tiles(self, int L, object dtype, bint vel, bint second, bint grads, list keep):
         """The epoch's own copies of W (and of its optimizer state) in panels; with grads,
-        room for the weight gradients in panels too (the stored-gradient mode of reduce)."""
+        room for the gradient tiles too (the stored-gradient mode of reduce)."""
         cdef int l
         for l in range(L):
             wt = np.zeros(eng_epoch_panel_elements(self.sizes[l + 1], self.sizes[l],
@@ -226,17 +232,14 @@ cdef class EpochPlan:
             keep.append(wt)
             self.p.WT[l] = _ptr(wt)
             if vel:
-                vt = np.zeros_like(wt)
-                keep.append(vt)
-                self.p.VT[l] = _ptr(vt)
+                keep.append(np.zeros_like(wt))
+                self.p.VT[l] = _ptr(keep[len(keep) - 1])
             if second:
-                st = np.zeros_like(wt)
-                keep.append(st)
-                self.p.ST[l] = _ptr(st)
+                keep.append(np.zeros_like(wt))
+                self.p.ST[l] = _ptr(keep[len(keep) - 1])
             if grads:
-                gt = np.zeros_like(wt)
-                keep.append(gt)
-                self.p.GT[l] = _ptr(gt)
+                keep.append(np.zeros_like(wt))
+                self.p.GT[l] = _ptr(keep[len(keep) - 1])
 
     def run(self, X, y, order, double learning_rate, double momentum, batch_losses,
             bint gemm_only=False, grad_norms=None, *, rule=None, double alpha=0.0,
@@ -259,14 +262,14 @@ cdef class EpochPlan:
         drop rate of its outputs (the last layer's must be 0), masks keyed by dropout_key
         (the epoch's, a uint64) and each minibatch's number (csrc/runtime.h).
         reduce (a plan built with weight_grads; either product path): after each
-        minibatch's gradients are formed in weight_grads and bias_grads, and before any step,
-        reduce(i, loss, weight) is called with the minibatch's loss (without its L2 term)
-        and its rows (or sample-weight sum, 0 when they are all 0); it may rewrite the
-        gradients in place and returns (loss, weight) to step with: data-parallel training
-        sums the ranks' gradients there (engine/distributed.py). An exception it raises
-        ends the epoch and is raised here. On the tiles it runs on the calling thread while
-        the team waits, and the step is then taken elementwise (csrc/epoch.h's
-        stored-gradient mode)."""
+        minibatch's gradients are formed, and before any step, reduce(i, loss, weight,
+        grads) is called with the minibatch's loss (without its L2 term), its rows (or
+        sample-weight sum, 0 when they are all 0) and the gradients (weight_grads, then
+        bias_grads; on the tiles formed in their stored-gradient mode, csrc/epoch.h). It
+        may rewrite them in place, and returns (loss, weight) to step with: data-parallel
+        training sums the ranks' gradients there (engine/distributed.py). It runs on the
+        calling thread (the tiles' team waits); an exception it raises ends the epoch and
+        is raised here."""
         if self.n_layers == 0:
             raise RuntimeError("this EpochPlan was never initialized successfully")
         if self.running:
@@ -332,6 +335,7 @@ cdef class EpochPlan:
                 raise TypeError(f"reduce must be callable; got {type(reduce).__name__}")
         if self.gemm == "tiles" and not gemm_only and pg == NULL:
             self._reduce, self._reduce_error = reduce, None
+            self._reduce_grads = self._grads
             self.p.reduce = NULL
             if reduce is not None:
                 self.p.reduce = _reduce_hook
@@ -344,6 +348,7 @@ cdef class EpochPlan:
             finally:
                 self.p.reduce, self.p.reduce_ctx = NULL, NULL
                 error, self._reduce, self._reduce_error = self._reduce_error, None, None
+                self._reduce_grads = None
                 self.running = False
             if error is not None:
                 raise error
@@ -352,6 +357,7 @@ cdef class EpochPlan:
             raise ValueError(f"this optimizer step on the BLAS path needs a plan built with "
                              f"weight_grads")
         self._reduce, self._reduce_error, self.reducing = reduce, None, reduce is not None
+        self._reduce_grads = self._grads
         self.running = True
         try:
             with nogil:

@@ -133,6 +133,8 @@ static void FN(epoch_weights_chunk)(const FN(eng_workers) *wk, const eng_epoch_p
             wk->gemm_tn_update((const REAL *const *)below, m, s[l], lo, hi, dpan[l],
                                P->batch, s[l + 1], (REAL *)P->GT[l], NULL, NULL, &store,
                                NULL, scratch);
+            /* this chunk's inputs into the caller's layout while they are in cache */
+            wk->from_panels((const REAL *)P->GT[l], s[l + 1], s[l], lo, hi, (REAL *)P->GW[l]);
             return;
         }
         wk->gemm_tn_update((const REAL *const *)below, m, s[l], lo, hi, dpan[l], P->batch,
@@ -184,43 +186,37 @@ static double FN(weight_squares)(const FN(eng_workers) *wk, const eng_epoch_plan
     return sum;
 }
 
-/* Stored-gradient mode, thread 0 between the gradient and the step: the gradients into
-   the caller's layout, the reduction, and back into panels. Returns the reduction's status
-   (nonzero: stop before this step); *loss and *weight become the ones to step with, and
-   *squares the weights' sum of squares (for the L2 term) when alpha > 0. */
+/* Stored-gradient mode, thread 0 between the gradient (in GW and GB) and the step: the
+   reduction. Returns its status (nonzero: stop before this step); *loss and *weight become
+   the ones to step with, and *squares the weights' sum of squares (for the L2 term) when
+   alpha > 0. */
 static int FN(epoch_reduce)(const FN(eng_workers) *wk, const eng_epoch_plan *P, int64_t i,
                             double alpha, double *loss, double *weight, double *squares) {
     const int *s = P->sizes;
-    for (int l = 0; l < P->n_layers; l++)
-        wk->from_panels((const REAL *)P->GT[l], s[l + 1], s[l], (REAL *)P->GW[l]);
     int status = P->reduce(P->reduce_ctx, i, loss, weight);
     if (status != 0) return status;
     if (!(*weight > 0)) *weight = 1.0;         /* nothing anywhere: a zero step */
     *squares = 0.0;
-    for (int l = 0; l < P->n_layers; l++) {
-        wk->to_panels((const REAL *)P->GW[l], s[l + 1], s[l], (REAL *)P->GT[l]);
-        if (alpha > 0)   /* the panels' padding is 0; their tail copy is left out */
+    if (alpha > 0)       /* the panels' padding is 0; their tail copy is left out */
+        for (int l = 0; l < P->n_layers; l++)
             *squares += FN(eng_sq_norm)((const REAL *)P->WT[l],
                                         (s[l + 1] + wk->pw - 1) / wk->pw * wk->pw * s[l]);
-    }
     return 0;
 }
 
-/* Stored-gradient mode, every thread: its share of each layer's step, elementwise over the
-   panels (their padding and tail copy step alike), and the biases of the layers l with
-   l % nt == t. The same operations for any thread count. */
+/* Stored-gradient mode, every thread: the step of its share of each layer's inputs (whole
+   tiles), from the gradient in GW, and of the biases of the layers l with l % nt == t.
+   Each weight steps by the same operations for any thread count. */
 static void FN(epoch_stored_step)(const FN(eng_workers) *wk, const eng_epoch_plan *P, int t,
                                   int nt, const FN(eng_step) *sw, const FN(eng_step) *sb) {
     const int *s = P->sizes;
     for (int l = 0; l < P->n_layers; l++) {
         int64_t lo, hi;
-        FN(share)(eng_epoch_panel_elements(s[l + 1], s[l], (int)sizeof(REAL)), 64, t, nt,
-                  &lo, &hi);
+        FN(share)(s[l], wk->mr, t, nt, &lo, &hi);
         if (hi > lo)
-            wk->update_range((REAL *)P->WT[l] + lo, (const REAL *)P->GT[l] + lo,
-                             P->VT ? (REAL *)P->VT[l] + lo : NULL,
-                             P->ST ? (REAL *)P->ST[l] + lo : NULL, hi - lo, sw->kind, sw->lr,
-                             sw->mom, sw->b1, sw->b2, sw->eps, sw->l2);
+            wk->panel_step((REAL *)P->WT[l], P->VT ? (REAL *)P->VT[l] : NULL,
+                           P->ST ? (REAL *)P->ST[l] : NULL, (const REAL *)P->GW[l], s[l + 1],
+                           s[l], lo, hi, sw);
         if (l % nt == t)
             wk->update_range((REAL *)P->B[l], (const REAL *)P->GB[l],
                              P->VB ? (REAL *)P->VB[l] : NULL, P->SB ? (REAL *)P->SB[l] : NULL,
@@ -370,11 +366,11 @@ int64_t FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_
         eng_fp_restore(fp_state);
     }
     for (int l = 0; l < L; l++) {
-        wk->from_panels((const REAL *)P->WT[l], s[l + 1], s[l], (REAL *)P->W[l]);
+        wk->from_panels((const REAL *)P->WT[l], s[l + 1], s[l], 0, s[l], (REAL *)P->W[l]);
         if (P->VW != NULL)
-            wk->from_panels((const REAL *)P->VT[l], s[l + 1], s[l], (REAL *)P->VW[l]);
+            wk->from_panels((const REAL *)P->VT[l], s[l + 1], s[l], 0, s[l], (REAL *)P->VW[l]);
         if (P->SW != NULL)
-            wk->from_panels((const REAL *)P->ST[l], s[l + 1], s[l], (REAL *)P->SW[l]);
+            wk->from_panels((const REAL *)P->ST[l], s[l + 1], s[l], 0, s[l], (REAL *)P->SW[l]);
     }
     return done;
 }

@@ -120,16 +120,16 @@ typedef struct {
     const double *dropout;        /* per layer, the hidden units' drop rate; NULL: none */
     uint64_t dropout_key;         /* the epoch's key of the dropout masks */
     /* NULL: each gradient tile is applied as soon as it is formed. Otherwise the stored-
-       gradient mode: every gradient is formed first (GT in panels, then GW and GB in the
-       caller's layout), thread 0 calls reduce(reduce_ctx, i, &loss, &weight) with
-       minibatch i's loss (no L2 term) and its rows or sample-weight sum (0 when all its
-       weights are 0), which may rewrite GW and GB and returns 0 with the loss and weight
-       to step with (data-parallel training sums the ranks' gradients there), or nonzero
+       gradient mode: every gradient is formed first (GW and GB, in the caller's layout, so
+       that every rank of a data-parallel fit reduces the same layout whatever its CPU),
+       thread 0 calls reduce(reduce_ctx, i, &loss, &weight) with minibatch i's loss (no L2
+       term) and its rows or sample-weight sum (0 when all its weights are 0), which may
+       rewrite GW and GB and returns 0 with the loss and weight to step with, or nonzero
        to end the epoch before that step. */
     int (*reduce)(void *ctx, int64_t i, double *loss, double *weight);
     void *reduce_ctx;
     void **GW;                    /* with reduce: weight gradients (sizes[l+1] x sizes[l]) */
-    void **GT;                    /* with reduce: room for them in panels */
+    void **GT;                    /* with reduce: the gradient tiles' panels (as WT) */
 } eng_epoch_plan;
 
 /* Train one epoch over X[order[:count]] (targets: labels y, or the rows of T when y is

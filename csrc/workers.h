@@ -13,6 +13,7 @@ typedef REAL VFN(vec) __attribute__((vector_size(VBYTES)));
 static const FN(eng_workers) VFN(workers) = {
     MR, PW, VFN(bias_act_rows), VFN(act_backward_range), VFN(update_range),
     VFN(gemm_nn), VFN(gemm_tn_update), VFN(pack_delta_row), VFN(to_panels), VFN(from_panels),
+    VFN(panel_step),
     VFN(fma_loop),
     PEAK_ACC * VLEN * 2, VFN(dropout_rows), VFN(dropout_backward_rows),
 };

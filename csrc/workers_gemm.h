@@ -160,12 +160,14 @@ TARGET static void VFN(to_panels)(const REAL *w, int64_t n_out, int64_t n_in, RE
     }
 }
 
-TARGET static void VFN(from_panels)(const REAL *wp, int64_t n_out, int64_t n_in, REAL *w) {
+/* Inputs [j_lo, j_hi) of every output (the whole layer: 0, n_in). */
+TARGET static void VFN(from_panels)(const REAL *wp, int64_t n_out, int64_t n_in,
+                                    int64_t j_lo, int64_t j_hi, REAL *w) {
     for (int64_t q = 0; q * PW < n_out; q++) {
         const REAL *panel = wp + q * n_in * PW;
         int64_t width = n_out - q * PW < PW ? n_out - q * PW : PW;
-        for (int64_t j0 = 0; j0 < n_in; j0 += PANEL_BLOCK) {
-            int64_t j1 = j0 + PANEL_BLOCK < n_in ? j0 + PANEL_BLOCK : n_in;
+        for (int64_t j0 = j_lo; j0 < j_hi; j0 += PANEL_BLOCK) {
+            int64_t j1 = j0 + PANEL_BLOCK < j_hi ? j0 + PANEL_BLOCK : j_hi;
             for (int64_t c = 0; c < width; c++) {
                 REAL *row = w + (q * PW + c) * n_in;
                 for (int64_t j = j0; j < j1; j++) row[j] = panel[j * PW + c];
@@ -376,6 +378,28 @@ TARGET static void VFN(gemm_tn_update)(const REAL *const *a, int64_t m, int64_t 
                 sq_parts[j0 / MR] = (o0 == 0 ? 0.0 : sq_parts[j0 / MR]) + (double)squares;
         }
     }
+}
+
+/* The stored-gradient mode's step of inputs [j_lo, j_hi) of a layer kept in panels (wt,
+   state vt, st), from its gradient g in W's own layout (n_out x n_in): each input's
+   slice of a panel steps at once, as gemm_tn_update steps it, and the narrow tail's copy
+   of W follows. */
+TARGET static void VFN(panel_step)(REAL *wt, REAL *vt, REAL *st, const REAL *g,
+                                   int64_t n_out, int64_t n_in, int64_t j_lo, int64_t j_hi,
+                                   const FN(eng_step) *step) {
+    REAL col[PW];
+    const int tail = VFN(narrow_tail)(n_out);
+    REAL *copy = TAIL_AT(wt, n_out, n_in);
+    for (int64_t o0 = 0; o0 < n_out; o0 += PW) {
+        int64_t width = n_out - o0 < PW ? n_out - o0 : PW;
+        for (int64_t j = j_lo; j < j_hi; j++) {
+            for (int64_t c = 0; c < width; c++) col[c] = g[(o0 + c) * n_in + j];
+            VFN(update_input)(wt, vt, st, n_in, o0, j, col, width, step, 0);
+        }
+    }
+    for (int64_t o = 0; o < tail; o++)
+        for (int64_t j = j_lo; j < j_hi; j++)
+            copy[o * n_in + j] = *PANEL_AT(wt, n_in, n_out - tail + o, j);
 }
 
 #undef PANEL_AT

@@ -322,21 +322,25 @@ class _GradientAllreduce:
             start += p.size
         self.ws = be.workspace(net, batch_size)
         self.ws.gw, self.ws.gb = views[:len(net.weights)], views[len(net.weights):]
+        self.views = views
 
     def epoch(self, order, rule, drop, losses):
         be, net = self.model.backend, self.model.state.net
         X, y, w = self.data
         done = 0
         if order.size:
+            # one rank: its gradient is the global one, and the epoch runs unhooked
+            reduce = self.reduce if self.comm.Get_size() > 1 else None
             done = be.train_epoch(net, X, y, order, self.batch_size, rule, self.alpha,
-                                  self.ws, losses, None, w, drop, reduce=self.reduce)
+                                  self.ws, losses, None, w, drop, reduce=reduce)
         for k in range(done, self.n_steps):     # this shard ran out before the others
             losses[k] = self.empty_step(rule._replace(t=rule.t + k + 1))
 
-    def reduce(self, i, loss, weight):
-        """This rank's mean loss and gradient (in the buffer) over rows weighing `weight`
-        become the global ones: sums, one Allreduce, divided by the global weight, which
-        it returns with the loss (an all-zero minibatch counts 1: a zero step)."""
+    def reduce(self, i, loss, weight, grads):
+        """This rank's mean loss and gradient (in the buffer: the workspace's gradients
+        `grads` are views into it) over rows weighing `weight` become the global ones:
+        sums, one Allreduce, divided by the global weight, which it returns with the loss
+        (an all-zero minibatch counts 1: a zero step)."""
         flat = self.flat
         if weight > 0:
             self.grads *= weight        # the local mean back into a sum
@@ -353,7 +357,7 @@ class _GradientAllreduce:
         """A step of a rank without rows: it adds nothing to the sums, and steps with the
         others' gradient; returns the global minibatch's loss."""
         be, net = self.model.backend, self.model.state.net
-        loss, total = self.reduce(None, 0.0, 0.0)
+        loss, total = self.reduce(None, 0.0, 0.0, self.views)
         if self.alpha:
             loss += 0.5 * self.alpha * sum(be.sq_norm(W) for W in net.weights) / total
         be.apply_gradients(net, self.ws, rule, self.alpha, total)

@@ -326,7 +326,7 @@ def test_epoch_reduce_hook_sees_every_gradient_before_its_step(kind, gemm):
 
     seen = []
 
-    def identity(i, loss, weight):
+    def identity(i, loss, weight, grads):
         seen.append((i, weight))
         return loss, weight
     hooked, plain = run(identity), run(None)
@@ -347,7 +347,7 @@ def test_a_failing_reduce_hook_stops_the_epoch_and_raises():
     X, y = np.ones((6, 4)), np.array([0, 0, 1, 1, 0, 1])
     calls = []
 
-    def hook(i, loss, weight):
+    def hook(i, loss, weight, grads):
         calls.append(i)
         if i == 1:
             raise RuntimeError("the reduction failed")

@@ -31,12 +31,12 @@ def test_a_plan_cannot_be_reinitialised_from_its_reduce_callback():
     X, y = np.ones((6, 4)), np.array([0, 1, 0, 1, 0, 1])
     order, losses = np.arange(6, dtype=np.int64), np.zeros(3)
 
-    def hook(i, loss, weight):
+    def hook(i, loss, weight, _grads):
         plan.__init__(**plan_arrays([4, 3, 2], 2), weight_grads=grads, gemm="blas")
     with pytest.raises(RuntimeError, match="running an epoch"):
         plan.run(X, y, order, 0.1, 0.0, losses, reduce=hook)
 
-    def nested(i, loss, weight):
+    def nested(i, loss, weight, _grads):
         plan.run(X, y, order, 0.1, 0.0, losses)
     with pytest.raises(RuntimeError, match="already running"):
         plan.run(X, y, order, 0.1, 0.0, losses, reduce=nested)

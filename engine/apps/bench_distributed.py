@@ -52,11 +52,11 @@ def allreduce_seconds(ranks, nbytes, bandwidth, latency):
 
 
 def step_seconds(sizes, batch, dtype="float32", steps=40):
-    """One rank's time per synchronous step of `batch` rows, without the reduction: on
-    the native backend the path engine.distributed takes there (the BLAS-path epoch in C,
-    calling a reduction hook between each minibatch's gradients and its step; the hook
-    here returns at once), median over 3 runs of `steps` steps; elsewhere the backend's
-    forward and backward per minibatch."""
+    """One rank's time per synchronous step of `batch` rows, without the reduction: the
+    path engine.distributed takes on 2 or more ranks (the backend's epoch calling a
+    reduction hook between each minibatch's gradients and its step; on the native backend
+    the C epoch on its own product path, the tiles' stored-gradient mode for the lecture
+    network; the hook here returns at once), median over 3 runs of `steps` steps."""
     from ..model import MLP
     from ..backends import runnable_backends
     from ..optimizers import StepRule
@@ -68,27 +68,16 @@ def step_seconds(sizes, batch, dtype="float32", steps=40):
     X = be.asarray(rng.random((rows, sizes[0]), dtype=np.float32).astype(dtype))
     y = be.asarray(rng.integers(0, sizes[-1], rows))
     ws = be.workspace(net, batch)
+    order, losses = np.arange(rows, dtype=np.int64), np.empty(steps)
     times = []
-    if backend == "native":
-        from .. import _native
-        plan = _native.EpochPlan(net.weights, net.biases, ws.a, ws.d, ws.gb, ws.x, ws.t,
-                                 net.activations, net.loss, None, ws.gw, gemm="blas")
-        order, losses = np.arange(rows, dtype=np.int64), np.empty(steps)
-        for i in range(4):
-            t0 = time.perf_counter()
-            plan.run(X, y, order, 0.01, 0.0, losses, rule=StepRule("sgd", 0.01),
-                     reduce=lambda k, loss, weight: (loss, weight))
-            if i:
-                times.append((time.perf_counter() - t0) / steps)
-        return statistics.median(times), "native, BLAS-path epoch with the reduction hook"
-    index = be.asarray(np.arange(batch))
-    for i in range(steps + 3):
+    for i in range(4):
         t0 = time.perf_counter()
-        be.gather_(X, y, index, ws.x, ws.t)
-        be.loss_and_grads(net, ws, batch)
-        if i >= 3:
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times), backend
+        be.train_epoch(net, X, y, order, batch, StepRule("sgd", 0.01), 0.0, ws, losses,
+                       reduce=lambda k, loss, weight, grads: (loss, weight))
+        if i:
+            times.append((time.perf_counter() - t0) / steps)
+    path = be.product_path(net.sizes, net.dtype) if backend == "native" else "numpy"
+    return statistics.median(times), f"{backend} epoch with the reduction hook ({path})"
 
 
 def measure_allreduce(comm, nbytes, repeats=50):

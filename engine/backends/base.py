@@ -328,10 +328,12 @@ class Backend:
         one per row of X): each minibatch's loss and gradient become weighted means, and
         the L2 term's batch size the minibatch's weight sum. dropout: (rate per layer,
         the epoch's mask key), engine/dropout.py. reduce: a callable run between each
-        minibatch's gradients (in ws.gw, ws.gb) and its step: reduce(i, loss, weight) gets
-        the minibatch's mean loss (without the L2 term) and its rows (or sample-weight sum,
-        0 when all are 0), may rewrite the gradients in place, and returns the (loss,
-        weight) to step with; data-parallel training sums the ranks' gradients there.
+        minibatch's gradients and its step: reduce(i, loss, weight, grads) gets the
+        minibatch's mean loss (without the L2 term), its rows (or sample-weight sum, 0 when
+        all are 0) and the arrays holding its gradients (ws.gw + ws.gb here; a backend may
+        keep them in a layout of its own, so only elementwise changes are meaningful),
+        may rewrite them in place, and returns the (loss, weight) to step with;
+        data-parallel training sums the ranks' gradients there.
         Returns the minibatches trained: all, unless Ctrl-C asked for a stop
         (engine/interrupt.py).
         """
@@ -387,7 +389,7 @@ class Backend:
             drop = None if dropout is None else (dropout[0], minibatch_key(dropout[1], i))
             loss = self.loss_and_grads(net, ws, m, None, 0, host_weights is not None, drop)
             penalty = 0.5 * alpha * sum(self.sq_norm(w) for w in net.weights) if alpha else 0.0
-            loss, weight = reduce(i, float(loss), rows)
+            loss, weight = reduce(i, float(loss), rows, ws.gw + ws.gb)
             weight = weight if weight > 0 else 1.0
             batch_losses[i] = loss + penalty / weight
             self.apply_gradients(net, ws, rule._replace(t=rule.t + i + 1), alpha, weight)

@@ -217,7 +217,7 @@ class NativeBackend(HostBackend):
         sums = [np.zeros_like(g) for g in gw + gb]
         total = [0.0, 0.0]                     # weighted loss, weight
 
-        def add(i, loss, weight):
+        def add(i, loss, weight, grads):
             if weight > 0:
                 for acc, g in zip(sums, gw + gb):
                     acc += weight * g
