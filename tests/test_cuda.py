@@ -88,7 +88,7 @@ def test_act_backward(gpu, dtype, activation):
 def test_softmax(gpu, dtype, shape):
     """32 threads per row: rows shorter and longer than a warp, fewer rows than a block."""
     z = rand(np.random.default_rng(3), shape, dtype, 20.0)
-    ref, dev, _, _ = _run(gpu, "softmax_", z)
+    ref, dev, _, _ = _run(gpu, "bias_act_", z, np.zeros(shape[1], dtype), "softmax")
     check(dev[0], ref[0], k=shape[1])
 
 
@@ -97,7 +97,7 @@ def test_softmax_rows_stride_past_the_grid(gpu, monkeypatch):
     from engine.backends import cuda_kernels as k
     monkeypatch.setattr(k, "MAX_BLOCKS", 1)
     z = rand(np.random.default_rng(4), (2 * k.SOFTMAX_ROWS + 1, 3), np.dtype("float64"), 5.0)
-    ref, dev, _, _ = _run(gpu, "softmax_", z)
+    ref, dev, _, _ = _run(gpu, "bias_act_", z, np.zeros(3, z.dtype), "softmax")
     check(dev[0], ref[0], k=3)
 
 
@@ -154,14 +154,6 @@ def test_bias_grad(gpu, dtype):
     d = rand(np.random.default_rng(5), (33, 65), dtype)
     ref, dev, _, _ = _run(gpu, "bias_grad", d, np.zeros(65, dtype))
     check(dev[1], ref[1], k=33, magnitude=np.abs(d).sum(axis=0))
-
-
-@pytest.mark.parametrize("momentum", [0.0, 0.9])
-def test_sgd_step(gpu, dtype, momentum):
-    rng = np.random.default_rng(6)
-    p, g, v = (rand(rng, (13, 7), dtype) for _ in range(3))
-    ref, dev, _, _ = _run(gpu, "sgd_step_", p, g, v if momentum else None, 0.1, momentum)
-    check(dev[0], ref[0], k=3)
 
 
 @pytest.mark.parametrize("kind", ["sgd", "momentum", "nesterov", "adam"])

@@ -376,3 +376,38 @@ def test_warm_start_after_set_params_trains_as_scikit_learn(solver, change):
         probas = est.predict_proba(X)
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-6)
     assert probas.shape == (400, 10)
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_warm_start_after_new_hidden_widths_trains_the_fitted_network_as_scikit_learn(solver):
+    """scikit-learn's warm start keeps training coefs_ as they are when set_params changed
+    the hidden widths (not the depth): the engine does the same, to the same numbers; a
+    changed depth, where scikit-learn's fit fails with an AttributeError, is a ValueError
+    that says why."""
+    import warnings
+
+    from sklearn.datasets import load_digits
+    from sklearn.neural_network import MLPClassifier as SkMLP
+
+    from engine.sklearn import MLPClassifier
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300] / 16, y[:300]
+    fitted = []
+    for cls in (SkMLP, MLPClassifier):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est = cls(hidden_layer_sizes=(12,), max_iter=3, random_state=0, warm_start=True,
+                      solver=solver).fit(X, y)
+            est.set_params(hidden_layer_sizes=(20,))
+            est.fit(X, y)
+        fitted.append(est)
+    theirs, ours = fitted
+    assert [c.shape for c in ours.coefs_] == [c.shape for c in theirs.coefs_] == \
+        [(64, 12), (12, 10)]
+    np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-6)
+    for a, b in zip(ours.coefs_, theirs.coefs_):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-10)
+    ours.set_params(hidden_layer_sizes=(12, 5))
+    with pytest.raises(ValueError, match="warm_start=True continues the fitted network of 1 "
+                                         "hidden layers"):
+        ours.fit(X, y)

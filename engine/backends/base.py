@@ -155,10 +155,6 @@ class Backend:
         """delta *= activation'(z), where a = activation(z); in place."""
         raise NotImplementedError
 
-    def softmax_(self, z):
-        """Row-wise softmax in place (max-subtracted)."""
-        raise NotImplementedError
-
     def output_delta(self, a, t, out, output, loss, weights=None):
         """out = dL/dz of the output layer for activations a and targets t (one-hot for
         labels); weights: per-row sample weights (row i counts w_i / sum(w), not 1/n)."""
@@ -186,10 +182,6 @@ class Backend:
 
     def bias_grad(self, delta, out):
         """out = column sums of delta."""
-        raise NotImplementedError
-
-    def sgd_step_(self, param, grad, velocity, learning_rate, momentum):
-        """v = momentum * v - lr * grad; param += v (param -= lr * grad when momentum is 0)."""
         raise NotImplementedError
 
     def optimizer_step_(self, param, grad, state, rule, l2=0.0):

@@ -104,7 +104,8 @@ class CudaBackend(Backend):
         if not ok:
             raise RuntimeError(reason)
         from . import cuda_kernels as k
-        self.k = k
+        from . import cuda_step_kernels as s
+        self.k, self.s = k, s
         self._scratch = {}
 
     # ------------------------------------------------------------------ arrays
@@ -176,9 +177,6 @@ class CudaBackend(Backend):
         self.k.act_backward(delta.dtype)[self.k.grid_1d(delta.size)](
             self._flat(delta), self._flat(a), code)
 
-    def softmax_(self, z):
-        self.k.softmax_rows(z.dtype)[self.k.softmax_grid(z.shape[0])](z, z[0], False)
-
     def output_delta(self, a, t, out, output, loss, weights=None):
         n, c = a.shape
         kind = self.k.OUTPUT_LOSS[output, loss]
@@ -186,8 +184,8 @@ class CudaBackend(Backend):
         numerator = self.k.delta_numerator(kind, c)
         wsum = self._scratch_array("weight_sum", (1,), np.float64)
         if weights is not None:
-            self.k.weight_sum(a.dtype)[1, self.k.THREADS](weights, wsum)
-        self.k.output_delta(a.dtype)[self.k.grid_1d(a.size)](
+            self.s.weight_sum(a.dtype)[1, self.k.THREADS](weights, wsum)
+        self.s.output_delta(a.dtype)[self.k.grid_1d(a.size)](
             self._flat(a), self._flat(t), self._flat(out), kind,
             numerator if weights is not None else numerator / n,
             weights if weights is not None else self._flat(a), wsum, c, weights is not None)
@@ -196,25 +194,25 @@ class CudaBackend(Backend):
         n, c = a.shape
         kind = self.k.OUTPUT_LOSS[output, loss]
         per_element = kind in self.k.PER_ELEMENT
-        self.k.loss_into(a.dtype)[1, self.k.THREADS](
+        self.s.loss_into(a.dtype)[1, self.k.THREADS](
             self._flat(a), self._flat(t), kind, n, c, per_element,
             weights if weights is not None else self._flat(a), weights is not None, losses,
             slot)
 
     def dropout_(self, a, rate, key, layer, row0=0):
         from .. import dropout as masks
-        self.k.dropout(a.dtype)[self.k.grid_1d(a.size)](
+        self.s.dropout(a.dtype)[self.k.grid_1d(a.size)](
             a, int(key), int(layer), int(row0), masks.threshold(rate), 1.0 / (1.0 - rate))
 
     def dropout_backward_(self, delta, a, activation, rate, key, layer, row0=0):
         from .. import dropout as masks
-        self.k.dropout_backward(a.dtype)[self.k.grid_1d(a.size)](
+        self.s.dropout_backward(a.dtype)[self.k.grid_1d(a.size)](
             delta, a, self.k.ACTIVATIONS[activation], int(key), int(layer), int(row0),
             masks.threshold(rate), 1.0 / (1.0 - rate))
 
     def take_(self, values, index, out):
         index = self.asarray(index, np.int64)
-        self.k.take(values.dtype)[self.k.grid_1d(out.size)](values, index, out)
+        self.s.take(values.dtype)[self.k.grid_1d(out.size)](values, index, out)
 
     def _scratch_array(self, name, shape, dtype):
         key = (name, shape, np.dtype(dtype).name)
@@ -229,42 +227,36 @@ class CudaBackend(Backend):
 
     def bias_grad(self, delta, out):
         blocks = -(-delta.shape[1] // 32)
-        self.k.bias_grad(delta.dtype)[blocks, (32, 8)](delta, out)
-
-    def sgd_step_(self, param, grad, velocity, learning_rate, momentum):
-        with_v = bool(momentum)
-        v = self._flat(velocity) if with_v else self._flat(param)
-        self.k.sgd_step(param.dtype, with_v)[self.k.grid_1d(param.size)](
-            self._flat(param), self._flat(grad), v, float(learning_rate), float(momentum))
+        self.s.bias_grad(delta.dtype)[blocks, (32, 8)](delta, out)
 
     def optimizer_step_(self, param, grad, state, rule, l2=0.0):
         flat = self._flat(param)
         s1 = self._flat(state[0]) if len(state) > 0 else flat
         s2 = self._flat(state[1]) if len(state) > 1 else flat
-        self.k.optimizer_step(param.dtype, rule.kind)[self.k.grid_1d(param.size)](
+        self.s.optimizer_step(param.dtype, rule.kind)[self.k.grid_1d(param.size)](
             flat, self._flat(grad), s1, s2, float(rule.step_size()), float(rule.momentum),
             float(rule.beta_1), float(rule.beta_2), float(rule.epsilon), float(l2))
 
     def gather_(self, X, y, index, x_out, t_out):
         index = self.asarray(index, np.int64)
         n = max(x_out.size, t_out.size)
-        self.k.gather(X.dtype, len(y.shape) == 2)[self.k.grid_1d(n)](X, y, index, x_out, t_out)
+        self.s.gather(X.dtype, len(y.shape) == 2)[self.k.grid_1d(n)](X, y, index, x_out, t_out)
 
     def alive_units(self, a):
         out = cuda.device_array(a.shape[1], dtype=np.uint8)
-        self.k.alive_units(a.dtype)[self.k.grid_1d(a.shape[1])](a, out)
+        self.s.alive_units(a.dtype)[self.k.grid_1d(a.shape[1])](a, out)
         return out
 
     def saturated_count(self, a, activation, threshold=0.95):
         code = self.k.ACTIVATIONS[activation]
         out = cuda.to_device(np.zeros(1, dtype=np.int64))
-        self.k.saturated_count(a.dtype)[self.k.grid_1d(a.size)](
+        self.s.saturated_count(a.dtype)[self.k.grid_1d(a.size)](
             self._flat(a), code, float(threshold), out)
         return int(out.copy_to_host()[0])
 
     def sq_norm(self, x):
         out = cuda.to_device(np.zeros(1, dtype=np.float64))
-        self.k.sq_norm(x.dtype)[self.k.grid_1d(x.size)](self._flat(x), out)
+        self.s.sq_norm(x.dtype)[self.k.grid_1d(x.size)](self._flat(x), out)
         return float(out.copy_to_host()[0])
 
     # ------------------------------------------------------------------ training

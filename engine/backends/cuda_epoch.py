@@ -35,6 +35,7 @@ from numba import cuda, float64
 
 from .. import interrupt
 from . import cuda_kernels as k
+from . import cuda_step_kernels as steps
 from .cuda_kernels import (BIAS_ACT, GATHER_A, GATHER_B, NO_GATHER, PLAIN, SIGMOID_MSE,
                            SIGMOID_MSE_REF, SOFTMAX, THREADS, TIMES_DERIVATIVE, _block_sum,
                            _numba_type, cached, gemm)
@@ -127,7 +128,7 @@ def update_all(dtype, kind):
     += the sum of the weights' squares before the step (per block, one atomic each); then
     ctrl[0] (the next step's first row) += batch."""
     nb = _numba_type(dtype)
-    step = k.optimizer_rule(dtype, kind)
+    step = steps.optimizer_rule(dtype, kind)
 
     @cuda.jit
     def kernel(p, g, s1, s2, n_l2, lrs, mom, b1, b2, eps, l2, sq, ctrl, batch):

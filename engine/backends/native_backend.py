@@ -124,9 +124,6 @@ class NativeBackend(HostBackend):
     def act_backward_(self, delta, a, activation):
         _native.act_backward_(delta, a, activation)
 
-    def softmax_(self, z):
-        _native.softmax_(z)
-
     def output_delta(self, a, t, out, output, loss, weights=None):
         _native.output_delta(a, t, out, output, loss, weights)
 
@@ -144,9 +141,6 @@ class NativeBackend(HostBackend):
 
     def bias_grad(self, delta, out):
         _native.bias_grad(delta, out)
-
-    def sgd_step_(self, param, grad, velocity, learning_rate, momentum):
-        _native.sgd_step_(param, grad, velocity, learning_rate, momentum)
 
     def optimizer_step_(self, param, grad, state, rule, l2=0.0):
         _native.optimizer_step_(param, grad, state, rule, l2)

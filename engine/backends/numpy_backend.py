@@ -123,9 +123,6 @@ class NumpyBackend(HostBackend):
     def act_backward_(self, delta, a, activation):
         DERIVATIVES[activation](delta, a)
 
-    def softmax_(self, z):
-        _softmax_(z)
-
     def output_delta(self, a, t, out, output, loss, weights=None):
         n, c = a.shape
         out[...] = OUTPUT_DELTAS[output, loss](a, t, batch_weight(weights, n), c)
@@ -156,14 +153,6 @@ class NumpyBackend(HostBackend):
 
     def bias_grad(self, delta, out):
         np.sum(delta, axis=0, out=out)
-
-    def sgd_step_(self, param, grad, velocity, learning_rate, momentum):
-        if momentum:
-            velocity *= momentum
-            velocity -= learning_rate * grad
-            param += velocity
-        else:
-            param -= learning_rate * grad
 
     def optimizer_step_(self, param, grad, state, rule, l2=0.0):
         g = grad + l2 * param if l2 else grad

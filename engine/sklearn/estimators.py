@@ -68,6 +68,8 @@ class _EngineMLP(BaseEstimator):
         self._random_state = check_random_state(self.random_state)
         if first_pass:
             self._initialize(y, layer_units, X.dtype)
+        else:
+            layer_units = self._fitted_units(hidden)
         net = self._engine_net(layer_units)
         if self.solver not in STOCHASTIC_SOLVERS and np.any(np.asarray(
                 self.dropout if self.dropout is not None else 0.0, dtype=float) > 0):
@@ -114,6 +116,22 @@ class _EngineMLP(BaseEstimator):
                 self.validation_scores_ = None
                 self.best_validation_score_ = None
         self._net = self._net_state = self._solver_lr = None
+
+    def _fitted_units(self, hidden):
+        """A warm start trains the network that coefs_ holds, as scikit-learn does: a
+        hidden_layer_sizes changed by set_params since it was fitted is not applied (its
+        widths), or refused with a ValueError (its depth, where scikit-learn's own fit
+        fails with an AttributeError)."""
+        fitted = [c.shape[0] for c in self.coefs_] + [self.coefs_[-1].shape[1]]
+        if len(fitted) != len(hidden) + 2:
+            raise ValueError(f"warm_start=True continues the fitted network of "
+                             f"{len(fitted) - 2} hidden layers {tuple(fitted[1:-1])}, but "
+                             f"hidden_layer_sizes={tuple(hidden)} asks for {len(hidden)}; "
+                             f"set warm_start=False (or fit a new estimator) to start afresh")
+        if fitted[-1] != self.n_outputs_:
+            raise ValueError(f"warm_start=True continues the fitted network of "
+                             f"{fitted[-1]} outputs; these targets need {self.n_outputs_}")
+        return fitted
 
     def _engine_net(self, layer_units):
         """The engine network holding coefs_ and intercepts_ (made, or brought in line with
