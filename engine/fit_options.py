@@ -151,6 +151,21 @@ def signature(leading=(), names=None, extra=()):
     return inspect.Signature(params)
 
 
+TYPES = {bool: "bool", int: "int", float: "float", str: "str"}
+
+
+def numpydoc_parameters(names=None, indent="    "):
+    """A numpydoc "Parameters" section for the options of `names` (default: all), from the
+    table: what a function taking **options puts in its docstring."""
+    lines = ["Parameters", "----------"]
+    for name in names or [o.name for o in OPTIONS]:
+        option = BY_NAME[name]
+        kind = TYPES.get(type(option.default), "object")
+        lines.append(f"{name} : {kind}, default={option.default!r}")
+        lines.append(f"    {option.help[0].upper()}{option.help[1:]}.")
+    return "\n".join(indent + line if line else line for line in lines)
+
+
 def help_text(name):
     """The option's help with its default, for argparse."""
     option = BY_NAME[name]

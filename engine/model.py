@@ -163,8 +163,8 @@ class MLP:
         "adam" (`beta_1`, `beta_2`, `epsilon`); engine/optimizers.py writes out each step.
         The optimizer's state (velocities, Adam's moments and step count) belongs to the
         model: a later fit with the same optimizer carries on from it, `save` keeps it.
-        alpha: L2 penalty on the weights (loss += alpha/2 |W|^2 / batch, gradient +=
-        alpha W / batch; biases exempt). schedule: the learning rate per epoch:
+        alpha: L2 penalty on the weights (loss += alpha/2 * sum(W**2) / batch, gradient
+        += alpha * W / batch; biases exempt). schedule: the learning rate per epoch:
         "constant", "invscaling" (learning_rate / (t + 1) ** power_t, t the samples seen),
         "adaptive" (divided by 5 when more than n_iter_no_change epochs fail to lower the
         training loss by tol; training stops when that happens at lr <= 1e-6), or a
@@ -191,12 +191,37 @@ class MLP:
         afresh), ending exactly where an uninterrupted fit of `epochs` epochs ends.
 
         Every option, its default and its constraint: engine/fit_options.py (checked
-        once there, for every entry point).
+        once there, for every entry point; the Parameters below are generated from it).
+
+        Returns
+        -------
+        History
+            Losses, accuracies and times per epoch, and why training stopped.
+
+        Raises
+        ------
+        ValueError, TypeError
+            A bad option or bad data, before any step; the message names it.
+        engine.TrainingDiverged
+            A loss or weight stopped being finite (on_divergence="raise").
+        KeyboardInterrupt
+            Ctrl-C, at a minibatch boundary; the model stays usable.
+
+        Examples
+        --------
+        >>> import engine
+        >>> X, y, Xt, yt = engine.load_mnist_sample()
+        >>> model = engine.MLP([784, 30, 10], "relu", backend="numpy", seed=1)
+        >>> history = model.fit(X, y, epochs=2, learning_rate=0.1, progress=False)
+        >>> history.epochs
+        2
         """
         with self._lock:
             return training.fit(self, X, y, **options)
 
     fit.__signature__ = fit_options.signature(("self", "X", "y"))
+    if fit.__doc__:                    # (python -OO strips docstrings)
+        fit.__doc__ += "\n" + fit_options.numpydoc_parameters(indent="        ") + "\n"
 
     def epoch_runner(self, X, y, *, order=None, **options):
         """A callable training one epoch per call over (X, y) in a fixed order, returning the

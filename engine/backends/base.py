@@ -152,7 +152,7 @@ class Backend:
         raise NotImplementedError
 
     def act_backward_(self, delta, a, activation):
-        """delta *= activation'(z), where a = activation(z); in place."""
+        """``delta *= activation'(z)``, where ``a = activation(z)``; in place."""
         raise NotImplementedError
 
     def output_delta(self, a, t, out, output, loss, weights=None):
