@@ -2,15 +2,16 @@
 # that names the argument and says what was expected. And the one dtype dispatch: the
 # kernel table (csrc/kernels.h) of an array's dtype.
 
-ACTIVATIONS = {"identity": ENG_IDENTITY, "sigmoid": ENG_SIGMOID, "relu": ENG_RELU,
-               "tanh": ENG_TANH, "softmax": ENG_SOFTMAX, "exp": ENG_EXP}
+# the activations' codes: engine/ops.py's table (tests hold it equal to csrc/ops.h's)
+from engine.ops import CODES as _CODES, HIDDEN as _HIDDEN
+ACTIVATIONS = dict(_CODES)
 OUTPUT_LOSS = {("sigmoid", "mse"): ENG_SIGMOID_MSE, ("sigmoid", "mse_ref"): ENG_SIGMOID_MSE_REF,
                ("softmax", "cross_entropy"): ENG_SOFTMAX_CE, ("identity", "mse"): ENG_IDENTITY_MSE,
                ("sigmoid", "binary_cross_entropy"): ENG_SIGMOID_BCE,
                ("exp", "poisson"): ENG_EXP_POISSON,
                ("identity", "squared_error"): ENG_IDENTITY_HALF_MSE}
 # activations that only an output layer may use: they act on whole rows, or exist for a loss
-_OUTPUT_ONLY = (ENG_SOFTMAX, ENG_EXP)
+_OUTPUT_ONLY = tuple(code for name, code in _CODES.items() if name not in _HIDDEN)
 OPTIMIZER_KINDS = {"sgd": ENG_SGD, "momentum": ENG_MOMENTUM, "nesterov": ENG_NESTEROV,
                    "adam": ENG_ADAM}
 _STATE_ARRAYS = {ENG_SGD: 0, ENG_MOMENTUM: 1, ENG_NESTEROV: 1, ENG_ADAM: 2}

@@ -81,6 +81,7 @@ cdef extern from "kernels.h" nogil:
     int64_t eng_epoch_delta_panel_bytes(int n_layers, int64_t batch, const int *sizes)
     int64_t eng_epoch_panel_elements(int64_t n_out, int64_t n_in, int itemsize)
     int eng_get_epoch_threads()
+    int eng_op_code(const char *name)
     void eng_set_epoch_threads(int n)
     int eng_epoch_threads_setting()
     int eng_usable_cpus()

@@ -1,6 +1,12 @@
 # How the extension was built and how it runs: threads and the SIMD variant.
 
 
+def op_code(str name):
+    """csrc/ops.h's code of an activation (its upper-case C name, e.g. "LEAKY_RELU"), or
+    -1: what tests compare engine/ops.py's table with."""
+    return eng_op_code(name.encode())
+
+
 def build_info():
     """How this extension was built and how it will run."""
     return {

@@ -8,9 +8,12 @@
 
 #include <stdint.h>
 
+#include "ops.h"
+
 /* activation codes */
-enum { ENG_IDENTITY = 0, ENG_SIGMOID = 1, ENG_RELU = 2, ENG_TANH = 3, ENG_SOFTMAX = 4,
-       ENG_EXP = 5 };
+#define ENG_OP_CODE(NAME, code, forward, derivative) ENG_##NAME = code,
+enum { ENG_HIDDEN_OPS(ENG_OP_CODE) ENG_OUTPUT_ONLY_OPS(ENG_OP_CODE) };
+#undef ENG_OP_CODE
 /* output/loss pairs: their delta and their loss value (csrc/losses.h) */
 enum { ENG_SIGMOID_MSE = 0, ENG_SIGMOID_MSE_REF = 1, ENG_SOFTMAX_CE = 2, ENG_IDENTITY_MSE = 3,
        ENG_SIGMOID_BCE = 4, ENG_EXP_POISSON = 5, ENG_IDENTITY_HALF_MSE = 6 };
@@ -212,6 +215,7 @@ int eng_get_epoch_threads(void);
 void eng_set_epoch_threads(int n);      /* n in 1..ENG_MAX_EPOCH_THREADS, or 0: OpenMP's */
 #define ENG_MAX_EPOCH_THREADS 1024
 int eng_usable_cpus(void);              /* CPUs in this process's affinity mask, >= 1 */
+int eng_op_code(const char *name);     /* ops.h's code of an activation ("LEAKY_RELU"), or -1 */
 
 /* bf16-mixed products (csrc/bf16.c): the paths, best last */
 enum { ENG_BF16_PORTABLE = 0, ENG_BF16_AVX512 = 1, ENG_BF16_AMX = 2, ENG_BF16_PATHS = 3 };

@@ -41,22 +41,20 @@ ENG_INLINE TARGET void VFN(softmax_row)(REAL *row, int64_t c) {
 
 /* z[i, j] = act(z[i, j] + b[j]) for n rows of c; softmax acts on whole rows, and b may
    be NULL for it (a plain softmax). */
-TARGET static void VFN(bias_act_rows)(REAL *z, const REAL *b, int64_t n, int64_t c, int act) {
+TARGET static void VFN(bias_act_rows)(REAL *zs, const REAL *b, int64_t n, int64_t c,
+                                      int act) {
     for (int64_t i = 0; i < n; i++) {
-        REAL *row = z + i * c;
+        REAL *row = zs + i * c;
         switch (act) {
-        case ENG_SIGMOID:
-            for (int64_t j = 0; j < c; j++) row[j] = VFN(sigmoid)(row[j] + b[j]);
+#define FORWARD_CASE(NAME, code, F, D)                                                     \
+        case ENG_##NAME:                                                                   \
+            for (int64_t j = 0; j < c; j++) {                                              \
+                REAL z = row[j] + b[j];                                                    \
+                row[j] = F;                                                                \
+            }                                                                              \
             break;
-        case ENG_RELU:
-            for (int64_t j = 0; j < c; j++) {
-                REAL v = row[j] + b[j];
-                row[j] = v > 0 ? v : 0;
-            }
-            break;
-        case ENG_TANH:
-            for (int64_t j = 0; j < c; j++) row[j] = TANH(row[j] + b[j]);
-            break;
+        ENG_HIDDEN_OPS(FORWARD_CASE)
+#undef FORWARD_CASE
         case ENG_EXP:           /* fast_exp caps its argument where the result still fits */
             for (int64_t j = 0; j < c; j++) row[j] = VFN(fast_exp)(row[j] + b[j]);
             break;
@@ -65,25 +63,24 @@ TARGET static void VFN(bias_act_rows)(REAL *z, const REAL *b, int64_t n, int64_t
                 for (int64_t j = 0; j < c; j++) row[j] += b[j];
             VFN(softmax_row)(row, c);
             break;
-        default: /* identity */
-            for (int64_t j = 0; j < c; j++) row[j] += b[j];
         }
     }
 }
 
-/* d[i] *= act'(z[i]), from the activation's output a[i] */
-TARGET static void VFN(act_backward_range)(REAL *d, const REAL *a, int64_t len, int act) {
+/* d[i] *= act'(z[i]), from the activation's output outs[i] */
+TARGET static void VFN(act_backward_range)(REAL *d, const REAL *outs, int64_t len, int act) {
     switch (act) {
-    case ENG_SIGMOID:
-        for (int64_t i = 0; i < len; i++) d[i] *= a[i] * ((REAL)1 - a[i]);
+#define BACKWARD_CASE(NAME, code, F, D)                                                    \
+    case ENG_##NAME:                                                                       \
+        for (int64_t i = 0; i < len; i++) {                                                \
+            REAL a = outs[i];                                                              \
+            (void)a;                                                                       \
+            d[i] *= D;                                                                     \
+        }                                                                                  \
         break;
-    case ENG_RELU:
-        for (int64_t i = 0; i < len; i++) d[i] = a[i] > 0 ? d[i] : 0;
-        break;
-    case ENG_TANH:
-        for (int64_t i = 0; i < len; i++) d[i] *= (REAL)1 - a[i] * a[i];
-        break;
-    default: /* identity */
+    ENG_HIDDEN_OPS(BACKWARD_CASE)
+#undef BACKWARD_CASE
+    default: /* output-only activations: their delta comes with the loss */
         break;
     }
 }
@@ -102,30 +99,29 @@ TARGET static void VFN(dropout_rows)(REAL *a, int64_t rows, int64_t c, int64_t r
 
 /* The backward pass through a hidden layer with dropout: d (dL/d of the kept-and-scaled
    outputs a) becomes dL/dz: zero for dropped units, times scale * act'(z) for kept ones,
-   the derivative taken from the output before dropout, u = a / scale. One loop per
-   activation, so that each vectorizes. */
-TARGET static void VFN(dropout_backward_rows)(REAL *d, const REAL *a, int64_t rows, int64_t c,
+   the derivative taken from the output before dropout, a = outs / scale. One loop per
+   activation (ops.h), so that each vectorizes. */
+TARGET static void VFN(dropout_backward_rows)(REAL *d, const REAL *outs, int64_t rows, int64_t c,
                                               int64_t row0, uint32_t key, int layer,
                                               uint32_t threshold, REAL scale, int act) {
     REAL keep = (REAL)1 / scale;
     for (int64_t i = 0; i < rows; i++) {
         uint32_t row_key = eng_dropout_row_key(key, layer, row0 + i);
         REAL *dr = d + i * c;
-        const REAL *ar = a + i * c;
-#define DROPOUT_LOOP(G)                                                                    \
-        for (int64_t j = 0; j < c; j++) {                                                  \
-            REAL u = ar[j] * keep;                                                         \
-            (void)u;                                                                       \
-            REAL m = eng_dropout_bits(row_key, j) >= threshold ? scale : (REAL)0;           \
-            dr[j] = dr[j] * m * (G);                                                       \
-        }
+        const REAL *ar = outs + i * c;
         switch (act) {
-        case ENG_SIGMOID: DROPOUT_LOOP(u * ((REAL)1 - u)) break;
-        case ENG_TANH: DROPOUT_LOOP((REAL)1 - u * u) break;
-        case ENG_RELU: DROPOUT_LOOP(u > 0 ? (REAL)1 : (REAL)0) break;
-        default: DROPOUT_LOOP((REAL)1)
+#define DROPOUT_CASE(NAME, code, F, D)                                                     \
+        case ENG_##NAME:                                                                   \
+            for (int64_t j = 0; j < c; j++) {                                              \
+                REAL a = ar[j] * keep;                                                     \
+                (void)a;                                                                   \
+                REAL m = eng_dropout_bits(row_key, j) >= threshold ? scale : (REAL)0;       \
+                dr[j] = dr[j] * m * (D);                                                   \
+            }                                                                              \
+            break;
+        ENG_HIDDEN_OPS(DROPOUT_CASE)
         }
-#undef DROPOUT_LOOP
+#undef DROPOUT_CASE
     }
 }
 

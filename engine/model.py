@@ -41,7 +41,8 @@ class MLP:
     Parameters
     ----------
     layer_sizes : [n_in, hidden..., n_classes]; any depth.
-    hidden_activation : "sigmoid", "relu", "tanh" or "identity" (every hidden layer).
+    hidden_activation : "sigmoid", "relu", "leaky_relu" (slope 0.01 below 0), "tanh" or
+        "identity" (every hidden layer; engine/ops.py lists them).
     output_activation, loss : one of the pairs
         "sigmoid" + "mse" (labels; mean over batch x classes), "softmax" + "cross_entropy"
         (labels; mean over the batch), "identity" + "mse" (regression: real targets (n,) or

@@ -125,7 +125,10 @@ def read_model(path, verify=True):
     except FileNotFoundError:
         raise ModelFileError(f"{path}: no such file") from None
     except (OSError, EOFError, KeyError, ValueError, TypeError, UnicodeDecodeError,
-            RecursionError, zipfile.BadZipFile) as exc:
+            RecursionError, zipfile.BadZipFile,
+            # zipfile on damaged flag bits: "compression method is not supported" and
+            # "File ... is encrypted, password required" (found by tests/test_properties.py)
+            NotImplementedError, RuntimeError) as exc:
         raise ModelFileError(f"{path} is not a model saved by engine.MLP.save "
                              f"({_short(exc)})") from None
     for l in range(n):

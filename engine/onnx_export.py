@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import ops
 from .io import atomic_write_bytes
 
 # engine activation -> the ONNX operator that computes it
 OPS = {"identity": "Identity", "sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu",
-       "softmax": "Softmax", "exp": "Exp"}
+       "leaky_relu": "LeakyRelu", "softmax": "Softmax", "exp": "Exp"}
+# each operator's attributes
+ATTRIBUTES = {"softmax": {"axis": 1}, "leaky_relu": {"alpha": ops.LEAKY_SLOPE}}
 EXP_CAP = 88.0          # the engine caps exp's argument where float32 still holds the result
 
 
@@ -41,8 +44,7 @@ def to_onnx(model, opset=17):
             inits.append(numpy_helper.from_array(np.array(EXP_CAP, np.float32), "exp_cap"))
             nodes.append(helper.make_node("Min", [z, "exp_cap"], [f"capped{l}"]))
             z = f"capped{l}"
-        kwargs = {"axis": 1} if act == "softmax" else {}
-        nodes.append(helper.make_node(OPS[act], [z], [out], **kwargs))
+        nodes.append(helper.make_node(OPS[act], [z], [out], **ATTRIBUTES.get(act, {})))
         x = out
     n_out = model.layer_sizes[-1]
     outputs = [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, n_out])]

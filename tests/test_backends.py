@@ -1,4 +1,6 @@
 """The backend registry: names, per-instance options, and what backends share."""
+import os
+
 import numpy as np
 import pytest
 
@@ -6,6 +8,8 @@ import engine
 from engine.backends import backend_choices, get_backend
 
 from helpers import AVAILABLE
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_choices_come_from_the_registry():
@@ -59,6 +63,19 @@ def test_cuda_kernel_codes_match_the_c_enums():
     assert cuda_kernels.ACTIVATIONS == _native.ACTIVATIONS
     assert cuda_kernels.OUTPUT_LOSS == _native.OUTPUT_LOSS
     assert cuda_kernels.SOFTMAX_CE == _native.OUTPUT_LOSS["softmax", "cross_entropy"]
+
+
+@pytest.mark.skipif("native" not in AVAILABLE, reason="the native extension is not built")
+def test_the_python_op_table_is_the_c_one():
+    """engine/ops.py (what the Python side reads) against csrc/ops.h's X-macro list (what
+    generates the C enum and switches): the same names with the same codes, both ways."""
+    from engine import _native, ops
+    for name, code in ops.CODES.items():
+        assert _native.op_code(name.upper()) == code, name
+    assert _native.op_code("NO_SUCH_ACTIVATION") == -1
+    c_names = [line.split("(")[1].split(",")[0] for line in
+               open(os.path.join(ROOT, "csrc", "ops.h")) if line.strip().startswith("X(")]
+    assert sorted(n.lower() for n in c_names) == sorted(ops.CODES)
 
 
 def test_set_params_is_a_deprecated_alias_of_set_weights():

@@ -6,6 +6,8 @@ on the CPU; on a GPU machine the same tests run on the device.
 import numpy as np
 import pytest
 
+from engine.backends.base import HIDDEN_ACTIVATIONS
+
 from engine import MLP
 from engine.backends import available_backends, get_backend
 
@@ -63,7 +65,7 @@ def test_gemm(gpu, dtype, shape, flags):
         check(dev[2], ref[2], k=k + 1, magnitude=mag)
 
 
-@pytest.mark.parametrize("activation", ["identity", "sigmoid", "relu", "tanh", "softmax", "exp"])
+@pytest.mark.parametrize("activation", HIDDEN_ACTIVATIONS + ("softmax", "exp"))
 def test_bias_act(gpu, dtype, activation):
     rng = np.random.default_rng(1)
     z = rand(rng, (7, 13), dtype, 3.0)
@@ -74,7 +76,7 @@ def test_bias_act(gpu, dtype, activation):
     check(dev[0], ref[0], k=13 if activation == "softmax" else 4)
 
 
-@pytest.mark.parametrize("activation", ["identity", "sigmoid", "relu", "tanh"])
+@pytest.mark.parametrize("activation", HIDDEN_ACTIVATIONS)
 def test_act_backward(gpu, dtype, activation):
     rng = np.random.default_rng(2)
     d = rand(rng, (9, 11), dtype)

@@ -2,6 +2,8 @@
 import numpy as np
 import pytest
 
+from engine.backends.base import HIDDEN_ACTIVATIONS
+
 from engine import MLP
 
 from helpers import pair_targets
@@ -46,7 +48,7 @@ def _numeric_grads(model, X, y, eps=1e-6):
     return grads
 
 
-@pytest.mark.parametrize("hidden", ["sigmoid", "relu", "tanh", "identity"])
+@pytest.mark.parametrize("hidden", HIDDEN_ACTIVATIONS)
 @pytest.mark.parametrize("output,loss", PAIRS)
 @pytest.mark.parametrize("depth", [1, 2, 3])
 def test_backprop_matches_central_differences(backend, hidden, output, loss, depth):
@@ -134,7 +136,7 @@ def test_gradient_with_l2_and_sample_weights_matches_central_differences(backend
                                    sample_weight=w, progress=False))
 
 
-@pytest.mark.parametrize("hidden", ["sigmoid", "relu", "tanh", "identity"])
+@pytest.mark.parametrize("hidden", HIDDEN_ACTIVATIONS)
 def test_gradient_with_dropout_under_a_fixed_mask(backend, hidden):
     """Dropout's masks depend only on the seed, epoch, minibatch, row and unit, so with
     them fixed the training objective is a plain function of the weights."""

@@ -4,6 +4,8 @@ ValueError/TypeError and nothing else; damaged model files raise ModelFileError.
 import numpy as np
 import pytest
 
+from engine.backends.base import HIDDEN_ACTIVATIONS
+
 hypothesis = pytest.importorskip("hypothesis", reason="hypothesis is a test dependency")
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
@@ -28,7 +30,7 @@ def networks(draw):
     if pair[1] == "cross_entropy":
         outputs = max(outputs, 2)
     return dict(sizes=[inputs] + widths[:-1] + [outputs], pair=pair,
-                hidden=draw(st.sampled_from(["sigmoid", "relu", "tanh", "identity"])),
+                hidden=draw(st.sampled_from(HIDDEN_ACTIVATIONS)),
                 dtype=draw(st.sampled_from(["float32", "float64"])),
                 rows=draw(st.integers(1, 30)), batch=draw(st.integers(1, 12)),
                 layout=draw(st.sampled_from(["c", "strided", "fortran", "big-endian"])),

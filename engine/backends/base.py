@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import interrupt
+from .. import interrupt, ops
 from ..dropout import minibatch_key
 from ..optimizers import STATE_ARRAYS
 
-HIDDEN_ACTIVATIONS = ("sigmoid", "relu", "tanh", "identity")
-OUTPUT_ACTIVATIONS = ("sigmoid", "softmax", "identity", "exp")
+HIDDEN_ACTIVATIONS = tuple(ops.HIDDEN)
+OUTPUT_ACTIVATIONS = tuple(ops.OUTPUT)
 LOSSES = ("mse", "cross_entropy", "binary_cross_entropy", "poisson", "squared_error")
 # Output/loss pairs whose delta the kernels know. "mse_ref" is the textbook
 # NeuralNetMLP convention 2*(a - y)/n (C times the gradient of the mean MSE);

@@ -20,17 +20,20 @@ if not hasattr(np, "row_stack"):
 
 from numba import cuda, float32, float64  # noqa: E402
 
+from .. import ops  # noqa: E402
+
 # The simulator runs every CUDA thread as a Python thread: smaller blocks keep tests quick.
 _SIM = os.environ.get("NUMBA_ENABLE_CUDASIM", "") not in ("", "0")
 THREADS = 64 if _SIM else 256
 MAX_BLOCKS = 1024
 
 # codes shared with the C kernels (csrc/kernels.h)
-ACTIVATIONS = {"identity": 0, "sigmoid": 1, "relu": 2, "tanh": 3, "softmax": 4, "exp": 5}
+ACTIVATIONS = dict(ops.CODES)
 OUTPUT_LOSS = {("sigmoid", "mse"): 0, ("sigmoid", "mse_ref"): 1, ("softmax", "cross_entropy"): 2,
                ("identity", "mse"): 3, ("sigmoid", "binary_cross_entropy"): 4,
                ("exp", "poisson"): 5, ("identity", "squared_error"): 6}
-SIGMOID, RELU, TANH, SOFTMAX, EXP = 1, 2, 3, 4, 5
+SIGMOID, RELU, TANH, SOFTMAX, EXP, LEAKY_RELU = (
+    ACTIVATIONS[name] for name in ("sigmoid", "relu", "tanh", "softmax", "exp", "leaky_relu"))
 (SIGMOID_MSE, SIGMOID_MSE_REF, SOFTMAX_CE, IDENTITY_MSE, SIGMOID_BCE, EXP_POISSON,
  IDENTITY_HALF_MSE) = range(7)
 # exp's argument is capped where the result still fits (as the C kernels and NumPy spec do)
@@ -68,6 +71,7 @@ def elementwise(dtype):
     activation, its derivative or a loss uses these."""
     nb = _numba_type(dtype)
     one, zero = nb(1.0), nb(0.0)
+    slope = nb(ops.LEAKY_SLOPE)
     cap = nb(EXP_CAP[np.dtype(dtype)])
     eps = nb(np.finfo(np.dtype(dtype)).eps)
     tiny = nb(np.finfo(np.dtype(dtype)).tiny)
@@ -81,6 +85,8 @@ def elementwise(dtype):
             return e / (one + e)
         if act == RELU:
             return v if v > 0 else zero
+        if act == LEAKY_RELU:
+            return v if v > 0 else slope * v
         if act == TANH:
             return math.tanh(v)
         if act == EXP:
@@ -93,6 +99,8 @@ def elementwise(dtype):
             return a * (one - a)
         if act == RELU:
             return one if a > 0 else zero
+        if act == LEAKY_RELU:
+            return one if a > 0 else slope
         if act == TANH:
             return one - a * a
         return one

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from .. import dropout
+from .. import dropout, ops
 from ..precision import round_bf16
 from .base import batch_weight
 from .host import HostBackend
@@ -36,6 +36,7 @@ ACTIVATIONS = {
     "sigmoid": lambda z: expit(z, out=z),    # stable for any |z|
     "tanh": lambda z: np.tanh(z, out=z),
     "relu": lambda z: np.maximum(z, 0, out=z),
+    "leaky_relu": lambda z: np.multiply(z, np.where(z > 0, 1, ops.LEAKY_SLOPE), out=z),
     "softmax": _softmax_,
 }
 
@@ -49,6 +50,7 @@ DERIVATIVES = {
     "sigmoid": lambda d, a: _mul_(d, a * (1 - a)),
     "tanh": lambda d, a: _mul_(d, 1 - a * a),
     "relu": lambda d, a: _mul_(d, a > 0),
+    "leaky_relu": lambda d, a: _mul_(d, np.where(a > 0, 1, ops.LEAKY_SLOPE).astype(a.dtype)),
 }
 
 
