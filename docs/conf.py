@@ -15,7 +15,12 @@ author = "the engine developers"
 release = engine.__version__
 version = release
 
-extensions = ["sphinx.ext.autodoc", "sphinx.ext.doctest", "sphinx.ext.viewcode", "numpydoc"]
+extensions = ["sphinx.ext.autodoc", "sphinx.ext.doctest", "sphinx.ext.viewcode", "numpydoc",
+              "myst_parser"]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+# the Markdown pages were the README's sections and link to files of the repository
+# (benches/results/..., csrc/README.md), which are not pages of this site
+suppress_warnings = ["myst.xref_missing"]
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 autodoc_member_order = "bysource"
