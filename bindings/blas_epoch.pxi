@@ -82,8 +82,8 @@ cdef int64_t _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const 
             inp = x if l == 0 else A[l - 1]
             size = <int64_t>s[l + 1] * s[l]
             vb = p.VB[l] if p.VB != NULL else NULL
-            sw = p.SW[l] if p.SW != NULL else NULL
-            sb = p.SB[l] if p.SB != NULL else NULL
+            sw = p.MW[l] if p.MW != NULL else NULL
+            sb = p.MB[l] if p.MB != NULL else NULL
             if l > 0:
                 gemm_rm(False, False, m, s[l], s[l + 1], <real>1, D[l], s[l + 1], W[l], s[l],
                         <real>0, D[l - 1], s[l])
@@ -133,10 +133,10 @@ cdef int64_t _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const 
                 losses[i] += 0.5 * alpha * squares / weight
             for l in range(L):
                 k.optimizer_step(W[l], GW[l], VW[l] if VW != NULL else NULL,
-                                 p.SW[l] if p.SW != NULL else NULL,
+                                 p.MW[l] if p.MW != NULL else NULL,
                                  <int64_t>s[l + 1] * s[l], &now, alpha / weight)
                 k.optimizer_step(p.B[l], p.GB[l], p.VB[l] if p.VB != NULL else NULL,
-                                 p.SB[l] if p.SB != NULL else NULL, s[l + 1], &now, 0.0)
+                                 p.MB[l] if p.MB != NULL else NULL, s[l + 1], &now, 0.0)
         start += m
         i += 1
     return i

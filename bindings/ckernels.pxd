@@ -50,8 +50,8 @@ cdef extern from "kernels.h" nogil:
         void **B
         void **VW
         void **VB
-        void **SW
-        void **SB
+        void **MW
+        void **MB
         void **A
         void **D
         void **GB

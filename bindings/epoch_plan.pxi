@@ -105,7 +105,7 @@ cdef class EpochPlan:
         self.sizes, self.acts = <int*>base, <int*>base + L + 1
         self.p.W, self.p.B, self.p.A, self.p.D = v, v + L, v + 2 * L, v + 3 * L
         self.p.GB, self.GW, self.p.VW, self.p.VB = v + 4 * L, v + 5 * L, v + 6 * L, v + 7 * L
-        self.p.SW, self.p.SB = v + 8 * L, v + 9 * L
+        self.p.MW, self.p.MB = v + 8 * L, v + 9 * L
         self.p.WT, self.p.VT, self.p.ST = v + 10 * L, v + 11 * L, v + 12 * L
         self.p.GT, self.p.GW = v + 13 * L, self.GW
         self.p.rows = v + 14 * L
@@ -199,9 +199,9 @@ cdef class EpochPlan:
                 self.p.VB[l] = _ptr(_checked(f"velocities[{L + l}]", velocities[L + l], dtype,
                                              out, keep))
             if second:
-                self.p.SW[l] = _ptr(_checked(f"second_moments[{l}]", second_moments[l], dtype,
+                self.p.MW[l] = _ptr(_checked(f"second_moments[{l}]", second_moments[l], dtype,
                                              _dims(arr), keep))
-                self.p.SB[l] = _ptr(_checked(f"second_moments[{L + l}]", second_moments[L + l],
+                self.p.MB[l] = _ptr(_checked(f"second_moments[{L + l}]", second_moments[L + l],
                                              dtype, out, keep))
         _shape("x", X0, (batch, self.sizes[0]))
         self.x = _ptr(X0)
@@ -216,7 +216,7 @@ cdef class EpochPlan:
         if not vel:
             self.p.VW = self.p.VB = self.p.VT = NULL
         if not second:
-            self.p.SW = self.p.SB = self.p.ST = NULL
+            self.p.MW = self.p.MB = self.p.ST = NULL
         self._grads = gw_arrays + gb_arrays if weight_grads is not None else None
         self._keep, self.dtype, self.gemm = keep, dtype, gemm
         self.n_layers, self.has_velocity, self.has_second = L, vel, second

@@ -148,7 +148,7 @@ static void FN(epoch_weights_chunk)(const FN(eng_workers) *wk, const eng_epoch_p
         FN(eng_bias_grad)((const REAL *)P->D[l], gb, m, s[l + 1]);
         if (P->reduce != NULL) return;
         wk->update_range((REAL *)P->B[l], gb, P->VB ? (REAL *)P->VB[l] : NULL,
-                         P->SB ? (REAL *)P->SB[l] : NULL, s[l + 1], step_b->kind, step_b->lr,
+                         P->MB ? (REAL *)P->MB[l] : NULL, s[l + 1], step_b->kind, step_b->lr,
                          step_b->mom, step_b->b1, step_b->b2, step_b->eps, (REAL)0);
     }
 }
@@ -219,7 +219,7 @@ static void FN(epoch_stored_step)(const FN(eng_workers) *wk, const eng_epoch_pla
                            s[l], lo, hi, sw);
         if (l % nt == t)
             wk->update_range((REAL *)P->B[l], (const REAL *)P->GB[l],
-                             P->VB ? (REAL *)P->VB[l] : NULL, P->SB ? (REAL *)P->SB[l] : NULL,
+                             P->VB ? (REAL *)P->VB[l] : NULL, P->MB ? (REAL *)P->MB[l] : NULL,
                              s[l + 1], sb->kind, sb->lr, sb->mom, sb->b1, sb->b2, sb->eps,
                              (REAL)0);
     }
@@ -248,8 +248,8 @@ int64_t FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_
         wk->to_panels((const REAL *)P->W[l], s[l + 1], s[l], (REAL *)P->WT[l]);
         if (P->VW != NULL)
             wk->to_panels((const REAL *)P->VW[l], s[l + 1], s[l], (REAL *)P->VT[l]);
-        if (P->SW != NULL)
-            wk->to_panels((const REAL *)P->SW[l], s[l + 1], s[l], (REAL *)P->ST[l]);
+        if (P->MW != NULL)
+            wk->to_panels((const REAL *)P->MW[l], s[l + 1], s[l], (REAL *)P->ST[l]);
     }
     /* the L2 term of the first minibatch's loss; the gradient tiles leave the next one's */
     double squares = 0.0;
@@ -369,8 +369,8 @@ int64_t FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_
         wk->from_panels((const REAL *)P->WT[l], s[l + 1], s[l], 0, s[l], (REAL *)P->W[l]);
         if (P->VW != NULL)
             wk->from_panels((const REAL *)P->VT[l], s[l + 1], s[l], 0, s[l], (REAL *)P->VW[l]);
-        if (P->SW != NULL)
-            wk->from_panels((const REAL *)P->ST[l], s[l + 1], s[l], 0, s[l], (REAL *)P->SW[l]);
+        if (P->MW != NULL)
+            wk->from_panels((const REAL *)P->ST[l], s[l + 1], s[l], 0, s[l], (REAL *)P->MW[l]);
     }
     return done;
 }

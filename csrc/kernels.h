@@ -106,10 +106,10 @@ typedef struct {
     int loss_kind;                /* ENG_SIGMOID_MSE ... */
     void **W, **B;                /* weights (sizes[l+1] x sizes[l]) and biases */
     void **VW, **VB;              /* optimizer state: velocity or Adam's m; NULL for SGD */
-    void **SW, **SB;              /* Adam's second moments; NULL for the others */
+    void **MW, **MB;              /* Adam's second moments; NULL for the others */
     void **A, **D;                /* (batch x sizes[l+1]) activations and deltas */
     void **GB;                    /* bias gradients (sizes[l+1]) */
-    void **WT, **VT, **ST;        /* room for W, VW, SW in panels (eng_epoch_panel_elements) */
+    void **WT, **VT, **ST;        /* room for W, VW, MW in panels (eng_epoch_panel_elements) */
     double *l2_parts;             /* eng_epoch_l2_parts entries: squares of W per tile */
     void **rows;                  /* room for the row pointers (eng_epoch_row_count) */
     double *row_loss;             /* batch entries */
