@@ -283,6 +283,29 @@ def load_mnist_sample(*, scale="unit", dtype="float32"):
 
     The rows are the first 250 (train) and 50 (test) images of each digit in the
     standard split, in their original order; see `build_sample`.
+
+    Parameters
+    ----------
+    scale : {"unit", "symmetric", "none"}, default="unit"
+        Pixels in [0, 1], in [-1, 1], or uint8 as stored.
+    dtype : {"float32", "float64"}, default="float32"
+
+    Returns
+    -------
+    tuple
+        (X_train, y_train, X_test, y_test); labels are int64.
+
+    Raises
+    ------
+    ValueError
+        An unknown scale or dtype.
+
+    Examples
+    --------
+    >>> import engine
+    >>> X, y, Xt, yt = engine.load_mnist_sample()
+    >>> X.shape, Xt.shape, int(y.max())
+    ((2500, 784), (500, 784), 9)
     """
     with resources.files("engine").joinpath("data/mnist_sample.npz").open("rb") as f:
         with np.load(f, allow_pickle=False) as z:

@@ -58,6 +58,18 @@ class MLP:
     precision : None (the dtype's own) or "bf16-mixed" (float32 models): training's
         products take bfloat16 operands with float32 sums, everything else stays float32
         (engine/precision.py); evaluation and predictions use the float32 weights.
+
+    Raises
+    ------
+    ValueError, TypeError
+        An unknown name, an output/loss pair that does not go together, sizes < 1, a
+        backend that is not available (with why), bf16-mixed on a float64 model.
+
+    Examples
+    --------
+    >>> import engine
+    >>> engine.MLP([784, 100, 10], "sigmoid", "softmax", "cross_entropy", backend="numpy")
+    MLP([784, 100, 10], hidden='sigmoid', output='softmax', loss='cross_entropy', dtype='float32', backend='numpy')
     """
 
     def __init__(self, layer_sizes, hidden_activation="sigmoid", output_activation="softmax",
@@ -113,8 +125,28 @@ class MLP:
         self.set_weights(weights, biases)
 
     def set_weights(self, weights, biases):
-        """Replace every weight and bias (shapes must match layer_sizes; real numbers). A fit
-        running in another thread finishes first: its epochs are never silently discarded."""
+        """Replace every weight and bias. A fit running in another thread finishes first:
+        its epochs are never silently discarded. The optimizer's state starts afresh.
+
+        Parameters
+        ----------
+        weights : list of arrays, layer l of shape (layer_sizes[l + 1], layer_sizes[l])
+        biases : list of arrays, layer l of shape (layer_sizes[l + 1],)
+
+        Raises
+        ------
+        ValueError, TypeError
+            Wrong count or shapes, complex or non-finite values, or values that overflow
+            the model's dtype.
+
+        Examples
+        --------
+        >>> import numpy as np, engine
+        >>> model = engine.MLP([2, 1], "identity", "identity", "mse", backend="numpy")
+        >>> model.set_weights([np.array([[1.0, 2.0]])], [np.array([0.5])])
+        >>> model.predict([[1.0, 1.0]])
+        array([[3.5]], dtype=float32)
+        """
         sizes = self.layer_sizes
         if len(weights) != len(sizes) - 1 or len(biases) != len(sizes) - 1:
             raise ValueError(f"expected {len(sizes) - 1} weight matrices and bias vectors")
@@ -253,14 +285,57 @@ class MLP:
 
     # ------------------------------------------------------------------ inference
     def predict_proba(self, X):
-        """Output activations, shape (n, n_outputs), as a NumPy array: class probabilities,
-        per-label probabilities, or (regression) the predicted values."""
+        """Output activations: class probabilities, per-label probabilities, or (regression)
+        the predicted values.
+
+        Parameters
+        ----------
+        X : array of shape (n, n_in)
+            Converted once to the model's dtype.
+
+        Returns
+        -------
+        ndarray of shape (n, n_outputs)
+
+        Raises
+        ------
+        ValueError, TypeError
+            X of the wrong shape, not real numbers, or not finite.
+
+        Examples
+        --------
+        >>> import engine
+        >>> model = engine.MLP([4, 3, 2], backend="numpy")
+        >>> model.predict_proba([[0.0, 1.0, 2.0, 3.0]]).shape
+        (1, 2)
+        """
         return evaluation.predict_proba(self, checks.features(X, self.layer_sizes[0],
                                                               self.dtype))
 
     def predict(self, X):
         """Predicted class labels (int64) for labels; 0/1 indicators (int64, one column per
-        output unit) for binary_cross_entropy; the output values for regression."""
+        output unit) for binary_cross_entropy; the output values for regression.
+
+        Parameters
+        ----------
+        X : array of shape (n, n_in)
+
+        Returns
+        -------
+        ndarray of shape (n,) or (n, n_outputs)
+
+        Raises
+        ------
+        ValueError, TypeError
+            As predict_proba.
+
+        Examples
+        --------
+        >>> import engine
+        >>> model = engine.MLP([4, 3, 2], backend="numpy")
+        >>> model.predict([[0.0, 1.0, 2.0, 3.0]]).dtype
+        dtype('int64')
+        """
         out = self.predict_proba(X)
         if self.target_kind == "labels":
             return np.argmax(out, axis=1)
@@ -269,9 +344,34 @@ class MLP:
         return out
 
     def evaluate(self, X, y, sample_weight=None):
-        """{"loss": mean loss, "accuracy": fraction correct} over (X, y), weighted by
-        sample_weight when given; accuracy counts a row right when every label is
-        (indicators), and is nan for regression."""
+        """The mean loss and the accuracy over (X, y).
+
+        Parameters
+        ----------
+        X : array of shape (n, n_in)
+        y : labels, 0/1 indicators or target values, as the model's output/loss pair takes
+        sample_weight : array of shape (n,), optional
+            Weighted means instead of plain ones.
+
+        Returns
+        -------
+        dict
+            {"loss": mean loss, "accuracy": fraction correct}; accuracy counts a row right
+            when every label is (indicators), and is nan for regression.
+
+        Raises
+        ------
+        ValueError, TypeError
+            Data that does not fit the model (the message says what was expected).
+
+        Examples
+        --------
+        >>> import engine
+        >>> X, y, Xt, yt = engine.load_mnist_sample()
+        >>> model = engine.MLP([784, 10, 10], backend="numpy")
+        >>> sorted(model.evaluate(Xt, yt))
+        ['accuracy', 'loss']
+        """
         X, y = self.check_xy(X, y)
         w = checks.sample_weight(sample_weight, X.shape[0], self.dtype)
         loss, acc = evaluation.evaluate(self, self.backend.asarray(X), self.backend.asarray(y),
@@ -279,7 +379,31 @@ class MLP:
         return {"loss": loss, "accuracy": acc}
 
     def loss_and_gradients(self, X, y):
-        """(loss, [dL/dW], [dL/db]) on one batch, as NumPy arrays (for checks and notebooks)."""
+        """The loss and its gradients on one batch (for checks and notebooks).
+
+        Parameters
+        ----------
+        X : array of shape (n, n_in)
+        y : labels, indicators or target values for the model's output/loss pair
+
+        Returns
+        -------
+        tuple
+            (loss, [dL/dW per layer], [dL/db per layer]) as a float and NumPy arrays.
+
+        Raises
+        ------
+        ValueError, TypeError
+            Data that does not fit the model.
+
+        Examples
+        --------
+        >>> import numpy as np, engine
+        >>> model = engine.MLP([3, 2], backend="numpy", dtype="float64")
+        >>> loss, gw, gb = model.loss_and_gradients(np.ones((4, 3)), np.array([0, 1, 1, 0]))
+        >>> gw[0].shape, gb[0].shape
+        ((2, 3), (2,))
+        """
         X, y = self.check_xy(X, y)
         be = self.backend
         m = X.shape[0]
@@ -305,14 +429,54 @@ class MLP:
 
     def save(self, path):
         """Write a portable .npz (weights, biases, metadata, the optimizer's state and the
-        shuffling RNG's, so that a loaded model trains on as this one would); atomically."""
+        shuffling RNG's, so that a loaded model trains on as this one would); atomically.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Raises
+        ------
+        OSError
+            The file cannot be written (a folder, a device node, no permission); whatever
+            was at `path` before is left as it was.
+
+        Examples
+        --------
+        >>> import os, tempfile, engine
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+        >>> engine.MLP([4, 3, 2], backend="numpy").save(path)
+        >>> engine.MLP.load(path, backend="numpy").layer_sizes
+        [4, 3, 2]
+        """
         with self._lock:
             save_model(self, path)
 
     def export_onnx(self, path, opset=17):
         """Write this model as an ONNX graph (float32: Gemm + activation nodes; outputs
         "label" and "probabilities"; engine/onnx_export.py) for onnxruntime and other ONNX
-        runtimes. Needs the onnx package (the [onnx] extra)."""
+        runtimes.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Written atomically.
+        opset : int, default=17
+            The ONNX opset (13 or later).
+
+        Raises
+        ------
+        ImportError
+            The onnx package is missing (the [onnx] extra).
+        ValueError
+            An opset below 13.
+
+        Examples
+        --------
+        >>> import os, tempfile, engine
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.onnx")
+        >>> engine.MLP([4, 3, 2], backend="numpy").export_onnx(path)  # doctest: +SKIP
+        """
         from .onnx_export import export_onnx
         with self._lock:
             export_onnx(self, path, opset)
@@ -321,10 +485,32 @@ class MLP:
     def load(cls, path, *, backend="auto", verify=True):
         """A model saved by `save`, on the given backend.
 
-        The file's digest (weights, optimizer state and metadata) is checked; files of the
-        formats before 4 carry no digest of their whole content and load only with
-        verify=False (a warning says so; save the model again to upgrade the file).
-        Raises engine.ModelFileError for any problem with the file."""
+        Parameters
+        ----------
+        path : str or os.PathLike
+        backend : str or Backend, default="auto"
+        verify : bool, default=True
+            Check the file's digest (weights, optimizer state and metadata); files of the
+            formats before 4 carry no digest of their whole content and load only with
+            verify=False (a warning says so; save the model again to upgrade the file).
+
+        Returns
+        -------
+        MLP
+
+        Raises
+        ------
+        engine.ModelFileError
+            For any problem with the file (missing, damaged, altered, another format).
+
+        Examples
+        --------
+        >>> import engine
+        >>> engine.MLP.load("no/such/file.npz")
+        Traceback (most recent call last):
+        ...
+        engine.errors.ModelFileError: no/such/file.npz: no such file
+        """
         meta, weights, biases, state = read_model(path, verify=verify)
         try:
             model = cls(meta["layer_sizes"], meta["hidden_activation"],
