@@ -268,8 +268,36 @@ def _split(arrays, scale, dtype):
 def load_mnist(*, cache_dir=None, scale="unit", dtype="float32", idx_dir=None):
     """(X_train, y_train, X_test, y_test): 60,000 and 10,000 rows of 784 pixels.
 
-    scale: "unit" maps pixels to [0, 1], "symmetric" to [-1, 1], "none" keeps uint8.
-    Labels are int64. See the module docstring for where the data comes from.
+    See the module docstring for where the data comes from (downloaded once, checksummed,
+    cached).
+
+    Parameters
+    ----------
+    cache_dir : str, optional
+        Where the cache lives (default: ENGINE_DATA, else ~/.cache/engine).
+    scale : {"unit", "symmetric", "none"}, default="unit"
+        Pixels in [0, 1], in [-1, 1], or uint8 as stored.
+    dtype : {"float32", "float64"}, default="float32"
+    idx_dir : str, optional
+        A folder with the four IDX files, read instead of any download.
+
+    Returns
+    -------
+    tuple
+        (X_train, y_train, X_test, y_test); labels are int64.
+
+    Raises
+    ------
+    engine.DataError
+        No copy on disk and none reachable, or a file whose checksum does not match.
+    ValueError
+        An unknown scale or dtype.
+
+    Examples
+    --------
+    >>> X, y, Xt, yt = engine.load_mnist()          # doctest: +SKIP
+    >>> X.shape, Xt.shape                           # doctest: +SKIP
+    ((60000, 784), (10000, 784))
     """
     _scaled(np.zeros((1, 1), np.uint8), scale, dtype)   # argument errors before any download
     return _split(load_mnist_uint8(cache_dir=cache_dir, idx_dir=idx_dir), scale, dtype)

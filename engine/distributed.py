@@ -68,7 +68,21 @@ def _mpi():
 
 def shard_range(n, rank, size):
     """The rows [start, stop) of rank `rank` of `size` over n rows: contiguous, sizes
-    differing by at most one."""
+    differing by at most one.
+
+    Parameters
+    ----------
+    n, rank, size : int
+
+    Returns
+    -------
+    tuple of int
+
+    Examples
+    --------
+    >>> [shard_range(10, r, 3) for r in range(3)]
+    [(0, 4), (4, 7), (7, 10)]
+    """
     base, extra = divmod(n, size)
     start = rank * base + min(rank, extra)
     return start, start + base + (1 if rank < extra else 0)
@@ -76,7 +90,30 @@ def shard_range(n, rank, size):
 
 def load_shard(X, y, comm, mmap=True):
     """This rank's rows of X and y: arrays, or paths to .npy files (memory-mapped, so that
-    only the shard is read). Nobody holds the whole set."""
+    only the shard is read). Nobody holds the whole set.
+
+    Parameters
+    ----------
+    X, y : arrays, or paths to .npy files
+    comm : mpi4py.MPI.Comm
+    mmap : bool, default=True
+        Memory-map the files.
+
+    Returns
+    -------
+    tuple
+        (X rows, y rows) of this rank: the range `shard_range` gives it.
+
+    Raises
+    ------
+    ValueError
+        X and y of different row counts.
+
+    Examples
+    --------
+    >>> from mpi4py import MPI                                      # doctest: +SKIP
+    >>> X, y = load_shard("X.npy", "y.npy", MPI.COMM_WORLD)        # doctest: +SKIP
+    """
     def rows(a):
         if isinstance(a, (str, os.PathLike)):
             a = np.load(a, mmap_mode="r" if mmap else None)
@@ -92,7 +129,23 @@ def load_shard(X, y, comm, mmap=True):
 def global_order(shard_orders, batch_size):
     """The single-process row order equal to a distributed epoch: shard_orders[r] lists
     rank r's rows (global numbers) in its shuffled order; step k takes the k-th block of
-    batch_size rows of each rank in rank order."""
+    batch_size rows of each rank in rank order.
+
+    Parameters
+    ----------
+    shard_orders : list of int arrays
+    batch_size : int
+
+    Returns
+    -------
+    ndarray
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> global_order([np.array([0, 1, 2]), np.array([3, 4])], 2).tolist()
+    [0, 1, 3, 4, 2]
+    """
     steps = max(-(-len(o) // batch_size) for o in shard_orders)
     return np.concatenate([o[k * batch_size:(k + 1) * batch_size]
                            for k in range(steps) for o in shard_orders])
@@ -115,7 +168,42 @@ def fit(model, X, y, *, comm, sync_every=None, out=None, **options) -> History:
     the backend's epoch (the native fused one), then one Allreduce averages the parameters
     and the optimizer's state, weighted by the rows each rank trained. It sends 1/k as
     often; with k = 1, SGD, momentum and Nesterov (whose steps are linear in the gradient)
-    take exactly the synchronous steps, Adam does not."""
+    take exactly the synchronous steps, Adam does not.
+
+    Parameters
+    ----------
+    model : engine.MLP
+        On every rank, with the same architecture; rank 0's parameters are broadcast.
+    X, y : this rank's shard (it may hold no rows)
+    comm : mpi4py.MPI.Comm
+    sync_every : int, optional
+        Local SGD: k local steps per parameter average.
+    out : str, optional
+        A folder rank 0 writes history.json, plot.png and model.npz into.
+    **options
+        MLP.fit's options (engine/fit_options.py), the same on every rank.
+
+    Returns
+    -------
+    History
+        The same on every rank: losses and accuracies over all shards.
+
+    Raises
+    ------
+    SettingsDiffer
+        On every rank at once, when the ranks were given different settings or networks.
+    engine.TrainingDiverged
+        On every rank, the weights of before the diverging epoch kept.
+    ImportError
+        mpi4py is missing (the [mpi] extra).
+
+    Examples
+    --------
+    >>> from mpi4py import MPI                                      # doctest: +SKIP
+    >>> X, y = load_shard("X.npy", "y.npy", MPI.COMM_WORLD)        # doctest: +SKIP
+    >>> history = fit(engine.MLP([784, 100, 10]), X, y, comm=MPI.COMM_WORLD,
+    ...               epochs=10, early_stopping=True)               # doctest: +SKIP
+    """
     MPI = _mpi()
     try:
         options = fit_options.check(options)

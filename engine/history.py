@@ -23,6 +23,15 @@ class History:
     measured after the epoch's updates. diagnostics: per epoch, per layer, when
     fit(..., diagnostics=True). learning_rate: each epoch's; best_epoch and stop_reason say
     where and why training ended (early stopping, an adaptive schedule, or the epochs).
+
+    Examples
+    --------
+    >>> import engine
+    >>> X, y, Xt, yt = engine.load_mnist_sample()
+    >>> history = engine.MLP([784, 16, 10], backend="numpy").fit(
+    ...     X, y, epochs=2, validation_data=(Xt, yt), progress=False)
+    >>> history.epochs, len(history.batch_loss), len(history.val_accuracy)
+    (2, 50, 2)
     """
 
     batch_loss: list = field(default_factory=list)
@@ -80,17 +89,68 @@ class History:
         return asdict(self)
 
     def save(self, path):
-        """Write the history as JSON (atomically)."""
+        """Write the history as JSON (atomically); `History.load` reads it back.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Raises
+        ------
+        OSError
+            The file cannot be written; whatever was there is left as it was.
+
+        Examples
+        --------
+        >>> import os, tempfile, engine
+        >>> path = os.path.join(tempfile.mkdtemp(), "history.json")
+        >>> engine.History(epoch_loss=[0.5]).save(path)
+        >>> engine.History.load(path).epoch_loss
+        [0.5]
+        """
         atomic_write_bytes(path, json.dumps(self.to_dict(), indent=1).encode())
 
     @classmethod
     def load(cls, path):
+        """A history written by `save`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Returns
+        -------
+        History
+
+        Raises
+        ------
+        OSError, ValueError, TypeError
+            No such file, or not a saved history.
+
+        Examples
+        --------
+        See `save`.
+        """
         with open(path, encoding="utf-8") as f:
             return cls(**json.load(f))
 
     def plot(self, path, title=None):
         """A PNG with the lecture's panels: loss per minibatch, loss per epoch, accuracy per
-        epoch; titled with what was trained unless `title` says otherwise."""
+        epoch; titled with what was trained unless `title` says otherwise.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Written atomically.
+        title : str, optional
+
+        Examples
+        --------
+        >>> import os, tempfile, engine
+        >>> h = engine.History(batch_loss=[1.0, 0.5], batches_per_epoch=2, epoch_loss=[0.7],
+        ...                    epoch_accuracy=[0.6])
+        >>> h.plot(os.path.join(tempfile.mkdtemp(), "plot.png"))
+        """
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
@@ -127,7 +187,27 @@ class History:
         plt.close(fig)
 
     def plot_diagnostics(self, path, title=None):
-        """Gradient norms, weight norms, dead and saturated fractions per layer and epoch."""
+        """A PNG of the gradient norms, weight norms, dead and saturated fractions per layer
+        and epoch.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        title : str, optional
+
+        Raises
+        ------
+        ValueError
+            The fit recorded no diagnostics (train with fit(..., diagnostics=True)).
+
+        Examples
+        --------
+        >>> import os, tempfile, engine
+        >>> X, y, _, _ = engine.load_mnist_sample()
+        >>> h = engine.MLP([784, 8, 10], "relu", backend="numpy").fit(
+        ...     X[:200], y[:200], epochs=2, diagnostics=True, progress=False)
+        >>> h.plot_diagnostics(os.path.join(tempfile.mkdtemp(), "diagnostics.png"))
+        """
         if not self.diagnostics:
             raise ValueError("no diagnostics recorded: train with fit(..., diagnostics=True)")
         import matplotlib

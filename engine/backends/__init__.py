@@ -32,6 +32,18 @@ def _load_class(name):
 
 
 def backend_names():
+    """The registered backends' names, in the registry's order.
+
+    Returns
+    -------
+    tuple of str
+
+    Examples
+    --------
+    >>> import engine
+    >>> engine.backend_names()
+    ('numpy', 'native', 'cuda')
+    """
     return tuple(_REGISTRY)
 
 
@@ -48,7 +60,19 @@ def _probe(name) -> BackendInfo:
 
 
 def available_backends():
-    """Every registered backend with whether it can run here, and why (not)."""
+    """Every registered backend with whether it can run here, and why (not).
+
+    Returns
+    -------
+    list of BackendInfo
+        (name, available, reason) per backend; nothing is raised for one that cannot run.
+
+    Examples
+    --------
+    >>> import engine
+    >>> [b.name for b in engine.available_backends()]
+    ['numpy', 'native', 'cuda']
+    """
     return [_probe(name) for name in _REGISTRY]
 
 
@@ -64,7 +88,33 @@ def get_backend(name="auto", **options) -> Backend:
 
     Without options, each name gives one shared instance with its default settings. With
     options (e.g. ``get_backend("native", gemm="tiles", threads=1)``) a new instance is made
-    with them, so that one model's settings never reach another's."""
+    with them, so that one model's settings never reach another's.
+
+    Parameters
+    ----------
+    name : str or Backend, default="auto"
+    **options
+        The backend's own settings (native: gemm, threads).
+
+    Returns
+    -------
+    Backend
+
+    Raises
+    ------
+    ValueError
+        An unknown name.
+    RuntimeError
+        The backend is not available here (the message says why).
+    TypeError
+        Options with "auto" or with an instance.
+
+    Examples
+    --------
+    >>> import engine
+    >>> engine.get_backend("numpy").name
+    'numpy'
+    """
     if isinstance(name, Backend):
         if options:
             raise TypeError("options are for a backend name, not for a Backend instance")

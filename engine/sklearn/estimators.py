@@ -242,7 +242,31 @@ class MLPClassifier(ClassifierMixin, _EngineMLP):
     dropout: a rate in [0, 1) for every hidden layer or one per hidden layer (inverted
     dropout, engine/dropout.py); not in scikit-learn, off by default. precision: None, or
     "bf16-mixed" (float32 weights, bfloat16 operands in the training products; X is taken
-    as float32; engine/precision.py)."""
+    as float32; engine/precision.py).
+
+    Parameters
+    ----------
+    hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate, ...
+        scikit-learn's, with its defaults and constraints (sklearn.neural_network).
+    backend : str or Backend, default="auto"
+    dropout : float or list of float, optional
+    precision : {None, "bf16-mixed"}, default=None
+
+    Raises
+    ------
+    ValueError, TypeError
+        scikit-learn's parameter validation and messages, and the engine's for its own.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from engine.sklearn import MLPClassifier
+    >>> X = np.random.default_rng(0).normal(size=(60, 4)); y = (X[:, 0] > 0).astype(int)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(8,), learning_rate_init=0.01, max_iter=300,
+    ...                     random_state=0, backend="numpy").fit(X, y)
+    >>> clf.score(X, y) > 0.9
+    True
+    """
 
     _parameter_constraints = _constraints(sk_nn.MLPClassifier)
 
@@ -359,7 +383,31 @@ class MLPClassifier(ClassifierMixin, _EngineMLP):
 class MLPRegressor(RegressorMixin, _EngineMLP):
     """scikit-learn's MLPRegressor (same parameters, attributes and results), trained by
     the engine; loss "squared_error" (half the mean squared error) or "poisson" (half the
-    Poisson deviance, exp output). backend, dropout and precision: as MLPClassifier's."""
+    Poisson deviance, exp output). backend, dropout and precision: as MLPClassifier's.
+
+    Parameters
+    ----------
+    loss : {"squared_error", "poisson"}, default="squared_error"
+    hidden_layer_sizes, activation, solver, alpha, ...
+        scikit-learn's, with its defaults and constraints.
+    backend, dropout, precision
+        As MLPClassifier's.
+
+    Raises
+    ------
+    ValueError, TypeError
+        scikit-learn's parameter validation and messages, and the engine's for its own.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from engine.sklearn import MLPRegressor
+    >>> X = np.random.default_rng(0).normal(size=(80, 3)); y = X @ [1.0, -2.0, 0.5]
+    >>> reg = MLPRegressor(hidden_layer_sizes=(16,), max_iter=500, random_state=0,
+    ...                    backend="numpy").fit(X, y)
+    >>> reg.score(X, y) > 0.8
+    True
+    """
 
     _parameter_constraints = _constraints(sk_nn.MLPRegressor)
 

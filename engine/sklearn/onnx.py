@@ -15,7 +15,19 @@ _registered = False
 
 def register_onnx_converters():
     """Make skl2onnx.to_onnx convert engine.sklearn.MLPClassifier and MLPRegressor
-    (idempotent). ImportError naming the extra when skl2onnx is missing."""
+    (idempotent).
+
+    Raises
+    ------
+    ImportError
+        skl2onnx is missing (naming the [onnx] extra).
+
+    Examples
+    --------
+    >>> import skl2onnx                                             # doctest: +SKIP
+    >>> register_onnx_converters()                                  # doctest: +SKIP
+    >>> onx = skl2onnx.to_onnx(fitted_classifier, X[:1])            # doctest: +SKIP
+    """
     global _registered
     if _registered:
         return

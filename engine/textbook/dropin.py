@@ -27,10 +27,32 @@ def _default_backend():
 
 
 class NeuralNetMLP(_TextbookMLP):
-    """features -> sigmoid hidden layer -> sigmoid outputs; float64 throughout.
+    """The textbook's NeuralNetMLP with its kernels on an engine backend: features ->
+    sigmoid hidden layer -> sigmoid outputs, float64 throughout, the same initial weights
+    and the same numbers as engine.reference.NeuralNetMLP (to 1e-12).
 
-    backend: "native" (the default when built), "numpy", or a Backend instance whose
-    arrays are NumPy arrays.
+    Parameters
+    ----------
+    num_features, num_hidden, num_classes : int
+    random_seed : int, default=123
+        Seeds the initial weights as the textbook does.
+    backend : str or Backend, optional
+        "native" (the default when built), "numpy", or a Backend instance whose arrays are
+        NumPy arrays.
+
+    Raises
+    ------
+    ValueError
+        A backend that does not keep its arrays on the host (cuda).
+
+    Examples
+    --------
+    >>> import numpy as np, engine
+    >>> model = engine.NeuralNetMLP(num_features=4, num_hidden=3, num_classes=2,
+    ...                             backend="numpy")
+    >>> a_h, a_out = model.forward(np.ones((5, 4)))
+    >>> a_out.shape
+    (5, 2)
     """
 
     def __init__(self, num_features, num_hidden, num_classes, random_seed=123, *,
@@ -61,18 +83,65 @@ class NeuralNetMLP(_TextbookMLP):
                        loss="mse_ref", dtype=np.dtype(np.float64))
 
     def forward(self, x):
-        """(hidden activations, output activations) for the rows of x."""
+        """The textbook's forward pass.
+
+        Parameters
+        ----------
+        x : array of shape (n, num_features)
+
+        Returns
+        -------
+        tuple
+            (hidden activations (n, num_hidden), output activations (n, num_classes)).
+
+        Raises
+        ------
+        ValueError
+            x without num_features columns.
+
+        Examples
+        --------
+        >>> import numpy as np, engine
+        >>> a_h, a_out = engine.NeuralNetMLP(4, 3, 2, backend="numpy").forward(np.ones((1, 4)))
+        >>> a_h.shape, a_out.shape
+        ((1, 3), (1, 2))
+        """
         be, net = self._backend, self._network()
-        x = np.ascontiguousarray(x, dtype=np.float64)
+        x = checks.features(x, np.shape(self.weight_h)[1], np.dtype(np.float64))
         acts = [np.empty((x.shape[0], w.shape[0])) for w in net.weights]
         be.forward(net, x, acts)
         return acts[0], acts[1]
 
     def backward(self, x, a_h, a_out, y):
-        """Gradients (d_loss__dw_out, d_loss__db_out, d_loss__d_w_h, d_loss__d_b_h)
-        with the output gradient 2 * (a_out - onehot) / n."""
+        """The textbook's backward pass, with its output gradient 2 * (a_out - onehot) / n.
+
+        Parameters
+        ----------
+        x : array of shape (n, num_features)
+        a_h, a_out : the activations `forward` returned for x
+        y : integer labels of shape (n,)
+
+        Returns
+        -------
+        tuple
+            (d_loss__dw_out, d_loss__db_out, d_loss__d_w_h, d_loss__d_b_h), the textbook's
+            names and order.
+
+        Raises
+        ------
+        ValueError
+            Shapes that do not fit the network, labels outside [0, num_classes).
+
+        Examples
+        --------
+        >>> import numpy as np, engine
+        >>> model = engine.NeuralNetMLP(4, 3, 2, backend="numpy")
+        >>> x, y = np.ones((2, 4)), np.array([0, 1])
+        >>> [g.shape for g in model.backward(x, *model.forward(x), y)]
+        [(2, 3), (2,), (3, 4), (3,)]
+        """
         be, net = self._backend, self._network()
-        x = np.ascontiguousarray(x, dtype=np.float64)
+        x, y = self._checked(x, y)
         acts = [np.ascontiguousarray(a_h, dtype=np.float64),
                 np.ascontiguousarray(a_out, dtype=np.float64)]
         n = x.shape[0]
@@ -105,7 +174,30 @@ class NeuralNetMLP(_TextbookMLP):
     def step(self, X, y, learning_rate=0.1):
         """One SGD step on the minibatch (X, y), updating the attributes in place.
 
-        Returns the minibatch's MSE before the update."""
+        Parameters
+        ----------
+        X : array of shape (m, num_features)
+        y : integer labels of shape (m,)
+        learning_rate : float, default=0.1
+
+        Returns
+        -------
+        float
+            The minibatch's MSE before the update.
+
+        Raises
+        ------
+        ValueError, TypeError
+            Data that does not fit the network, a negative learning rate.
+
+        Examples
+        --------
+        >>> import numpy as np, engine
+        >>> model = engine.NeuralNetMLP(4, 3, 2, backend="numpy")
+        >>> loss = model.step(np.ones((5, 4)), np.array([0, 1, 0, 1, 0]))
+        >>> 0 < loss < 1
+        True
+        """
         X, y = self._checked(X, y)
         checks.non_negative_float("learning_rate", learning_rate)
         return float(self._epochs(X, y, np.arange(len(y)), learning_rate, len(y))[0])
@@ -114,7 +206,32 @@ class NeuralNetMLP(_TextbookMLP):
         """Epochs of plain SGD exactly as the textbook `train` loop runs them (shuffled with
         the global np.random, the last partial minibatch dropped), without its evaluation.
 
-        Returns the MSE of every minibatch (before its update) as one array."""
+        Parameters
+        ----------
+        X : array of shape (n, num_features)
+        y : integer labels of shape (n,)
+        num_epochs : int, default=1
+        learning_rate : float, default=0.1
+        minibatch_size : int, default=100
+
+        Returns
+        -------
+        ndarray
+            The MSE of every minibatch (before its update).
+
+        Raises
+        ------
+        ValueError, TypeError
+            Bad data or settings, a minibatch larger than the data.
+
+        Examples
+        --------
+        >>> import numpy as np, engine
+        >>> model = engine.NeuralNetMLP(4, 3, 2, backend="numpy")
+        >>> model.fit(np.ones((10, 4)), np.arange(10) % 2, num_epochs=2,
+        ...           minibatch_size=5).shape
+        (4,)
+        """
         X, y = self._checked(X, y)
         num_epochs = checks.positive_int("num_epochs", num_epochs)
         minibatch_size = checks.positive_int("minibatch_size", minibatch_size)
