@@ -325,6 +325,19 @@ class _MPIHooks(Hooks):
             return checks.sample_weight(sw, n, dtype)
         return None if sw is None else np.zeros(0, dtype)   # an empty shard: no rows
 
+    def split(self, y, fraction, seed):
+        """Each rank holds out its share of its own rows (none of a shard too small to
+        spare one); the validation score sums every rank's."""
+        try:
+            train, held = super().split(y, fraction, seed)
+        except ValueError:          # too few rows here to hold any out: the others' count
+            train, held = np.arange(len(y)), np.zeros(0, np.int64)
+        if not self.comm.allreduce(len(held), op=self.MPI.SUM):
+            raise ValueError(f"early_stopping: validation_fraction={fraction} holds out no "
+                             f"row on any of the {self.size} ranks; give validation_data or "
+                             f"a larger fraction")
+        return train, held
+
     def start(self, trainer):
         model, comm = trainer.model, self.comm
         # every rank starts from rank 0's parameters

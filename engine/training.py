@@ -67,6 +67,10 @@ class Hooks:
     def sample_weight(self, sw, n, dtype):
         return checks.sample_weight(sw, n, dtype)
 
+    def split(self, y, fraction, seed):
+        """(train rows, held-out rows) for early stopping without validation_data."""
+        return split_rows(y, fraction, seed)
+
     def any_rank(self, flag):
         """Whether flag holds anywhere (one process: here)."""
         return flag
@@ -108,7 +112,7 @@ class Trainer:
                 raise TypeError("validation_data must be a pair (X_val, y_val)") from None
             self.val = model.check_xy(Xv, yv, "validation_data[0]", "validation_data[1]")
         elif options["early_stopping"]:
-            train, held = split_rows(y, options["validation_fraction"], model.seed)
+            train, held = self.hooks.split(y, options["validation_fraction"], model.seed)
             self.val = (X[held], y[held])
             self.val_w = None if sw is None else sw[held]
             X, y, sw = X[train], y[train], (None if sw is None else sw[train])

@@ -414,3 +414,20 @@ def test_distributed_early_stopping_and_dropout_keep_the_replicas_equal(tmp_path
     assert np.all(np.isfinite(r["val_loss"]))
     if len(r["epoch_loss"]) < 40:
         assert "validation loss did not improve" in str(r["stop_reason"])
+
+
+def test_distributed_early_stopping_holds_out_rows_where_there_are_some(tmp_path):
+    """Shards too small to spare a validation row hold out none (the others' count for the
+    score); when no rank can, every rank stops with one clear error."""
+    fit = dict(epochs=3, batch_size=2, learning_rate=0.1, early_stopping=True,
+               validation_fraction=0.3)
+    done = _run(3, {"data": _data(tmp_path, 25), "sizes": [4, 3, 3], "backend": HOST,
+                    "fit": fit}, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(_equal_replicas(tmp_path, 3)[0]["val_loss"]) == 3
+    small = tmp_path / "small"
+    small.mkdir()
+    done = _run(3, {"data": _data(small, 2), "sizes": [4, 3, 3], "backend": HOST,
+                    "fit": fit}, small, timeout=60)
+    assert done.returncode != 0
+    assert "holds out no row on any of the 3 ranks" in done.stderr
