@@ -104,3 +104,40 @@ def pair_targets(rng, output, loss, n, c, mean_count=1.0):
     if output == "exp":
         return rng.poisson(mean_count, (n, c)).astype(float)
     return rng.integers(0, c, size=n)
+
+
+def package_modules():
+    """{dotted name: path} of every module of the engine package."""
+    import pathlib
+
+    import engine
+    root = pathlib.Path(engine.__file__).parent
+    found = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def engine_imports(name, path, known):
+    """The engine names module `name` (at `path`) imports anywhere in its source, functions
+    included, relative imports resolved; `from x import y` counts as x.y when x.y is one of
+    `known`, else as x."""
+    import ast
+    import pathlib
+    package = name if pathlib.Path(path).name == "__init__.py" else name.rpartition(".")[0]
+    out = set()
+    for node in ast.walk(ast.parse(pathlib.Path(path).read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            for alias in node.names:
+                sub = f"{target}.{alias.name}"
+                out.add(sub if sub in known else target)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+    return {m for m in out if m.startswith("engine")}

@@ -1,14 +1,14 @@
 """The architecture's rules, checked on the sources: API -> trainer -> backend contract ->
 kernels. Only engine/backends touches the extension; the model's state is reached through
-`MLP.state`, not its private attributes; no source file grows past 450 lines; the
-package's modules import each other without a cycle."""
-import ast
+`MLP.state`, not its private attributes; no source file grows past 450 lines (that the
+modules import each other without a cycle is tests/test_package.py's)."""
 import os
 import re
 
 import numpy as np
 
 import engine
+from helpers import engine_imports, package_modules
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(ROOT, "engine")
@@ -22,38 +22,10 @@ def _sources(folder, suffixes=(".py",)):
                 yield os.path.join(base, name)
 
 
-def _module_name(path):
-    rel = os.path.relpath(path, ROOT)[:-3].replace(os.sep, ".")
-    return rel[:-len(".__init__")] if rel.endswith(".__init__") else rel
-
-
-def _imports(path, top_level_only):
-    """The engine modules `path` imports (resolved to dotted names)."""
-    tree = ast.parse(open(path).read())
-    module = _module_name(path)
-    package = module if path.endswith("__init__.py") else module.rsplit(".", 1)[0]
-    nodes = tree.body if top_level_only else list(ast.walk(tree))
-    found = set()
-    for node in nodes:
-        if isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[:len(base) - node.level + 1]
-                target = ".".join(base + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
-            for alias in node.names:
-                found.add(f"{target}.{alias.name}")
-            found.add(target)
-        elif isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-    return {name for name in found if name.startswith("engine")}
-
-
 def test_only_the_backends_import_the_extension():
-    outside = [os.path.relpath(p, ROOT) for p in _sources(PACKAGE)
-               if not os.path.relpath(p, PACKAGE).startswith("backends")
-               and "engine._native" in _imports(p, top_level_only=False)]
+    outside = [name for name, path in package_modules().items()
+               if not name.startswith("engine.backends")
+               and "engine._native" in engine_imports(name, path, {"engine._native"})]
     assert outside == []
 
 
@@ -80,39 +52,6 @@ def test_no_source_file_is_longer_than_the_limit():
             if n > MAX_LINES:
                 long.append(f"{os.path.relpath(path, ROOT)}: {n} lines")
     assert long == []
-
-
-def test_the_package_s_modules_import_each_other_without_a_cycle():
-    modules = {_module_name(p): p for p in _sources(PACKAGE)}
-    graph = {}
-    for name, path in modules.items():
-        targets = set()
-        for imported in _imports(path, top_level_only=True):
-            # "engine.backends.base.Backend" -> the longest prefix that is a module
-            parts = imported.split(".")
-            for k in range(len(parts), 0, -1):
-                candidate = ".".join(parts[:k])
-                if candidate in modules and candidate != name:
-                    targets.add(candidate)
-                    break
-        graph[name] = targets
-    # a package importing its own submodules is how Python packages are built, not a cycle
-    state, cycles = {}, []
-
-    def visit(node, stack):
-        state[node] = "open"
-        for nxt in sorted(graph[node]):
-            if nxt.startswith(node + "."):
-                continue
-            if state.get(nxt) == "open":
-                cycles.append(stack[stack.index(nxt):] + [nxt])
-            elif nxt not in state:
-                visit(nxt, stack + [nxt])
-        state[node] = "done"
-    for node in sorted(graph):
-        if node not in state:
-            visit(node, [node])
-    assert cycles == []
 
 
 def test_fit_signatures_come_from_the_option_table():

@@ -1,7 +1,6 @@
 """The package's shape: every module imports alone, no module imports another that
 imports it back (directly or in a circle), and the public entry points stay where users
 find them."""
-import ast
 import pathlib
 import subprocess
 import sys
@@ -9,42 +8,17 @@ import sys
 import pytest
 
 import engine
+from helpers import engine_imports, package_modules
 
 ROOT = pathlib.Path(engine.__file__).parent
-
-
-def _modules():
-    """{dotted name: path} of every module of the engine package."""
-    found = {}
-    for path in sorted(ROOT.rglob("*.py")):
-        parts = path.relative_to(ROOT.parent).with_suffix("").parts
-        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        found[name] = path
-    return found
-
-
-MODULES = _modules()
+MODULES = package_modules()
 EXTENSIONS = {"engine._native"}      # compiled; it imports nothing of the package
 
 
 def _imports(name, path):
     """The engine modules `name` imports anywhere in its source (functions included)."""
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    out = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[:len(base) - node.level + 1]
-                target = ".".join(base + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
-            for alias in node.names:
-                sub = f"{target}.{alias.name}"
-                out.add(sub if sub in MODULES or sub in EXTENSIONS else target)
-        elif isinstance(node, ast.Import):
-            out.update(a.name for a in node.names)
-    return {m for m in out if m in MODULES and m != name}
+    return {m for m in engine_imports(name, path, MODULES.keys() | EXTENSIONS)
+            if m in MODULES and m != name}
 
 
 def test_no_import_cycles():
