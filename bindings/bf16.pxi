@@ -123,12 +123,14 @@ cdef float **_float_ptrs(str name, list arrays, list shapes, list keep) except N
 
 
 def bf16_epoch(weights, biases, weight_grads, bias_grads, acts, deltas, t, activations,
-               str loss, Xb, y, order, rule, double alpha, batch_losses, state=(), path=None):
+               str loss, Xb, y, order, rule, double alpha, batch_losses, state=(), path=None,
+               int threads=0):
     """One bf16-mixed epoch in C (csrc/bf16_epoch.c) on the AVX512 or AMX path: minibatches
     of t.shape[0] rows over Xb[order] (Xb from bf16_pack_rows; y int64 labels or float32
     target rows), float32 master weights stepped by `rule` (its t: the steps before this
     epoch) with L2 `alpha`; state: the rule's state arrays per parameter (weights, then
-    biases), one list per state kind. Returns the minibatches trained."""
+    biases), one list per state kind; threads: the team (0: the epoch's choice). Returns the
+    minibatches trained."""
     cdef int L = len(weights), l
     if L < 1 or L > ENG_MAX_LAYERS:
         raise ValueError(f"weights must hold 1 to {ENG_MAX_LAYERS} matrices; got {L}")
@@ -149,7 +151,9 @@ def bf16_epoch(weights, biases, weight_grads, bias_grads, acts, deltas, t, activ
     if codes.shape[0] != L:
         raise ValueError(f"activations must have {L} entries; got {codes.shape[0]}")
     cdef eng_bf16_plan p
-    p.n_layers, p.batch = L, batch
+    if threads < 0:
+        raise ValueError(f"threads must be >= 0; got {threads}")
+    p.n_layers, p.batch, p.team = L, batch, threads
     p.loss_kind = _pair(activations[L - 1], loss)
     p.path = _bf16_path_code(path)
     if p.path == ENG_BF16_PORTABLE:

@@ -99,6 +99,7 @@ cdef extern from "kernels.h" nogil:
         int n_layers
         int loss_kind
         int path
+        int team
         const int *sizes
         const int *acts
         int64_t batch

@@ -94,29 +94,30 @@ void eng_bf16_pairs_of_columns(const float *w, int64_t k, int64_t n, uint16_t *d
 #if defined(__x86_64__) && defined(__GNUC__) && (__GNUC__ >= 10)
 #define ENG_HAVE_BF16_PATHS 1
 
-/* c (m x n valid, row stride ldc) = ap . bv: per row of a, 32 columns of c in two
-   registers, each vdpbf16ps adding one pair of k */
+/* c (m x n, row stride ldc) = a . b: per row of a, 32 columns of c in two registers (one
+   for a last block of 16), each vdpbf16ps adding one pair of k */
 __attribute__((target("avx512f,avx512bf16")))
-void eng_bf16_avx512_kernel(const uint16_t *ap, const uint16_t *bv, float *c, int64_t ldc,
-                            int64_t m, int64_t n, int64_t np, int64_t kp) {
+static void avx512_kernel(const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
+                          float *c, int64_t ldc, int64_t m, int64_t n, int64_t kp) {
     for (int64_t i = 0; i < m; i++) {
-        const uint16_t *arow = ap + i * A_LD(kp);
+        const uint16_t *arow = a + i * lda;
         for (int64_t j = 0; j < n; j += 32) {
+            const int two = n - j > 16;
             __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps();
             for (int64_t p = 0; p < kp / 2; p++) {
                 uint32_t pair;
                 memcpy(&pair, arow + 2 * p, sizeof pair);
                 __m512bh av = (__m512bh)_mm512_set1_epi32((int)pair);
-                const uint16_t *brow = bv + p * B_LD(np) * 2 + j * 2;
+                const uint16_t *brow = b + p * ldb * 2 + j * 2;
                 c0 = _mm512_dpbf16_ps(c0, av, (__m512bh)_mm512_loadu_si512(brow));
-                c1 = _mm512_dpbf16_ps(c1, av, (__m512bh)_mm512_loadu_si512(brow + 32));
+                if (two) c1 = _mm512_dpbf16_ps(c1, av, (__m512bh)_mm512_loadu_si512(brow + 32));
             }
             int64_t left = n - j;
             __mmask16 k0 = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
             __mmask16 k1 = left >= 32 ? 0xffff : left <= 16 ? 0
                                                  : (__mmask16)((1u << (left - 16)) - 1);
             _mm512_mask_storeu_ps(c + i * ldc + j, k0, c0);
-            _mm512_mask_storeu_ps(c + i * ldc + j + 16, k1, c1);
+            if (two) _mm512_mask_storeu_ps(c + i * ldc + j + 16, k1, c1);
         }
     }
 }
@@ -156,38 +157,55 @@ static void load_tile_config(void) {
         }                                                                                   \
     } while (0)
 
-/* c (m x n valid, row stride ldc) = ap . bv in 32 x 32 blocks: four 16 x 16 float32
-   accumulators (tiles 0-3), two 16 x 32 bf16 tiles of a (4, 5) and two 16-pair x 16 tiles
-   of b (6, 7) per step of 32 along k */
+/* One 32 x 32 block of c (fewer where rows2 or cols2 is 0: a last block of 16 rows or
+   columns) over all of k: four 16 x 16 float32 accumulators (tiles 0-3), two 16 x 32 bf16
+   tiles of a (4, 5) and two 16-pair x 16 tiles of b (6, 7) per step of 32 along k. Called
+   with constant rows2/cols2, so each of the four shapes compiles to its own loop. */
+__attribute__((target("amx-tile,amx-bf16"), always_inline))
+static inline void amx_block(const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
+                             float *c, int64_t ldc, int64_t i, int64_t j, int64_t m,
+                             int64_t n, int64_t kp, int rows2, int cols2, float *edge) {
+    const size_t a_stride = (size_t)lda * 2, b_stride = (size_t)ldb * 4;
+    _tile_zero(0);
+    if (cols2) _tile_zero(1);
+    if (rows2) _tile_zero(2);
+    if (rows2 && cols2) _tile_zero(3);
+    for (int64_t k0 = 0; k0 < kp; k0 += 32) {
+        _tile_loadd(4, a + i * lda + k0, a_stride);
+        if (rows2) _tile_loadd(5, a + (i + 16) * lda + k0, a_stride);
+        _tile_loadd(6, b + (k0 / 2) * ldb * 2 + j * 2, b_stride);
+        if (cols2) _tile_loadd(7, b + (k0 / 2) * ldb * 2 + (j + 16) * 2, b_stride);
+        _tile_dpbf16ps(0, 4, 6);
+        if (cols2) _tile_dpbf16ps(1, 4, 7);
+        if (rows2) _tile_dpbf16ps(2, 5, 6);
+        if (rows2 && cols2) _tile_dpbf16ps(3, 5, 7);
+    }
+    STORE_TILE(0, i, j);
+    if (cols2) STORE_TILE(1, i, j + 16);
+    if (rows2) STORE_TILE(2, i + 16, j);
+    if (rows2 && cols2) STORE_TILE(3, i + 16, j + 16);
+}
+
+/* c (m x n, row stride ldc) = a . b in 32 x 32 blocks */
 __attribute__((target("amx-tile,amx-bf16")))
-void eng_bf16_amx_kernel(const uint16_t *ap, const uint16_t *bv, float *c, int64_t ldc,
-                         int64_t m, int64_t n, int64_t np, int64_t kp) {
+static void amx_kernel(const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
+                       float *c, int64_t ldc, int64_t m, int64_t n, int64_t kp) {
     float edge[256];
     load_tile_config();
-    const size_t a_stride = (size_t)A_LD(kp) * 2, b_stride = (size_t)B_LD(np) * 4;
-    const int64_t la = A_LD(kp), lb = B_LD(np) * 2;
     /* columns outer: a 32-column panel of b (kp x 64 bytes) stays in cache while every
        row block of a passes (rows outer streamed all of b once per row block) */
     for (int64_t j = 0; j < n; j += 32) {
+        const int cols2 = n - j > 16;
         for (int64_t i = 0; i < m; i += 32) {
-            _tile_zero(0);
-            _tile_zero(1);
-            _tile_zero(2);
-            _tile_zero(3);
-            for (int64_t k0 = 0; k0 < kp; k0 += 32) {
-                _tile_loadd(4, ap + i * la + k0, a_stride);
-                _tile_loadd(5, ap + (i + 16) * la + k0, a_stride);
-                _tile_loadd(6, bv + (k0 / 2) * lb + j * 2, b_stride);
-                _tile_loadd(7, bv + (k0 / 2) * lb + (j + 16) * 2, b_stride);
-                _tile_dpbf16ps(0, 4, 6);
-                _tile_dpbf16ps(1, 4, 7);
-                _tile_dpbf16ps(2, 5, 6);
-                _tile_dpbf16ps(3, 5, 7);
-            }
-            STORE_TILE(0, i, j);
-            STORE_TILE(1, i, j + 16);
-            STORE_TILE(2, i + 16, j);
-            STORE_TILE(3, i + 16, j + 16);
+            const int rows2 = m - i > 16;
+            if (rows2 && cols2)
+                amx_block(a, lda, b, ldb, c, ldc, i, j, m, n, kp, 1, 1, edge);
+            else if (rows2)
+                amx_block(a, lda, b, ldb, c, ldc, i, j, m, n, kp, 1, 0, edge);
+            else if (cols2)
+                amx_block(a, lda, b, ldb, c, ldc, i, j, m, n, kp, 0, 1, edge);
+            else
+                amx_block(a, lda, b, ldb, c, ldc, i, j, m, n, kp, 0, 0, edge);
         }
     }
     _tile_release();
@@ -272,21 +290,20 @@ static int os_saves_zmm(void) {
     return (lo & 0xe6u) == 0xe6u;                             /* SSE, AVX, opmask, ZMM */
 }
 
-static void product_columns(int path, const uint16_t *ap, const uint16_t *bv, float *c,
-                            int64_t ldc, int64_t m, int64_t j0, int64_t j1, int64_t np,
-                            int64_t kp) {
-    if (j1 <= j0) return;
+void eng_bf16_kernel(int path, const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
+                     float *c, int64_t ldc, int64_t m, int64_t n, int64_t kp) {
+    if (m <= 0 || n <= 0) return;
     if (path == ENG_BF16_AMX)
-        eng_bf16_amx_kernel(ap, bv + j0 * 2, c + j0, ldc, m, j1 - j0, np, kp);
+        amx_kernel(a, lda, b, ldb, c, ldc, m, n, kp);
     else
-        eng_bf16_avx512_kernel(ap, bv + j0 * 2, c + j0, ldc, m, j1 - j0, np, kp);
+        avx512_kernel(a, lda, b, ldb, c, ldc, m, n, kp);
 }
 
-void eng_bf16_product(int path, const uint16_t *ap, const uint16_t *bv, float *c,
-                      int64_t ldc, int64_t m, int64_t n, int64_t np, int64_t kp) {
+void eng_bf16_product(int path, const uint16_t *a, int64_t lda, const uint16_t *b,
+                      int64_t ldb, float *c, int64_t ldc, int64_t m, int64_t n, int64_t kp) {
     const int64_t blocks = (n + 31) / 32;
     int threads = 1;
-    if (round_up(m, MPAD) * np * kp >= PAR_MIN_MACS && blocks > 1) {
+    if (round_up(m, MPAD) * round_up(n, NPAD) * kp >= PAR_MIN_MACS && blocks > 1) {
         threads = eng_get_epoch_threads();
         threads = eng_team(threads < blocks ? threads : (int)blocks);
     }
@@ -296,12 +313,13 @@ void eng_bf16_product(int path, const uint16_t *ap, const uint16_t *bv, float *c
         {
             const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
             const int64_t j0 = blocks * t / nt * 32, j1 = blocks * (t + 1) / nt * 32;
-            product_columns(path, ap, bv, c, ldc, m, j0, j1 < n ? j1 : n, np, kp);
+            eng_bf16_kernel(path, a, lda, b + j0 * 2, ldb, c + j0, ldc, m,
+                            (j1 < n ? j1 : n) - j0, kp);
         }
         return;
     }
 #endif
-    product_columns(path, ap, bv, c, ldc, m, 0, n, np, kp);
+    eng_bf16_kernel(path, a, lda, b, ldb, c, ldc, m, n, kp);
 }
 #else
 #define ENG_HAVE_BF16_PATHS 0
@@ -311,9 +329,10 @@ double eng_bf16_peak_gflops(int path, int64_t iters) {
     return 0.0;
 }
 
-void eng_bf16_product(int path, const uint16_t *ap, const uint16_t *bv, float *c,
-                      int64_t ldc, int64_t m, int64_t n, int64_t np, int64_t kp) {
-    (void)path, (void)ap, (void)bv, (void)c, (void)ldc, (void)m, (void)n, (void)np, (void)kp;
+void eng_bf16_kernel(int path, const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
+                     float *c, int64_t ldc, int64_t m, int64_t n, int64_t kp) {
+    (void)path, (void)a, (void)lda, (void)b, (void)ldb, (void)c, (void)ldc, (void)m, (void)n,
+        (void)kp;
 }
 #endif
 
@@ -413,7 +432,7 @@ int eng_gemm_bf16(int path, int trans_a, int trans_b, int64_t m, int64_t n, int6
             eng_bf16_pairs_of_columns(b, k, n, bv, kp, np);
         else
             eng_bf16_pairs_of_rows(b, k, n, n, bv, kp, np);
-        eng_bf16_product(path, ap, bv, c, n, m, n, np, kp);
+        eng_bf16_product(path, ap, A_LD(kp), bv, B_LD(np), c, n, m, n, kp);
         free(ap);
         free(bv);
         return 0;

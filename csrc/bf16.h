@@ -40,11 +40,15 @@ static inline void *alloc_lines(size_t bytes) {
 static inline int64_t A_LD(int64_t kp) { return kp + 32; }      /* bf16 per row of a */
 static inline int64_t B_LD(int64_t np) { return np + 16; }      /* pairs per row of b */
 
-/* c (m x n, row stride ldc) = ap (m x kp bf16 rows, padded with zero rows to a multiple of
-   MPAD) . bv (kp x np in pairs of k, np a multiple of NPAD), on the AVX512 or AMX path
-   (which must run here) */
-void eng_bf16_product(int path, const uint16_t *ap, const uint16_t *bv, float *c,
-                      int64_t ldc, int64_t m, int64_t n, int64_t np, int64_t kp);
+/* c (m x n, row stride ldc) = a . b on the AVX512 or AMX path (which must run here), one
+   thread: a holds bf16 rows of kp (a multiple of KPAD; lda per row, round_up(m, 16) rows
+   readable), b pairs of k (ldb pairs per row, round_up(n, 16) columns readable); the rows
+   and columns past m and n are read, never written */
+void eng_bf16_kernel(int path, const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
+                     float *c, int64_t ldc, int64_t m, int64_t n, int64_t kp);
+/* the same, products past PAR_MIN_MACS split by 32-column blocks between the epoch's threads */
+void eng_bf16_product(int path, const uint16_t *a, int64_t lda, const uint16_t *b,
+                      int64_t ldb, float *c, int64_t ldc, int64_t m, int64_t n, int64_t kp);
 /* The scalar packers (csrc/bf16.c; bf16_epoch.c has AVX512-BF16 twins):
    rows of src (rows x cols, row stride ld) as bf16 rows of kp, zero padded to rows_p rows */
 void eng_bf16_pack_rows(const float *src, int64_t rows, int64_t cols, int64_t ld,

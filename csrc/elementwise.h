@@ -38,6 +38,27 @@ void FN(eng_output_delta)(const REAL *a, const REAL *t, REAL *out, int64_t n, in
     }
 }
 
+/* the delta of n rows of a minibatch whose rows weigh `weight` in all (a team's share) */
+void FN(eng_output_delta_part)(const REAL *a, const REAL *t, REAL *out, int64_t n, int64_t c,
+                               int kind, double weight) {
+    REAL scale = FN(delta_scale)(kind, weight, c);
+    for (int64_t j = 0; j < n * c; j++) out[j] = FN(delta_of)(kind, a[j], t[j], scale);
+}
+
+/* each row's summed loss terms (eng_loss adds them in row order, then divides) */
+void FN(eng_row_losses)(const REAL *a, const REAL *t, int64_t n, int64_t c, int kind,
+                        double *out) {
+    for (int64_t i = 0; i < n; i++) {
+        double row = 0.0;
+        for (int64_t j = i * c; j < (i + 1) * c; j++) row += FN(loss_of)(kind, a[j], t[j]);
+        out[i] = row;
+    }
+}
+
+double FN(eng_loss_divisor)(int kind, double weight, int64_t c) {
+    return FN(loss_divisor)(kind, weight, c);
+}
+
 double FN(eng_loss)(const REAL *a, const REAL *t, int64_t n, int64_t c, int kind,
                     const REAL *w) {
     double acc = 0.0;
@@ -67,6 +88,16 @@ void FN(eng_optimizer_step)(REAL *p, const REAL *g, REAL *s1, REAL *s2, int64_t 
                                     s2 == NULL ? NULL : s2 + i0, m, st.kind, st.lr, st.mom,
                                     st.b1, st.b2, st.eps, st.l2);
     }
+}
+
+/* the step of a block of rows x cols of a matrix with row stride ld (a thread's columns) */
+void FN(eng_optimizer_step_rows)(REAL *p, const REAL *g, REAL *s1, REAL *s2, int64_t rows,
+                                 int64_t cols, int64_t ld, const eng_rule *rule, double l2) {
+    FN(eng_step) st = FN(step_of)(rule, eng_rule_step_size(rule), l2);
+    for (int64_t r = 0; r < rows; r++)
+        FN(workers)()->update_range(p + r * ld, g + r * ld, s1 == NULL ? NULL : s1 + r * ld,
+                                    s2 == NULL ? NULL : s2 + r * ld, cols, st.kind, st.lr,
+                                    st.mom, st.b1, st.b2, st.eps, st.l2);
 }
 
 void FN(eng_sgd_step)(REAL *p, const REAL *g, REAL *v, int64_t len, REAL lr, REAL mom) {

@@ -64,6 +64,16 @@ void eng_sgd_step_##S(REAL *p, const REAL *g, REAL *v, int64_t len, REAL lr, REA
 /* one optimizer step of p (state s1, s2 as the rule needs), gradient g + l2 * p */         \
 void eng_optimizer_step_##S(REAL *p, const REAL *g, REAL *s1, REAL *s2, int64_t len,        \
                             const eng_rule *rule, double l2);                               \
+/* the same on rows x cols of a matrix with row stride ld */                                 \
+void eng_optimizer_step_rows_##S(REAL *p, const REAL *g, REAL *s1, REAL *s2, int64_t rows,  \
+                                 int64_t cols, int64_t ld, const eng_rule *rule, double l2); \
+/* output delta of n rows of a minibatch whose rows weigh `weight` in all */                \
+void eng_output_delta_part_##S(const REAL *a, const REAL *t, REAL *out, int64_t n,          \
+                               int64_t c, int kind, double weight);                         \
+/* out[i]: row i's summed loss terms; the loss is their sum over eng_loss_divisor */        \
+void eng_row_losses_##S(const REAL *a, const REAL *t, int64_t n, int64_t c, int kind,       \
+                        double *out);                                                       \
+double eng_loss_divisor_##S(int kind, double weight, int64_t c);                            \
 /* p += alpha * g */                                                                        \
 void eng_axpy_##S(REAL *p, const REAL *g, int64_t len, REAL alpha);                         \
 /* x_out = X[idx] (rows of f); t_out = one-hot of y[idx] over c classes */                  \
@@ -240,6 +250,7 @@ double eng_bf16_peak_gflops(int path, int64_t iters);
    biases) or NULL as the rule needs */
 typedef struct {
     int n_layers, loss_kind, path;
+    int team;                     /* threads; 0: the epoch's own choice (eng_bf16_epoch) */
     const int *sizes, *acts;
     int64_t batch;
     float **W, **B, **GW, **GB, **A, **D, **S1, **S2;

@@ -101,7 +101,7 @@ CASES = [([37, 20, 5], "sigmoid", "softmax", "cross_entropy"),
          ([37, 5], "tanh", "identity", "mse")]
 
 
-def _fit_bf16(backend, path, sizes, act, out, loss, generic=False, **kw):
+def _fit_bf16(backend, path, sizes, act, out, loss, generic=False, batch_size=64, **kw):
     """A bf16-mixed model trained 2 epochs (short last minibatches) on `path`; generic:
     through the per-minibatch loop over gemm_bf16 instead of the fused C epoch."""
     from engine.backends import native_backend
@@ -118,8 +118,8 @@ def _fit_bf16(backend, path, sizes, act, out, loss, generic=False, **kw):
     try:
         model = MLP(sizes, act, out, loss, dtype="float32", backend=backend, seed=3,
                     precision="bf16-mixed", init="glorot")
-        hist = model.fit(X, y, epochs=2, batch_size=64, learning_rate=0.05, progress=False,
-                         **kw)
+        hist = model.fit(X, y, epochs=2, batch_size=batch_size, learning_rate=0.05,
+                         progress=False, **kw)
     finally:
         native_backend.NativeBackend._bf16_epoch = fused
         _native.force_bf16_path(None if saved == INFO["path"] else saved)
@@ -139,6 +139,32 @@ def test_the_fused_epoch_is_the_per_minibatch_loop_bit_for_bit(path, optimizer, 
     np.testing.assert_array_equal(ha.batch_loss, hb.batch_loss)
     for x, z in zip(a.weights + a.biases, b.weights + b.biases):
         np.testing.assert_array_equal(x, z)
+
+
+@pytest.mark.parametrize("path", FUSED)
+@pytest.mark.parametrize("optimizer,alpha", [("sgd", 1e-3), ("adam", 1e-3)])
+@pytest.mark.parametrize("sizes,act,out,loss", [([37, 40, 20, 5], "relu", "softmax",
+                                                  "cross_entropy"),
+                                                 ([37, 50, 3], "tanh", "identity", "mse")])
+def test_the_fused_epoch_gives_the_same_bits_on_any_team(path, optimizer, alpha, sizes, act,
+                                                         out, loss):
+    """The team shares a minibatch by 32-row blocks, then by 16-unit blocks of every layer
+    (threads left without a block wait at the barriers): 1, 2 and 3 threads train the
+    same weights as the per-minibatch loop, bit for bit (minibatches of 100, 100 and 30)."""
+    kw = dict(optimizer=optimizer, alpha=alpha, batch_size=100,
+              momentum=0.9 if optimizer == "sgd" else 0.0)
+    _, ref = _fit_bf16("native", path, sizes, act, out, loss, generic=True, **kw)
+    saved = _native.epoch_threads_setting()
+    try:
+        for threads in (1, 2, 3):
+            _native.set_epoch_threads(threads)
+            model, hist = _fit_bf16("native", path, sizes, act, out, loss, **kw)
+            np.testing.assert_array_equal(hist.batch_loss, ref.batch_loss)
+            want = _fit_bf16("native", path, sizes, act, out, loss, generic=True, **kw)[0]
+            for x, z in zip(model.weights + model.biases, want.weights + want.biases):
+                np.testing.assert_array_equal(x, z)
+    finally:
+        _native.set_epoch_threads(saved)
 
 
 @pytest.mark.parametrize("path", PATHS)
