@@ -40,56 +40,6 @@
    the wide network's (256 x 1024 x 1024, 268M) gain */
 #define PAR_MIN_MACS (64 << 20)
 
-void eng_bf16_round(const float *x, float *out, int64_t n) {
-    for (int64_t i = 0; i < n; i++)
-        out[i] = from_bf16(to_bf16(x[i]));
-}
-
-/* ------------------------------------------------------- packing (bf16.h says the layouts) */
-/* dst (rows_p x kp) = bf16 of src (rows x cols, row stride ld), zero padded */
-void eng_bf16_pack_rows(const float *src, int64_t rows, int64_t cols, int64_t ld,
-                        uint16_t *dst, int64_t rows_p, int64_t kp) {
-    for (int64_t i = 0; i < rows; i++) {
-        uint16_t *d = dst + i * A_LD(kp);
-        const float *s = src + i * ld;
-        for (int64_t k = 0; k < cols; k++) d[k] = to_bf16(s[k]);
-        memset(d + cols, 0, (size_t)(kp - cols) * sizeof *d);
-    }
-    memset(dst + rows * A_LD(kp), 0, (size_t)(rows_p - rows) * A_LD(kp) * sizeof *dst);
-}
-
-/* dst (cols_p x kp) = bf16 of src^T (src: rows x cols): row j of dst is column j of src */
-void eng_bf16_pack_cols(const float *src, int64_t rows, int64_t cols, uint16_t *dst,
-                        int64_t cols_p, int64_t kp) {
-    memset(dst, 0, (size_t)cols_p * A_LD(kp) * sizeof *dst);
-    for (int64_t i = 0; i < rows; i++)
-        for (int64_t j = 0; j < cols; j++)
-            dst[j * A_LD(kp) + i] = to_bf16(src[i * cols + j]);
-}
-
-/* dst (kp x np in pairs of k) = bf16 of src (k x n, row stride ld): (kk, j) = src[kk][j] */
-void eng_bf16_pairs_of_rows(const float *src, int64_t k, int64_t n, int64_t ld,
-                            uint16_t *dst, int64_t kp, int64_t np) {
-    memset(dst, 0, (size_t)kp * B_LD(np) * sizeof *dst);
-    for (int64_t kk = 0; kk < k; kk++) {
-        uint16_t *d = dst + (kk / 2) * B_LD(np) * 2 + (kk & 1);
-        const float *s = src + kk * ld;
-        for (int64_t j = 0; j < n; j++) d[2 * j] = to_bf16(s[j]);
-    }
-}
-
-/* dst (kp x np in pairs of k) = bf16 of W^T (W: n x k): (kk, j) = W[j][kk]; the pairs of
-   W^T are neighbours in a row of W, so each row of W becomes one column of 32-bit pairs */
-void eng_bf16_pairs_of_columns(const float *w, int64_t k, int64_t n, uint16_t *dst,
-                               int64_t kp, int64_t np) {
-    memset(dst, 0, (size_t)kp * B_LD(np) * sizeof *dst);
-    for (int64_t j = 0; j < n; j++) {
-        const float *s = w + j * k;
-        for (int64_t kk = 0; kk < k; kk++)
-            dst[(kk / 2) * B_LD(np) * 2 + j * 2 + (kk & 1)] = to_bf16(s[kk]);
-    }
-}
-
 /* ------------------------------------------------------------------ AVX512-BF16 */
 #if defined(__x86_64__) && defined(__GNUC__) && (__GNUC__ >= 10)
 #define ENG_HAVE_BF16_PATHS 1
@@ -158,57 +108,89 @@ static void load_tile_config(void) {
     } while (0)
 
 /* One 32 x 32 block of c (fewer where rows2 or cols2 is 0: a last block of 16 rows or
-   columns) over all of k: four 16 x 16 float32 accumulators (tiles 0-3), two 16 x 32 bf16
-   tiles of a (4, 5) and two 16-pair x 16 tiles of b (6, 7) per step of 32 along k. Called
-   with constant rows2/cols2, so each of the four shapes compiles to its own loop. */
+   columns) over k in [k0, k1): four 16 x 16 float32 accumulators (tiles 0-3), two 16 x 32
+   bf16 tiles of a (4, 5) and two 16-pair x 16 tiles of b (6, 7) per step of 32 along k.
+   The accumulators start at zero (acc NULL on the first stretch of k) or from acc (the
+   block's sums so far, 32 floats per row), and end in acc, or in c after the last stretch.
+   Called with constant rows2/cols2, so each of the four shapes compiles to its own loop. */
 __attribute__((target("amx-tile,amx-bf16"), always_inline))
 static inline void amx_block(const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
                              float *c, int64_t ldc, int64_t i, int64_t j, int64_t m,
-                             int64_t n, int64_t kp, int rows2, int cols2, float *edge) {
+                             int64_t n, int64_t k0, int64_t k1, float *acc, int first,
+                             int last, int rows2, int cols2, float *edge) {
     const size_t a_stride = (size_t)lda * 2, b_stride = (size_t)ldb * 4;
-    _tile_zero(0);
-    if (cols2) _tile_zero(1);
-    if (rows2) _tile_zero(2);
-    if (rows2 && cols2) _tile_zero(3);
-    for (int64_t k0 = 0; k0 < kp; k0 += 32) {
-        _tile_loadd(4, a + i * lda + k0, a_stride);
-        if (rows2) _tile_loadd(5, a + (i + 16) * lda + k0, a_stride);
-        _tile_loadd(6, b + (k0 / 2) * ldb * 2 + j * 2, b_stride);
-        if (cols2) _tile_loadd(7, b + (k0 / 2) * ldb * 2 + (j + 16) * 2, b_stride);
+    if (first) {
+        _tile_zero(0);
+        if (cols2) _tile_zero(1);
+        if (rows2) _tile_zero(2);
+        if (rows2 && cols2) _tile_zero(3);
+    } else {
+        _tile_loadd(0, acc, 128);
+        if (cols2) _tile_loadd(1, acc + 16, 128);
+        if (rows2) _tile_loadd(2, acc + 16 * 32, 128);
+        if (rows2 && cols2) _tile_loadd(3, acc + 16 * 32 + 16, 128);
+    }
+    for (int64_t k = k0; k < k1; k += 32) {
+        _tile_loadd(4, a + i * lda + k, a_stride);
+        if (rows2) _tile_loadd(5, a + (i + 16) * lda + k, a_stride);
+        _tile_loadd(6, b + (k / 2) * ldb * 2 + j * 2, b_stride);
+        if (cols2) _tile_loadd(7, b + (k / 2) * ldb * 2 + (j + 16) * 2, b_stride);
         _tile_dpbf16ps(0, 4, 6);
         if (cols2) _tile_dpbf16ps(1, 4, 7);
         if (rows2) _tile_dpbf16ps(2, 5, 6);
         if (rows2 && cols2) _tile_dpbf16ps(3, 5, 7);
     }
-    STORE_TILE(0, i, j);
-    if (cols2) STORE_TILE(1, i, j + 16);
-    if (rows2) STORE_TILE(2, i + 16, j);
-    if (rows2 && cols2) STORE_TILE(3, i + 16, j + 16);
+    if (last) {
+        STORE_TILE(0, i, j);
+        if (cols2) STORE_TILE(1, i, j + 16);
+        if (rows2) STORE_TILE(2, i + 16, j);
+        if (rows2 && cols2) STORE_TILE(3, i + 16, j + 16);
+    } else {
+        _tile_stored(0, acc, 128);
+        if (cols2) _tile_stored(1, acc + 16, 128);
+        if (rows2) _tile_stored(2, acc + 16 * 32, 128);
+        if (rows2 && cols2) _tile_stored(3, acc + 16 * 32 + 16, 128);
+    }
 }
+
+/* k per stretch: a 32-column panel of b over one stretch (32 x KC bf16, 16 KB) stays in L1
+   while the row blocks of a pass; the partial sums wait in acc between stretches (float32
+   stored and loaded exactly, so the sums are those of one unbroken pass) */
+#define KC 256
 
 /* c (m x n, row stride ldc) = a . b in 32 x 32 blocks */
 __attribute__((target("amx-tile,amx-bf16")))
 static void amx_kernel(const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
                        float *c, int64_t ldc, int64_t m, int64_t n, int64_t kp) {
     float edge[256];
+    float *sums = kp > KC ? alloc_lines((size_t)round_up(m, 32) * 32 * sizeof(float)) : NULL;
+    const int64_t kc = sums != NULL ? KC : kp;       /* out of memory: one stretch */
     load_tile_config();
-    /* columns outer: a 32-column panel of b (kp x 64 bytes) stays in cache while every
-       row block of a passes (rows outer streamed all of b once per row block) */
     for (int64_t j = 0; j < n; j += 32) {
         const int cols2 = n - j > 16;
-        for (int64_t i = 0; i < m; i += 32) {
-            const int rows2 = m - i > 16;
-            if (rows2 && cols2)
-                amx_block(a, lda, b, ldb, c, ldc, i, j, m, n, kp, 1, 1, edge);
-            else if (rows2)
-                amx_block(a, lda, b, ldb, c, ldc, i, j, m, n, kp, 1, 0, edge);
-            else if (cols2)
-                amx_block(a, lda, b, ldb, c, ldc, i, j, m, n, kp, 0, 1, edge);
-            else
-                amx_block(a, lda, b, ldb, c, ldc, i, j, m, n, kp, 0, 0, edge);
+        for (int64_t k0 = 0; k0 < kp; k0 += kc) {
+            const int64_t k1 = k0 + kc < kp ? k0 + kc : kp;
+            const int first = k0 == 0, last = k1 == kp;
+            for (int64_t i = 0; i < m; i += 32) {
+                const int rows2 = m - i > 16;
+                float *acc = sums + i * 32;
+                if (rows2 && cols2)
+                    amx_block(a, lda, b, ldb, c, ldc, i, j, m, n, k0, k1, acc, first, last, 1,
+                              1, edge);
+                else if (rows2)
+                    amx_block(a, lda, b, ldb, c, ldc, i, j, m, n, k0, k1, acc, first, last, 1,
+                              0, edge);
+                else if (cols2)
+                    amx_block(a, lda, b, ldb, c, ldc, i, j, m, n, k0, k1, acc, first, last, 0,
+                              1, edge);
+                else
+                    amx_block(a, lda, b, ldb, c, ldc, i, j, m, n, k0, k1, acc, first, last, 0,
+                              0, edge);
+            }
         }
     }
     _tile_release();
+    free(sums);
 }
 
 /* GFLOP/s of `iters` rounds of register-only bf16 dot products on one thread: four AMX

@@ -25,7 +25,7 @@ from .evaluation import evaluate
 from .history import History, epochs_text
 from .model_file import read_model, restore_training_state, save_model
 from .optimizers import Schedule
-from .precision import BF16_MIXED, round_bf16
+from .precision import BF16_MIXED
 from .progress import ProgressBar
 
 # what a resumed fit must share with the fit that wrote the checkpoint (epochs may grow)
@@ -101,7 +101,7 @@ class Trainer:
                                                     len(model.layer_sizes) - 1)
         X, y = self.hooks.check_data(model, X, y)
         if model.precision == BF16_MIXED:
-            X = round_bf16(X)              # once per fit: every minibatch reads these rows
+            X = self.backend.round_bf16(X)     # once per fit: every minibatch reads these
         sw = options["sample_weight"]
         sw = self.hooks.sample_weight(sw, X.shape[0], model.dtype)
         self.val = self.val_w = None

@@ -22,6 +22,7 @@ import numpy as np
 from .. import interrupt, ops
 from ..dropout import minibatch_key
 from ..optimizers import STATE_ARRAYS
+from ..precision import round_bf16
 
 HIDDEN_ACTIVATIONS = tuple(ops.HIDDEN)
 OUTPUT_ACTIVATIONS = tuple(ops.OUTPUT)
@@ -146,6 +147,11 @@ class Backend:
         float32 (all float32): the products of a bf16-mixed training step."""
         raise NotImplementedError(f"the {self.name} backend has no bf16-mixed products "
                                   f"(precision='bf16-mixed' trains on numpy and native)")
+
+    def round_bf16(self, x):
+        """float32 x rounded to bfloat16 (nearest, ties to even), as float32: X of a
+        bf16-mixed fit, once per fit (engine/precision.py is the specification)."""
+        return round_bf16(x)
 
     def bias_act_(self, z, bias, activation):
         """z = activation(z + bias), in place; activation may be "softmax"."""

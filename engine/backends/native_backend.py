@@ -106,6 +106,9 @@ class NativeBackend(HostBackend):
     def gemm_bf16(self, a, b, out, trans_a=False, trans_b=False):
         _native.gemm_bf16(a, b, out, trans_a, trans_b)
 
+    def round_bf16(self, x):
+        return _native.bf16_round(np.ascontiguousarray(x, dtype=np.float32))
+
     def forward(self, net, x, acts, dropout=None, bf16=False):
         """Evaluation-sized passes run in C on the epoch's tiles where they train this
         network, so that evaluating between epochs wakes no BLAS threads (their spinning
