@@ -102,15 +102,57 @@ def bf16_pack_rows(X):
     """X (n x f, float32) as bfloat16 rows (uint16, nearest even) padded with zeros to a
     multiple of 32 columns: what bf16_epoch reads, made once per fit."""
     cdef cnp.ndarray XA = _array("X", X, 2, _F32)
-    rounded = np.ascontiguousarray(bf16_round(XA)).view(np.uint32)
-    f = XA.shape[1]
-    n, width = XA.shape[0], (f + 31) // 32 * 32
+    cdef int64_t n = XA.shape[0], f = XA.shape[1], width = (f + 31) // 32 * 32
     # on a 64-byte boundary, like the packed operands: each row is whole cache lines
-    raw = np.zeros(n * width + 32, dtype=_U16)
+    raw = np.empty(n * width + 32, dtype=_U16)
     start = (-raw.ctypes.data % 64) // 2
     out = raw[start:start + n * width].reshape(n, width)
-    out[:, :f] = (rounded >> 16).astype(_U16)
+    cdef const float *px = <const float*>_ptr(XA)
+    cdef uint16_t *po = <uint16_t*>_ptr(out)
+    with nogil:
+        eng_bf16_rows(px, n, f, po, width)
     return out
+
+
+def bf16_forward(weights, biases, activations, x, acts, path=None):
+    """acts[l] = activations[l](acts[l-1] @ weights[l].T + biases[l]), acts[-1] standing
+    for x, with the products on bfloat16 operands and float32 sums (csrc/bf16_forward.c),
+    on the AVX512 or AMX path (all float32 arrays)."""
+    cdef int L = len(weights)
+    if L < 1 or L > ENG_MAX_LAYERS:
+        raise ValueError(f"weights must hold 1 to {ENG_MAX_LAYERS} matrices; got {L}")
+    keep = []
+    cdef cnp.ndarray XA = _array("x", x, 2, _F32)
+    cdef int64_t n = XA.shape[0]
+    sizes = np.array([np.shape(weights[0])[1]] + [np.shape(w)[0] for w in weights],
+                     dtype=np.intc)
+    codes = np.array([_act(a, i == L - 1) for i, a in enumerate(activations)], dtype=np.intc)
+    if codes.shape[0] != L or len(biases) != L or len(acts) != L:
+        raise ValueError(f"biases, activations and acts must have {L} entries")
+    _shape("x", XA, (n, int(sizes[0])))
+    cdef const float **W = <const float**>_float_ptrs(
+        "weights", list(weights), [(int(sizes[l + 1]), int(sizes[l])) for l in range(L)], keep)
+    cdef const float **B = <const float**>_float_ptrs(
+        "biases", list(biases), [(int(sizes[l + 1]),) for l in range(L)], keep)
+    cdef float **A = _float_ptrs("acts", list(acts), [(n, int(sizes[l + 1])) for l in range(L)],
+                                 keep)
+    _no_overlap([(f"acts[{l}]", acts[l]) for l in range(L)],
+                [("x", XA)] + [(f"weights[{l}]", weights[l]) for l in range(L)]
+                + [(f"biases[{l}]", biases[l]) for l in range(L)])
+    cdef int code = _bf16_path_code(path)
+    if code == ENG_BF16_PORTABLE:
+        raise ValueError("bf16_forward runs on the avx512-bf16 and amx paths; the portable "
+                         "path's forward is gemm_bf16's")
+    cdef const int *ps = <const int*>_ptr(sizes)
+    cdef const int *pc = <const int*>_ptr(codes)
+    cdef const float *px = <const float*>_ptr(XA)
+    cdef int rc
+    with nogil:
+        rc = eng_bf16_forward(code, L, ps, W, B, pc, px, n, A)
+    if rc == -1:
+        raise MemoryError("bf16_forward: out of memory for the packed operands")
+    if rc != 0:
+        raise RuntimeError(f"bf16_forward: the {BF16_PATHS[code]} path failed ({rc})")
 
 
 cdef float **_float_ptrs(str name, list arrays, list shapes, list keep) except NULL:

@@ -87,6 +87,11 @@ cdef extern from "kernels.h" nogil:
     int eng_usable_cpus()
 
     void eng_bf16_round(const float *x, float *out, int64_t n)
+    int eng_bf16_forward(int path, int n_layers, const int *sizes, const float *const *W,
+                         const float *const *B, const int *acts, const float *X, int64_t n,
+                         float *const *out)
+    void eng_bf16_rows(const float *src, int64_t rows, int64_t cols, uint16_t *dst,
+                       int64_t width)
     int eng_gemm_bf16(int path, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                       const float *a, const float *b, float *c)
     int eng_bf16_path()

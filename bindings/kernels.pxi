@@ -192,16 +192,21 @@ def step_size(rule):
 
 def gather_(X, y, index, x_out, t_out):
     """x_out = X[index]; t_out = one-hot of y[index] over t_out.shape[1] classes when y
-    holds int64 labels, t_out = y[index] when y holds target rows (2-D, X's dtype)."""
+    holds int64 labels, t_out = y[index] when y holds target rows (2-D, X's dtype); x_out
+    None: the targets only."""
     cdef cnp.ndarray XA = _array("X", X, 2)
     cdef cnp.ndarray I = _array("index", index, 1, _INT64)
-    cdef cnp.ndarray XO = _array("x_out", x_out, 2, XA.dtype, True)
     cdef cnp.ndarray TO = _array("t_out", t_out, 2, XA.dtype, True)
-    cdef int64_t m = I.shape[0], f = XA.shape[1], c = TO.shape[1], n = XA.shape[0]
+    cdef cnp.ndarray XO = TO if x_out is None else _array("x_out", x_out, 2, XA.dtype, True)
+    cdef int64_t m = I.shape[0], f = 0 if x_out is None else XA.shape[1], c = TO.shape[1]
+    cdef int64_t n = XA.shape[0]
     cdef cnp.ndarray Y = _targets("y", y, n, c, XA.dtype)
-    _shape("x_out", XO, (m, f))
+    outputs = [("t_out", TO)]
+    if x_out is not None:
+        _shape("x_out", XO, (m, f))
+        outputs.insert(0, ("x_out", XO))
     _shape("t_out", TO, (m, c))
-    _no_overlap([("x_out", XO), ("t_out", TO)], [("X", XA), ("y", Y), ("index", I)])
+    _no_overlap(outputs, [("X", XA), ("y", Y), ("index", I)])
     cdef int64_t bad = _first_bad(<int64_t*>_ptr(I), m, n)
     if bad >= 0:
         raise ValueError(f"index[{bad}] = {I[bad]} is outside [0, {n})")

@@ -231,6 +231,9 @@ int eng_op_code(const char *name);     /* ops.h's code of an activation ("LEAKY_
 enum { ENG_BF16_PORTABLE = 0, ENG_BF16_AVX512 = 1, ENG_BF16_AMX = 2, ENG_BF16_PATHS = 3 };
 /* out[i] = x[i] rounded to bfloat16 (nearest even), as a float */
 void eng_bf16_round(const float *x, float *out, int64_t n);
+/* dst (rows x width, uint16) = the bfloat16 bits of src (rows x cols), each row zero padded
+   from cols to width: X of a bf16-mixed fit as the fused epoch reads it */
+void eng_bf16_rows(const float *src, int64_t rows, int64_t cols, uint16_t *dst, int64_t width);
 /* c (m x n) = op(a) . op(b), operands rounded to bf16, float32 accumulation, on the AVX512 or
    AMX path (the portable one is eng_bf16_round + any float32 GEMM); 0, -1 out of memory,
    -2 a path this CPU cannot run */
@@ -243,6 +246,13 @@ const char *eng_bf16_name(int path);
 const char *eng_bf16_reason(int path);  /* why a path runs here, or why not */
 /* GFLOP/s of a register-only loop of the path's bf16 dot product on one thread (0: none) */
 double eng_bf16_peak_gflops(int path, int64_t iters);
+
+/* The forward pass over n rows of X (n x sizes[0], float32) with the products on bf16
+   operands (csrc/bf16_forward.c): out[l] (n x sizes[l + 1]) = acts[l](out[l-1] W[l]^T + B[l]);
+   0, -1 out of memory, -2 not the AVX512 or AMX path or one this CPU cannot run */
+int eng_bf16_forward(int path, int n_layers, const int *sizes, const float *const *W,
+                     const float *const *B, const int *acts, const float *X, int64_t n,
+                     float *const *out);
 
 /* The bf16-mixed epoch's network and buffers (csrc/bf16_epoch.c): float32 master weights W,
    biases B, their gradients GW, GB; per layer activations A and deltas D (batch rows);

@@ -7,9 +7,9 @@ import numpy as np
 EVAL_CHUNK = 2000   # rows per forward pass when evaluating whole data sets
 
 
-def forward_chunks(model, Xb):
+def forward_chunks(model, Xb, bf16=False):
     """Yield (start, stop, workspace, output activations per layer) over row chunks of the
-    backend array Xb."""
+    backend array Xb; bf16: the products on bf16 operands (a bf16-mixed fit's own scores)."""
     be, net = model.backend, model.state.net
     n = Xb.shape[0]
     chunk = min(EVAL_CHUNK, n)
@@ -17,13 +17,15 @@ def forward_chunks(model, Xb):
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         acts = [a[:stop - start] for a in ws.a]
-        be.forward(net, Xb[start:stop], acts)
+        be.forward(net, Xb[start:stop], acts, bf16=bf16)
         yield start, stop, ws, acts
 
 
-def evaluate(model, Xb, yb, stats=None, weights=None):
+def evaluate(model, Xb, yb, stats=None, weights=None, bf16=False):
     """(mean loss, accuracy) over a whole data set held in backend arrays; with per-row
-    weights (a NumPy array), their weighted means.
+    weights (a NumPy array), their weighted means; bf16: the forward products in bf16-mixed
+    precision, as a bf16-mixed fit scores its epochs (Lightning's validation under autocast
+    does the same); the model's own evaluate and predict stay in its dtype.
 
     With `stats` (a dict), also records each hidden layer's dead-unit and saturated-
     activation fractions over the pass."""
@@ -34,10 +36,10 @@ def evaluate(model, Xb, yb, stats=None, weights=None):
     n_hidden = len(net.weights) - 1
     dead = [None] * n_hidden
     saturated = np.zeros(n_hidden)
-    for start, stop, ws, acts in forward_chunks(model, Xb):
+    for start, stop, ws, acts in forward_chunks(model, Xb, bf16):
         m = stop - start
         idx = be.asarray(np.arange(start, stop))
-        be.gather_(Xb, yb, idx, ws.x[:m], ws.t[:m])
+        be.gather_(Xb, yb, idx, None, ws.t[:m])       # the targets only
         if weights is None:
             total_loss += be.loss(acts[-1], ws.t[:m], net.output, net.loss) * m
             correct += _correct(model.target_kind, be.to_numpy(acts[-1]),

@@ -4,8 +4,9 @@ bf16-mixed, the NumPy specification the native paths are tested against: master 
 biases and optimizer state stay float32; X is rounded to bfloat16 once per fit; the three
 products of a training step (forward Z = A W^T, back-propagation D W, weight gradient
 D^T A) take operands rounded to bfloat16 and sum in float32; activations, losses, the
-output delta, bias gradients and the optimizer step run in float32. Evaluation and
-predictions use the float32 master weights.
+output delta, bias gradients and the optimizer step run in float32. The fit's per-epoch
+scores take the forward products in bf16 too; `evaluate` and predictions use the float32
+master weights in float32.
 
 bfloat16 is float32's top 16 bits (8 exponent bits, 7 of mantissa). Rounding to nearest,
 ties to even: add 0x7FFF plus the lowest kept bit, then clear the 16 low bits. The product

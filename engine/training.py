@@ -62,7 +62,8 @@ class Hooks:
 
     def evaluate(self, trainer, X, y, weights, stats=None):
         """(loss, accuracy) of the model over (X, y) (backend arrays)."""
-        return evaluate(trainer.model, X, y, stats=stats, weights=weights)
+        return evaluate(trainer.model, X, y, stats=stats, weights=weights,
+                        bf16=trainer.model.precision == BF16_MIXED)
 
     def sample_weight(self, sw, n, dtype):
         return checks.sample_weight(sw, n, dtype)
@@ -100,8 +101,6 @@ class Trainer:
         self.drop_rates = fit_options.dropout_rates(options["dropout"],
                                                     len(model.layer_sizes) - 1)
         X, y = self.hooks.check_data(model, X, y)
-        if model.precision == BF16_MIXED:
-            X = self.backend.round_bf16(X)     # once per fit: every minibatch reads these
         sw = options["sample_weight"]
         sw = self.hooks.sample_weight(sw, X.shape[0], model.dtype)
         self.val = self.val_w = None

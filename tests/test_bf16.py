@@ -42,6 +42,20 @@ def test_native_rounding_is_the_specification_bit_for_bit():
     assert np.array_equal(_native.bf16_round(x).view(np.uint32), round_bf16(x).view(np.uint32))
 
 
+@pytest.mark.parametrize("f", [1, 31, 33, 784])
+def test_the_packed_bf16_copy_of_x_holds_the_rounded_bits_and_zero_padding(f):
+    rng = np.random.default_rng(f)
+    x = (rng.standard_normal((37, f)) * 10.0 ** rng.integers(-38, 38, (37, f))).astype(
+        np.float32)
+    x.flat[:3] = [np.nan, np.inf, -0.0][:x.size]
+    packed = _native.bf16_pack_rows(x)
+    width = -(-f // 32) * 32
+    assert packed.shape == (37, width) and packed.dtype == np.uint16
+    assert packed.ctypes.data % 64 == 0
+    np.testing.assert_array_equal(packed[:, :f], (round_bf16(x).view(np.uint32) >> 16))
+    assert not packed[:, f:].any()
+
+
 def _bound(a, b, k):
     """|error| allowed: float32 sums of k exact products, in any order."""
     mag = np.abs(round_bf16(a)).astype(np.float64) @ np.abs(round_bf16(b)).astype(np.float64)
@@ -256,3 +270,57 @@ def test_products_split_between_threads_do_not_depend_on_the_thread_count(path):
         _native.set_epoch_threads(saved)
     for other in results[1:]:
         np.testing.assert_array_equal(other, results[0])
+
+
+@pytest.mark.parametrize("path", FUSED)
+@pytest.mark.parametrize("sizes,acts", [([37, 20, 5], ["sigmoid", "softmax"]),
+                                        ([37, 40, 17, 5], ["relu", "tanh", "sigmoid"])])
+def test_the_bf16_forward_pass_is_the_per_layer_one_on_any_team(path, sizes, acts):
+    """bf16_forward (an evaluation's pass in a bf16-mixed fit: weights packed once, rows in
+    blocks through every layer) gives the bits of one gemm_bf16 + bias_act_ per layer, on
+    1, 2 and 3 threads, for row counts around its 64-row blocks and 16-row tiles; and it is
+    the NumPy specification within the products' bounds."""
+    rng = np.random.default_rng(7)
+    W = [(rng.standard_normal((o, i)) / np.sqrt(i)).astype(np.float32)
+         for i, o in zip(sizes, sizes[1:])]
+    B = [rng.standard_normal(o).astype(np.float32) for o in sizes[1:]]
+    spec = get_backend("numpy")
+    saved = _native.epoch_threads_setting()
+    _native.force_bf16_path(path)
+    try:
+        for n in (1, 15, 64, 65, 700):
+            x = rng.random((n, sizes[0])).astype(np.float32)
+            want = [np.empty((n, o), np.float32) for o in sizes[1:]]
+            z = x
+            for w, b, act, out in zip(W, B, acts, want):
+                _native.gemm_bf16(z, w, out, False, True, path=path)
+                _native.bias_act_(out, b, act)
+                z = out
+            for threads in (1, 2, 3):
+                _native.set_epoch_threads(threads)
+                got = [np.empty((n, o), np.float32) for o in sizes[1:]]
+                _native.bf16_forward(W, B, acts, x, got, path=path)
+                for g, w_ in zip(got, want):
+                    np.testing.assert_array_equal(g, w_)
+            ref, z = [np.empty((n, o), np.float32) for o in sizes[1:]], x
+            for w, b, act, out in zip(W, B, acts, ref):
+                spec.gemm_bf16(z, w, out, trans_b=True)
+                spec.bias_act_(out, b, act)
+                z = out
+            np.testing.assert_allclose(got[-1], ref[-1], rtol=1e-4, atol=1e-5)
+    finally:
+        _native.set_epoch_threads(saved)
+        _native.force_bf16_path(None if INFO["path"] == path else INFO["path"])
+
+
+def test_the_bf16_forward_pass_checks_its_arguments():
+    W, B = [np.ones((3, 4), np.float32)], [np.zeros(3, np.float32)]
+    x, out = np.ones((5, 4), np.float32), [np.empty((5, 3), np.float32)]
+    with pytest.raises(ValueError, match="x"):
+        _native.bf16_forward(W, B, ["sigmoid"], np.ones((5, 6), np.float32), out)
+    with pytest.raises(ValueError, match="portable"):
+        _native.bf16_forward(W, B, ["sigmoid"], x, out, path="portable")
+    buf = np.zeros(40, np.float32)                 # the output overlaps the input rows
+    with pytest.raises(ValueError, match="share memory"):
+        _native.bf16_forward(W, B, ["sigmoid"], buf[:20].reshape(5, 4),
+                             [buf[5:20].reshape(5, 3)])

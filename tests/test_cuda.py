@@ -195,6 +195,8 @@ def test_gather(gpu, dtype):
                           np.zeros((7, 4), dtype))
     check(dev[3], ref[3])
     check(dev[4], ref[4])
+    _, only, _, _ = _run(gpu, "gather_", X, y, idx, None, np.zeros((7, 4), dtype))
+    check(only[4], ref[4])                   # the targets only (evaluation's gather)
 
 
 def test_diagnostics(gpu, dtype):

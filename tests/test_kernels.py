@@ -156,6 +156,21 @@ def test_gather(fast, dtype):
     check(outs[4], refs[4])
 
 
+@pytest.mark.parametrize("target_rows", [False, True])
+def test_gather_of_the_targets_only(fast, dtype, target_rows):
+    """x_out None (evaluation, which reads X in place): t_out as a whole gather fills it."""
+    rng = np.random.default_rng(8)
+    X = rand(rng, (50, 9), dtype)
+    y = rand(rng, (50, 4), dtype) if target_rows else rng.integers(0, 4, 50)
+    idx = rng.permutation(50)[:13]
+    want = np.full((13, 4), 7, dtype)
+    REF.gather_(X, y, idx, np.zeros((13, 9), dtype), want)
+    got = fast.asarray(np.full((13, 4), 7, dtype))
+    fast.gather_(fast.asarray(X), fast.asarray(y), fast.asarray(idx), None, got)
+    fast.synchronize()
+    np.testing.assert_array_equal(fast.to_numpy(got), want)
+
+
 def test_diagnostic_kernels(fast, dtype):
     rng = np.random.default_rng(7)
     a = np.maximum(rand(rng, (20, 8), dtype), 0)

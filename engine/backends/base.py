@@ -22,7 +22,6 @@ import numpy as np
 from .. import interrupt, ops
 from ..dropout import minibatch_key
 from ..optimizers import STATE_ARRAYS
-from ..precision import round_bf16
 
 HIDDEN_ACTIVATIONS = tuple(ops.HIDDEN)
 OUTPUT_ACTIVATIONS = tuple(ops.OUTPUT)
@@ -148,11 +147,6 @@ class Backend:
         raise NotImplementedError(f"the {self.name} backend has no bf16-mixed products "
                                   f"(precision='bf16-mixed' trains on numpy and native)")
 
-    def round_bf16(self, x):
-        """float32 x rounded to bfloat16 (nearest, ties to even), as float32: X of a
-        bf16-mixed fit, once per fit (engine/precision.py is the specification)."""
-        return round_bf16(x)
-
     def bias_act_(self, z, bias, activation):
         """z = activation(z + bias), in place; activation may be "softmax"."""
         raise NotImplementedError
@@ -200,7 +194,7 @@ class Backend:
     def gather_(self, X, y, index, x_out, t_out):
         """x_out = X[index]; t_out = one_hot(y[index]) over t_out.shape[1] classes when y
         holds integer labels (1-D), t_out = y[index] when y holds target rows (2-D, the
-        model's dtype)."""
+        model's dtype). x_out None: the targets only."""
         raise NotImplementedError
 
     def alive_units(self, a):

@@ -239,6 +239,8 @@ class CudaBackend(Backend):
 
     def gather_(self, X, y, index, x_out, t_out):
         index = self.asarray(index, np.int64)
+        if x_out is None:                  # the targets only: no columns of X to copy
+            x_out = self._scratch_array("gather_no_x", (len(index), 0), X.dtype)
         n = max(x_out.size, t_out.size)
         self.s.gather(X.dtype, len(y.shape) == 2)[self.k.grid_1d(n)](X, y, index, x_out, t_out)
 

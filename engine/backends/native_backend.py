@@ -106,16 +106,16 @@ class NativeBackend(HostBackend):
     def gemm_bf16(self, a, b, out, trans_a=False, trans_b=False):
         _native.gemm_bf16(a, b, out, trans_a, trans_b)
 
-    def round_bf16(self, x):
-        return _native.bf16_round(np.ascontiguousarray(x, dtype=np.float32))
-
     def forward(self, net, x, acts, dropout=None, bf16=False):
         """Evaluation-sized passes run in C on the epoch's tiles where they train this
         network, so that evaluating between epochs wakes no BLAS threads (their spinning
         made the next tiled epoch 50% slower); BLAS per layer otherwise. Minibatch-sized
         passes, as in the textbook loop, stay on BLAS: alternating an OpenMP team with
         BLAS's threads call by call made that loop 7x slower."""
-        if (dropout is None and not bf16 and x.shape[0] >= TILED_FORWARD_MIN_ROWS
+        if dropout is None and bf16 and _native.bf16_info()["path"] != "portable":
+            # bf16 products on the tiles, each layer's weights packed once per call
+            _native.bf16_forward(net.weights, net.biases, net.activations, x, acts)
+        elif (dropout is None and not bf16 and x.shape[0] >= TILED_FORWARD_MIN_ROWS
                 and self.product_path(net.sizes, net.dtype) == "tiles"):
             _native.tiled_forward(net.weights, net.biases, net.activations, x, acts)
         else:

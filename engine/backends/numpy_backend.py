@@ -175,7 +175,8 @@ class NumpyBackend(HostBackend):
             param -= lr * m1 / (np.sqrt(m2) + rule.epsilon)
 
     def gather_(self, X, y, index, x_out, t_out):
-        np.take(X, index, axis=0, out=x_out)
+        if x_out is not None:
+            np.take(X, index, axis=0, out=x_out)
         if y.ndim == 2:                      # target rows
             np.take(y, index, axis=0, out=t_out)
             return
