@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -86,7 +86,9 @@ class History:
         return title
 
     def to_dict(self):
-        return asdict(self)
+        """The fields as a dict of plain lists and dicts (copies; JSON-ready). Not
+        dataclasses.asdict: it deep-copies every float of the minibatch losses."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
 
     def save(self, path):
         """Write the history as JSON (atomically); `History.load` reads it back.
@@ -244,3 +246,14 @@ def _save_figure(fig, path):
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def _plain(value):
+    """A copy of a field's value: lists and dicts copied (their dicts too), numbers as is."""
+    if isinstance(value, list):
+        if not value or not isinstance(value[0], (list, dict)):   # numbers (one kind each)
+            return list(value)
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) if isinstance(v, (list, dict)) else v for k, v in value.items()}
+    return value

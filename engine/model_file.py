@@ -55,8 +55,8 @@ def _digest(arrays, meta=None):
 
 
 # what a checkpoint's own arrays are named: early stopping's best weights, the distributed
-# fit's row order of every rank
-CHECKPOINT_ARRAYS = ("best_", "shard_order")
+# fit's row order of every rank, the history's long lists (minibatch losses)
+CHECKPOINT_ARRAYS = ("best_", "shard_order", "history_")
 
 
 def save_model(model, path, extra_meta=None, extra_arrays=None):

@@ -278,7 +278,11 @@ class Trainer:
         if best is not None:
             for l, (w, b) in enumerate(zip(best[2], best[3])):
                 extra[f"best_W{l}"], extra[f"best_b{l}"] = w, b
-        progress = {"epochs_done": epochs_done, "history": history.to_dict(),
+        # the minibatch losses as an array, not JSON: written after every epoch, the list
+        # made checkpointing quadratic (100 lecture epochs spent seconds encoding it)
+        record = history.to_dict()
+        extra["history_batch_loss"] = np.asarray(record.pop("batch_loss"), dtype=np.float64)
+        progress = {"epochs_done": epochs_done, "history": record,
                     "schedule": {"lr": sched.lr, "best_loss": sched.best_loss,
                                  "bad_epochs": sched.bad_epochs},
                     "early_stopping": None if best is None else
@@ -337,12 +341,14 @@ def _resume(model, path):
     model.seed = int(meta["seed"])         # it keys the dropout masks
     restore_training_state(model, meta, state)
     s = progress["schedule"]
-    history = History(**progress["history"])
+    record, extra = dict(progress["history"]), state["extra"]
+    if "history_batch_loss" in extra:
+        record["batch_loss"] = extra["history_batch_loss"].tolist()
+    history = History(**record)
     es = progress.get("early_stopping")
     best, bad_epochs = None, 0
     if es is not None:
         n = len(weights)
-        extra = state["extra"]
         best = (es["best_loss"], es["best_epoch"], [extra[f"best_W{l}"] for l in range(n)],
                 [extra[f"best_b{l}"] for l in range(n)])
         bad_epochs = es["bad_epochs"]

@@ -134,9 +134,10 @@ _native.set_epoch_threads(2)
 X, y, _, _ = engine.load_mnist_sample(dtype="float64")
 X, y = X[:1000], y[:1000]
 model = engine.MLP([784, 32, 10], "relu", backend="native", dtype="float64", seed=5)
-model.fit(X, y, epochs=120, batch_size=50, learning_rate=0.05, optimizer="adam", dropout=0.1,
-          checkpoint={checkpoint!r}, resume=True, progress=False)
-np.savez({out!r}, *(model.weights + model.biases))
+h = model.fit(X, y, epochs=120, batch_size=50, learning_rate=0.05, optimizer="adam",
+              dropout=0.1, checkpoint={checkpoint!r}, resume=True, progress=False)
+np.savez({out!r}, *(model.weights + model.biases), batch_loss=h.batch_loss,
+         epoch_loss=h.epoch_loss)       # the history resumes whole too
 """
 
 
