@@ -133,3 +133,13 @@ def test_contention_has_a_small_fits_row_and_bench_warns_when_busy(capsys, monke
     assert out.splitlines()[1] == "WARNING: the machine is busy: a test"   # under the header
     assert "small fits (scikit-learn's training-curves example" in out
     assert "engine.sklearn" in out and "scikit-learn |" not in out      # --no-others
+
+
+def test_bf16_rows_are_a_fraction_of_the_bf16_peak_of_every_thread():
+    from engine.apps.bench_machine import bf16_fractions
+    info = {"bf16_peak_gflops": 1000.0, "peak_threads": 2}
+    rows = [{"runner": "native, bf16-mixed", "gflops": 500.0, "fraction_of_peak": 0.9},
+            {"runner": "pytorch, bf16 autocast", "gflops": 300.0, "fraction_of_peak": 1.1},
+            {"runner": "native", "gflops": 100.0, "fraction_of_peak": 0.2}]
+    bf16_fractions(info, rows)
+    assert [r["fraction_of_peak"] for r in rows] == [0.25, 0.15, 0.2]

@@ -72,12 +72,14 @@ def native_machine_info(threads=2):
 
 
 def bf16_fractions(info, rows):
-    """The bf16 rows' fraction of the bf16 peak (one thread, the path in use), not of the
-    float32 FMA peak."""
+    """The bf16 rows' (ours and PyTorch's autocast, both on the bf16 units) fraction of the
+    bf16 peak of every thread the FMA peak counts (the path in use), not of the float32
+    FMA peak."""
     peak = info.get("bf16_peak_gflops")
+    threads = info.get("peak_threads") or 1
     for r in rows:
-        if r["runner"] == "native, bf16-mixed":
-            r["fraction_of_peak"] = r["gflops"] / peak if peak else None
+        if "bf16" in r["runner"]:
+            r["fraction_of_peak"] = r["gflops"] / (peak * threads) if peak else None
 
 
 def refine_peak(info, rows, threads):
@@ -103,7 +105,8 @@ def machine_header(info, threads, samples):
                  f"{peak['float32']:.0f} GFLOP/s float32, {peak['float64']:.0f} float64")
         if info.get("bf16_peak_gflops"):
             head += (f" | bf16 products: {info['bf16_path']}, peak {info['bf16_peak_gflops']:.0f}"
-                     f" GFLOP/s on 1 thread (the bf16 rows' \"of peak\")")
+                     f" GFLOP/s on 1 thread (the bf16 rows' \"of peak\": of "
+                     f"{info['peak_threads']} threads' worth)")
     if info.get("busy"):
         head += f"\nWARNING: {info['busy']}"
     return head
