@@ -11,7 +11,6 @@ cdef extern from "kernels.h" nogil:
         ENG_SOFTMAX
         ENG_EXP
         ENG_SIGMOID_MSE
-        ENG_SIGMOID_MSE_REF
         ENG_SOFTMAX_CE
         ENG_IDENTITY_MSE
         ENG_SIGMOID_BCE

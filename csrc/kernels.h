@@ -15,8 +15,8 @@
 enum { ENG_HIDDEN_OPS(ENG_OP_CODE) ENG_OUTPUT_ONLY_OPS(ENG_OP_CODE) };
 #undef ENG_OP_CODE
 /* output/loss pairs: their delta and their loss value (csrc/losses.h) */
-enum { ENG_SIGMOID_MSE = 0, ENG_SIGMOID_MSE_REF = 1, ENG_SOFTMAX_CE = 2, ENG_IDENTITY_MSE = 3,
-       ENG_SIGMOID_BCE = 4, ENG_EXP_POISSON = 5, ENG_IDENTITY_HALF_MSE = 6 };
+enum { ENG_SIGMOID_MSE = 0, ENG_SOFTMAX_CE = 1, ENG_IDENTITY_MSE = 2, ENG_SIGMOID_BCE = 3,
+       ENG_EXP_POISSON = 4, ENG_IDENTITY_HALF_MSE = 5 };
 /* optimizers */
 enum { ENG_SGD = 0, ENG_MOMENTUM = 1, ENG_NESTEROV = 2, ENG_ADAM = 3 };
 /* not an optimizer: the update kernels' way of keeping a gradient (p = g), for the fused

@@ -10,7 +10,6 @@ static inline REAL FN(delta_scale)(int kind, double n, int64_t c) {
     switch (kind) {
     case ENG_SIGMOID_MSE:
     case ENG_IDENTITY_MSE: return (REAL)(2.0 / (n * (double)c));
-    case ENG_SIGMOID_MSE_REF: return (REAL)(2.0 / n);     /* the textbook drops the 1/c */
     default: return (REAL)(1.0 / n);
     }
 }
@@ -18,8 +17,7 @@ static inline REAL FN(delta_scale)(int kind, double n, int64_t c) {
 /* dL/dz of one output a with target t, given the scale */
 static inline REAL FN(delta_of)(int kind, REAL a, REAL t, REAL scale) {
     switch (kind) {
-    case ENG_SIGMOID_MSE:
-    case ENG_SIGMOID_MSE_REF: return scale * (a - t) * a * ((REAL)1 - a);
+    case ENG_SIGMOID_MSE: return scale * (a - t) * a * ((REAL)1 - a);
     case ENG_IDENTITY_MSE: return scale * (a - t);
     default: return (a - t) * scale;   /* softmax + CE, sigmoid + BCE, exp + poisson,
                                           identity + half MSE */
@@ -60,7 +58,7 @@ static inline double FN(loss_of)(int kind, REAL a, REAL t) {
 /* mean squared errors average over every element; the others over the rows (n: the rows,
    or the sum of their sample weights) */
 static inline double FN(loss_divisor)(int kind, double n, int64_t c) {
-    return kind == ENG_SIGMOID_MSE || kind == ENG_SIGMOID_MSE_REF || kind == ENG_IDENTITY_MSE
+    return kind == ENG_SIGMOID_MSE || kind == ENG_IDENTITY_MSE
                    || kind == ENG_IDENTITY_HALF_MSE
                ? n * (double)c : n;
 }

@@ -20,7 +20,7 @@ from helpers import AVAILABLE  # noqa: E402
 def test_every_kernel_check_passes_on_a_correct_backend(capsys):
     report = gpu_check.Report()
     gpu_check.kernel_parity(get_backend("numpy"), get_backend("numpy"), report, quick=True)
-    assert len(report.checks) >= 70 and not report.failed
+    assert len(report.checks) >= 68 and not report.failed      # 68 with six output/loss pairs
 
 
 def test_a_wrong_kernel_fails_its_check(capsys):

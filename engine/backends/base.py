@@ -26,17 +26,16 @@ from ..optimizers import STATE_ARRAYS
 HIDDEN_ACTIVATIONS = tuple(ops.HIDDEN)
 OUTPUT_ACTIVATIONS = tuple(ops.OUTPUT)
 LOSSES = ("mse", "cross_entropy", "binary_cross_entropy", "poisson", "squared_error")
-# Output/loss pairs whose delta the kernels know. "mse_ref" is the textbook
-# NeuralNetMLP convention 2*(a - y)/n (C times the gradient of the mean MSE);
-# "squared_error" is scikit-learn's: half the mean squared error, delta (a - y)/n (C times
-# its gradient too, as scikit-learn's MLPRegressor steps).
-OUTPUT_LOSS_PAIRS = (("sigmoid", "mse"), ("softmax", "cross_entropy"), ("sigmoid", "mse_ref"),
-                     ("identity", "mse"), ("sigmoid", "binary_cross_entropy"),
+# Output/loss pairs whose delta the kernels know. "squared_error" is scikit-learn's: half
+# the mean squared error, delta (a - y)/n (C times its gradient, as scikit-learn's
+# MLPRegressor steps). The textbook's 2(a - y)/n is sigmoid + mse scaled by C, in
+# engine/textbook/.
+OUTPUT_LOSS_PAIRS = (("sigmoid", "mse"), ("softmax", "cross_entropy"), ("identity", "mse"), ("sigmoid", "binary_cross_entropy"),
                      ("exp", "poisson"), ("identity", "squared_error"))
 # What each pair trains on: "labels" (integer classes, one-hot inside), "indicators"
 # (0/1 per output: binary and multi-label), "values" (real targets: regression).
 TARGETS = {("sigmoid", "mse"): "labels", ("softmax", "cross_entropy"): "labels",
-           ("sigmoid", "mse_ref"): "labels", ("identity", "mse"): "values",
+           ("identity", "mse"): "values",
            ("sigmoid", "binary_cross_entropy"): "indicators", ("exp", "poisson"): "values",
            ("identity", "squared_error"): "values"}
 DTYPES = ("float32", "float64")

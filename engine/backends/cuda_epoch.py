@@ -37,7 +37,7 @@ from .. import interrupt
 from . import cuda_kernels as k
 from . import cuda_step_kernels as steps
 from .cuda_kernels import (BIAS_ACT, GATHER_A, GATHER_B, NO_GATHER, PLAIN, SIGMOID_MSE,
-                           SIGMOID_MSE_REF, SOFTMAX, THREADS, TIMES_DERIVATIVE, _block_sum,
+                           SOFTMAX, THREADS, TIMES_DERIVATIVE, _block_sum,
                            _numba_type, cached, gemm)
 
 
@@ -81,7 +81,7 @@ def output_step(dtype, target_rows):
                 else:
                     t = nb(1.0) if y[row] == j else nb(0.0)
                 acc += loss_term(kind, a, t)
-                if kind == SIGMOID_MSE or kind == SIGMOID_MSE_REF:
+                if kind == SIGMOID_MSE:
                     d[i, j] = s * (a - t) * a * (nb(1.0) - a)
                 else:
                     d[i, j] = s * (a - t)

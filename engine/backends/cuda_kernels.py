@@ -29,13 +29,12 @@ MAX_BLOCKS = 1024
 
 # codes shared with the C kernels (csrc/kernels.h)
 ACTIVATIONS = dict(ops.CODES)
-OUTPUT_LOSS = {("sigmoid", "mse"): 0, ("sigmoid", "mse_ref"): 1, ("softmax", "cross_entropy"): 2,
-               ("identity", "mse"): 3, ("sigmoid", "binary_cross_entropy"): 4,
-               ("exp", "poisson"): 5, ("identity", "squared_error"): 6}
+OUTPUT_LOSS = {("sigmoid", "mse"): 0, ("softmax", "cross_entropy"): 1, ("identity", "mse"): 2,
+               ("sigmoid", "binary_cross_entropy"): 3, ("exp", "poisson"): 4,
+               ("identity", "squared_error"): 5}
 SIGMOID, RELU, TANH, SOFTMAX, EXP, LEAKY_RELU = (
     ACTIVATIONS[name] for name in ("sigmoid", "relu", "tanh", "softmax", "exp", "leaky_relu"))
-(SIGMOID_MSE, SIGMOID_MSE_REF, SOFTMAX_CE, IDENTITY_MSE, SIGMOID_BCE, EXP_POISSON,
- IDENTITY_HALF_MSE) = range(7)
+(SIGMOID_MSE, SOFTMAX_CE, IDENTITY_MSE, SIGMOID_BCE, EXP_POISSON, IDENTITY_HALF_MSE) = range(6)
 # exp's argument is capped where the result still fits (as the C kernels and NumPy spec do)
 EXP_CAP = {np.dtype(np.float32): 88.0, np.dtype(np.float64): 709.0}
 
@@ -125,13 +124,11 @@ def elementwise(dtype):
 
 
 def delta_numerator(kind, c):
-    """The output delta's scale times the batch's rows (or weight sum): 1, 2/c or 2."""
-    if kind in (SIGMOID_MSE, IDENTITY_MSE):
-        return 2.0 / c
-    return 2.0 if kind == SIGMOID_MSE_REF else 1.0
+    """The output delta's scale times the batch's rows (or weight sum): 2/c or 1."""
+    return 2.0 / c if kind in (SIGMOID_MSE, IDENTITY_MSE) else 1.0
 
 
-PER_ELEMENT = (SIGMOID_MSE, SIGMOID_MSE_REF, IDENTITY_MSE, IDENTITY_HALF_MSE)
+PER_ELEMENT = (SIGMOID_MSE, IDENTITY_MSE, IDENTITY_HALF_MSE)
 
 
 # ------------------------------------------------------------------------------- GEMM

@@ -8,7 +8,7 @@ import math
 
 from numba import cuda, float64, int64
 
-from .cuda_kernels import (IDENTITY_MSE, RELU, SIGMOID, SIGMOID_MSE, SIGMOID_MSE_REF, TANH,
+from .cuda_kernels import (IDENTITY_MSE, RELU, SIGMOID, SIGMOID_MSE, TANH,
                            THREADS, _block_sum, _numba_type, cached, elementwise)
 
 
@@ -45,7 +45,7 @@ def output_delta(dtype):
         for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):
             if weighted:
                 s = nb(scale / wsum[0]) * w[i // c]
-            if kind == SIGMOID_MSE or kind == SIGMOID_MSE_REF:
+            if kind == SIGMOID_MSE:
                 out[i] = s * (a[i] - t[i]) * a[i] * (one - a[i])
             elif kind == IDENTITY_MSE:
                 out[i] = s * (a[i] - t[i])

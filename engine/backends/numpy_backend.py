@@ -70,7 +70,6 @@ def _clipped(a):
 # lives here. Each is the gradient of its loss below.
 OUTPUT_DELTAS = {
     ("sigmoid", "mse"): lambda a, t, n, c: (2.0 / (n * c)) * (a - t) * a * (1 - a),
-    ("sigmoid", "mse_ref"): lambda a, t, n, c: (2.0 / n) * (a - t) * a * (1 - a),
     ("softmax", "cross_entropy"): lambda a, t, n, c: (a - t) / n,
     ("identity", "mse"): lambda a, t, n, c: (2.0 / (n * c)) * (a - t),
     ("sigmoid", "binary_cross_entropy"): lambda a, t, n, c: (a - t) / n,
@@ -85,7 +84,6 @@ OUTPUT_DELTAS = {
 # poisson: sum(t log(t / a) - t + a), half the Poisson deviance (scikit-learn's form).
 ROW_LOSSES = {
     "mse": lambda a, t: np.sum((a - t) ** 2, axis=1),
-    "mse_ref": lambda a, t: np.sum((a - t) ** 2, axis=1),
     "squared_error": lambda a, t: 0.5 * np.sum((a - t) ** 2, axis=1),
     "cross_entropy": lambda a, t: -np.sum(t * np.log(np.maximum(a, _eps(a))), axis=1),
     "binary_cross_entropy": lambda a, t: -np.sum(_xlogy(t, _clipped(a))
@@ -93,7 +91,7 @@ ROW_LOSSES = {
     "poisson": lambda a, t: np.sum(_xlogy(t, t) - _xlogy(t, np.maximum(a, np.finfo(
         a.dtype).tiny)) - t + a, axis=1),
 }
-PER_ELEMENT = ("mse", "mse_ref", "squared_error")     # losses averaged over the outputs as well
+PER_ELEMENT = ("mse", "squared_error")     # losses averaged over the outputs as well
 
 
 class NumpyBackend(HostBackend):

@@ -17,6 +17,10 @@ from .reference import NeuralNetMLP as _TextbookMLP
 _LAYERS = ("weight_h", "weight_out")
 _BIASES = ("bias_h", "bias_out")
 _ACTS = ("sigmoid", "sigmoid")
+# The textbook's output gradient is 2 (a - onehot) / n: the engine's sigmoid + mse delta
+# (the gradient of the mean over all n x C elements, 2 (a - onehot) / (n C)) times C. That
+# factor lives here, as a scale on the delta and on the learning rate (the loss the
+# textbook reports, the mean over elements, is mse's own), not in the kernels.
 
 
 def _default_backend():
@@ -80,7 +84,7 @@ class NeuralNetMLP(_TextbookMLP):
     def _network(self):
         w_h, w_out, b_h, b_out = self._params()
         return Network(weights=[w_h, w_out], biases=[b_h, b_out], activations=_ACTS,
-                       loss="mse_ref", dtype=np.dtype(np.float64))
+                       loss="mse", dtype=np.dtype(np.float64))
 
     def forward(self, x):
         """The textbook's forward pass.
@@ -150,7 +154,8 @@ class NeuralNetMLP(_TextbookMLP):
         deltas = [np.empty_like(a) for a in acts]
         gw = [np.empty_like(w) for w in net.weights]
         gb = [np.empty_like(b) for b in net.biases]
-        be.output_delta(acts[1], t, deltas[1], "sigmoid", "mse_ref")
+        be.output_delta(acts[1], t, deltas[1], "sigmoid", "mse")
+        deltas[1] *= self.num_classes
         be.backward(net, x, acts, deltas, gw, gb)
         return gw[1], gb[1], gw[0], gb[0]
 
@@ -161,8 +166,8 @@ class NeuralNetMLP(_TextbookMLP):
             ws = self._workspaces[minibatch_size] = be.workspace(net, minibatch_size)
         n_batches = -(-len(order) // minibatch_size)
         losses = np.empty(n_batches)
-        be.train_epoch(net, X, y, order, minibatch_size, StepRule("sgd", learning_rate), 0.0,
-                       ws, losses)
+        be.train_epoch(net, X, y, order, minibatch_size,
+                       StepRule("sgd", learning_rate * self.num_classes), 0.0, ws, losses)
         return losses
 
     def _checked(self, X, y):
