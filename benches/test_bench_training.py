@@ -2,7 +2,7 @@
 
 Epochs run over 60,000 MNIST-shaped samples (synthetic pixels in [0, 1), 10 classes).
 The "GEMM floor" row is the BLAS calls of the native epoch's BLAS path, alone
-(EpochPlan.run(gemm_only=True)); "native, BLAS products" is that path in full, beside
+(EpochPlan.gemm_floor); "native, BLAS products" is that path in full, beside
 "native" (its own GEMM tiles for these layer widths, except the wide network's).
 """
 import numpy as np

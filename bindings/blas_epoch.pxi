@@ -1,10 +1,11 @@
-# The epoch on BLAS products: for networks wider than the tiles pay for, for the
-# diagnostics (which need each gradient formed) and for the benchmarks' GEMM floor.
+# The epoch on BLAS products: for networks wider than the tiles pay for, and for the
+# diagnostics (which need each gradient formed); and the benchmarks' GEMM floor, its
+# products alone.
 
 
 cdef int64_t _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const void *T,
                       const real *SW, const int64_t *order, int64_t count,
-                      const eng_rule *rule, double alpha, double *losses, bint gemm_only,
+                      const eng_rule *rule, double alpha, double *losses,
                       double *grad_norms) noexcept nogil:
     # returns the minibatches trained (fewer when a stop is requested between two)
     cdef const eng_kernel_table *k = plan.k
@@ -43,40 +44,37 @@ cdef int64_t _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const 
         weight = m
         raw = m
         key = eng_dropout_key(p.dropout_key, i)
-        if not gemm_only:
-            if y != NULL:
-                k.gather(X, y, order + start, m, s[0], s[L], x, t)
-            else:
-                k.gather_rows(X, T, order + start, m, s[0], s[L], x, t)
-            if wb != NULL:
-                weight = 0.0
-                for r in range(m):
-                    wb[r] = SW[order[start + r]]
-                    weight += wb[r]
-                raw = weight              # what the rows weigh (for reduce)
-                if weight <= 0:
-                    weight = 1.0          # all zero: a step with a zero gradient
-            if start + m < count:     # the next rows load while BLAS computes this minibatch
-                k.prefetch_rows(X, order + start + m, <int>min(p.batch, count - start - m), s[0])
+        if y != NULL:
+            k.gather(X, y, order + start, m, s[0], s[L], x, t)
+        else:
+            k.gather_rows(X, T, order + start, m, s[0], s[L], x, t)
+        if wb != NULL:
+            weight = 0.0
+            for r in range(m):
+                wb[r] = SW[order[start + r]]
+                weight += wb[r]
+            raw = weight              # what the rows weigh (for reduce)
+            if weight <= 0:
+                weight = 1.0          # all zero: a step with a zero gradient
+        if start + m < count:     # the next rows load while BLAS computes this minibatch
+            k.prefetch_rows(X, order + start + m, <int>min(p.batch, count - start - m), s[0])
         # forward: A[l] = act(inp @ W[l]^T + B[l])
         inp = x
         for l in range(L):
             gemm_rm(False, True, m, s[l + 1], s[l], <real>1, inp, s[l], W[l], s[l],
                     <real>0, A[l], s[l + 1])
-            if not gemm_only:
-                k.bias_act(A[l], p.B[l], m, s[l + 1], plan.acts[l])
-                if rates != NULL and l < L - 1 and rates[l] > 0:
-                    k.dropout(A[l], m, s[l + 1], 0, key, l, rates[l])
+            k.bias_act(A[l], p.B[l], m, s[l + 1], plan.acts[l])
+            if rates != NULL and l < L - 1 and rates[l] > 0:
+                k.dropout(A[l], m, s[l + 1], 0, key, l, rates[l])
             inp = A[l]
-        if not gemm_only:
-            losses[i] = k.loss(A[L - 1], t, m, s[L], p.loss_kind, wb)
-            if alpha > 0:
-                squares = 0.0
-                for l in range(L):
-                    squares += k.sq_norm(W[l], <int64_t>s[l + 1] * s[l])
-                if not plan.reducing:     # reducing: added with the reduced weight below
-                    losses[i] += 0.5 * alpha * squares / weight
-            k.output_delta(A[L - 1], t, D[L - 1], m, s[L], p.loss_kind, wb)
+        losses[i] = k.loss(A[L - 1], t, m, s[L], p.loss_kind, wb)
+        if alpha > 0:
+            squares = 0.0
+            for l in range(L):
+                squares += k.sq_norm(W[l], <int64_t>s[l + 1] * s[l])
+            if not plan.reducing:     # reducing: added with the reduced weight below
+                losses[i] += 0.5 * alpha * squares / weight
+        k.output_delta(A[L - 1], t, D[L - 1], m, s[L], p.loss_kind, wb)
         # backward, updating each layer once the delta below it has used its weights
         for l in range(L - 1, -1, -1):
             inp = x if l == 0 else A[l - 1]
@@ -87,15 +85,13 @@ cdef int64_t _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const 
             if l > 0:
                 gemm_rm(False, False, m, s[l], s[l + 1], <real>1, D[l], s[l + 1], W[l], s[l],
                         <real>0, D[l - 1], s[l])
-                if not gemm_only:
-                    if rates != NULL and rates[l - 1] > 0:
-                        k.dropout_backward(D[l - 1], A[l - 1], m, s[l], 0, key, l - 1,
-                                           rates[l - 1], plan.acts[l - 1])
-                    else:
-                        k.act_backward(D[l - 1], A[l - 1], <int64_t>m * s[l],
-                                       plan.acts[l - 1])
-            if not gemm_only:
-                k.bias_grad(D[l], p.GB[l], m, s[l + 1])
+                if rates != NULL and rates[l - 1] > 0:
+                    k.dropout_backward(D[l - 1], A[l - 1], m, s[l], 0, key, l - 1,
+                                       rates[l - 1], plan.acts[l - 1])
+                else:
+                    k.act_backward(D[l - 1], A[l - 1], <int64_t>m * s[l],
+                                   plan.acts[l - 1])
+            k.bias_grad(D[l], p.GB[l], m, s[l + 1])
             if grad_norms != NULL or not folded:
                 # form the gradient (and measure it for the diagnostics), then apply it
                 gemm_rm(True, False, s[l + 1], s[l], m, <real>1, D[l], s[l + 1], inp, s[l],
@@ -110,15 +106,13 @@ cdef int64_t _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const 
                 # VW = mom * VW - lr * D^T inp; W += VW
                 gemm_rm(True, False, s[l + 1], s[l], m, -lr, D[l], s[l + 1], inp, s[l],
                         mom, VW[l], s[l])
-                if not gemm_only:
-                    k.axpy(W[l], VW[l], size, 1.0)
-                    k.sgd_step(p.B[l], p.GB[l], vb, s[l + 1], lr, mom)
+                k.axpy(W[l], VW[l], size, 1.0)
+                k.sgd_step(p.B[l], p.GB[l], vb, s[l + 1], lr, mom)
             else:
                 # W -= lr * D^T inp, straight into the weights
                 gemm_rm(True, False, s[l + 1], s[l], m, -lr, D[l], s[l + 1], inp, s[l],
                         <real>1, W[l], s[l])
-                if not gemm_only:
-                    k.axpy(p.B[l], p.GB[l], s[l + 1], -lr)
+                k.axpy(p.B[l], p.GB[l], s[l + 1], -lr)
         if plan.reducing:
             # every gradient formed, no weight touched yet: reduce, then step every layer
             with gil:
@@ -137,6 +131,37 @@ cdef int64_t _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const 
                                  <int64_t>s[l + 1] * s[l], &now, alpha / weight)
                 k.optimizer_step(p.B[l], p.GB[l], p.VB[l] if p.VB != NULL else NULL,
                                  p.MB[l] if p.MB != NULL else NULL, s[l + 1], &now, 0.0)
+        start += m
+        i += 1
+    return i
+
+
+cdef int64_t _gemm_floor(EpochPlan plan, real lr, int64_t count) noexcept nogil:
+    # _blas_epoch's products for plain SGD (update folded into the gradient GEMM), and
+    # nothing else: on whatever the plan's buffers hold
+    cdef eng_epoch_plan *p = &plan.p
+    cdef int L = p.n_layers, l, m
+    cdef int *s = plan.sizes
+    cdef int64_t start = 0, i = 0
+    cdef real *x = <real*>plan.x
+    cdef real **W = <real**>p.W
+    cdef real **A = <real**>p.A
+    cdef real **D = <real**>p.D
+    cdef const real *inp
+    while start < count:
+        m = <int>min(p.batch, count - start)
+        inp = x
+        for l in range(L):
+            gemm_rm(False, True, m, s[l + 1], s[l], <real>1, inp, s[l], W[l], s[l],
+                    <real>0, A[l], s[l + 1])
+            inp = A[l]
+        for l in range(L - 1, -1, -1):
+            inp = x if l == 0 else A[l - 1]
+            if l > 0:
+                gemm_rm(False, False, m, s[l], s[l + 1], <real>1, D[l], s[l + 1], W[l], s[l],
+                        <real>0, D[l - 1], s[l])
+            gemm_rm(True, False, s[l + 1], s[l], m, -lr, D[l], s[l + 1], inp, s[l],
+                    <real>1, W[l], s[l])
         start += m
         i += 1
     return i

@@ -35,8 +35,8 @@ cdef class EpochPlan:
       packed, cache-blocked kernels win.
 
     `threads` caps the tiled epoch's team for this plan (0: the process setting,
-    set_epoch_threads). The diagnostics (grad_norms) and the GEMM floor (gemm_only) always
-    take the BLAS path. The arrays given here must stay where they are while the plan is used; the
+    set_epoch_threads). The diagnostics (grad_norms) always take the BLAS path;
+    gemm_floor, for the benchmarks, makes the BLAS path's products alone. The arrays given here must stay where they are while the plan is used; the
     plan keeps references to them.
     """
     # Every C pointer lives in `p` (what the fused epoch reads) or beside it (GW, x, t), all
@@ -241,22 +241,19 @@ cdef class EpochPlan:
                 keep.append(np.zeros_like(wt))
                 self.p.GT[l] = _ptr(keep[len(keep) - 1])
 
-    def run(self, X, y, order, double learning_rate, double momentum, batch_losses,
-            bint gemm_only=False, grad_norms=None, *, rule=None, double alpha=0.0,
+    def run(self, X, y, order, rule, batch_losses, grad_norms=None, *, double alpha=0.0,
             sample_weight=None, dropout=None, dropout_key=0, reduce=None):
         """Train one epoch over X[order] (minibatches of the plan's batch size, the last
-        one possibly shorter); batch_losses[i] receives minibatch i's loss before its update.
+        one possibly shorter) with the optimizer step `rule` (an engine.optimizers.StepRule,
+        t = the steps taken before this epoch); batch_losses[i] receives minibatch i's loss
+        before its update.
 
         Returns the minibatches trained: all of them, unless a stop was requested
         (request_stop, or Ctrl-C under install_interrupt_handler) in between.
-        gemm_only=True makes exactly the same BLAS calls and nothing else: the floor that
-        the benchmarks compare a real epoch with (the results are then meaningless).
         grad_norms (float64, one per layer): each minibatch's |dL/dW| is added to it; the
         gradient is then formed in weight_grads before the update instead of being folded
         into it (the plan must have been built with weight_grads).
-        rule (an engine.optimizers.StepRule, t = the steps taken before this epoch) chooses
-        the optimizer in place of plain SGD with learning_rate and momentum; alpha is the
-        L2 penalty (loss += alpha/2 |W|^2 / m, gradient += alpha W / m, biases exempt).
+        alpha is the L2 penalty (loss += alpha/2 |W|^2 / m, gradient += alpha W / m, biases exempt).
         sample_weight (n,): each minibatch's loss and gradient become the weighted means
         sum(w_i loss_i) / sum(w_i), and m above becomes sum(w_i). dropout: per layer, the
         drop rate of its outputs (the last layer's must be 0), masks keyed by dropout_key
@@ -296,16 +293,10 @@ cdef class EpochPlan:
             raise ValueError(f"X must have {self.sizes[0]} columns; got shape {_dims(XA)}")
         if BL.shape[0] < n_batches:
             raise ValueError(f"batch_losses needs {n_batches} entries; got {BL.shape[0]}")
-        cdef eng_rule r
-        if rule is None:
-            r.kind = ENG_MOMENTUM if momentum != 0.0 else ENG_SGD
-            r.lr, r.momentum, r.beta1, r.beta2, r.eps, r.t = learning_rate, momentum, 0, 0, 0, 0
-        else:
-            r = _rule(rule)
+        cdef eng_rule r = _rule(rule)
         if r.kind != ENG_SGD and not self.has_velocity:
-            if rule is None:
-                raise ValueError("momentum is not 0 but the plan was built without velocities")
-            raise ValueError(f"a {rule.kind} step needs a plan built with velocities")
+            raise ValueError(f"a {rule.kind} step needs velocities; this plan was built "
+                             f"without velocities")
         if r.kind == ENG_ADAM and not self.has_second:
             raise ValueError("an adam step needs a plan built with second_moments")
         if alpha < 0 or alpha != alpha:
@@ -328,12 +319,12 @@ cdef class EpochPlan:
         cdef double *pl = <double*>_ptr(BL)
         cdef int64_t done
         if reduce is not None:
-            if self.GW[0] == NULL or gemm_only or pg != NULL:
-                raise ValueError("reduce needs a plan built with weight_grads (and neither "
-                                 "gemm_only nor grad_norms)")
+            if self.GW[0] == NULL or pg != NULL:
+                raise ValueError("reduce needs a plan built with weight_grads (and no "
+                                 "grad_norms)")
             if not callable(reduce):
                 raise TypeError(f"reduce must be callable; got {type(reduce).__name__}")
-        if self.gemm == "tiles" and not gemm_only and pg == NULL:
+        if self.gemm == "tiles" and pg == NULL:
             self._reduce, self._reduce_error = reduce, None
             self._reduce_grads = self._grads
             self.p.reduce = NULL
@@ -363,13 +354,32 @@ cdef class EpochPlan:
             with nogil:
                 if self.k.itemsize == 4:
                     done = _blas_epoch(self, <float*>px, py, pt, <float*>psw, po, count, &r,
-                                       alpha, pl, gemm_only, pg)
+                                       alpha, pl, pg)
                 else:
                     done = _blas_epoch(self, <double*>px, py, pt, <double*>psw, po, count,
-                                       &r, alpha, pl, gemm_only, pg)
+                                       &r, alpha, pl, pg)
         finally:
             error, self._reduce, self._reduce_error = self._reduce_error, None, None
             self.reducing = self.running = False
         if error is not None:
             raise error
+        return done
+
+    def gemm_floor(self, int64_t count):
+        """The products of a plain-SGD epoch of `count` rows on the BLAS path and nothing
+        else (no gather, activation, loss or step): the floor the benchmarks compare a real
+        epoch with. It rewrites the plan's weights with whatever its buffers hold; returns
+        the minibatches."""
+        if self.n_layers == 0:
+            raise RuntimeError("this EpochPlan was never initialized successfully")
+        if self.running:
+            raise RuntimeError("this EpochPlan is already running an epoch")
+        if count < 0:
+            raise ValueError(f"count must be >= 0; got {count}")
+        cdef int64_t done
+        with nogil:
+            if self.k.itemsize == 4:
+                done = _gemm_floor(self, <float>1, count)
+            else:
+                done = _gemm_floor(self, <double>1, count)
         return done

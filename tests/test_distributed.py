@@ -320,8 +320,8 @@ def test_epoch_reduce_hook_sees_every_gradient_before_its_step(kind, gemm):
                                  gemm=gemm, second_moments=[np.zeros_like(p) for p in state]
                                  if kind == "adam" else None)
         losses = np.zeros(3)
-        plan.run(X, y, order, 0.1, 0.9, losses, rule=StepRule(kind, 0.1, 0.9, t=0),
-                 alpha=0.3, reduce=reduce)
+        plan.run(X, y, order, StepRule(kind, 0.1, 0.9, t=0), losses, alpha=0.3,
+                 reduce=reduce)
         return arrays["weights"], losses
 
     seen = []
@@ -340,6 +340,7 @@ def test_epoch_reduce_hook_sees_every_gradient_before_its_step(kind, gemm):
 @pytest.mark.skipif("native" not in AVAILABLE, reason="the native extension is not built")
 def test_a_failing_reduce_hook_stops_the_epoch_and_raises():
     from engine import _native
+    from engine.optimizers import StepRule
     from helpers import plan_arrays
     arrays = plan_arrays([4, 3, 2], 2)
     grads = [np.zeros_like(w) for w in arrays["weights"]]
@@ -359,14 +360,16 @@ def test_a_failing_reduce_hook_stops_the_epoch_and_raises():
         before = [p.copy() for p in arrays["weights"] + arrays["biases"]]
         calls.clear()
         with pytest.raises(RuntimeError, match="the reduction failed"):
-            plan.run(X, y, np.arange(6, dtype=np.int64), 0.1, 0.0, np.zeros(3), reduce=hook)
+            plan.run(X, y, np.arange(6, dtype=np.int64), StepRule("sgd", 0.1), np.zeros(3),
+                     reduce=hook)
         assert calls == [0, 1], gemm
         # the first minibatch stepped, the failed one did not
         after = arrays["weights"] + arrays["biases"]
         assert not all(np.array_equal(p, b) for p, b in zip(after, before))
     bare = _native.EpochPlan(**plan_arrays([4, 3, 2], 2), gemm="tiles")
     with pytest.raises(ValueError, match="reduce needs a plan built with weight_grads"):
-        bare.run(X, y, np.arange(6, dtype=np.int64), 0.1, 0.0, np.zeros(3), reduce=hook)
+        bare.run(X, y, np.arange(6, dtype=np.int64), StepRule("sgd", 0.1), np.zeros(3),
+                 reduce=hook)
 
 
 # ---------------------------------------------------------------- MLP.fit's features

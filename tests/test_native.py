@@ -9,6 +9,9 @@ _native = pytest.importorskip("engine._native", reason="the native extension is 
 
 from engine import MLP  # noqa: E402
 from helpers import SIMD_VARIANTS, plan_arrays, simd_variant  # noqa: E402
+from engine.optimizers import StepRule  # noqa: E402
+
+SGD = StepRule("sgd", 0.1)
 
 # rerun by .ci/run against the debug build of the extension
 pytestmark = pytest.mark.native
@@ -67,7 +70,8 @@ def test_epoch_plan_checks_list_lengths_and_refuses_to_run_unbuilt(gemm):
         _native.EpochPlan(**arrays, velocities=[np.zeros((3, 4))], gemm=gemm)
     with pytest.raises(ValueError, match="weight_grads must have 2 entries"):
         _native.EpochPlan(**arrays, weight_grads=[], gemm=gemm)
-    args = (np.zeros((4, 4)), np.zeros(4, np.int64), np.arange(4), 0.1, 0.0, np.zeros(2))
+    args = (np.zeros((4, 4)), np.zeros(4, np.int64), np.arange(4), StepRule("sgd", 0.1),
+            np.zeros(2))
     with pytest.raises(RuntimeError, match="never initialized"):
         _native.EpochPlan.__new__(_native.EpochPlan).run(*args)
     plan = _native.EpochPlan(**arrays, gemm=gemm)
@@ -93,15 +97,15 @@ def test_epoch_plan_rejects_bad_order_and_labels():
     X = np.zeros((5, 4))
     losses = np.zeros(3)
     with pytest.raises(ValueError, match=r"order\[1\] = 5 is outside"):
-        plan.run(X, np.zeros(5, np.int64), np.array([0, 5]), 0.1, 0.0, losses)
+        plan.run(X, np.zeros(5, np.int64), np.array([0, 5]), SGD, losses)
     with pytest.raises(ValueError, match=r"y\[4\] = 2 is outside"):
-        plan.run(X, np.array([0, 1, 0, 1, 2]), np.arange(5), 0.1, 0.0, losses)
+        plan.run(X, np.array([0, 1, 0, 1, 2]), np.arange(5), SGD, losses)
     with pytest.raises(ValueError, match="batch_losses needs 3"):
-        plan.run(X, np.zeros(5, np.int64), np.arange(5), 0.1, 0.0, np.zeros(2))
+        plan.run(X, np.zeros(5, np.int64), np.arange(5), SGD, np.zeros(2))
     with pytest.raises(ValueError, match="without velocities"):
-        plan.run(X, np.zeros(5, np.int64), np.arange(5), 0.1, 0.9, losses)
+        plan.run(X, np.zeros(5, np.int64), np.arange(5), StepRule("momentum", 0.1, 0.9), losses)
     with pytest.raises(TypeError, match="X must be float64"):
-        plan.run(X.astype(np.float32), np.zeros(5, np.int64), np.arange(5), 0.1, 0.0, losses)
+        plan.run(X.astype(np.float32), np.zeros(5, np.int64), np.arange(5), SGD, losses)
     with pytest.raises(ValueError, match="weights\\[1\\] has 5 inputs"):
         _native.EpochPlan(**dict(arrays, weights=[np.zeros((3, 4)), np.zeros((2, 5))]))
 
@@ -234,3 +238,21 @@ def test_simd_variants_are_reported_and_forced():
         if not runs:
             with pytest.raises(ValueError, match="cannot run"):
                 _native.force_simd(name)
+
+
+def test_the_gemm_floor_makes_the_products_alone():
+    """EpochPlan.gemm_floor (the benchmarks' floor) runs the BLAS path's products of
+    ceil(count / batch) minibatches and nothing else: on all-zero deltas the weights stay
+    as they were, and the plan trains normally afterwards."""
+    arrays = plan_arrays([4, 3, 2], 2)
+    plan = _native.EpochPlan(**arrays, gemm="blas")
+    before = [w.copy() for w in arrays["weights"]]
+    assert plan.gemm_floor(5) == 3 and plan.gemm_floor(0) == 0
+    for w, b in zip(arrays["weights"], before):
+        np.testing.assert_array_equal(w, b)
+    with pytest.raises(ValueError, match="count must be >= 0"):
+        plan.gemm_floor(-1)
+    with pytest.raises(RuntimeError, match="never initialized"):
+        _native.EpochPlan.__new__(_native.EpochPlan).gemm_floor(4)
+    assert plan.run(np.ones((4, 4)), np.zeros(4, np.int64), np.arange(4), SGD,
+                    np.zeros(2)) == 2

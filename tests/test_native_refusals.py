@@ -15,6 +15,8 @@ _native = pytest.importorskip("engine._native", reason="the native extension is 
 from helpers import plan_arrays  # noqa: E402
 from engine.optimizers import StepRule  # noqa: E402
 
+SGD = StepRule("sgd", 0.1)
+
 pytestmark = pytest.mark.native
 
 
@@ -34,13 +36,13 @@ def test_a_plan_cannot_be_reinitialised_from_its_reduce_callback():
     def hook(i, loss, weight, _grads):
         plan.__init__(**plan_arrays([4, 3, 2], 2), weight_grads=grads, gemm="blas")
     with pytest.raises(RuntimeError, match="running an epoch"):
-        plan.run(X, y, order, 0.1, 0.0, losses, reduce=hook)
+        plan.run(X, y, order, SGD, losses, reduce=hook)
 
     def nested(i, loss, weight, _grads):
-        plan.run(X, y, order, 0.1, 0.0, losses)
+        plan.run(X, y, order, SGD, losses)
     with pytest.raises(RuntimeError, match="already running"):
-        plan.run(X, y, order, 0.1, 0.0, losses, reduce=nested)
-    assert plan.run(X, y, order, 0.1, 0.0, losses) == 3          # still whole, still runs
+        plan.run(X, y, order, SGD, losses, reduce=nested)
+    assert plan.run(X, y, order, SGD, losses) == 3          # still whole, still runs
 
 
 def test_a_plan_cannot_be_reinitialised_while_another_thread_runs_it():
@@ -54,7 +56,7 @@ def test_a_plan_cannot_be_reinitialised_while_another_thread_runs_it():
     def train():
         started.set()
         for _ in range(20):
-            plan.run(X, y, order, 0.01, 0.0, losses)
+            plan.run(X, y, order, StepRule("sgd", 0.01), losses)
     t = threading.Thread(target=train)
     t.start()
     started.wait()

@@ -3,7 +3,7 @@
 Every row is timed in the same process and run, on the same synthetic MNIST-shaped
 data (60,000 x 784, 10 classes), as the median of a few repeats after a warm-up
 epoch. The NumPy backend is the baseline for "speed-up"; the GEMM floor is the
-time the very same BLAS calls take alone, in a C loop (EpochPlan.run(gemm_only=True)).
+time the very same BLAS calls take alone, in a C loop (EpochPlan.gemm_floor).
 PyTorch and scikit-learn rows appear when they are installed.
 """
 from __future__ import annotations

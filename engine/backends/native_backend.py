@@ -187,8 +187,8 @@ class NativeBackend(HostBackend):
                                         gemm=path, threads=threads,
                                         second_moments=moments)
             ws.plan_key = key
-        return ws.plan.run(X, y, order, rule.learning_rate, rule.momentum, batch_losses, False,
-                           grad_norms, rule=rule, alpha=alpha, sample_weight=sample_weight,
+        return ws.plan.run(X, y, order, rule, batch_losses, grad_norms, alpha=alpha,
+                           sample_weight=sample_weight,
                            dropout=None if dropout is None
                            else np.asarray(dropout[0], np.float64),
                            dropout_key=0 if dropout is None else dropout[1], reduce=reduce)
@@ -225,9 +225,8 @@ class NativeBackend(HostBackend):
             return loss, (weight if weight > 0 else 1.0)
         X = np.ascontiguousarray(X, dtype=net.dtype)
         w = None if sample_weight is None else np.ascontiguousarray(sample_weight, net.dtype)
-        plan.run(X, np.ascontiguousarray(y), np.arange(n, dtype=np.int64), 0.0, 0.0,
-                 np.empty(-(-n // chunk)), rule=StepRule("sgd", 0.0), sample_weight=w,
-                 reduce=add)
+        plan.run(X, np.ascontiguousarray(y), np.arange(n, dtype=np.int64), StepRule("sgd", 0.0),
+                 np.empty(-(-n // chunk)), sample_weight=w, reduce=add)
         if total[1] <= 0:
             return None
         k = len(gw)
@@ -300,7 +299,8 @@ def peaks(threads):
 
 def gemm_floor(sizes, batch, dtype, X, y):
     """A callable making exactly the BLAS calls of one native epoch (batch rows per step,
-    over X, y) and nothing else: the floor the benchmarks compare an epoch with."""
+    as many rows as X, y hold) and nothing else: the floor the benchmarks compare an epoch
+    with (EpochPlan.gemm_floor)."""
     # all-zero arrays: the deltas keep the weights fixed, while alpha != 0 keeps BLAS from
     # skipping a call
     zeros = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
@@ -312,11 +312,7 @@ def gemm_floor(sizes, batch, dtype, X, y):
                              zeros(batch, sizes[-1]),
                              ("sigmoid",) * (len(layers) - 1) + ("softmax",), "cross_entropy",
                              gemm="blas")
-    X = np.ascontiguousarray(X, dtype=dtype)
-    y = np.ascontiguousarray(y, dtype=dtype if np.ndim(y) == 2 else np.int64)
-    order = np.random.default_rng(1).permutation(len(y))
-    losses = np.empty(-(-len(y) // batch))
-    return lambda: plan.run(X, y, order, 1.0, 0.0, losses, True)
+    return lambda: plan.gemm_floor(len(y))
 
 
 class InterruptHooks:

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..io import atomic_write_bytes, is_regular_file
 from ..machine_load import busy_warning
+from ..optimizers import StepRule
 
 WIDTHS = (128, 256, 512, 1024, 2048)
 # The tiles keep a width while they are at most this much slower per minibatch: near parity
@@ -100,7 +101,7 @@ def _epoch(width, hidden, dtype, gemm, threads):
     y = rng.integers(0, CLASSES, POOL_ROWS)
     order = rng.permutation(POOL_ROWS)[:BATCH * _minibatches(width)]
     losses = np.empty(_minibatches(width))
-    return lambda: plan.run(X, y, order, 0.001, 0.0, losses)
+    return lambda: plan.run(X, y, order, StepRule("sgd", 0.001), losses)
 
 
 def _seconds_per_minibatch(width, hidden, dtype, gemm, threads):
