@@ -35,7 +35,7 @@
 #include "bf16.h"
 
 /* A team only when a minibatch has at least this many multiply-adds (batch x the sum of
-   n_in x n_out), unless set_epoch_threads asked for one: below it the barriers and the
+   n_in x n_out), unless the caller names one (plan->team): below it the barriers and the
    data the threads pass each other cost more than the second thread saves. Measured on
    the Xeon of the round-3 notes (2 threads, AMX): 784-100-10 b100 (7.9M) 0.073 s/epoch on
    one thread, 0.117 on two; 784-300-10 b100 (24M) 0.256 -> 0.205; 784-512-512-10 b128
@@ -356,9 +356,10 @@ int64_t eng_bf16_epoch(const eng_bf16_plan *p, const uint16_t *X, int64_t x_stri
     }
     int64_t work = 0;
     for (int l = 0; l < L; l++) work += (int64_t)s[l] * s[l + 1];
+    /* set_epoch_threads caps the team; it does not ask for one where one is slower (the
+       benchmarks' 2 threads made the lecture epoch 0.090 s instead of 0.070) */
     int threads = p->team > 0 ? p->team
-                : eng_epoch_threads_setting() > 0 || batch * work >= BF16_TEAM_MIN_MACS
-                ? eng_get_epoch_threads() : 1;
+                : batch * work >= BF16_TEAM_MIN_MACS ? eng_get_epoch_threads() : 1;
     threads = eng_team(threads);
     eng_barrier barrier;
     eng_barrier_init(&barrier, threads);

@@ -1,6 +1,8 @@
 """bf16-mixed precision: the NumPy specification (engine/precision.py) and every native
 path this CPU runs against it (portable, AVX512-BF16, AMX; the others skipped with the
 reason), the fused bf16 epoch against the specification's epoch, and the model API."""
+import functools
+
 import numpy as np
 import pytest
 
@@ -168,17 +170,17 @@ def test_the_fused_epoch_gives_the_same_bits_on_any_team(path, optimizer, alpha,
     kw = dict(optimizer=optimizer, alpha=alpha, batch_size=100,
               momentum=0.9 if optimizer == "sgd" else 0.0)
     _, ref = _fit_bf16("native", path, sizes, act, out, loss, generic=True, **kw)
-    saved = _native.epoch_threads_setting()
+    want = _fit_bf16("native", path, sizes, act, out, loss, generic=True, **kw)[0]
+    epoch = _native.bf16_epoch
     try:
-        for threads in (1, 2, 3):
-            _native.set_epoch_threads(threads)
+        for threads in (1, 2, 3):         # a team of this size, small as the network is
+            _native.bf16_epoch = functools.partial(epoch, threads=threads)
             model, hist = _fit_bf16("native", path, sizes, act, out, loss, **kw)
             np.testing.assert_array_equal(hist.batch_loss, ref.batch_loss)
-            want = _fit_bf16("native", path, sizes, act, out, loss, generic=True, **kw)[0]
             for x, z in zip(model.weights + model.biases, want.weights + want.biases):
                 np.testing.assert_array_equal(x, z)
     finally:
-        _native.set_epoch_threads(saved)
+        _native.bf16_epoch = epoch
 
 
 @pytest.mark.parametrize("path", PATHS)
