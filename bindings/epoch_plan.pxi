@@ -36,8 +36,11 @@ cdef class EpochPlan:
 
     `threads` caps the tiled epoch's team for this plan (0: the process setting,
     set_epoch_threads). The diagnostics (grad_norms) always take the BLAS path;
-    gemm_floor, for the benchmarks, makes the BLAS path's products alone. The arrays given here must stay where they are while the plan is used; the
-    plan keeps references to them.
+    gemm_floor, for the benchmarks, makes the BLAS path's products alone. bf16=True
+    (float32 only; the BLAS path) rounds every product's operands to bfloat16 first, the
+    rest staying float32: bf16-mixed training as engine/precision.py specifies it. The
+    arrays given here must stay where they are while the plan is used; the plan keeps
+    references to them.
     """
     # Every C pointer lives in `p` (what the fused epoch reads) or beside it (GW, x, t), all
     # carved out of one block: one allocation (_alloc), one release (_release).
@@ -49,6 +52,12 @@ cdef class EpochPlan:
     cdef void *x
     cdef void *t
     cdef void *wb          # the minibatch's sample weights (BLAS path)
+    # bf16: the BLAS path rounds every product's operands to bfloat16 first (the portable
+    # bf16-mixed path): RW, RA, RD hold the rounded copies of W, A and D per layer
+    cdef readonly bint bf16
+    cdef void **RW
+    cdef void **RA
+    cdef void **RD
     cdef int n_layers, has_velocity, has_second
     cdef const eng_kernel_table *k
     cdef list _keep
@@ -73,6 +82,8 @@ cdef class EpochPlan:
         self.sizes = self.acts = NULL
         self.GW = NULL
         self.x = self.t = self.wb = NULL
+        self.bf16 = False
+        self.RW = self.RA = self.RD = NULL
         self.n_layers = 0
         self.k = NULL
 
@@ -121,7 +132,7 @@ cdef class EpochPlan:
 
     def __init__(self, weights, biases, acts, deltas, bias_grads, x, t, activations,
                  str loss, velocities=None, weight_grads=None, str gemm="auto",
-                 int threads=0, second_moments=None):
+                 int threads=0, second_moments=None, bint bf16=False):
         cdef int L = len(weights), l
         if self.running:
             raise RuntimeError("this EpochPlan is running an epoch; it cannot be "
@@ -149,7 +160,9 @@ cdef class EpochPlan:
             raise ValueError("x must have at least one row (its rows are the batch size); "
                              "got 0")
         sizes = [w0.shape[1]] + [np.shape(w)[0] if np.ndim(w) == 2 else 0 for w in weights]
-        gemm = "tiles" if tiles_chosen(sizes, gemm) else "blas"
+        if bf16 and dtype != _F32:
+            raise TypeError(f"bf16 rounds float32 operands; these arrays are {dtype}")
+        gemm = "tiles" if not bf16 and tiles_chosen(sizes, gemm) else "blas"
         if gemm == "tiles" and L > ENG_MAX_LAYERS:
             raise ValueError(f"the tiled epoch takes at most {ENG_MAX_LAYERS} layers; got {L} "
                              f"(use gemm='blas')")
@@ -217,10 +230,27 @@ cdef class EpochPlan:
             self.p.VW = self.p.VB = self.p.VT = NULL
         if not second:
             self.p.MW = self.p.MB = self.p.ST = NULL
+        if bf16:
+            self._init_bf16(L, batch, keep)
         self._grads = gw_arrays + gb_arrays if weight_grads is not None else None
         self._keep, self.dtype, self.gemm = keep, dtype, gemm
         self.n_layers, self.has_velocity, self.has_second = L, vel, second
         self.k = _table(w0)
+
+    cdef _init_bf16(self, int L, int64_t batch, list keep):
+        """The rounded copies the bf16 products read: W, and A and D of a minibatch."""
+        holders = [np.zeros(L, dtype=np.uintp) for _ in range(3)]
+        keep.extend(holders)
+        for l in range(L):
+            shapes = ((self.sizes[l + 1], self.sizes[l]), (batch, self.sizes[l + 1]),
+                      (batch, self.sizes[l + 1]))
+            for holder, shape in zip(holders, shapes):
+                keep.append(np.zeros(shape, dtype=_F32))
+                holder[l] = <size_t>_ptr(keep[len(keep) - 1])
+        self.RW = <void**>_ptr(holders[0])
+        self.RA = <void**>_ptr(holders[1])
+        self.RD = <void**>_ptr(holders[2])
+        self.bf16 = True
 
     cdef _init_tiles(self, int L, object dtype, bint vel, bint second, bint grads, list keep):
         """The epoch's own copies of W (and of its optimizer state) in panels; with grads,

@@ -197,6 +197,64 @@ def test_native_bf16_training_matches_the_specification(path, sizes, act, out, l
         np.testing.assert_allclose(a, b, rtol=2e-2, atol=2e-4)
 
 
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("extra", [{"dropout": 0.3}, {"sample_weight": True},
+                                   {"momentum": 0.9, "alpha": 1e-3}])
+def test_what_the_fused_epoch_does_not_take_trains_as_the_specification(path, extra):
+    """Dropout and sample weights (and, on the portable path, everything) train on the
+    BLAS-path epoch with every product's operands rounded to bf16: the NumPy
+    specification's numbers within the products' bounds."""
+    kw = dict(extra)
+    if kw.get("sample_weight"):
+        kw["sample_weight"] = np.random.default_rng(4).uniform(0.2, 2.0, 230)
+    sizes, act, out, loss = CASES[1]
+    nat, h_nat = _fit_bf16("native", path, sizes, act, out, loss, **kw)
+    ref, h_ref = _fit_bf16("numpy", path, sizes, act, out, loss, **kw)
+    np.testing.assert_allclose(h_nat.batch_loss, h_ref.batch_loss, rtol=2e-3, atol=1e-5)
+    for a, b in zip(nat.weights + nat.biases, ref.weights + ref.biases):
+        np.testing.assert_allclose(a, b, rtol=2e-2, atol=2e-4)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("extra", [{"dropout": 0.3}, {"sample_weight": True}, {}])
+def test_one_rounded_step_is_the_specifications_and_not_float32s(path, extra):
+    """One whole-batch step: the native update equals the specification's up to float32
+    sums (far tighter than the bf16 rounding), and float32's update is farther off than
+    that, so an operand left unrounded would fail here."""
+    X, y = _training_data()
+    kw = dict(extra, epochs=1, batch_size=X.shape[0], learning_rate=0.5, progress=False)
+    if kw.get("sample_weight"):
+        kw["sample_weight"] = np.random.default_rng(4).uniform(0.2, 2.0, X.shape[0])
+    saved = _native.bf16_info()["path"]
+    _native.force_bf16_path(path)
+    try:
+        updates = {}
+        for backend, precision in (("native", "bf16-mixed"), ("numpy", "bf16-mixed"),
+                                   ("native", None)):
+            model = MLP([37, 40, 17, 5], "relu", "softmax", "cross_entropy", dtype="float32",
+                        backend=backend, seed=3, precision=precision, init="glorot")
+            before = model.weights + model.biases
+            model.fit(X, y, **kw)
+            updates[backend, precision] = [a - b for a, b in
+                                           zip(model.weights + model.biases, before)]
+    finally:
+        _native.force_bf16_path(None if saved == INFO["path"] else saved)
+    for nat, spec, f32 in zip(updates["native", "bf16-mixed"], updates["numpy", "bf16-mixed"],
+                              updates["native", None]):
+        scale = np.abs(spec).max()
+        off = np.abs(nat - spec).max()
+        assert off <= 1e-4 * scale, (off, scale)
+        assert np.abs(f32 - spec).max() > 10 * off
+
+
+def test_a_bf16_plan_rounds_float32_only():
+    from helpers import plan_arrays
+    with pytest.raises(TypeError, match="bf16 rounds float32 operands"):
+        _native.EpochPlan(**plan_arrays([4, 3, 2], 2), bf16=True)
+    plan = _native.EpochPlan(**plan_arrays([4, 3, 2], 2, np.float32), gemm="tiles", bf16=True)
+    assert plan.bf16 and plan.gemm == "blas"
+
+
 def test_the_specification_differs_from_float32_as_bf16_does():
     """bf16-mixed is not float32 under another name: one step's weights differ from the
     float32 model's by about bf16's relative precision (2^-8), not more."""

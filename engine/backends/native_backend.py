@@ -164,28 +164,28 @@ class NativeBackend(HostBackend):
                     grad_norms=None, sample_weight=None, dropout=None, reduce=None):
         """The whole epoch in C (see engine._native.EpochPlan); no Python per minibatch
         but the reduce callback, which the C epoch calls between each gradient and its
-        step (on the tiles too: their stored-gradient mode). bf16-mixed takes its own epoch
-        (_bf16_epoch)."""
-        if net.bf16:
-            if reduce is not None:
-                return super().train_epoch(net, X, y, order, batch_size, rule, alpha, ws,
-                                           batch_losses, grad_norms, sample_weight, dropout,
-                                           reduce)
+        step (on the tiles too: their stored-gradient mode). bf16-mixed takes its own fused
+        epoch on the AMX and AVX512-BF16 paths (_bf16_epoch); elsewhere, and for what that
+        epoch does not take (sample weights, dropout, diagnostics, reduce), the BLAS-path
+        epoch with every product's operands rounded to bf16 first."""
+        if (net.bf16 and reduce is None and sample_weight is None and dropout is None
+                and grad_norms is None and _native.bf16_info()["path"] != "portable"):
             return self._bf16_epoch(net, X, y, order, batch_size, rule, alpha, ws,
-                                    batch_losses, grad_norms, sample_weight, dropout)
+                                    batch_losses)
         n_state = STATE_ARRAYS[rule.kind]
         velocities = net.velocities if n_state >= 1 else None
         moments = net.second_moments if n_state == 2 else None
-        path = self.product_path(net.sizes, net.dtype)
+        path = "blas" if net.bf16 else self.product_path(net.sizes, net.dtype)
         threads = self.team_threads(net.sizes, batch_size, net.dtype) if path == "tiles" \
             else self._threads or 0
         # the model replaces these lists whole when it replaces what they hold
-        key = (path, threads, id(net.weights), id(net.biases), id(velocities), id(moments))
+        key = (path, threads, net.bf16, id(net.weights), id(net.biases), id(velocities),
+               id(moments))
         if ws.plan is None or ws.plan_key != key:
             ws.plan = _native.EpochPlan(net.weights, net.biases, ws.a, ws.d, ws.gb, ws.x, ws.t,
                                         net.activations, net.loss, velocities, ws.gw,
                                         gemm=path, threads=threads,
-                                        second_moments=moments)
+                                        second_moments=moments, bf16=net.bf16)
             ws.plan_key = key
         return ws.plan.run(X, y, order, rule, batch_losses, grad_norms, alpha=alpha,
                            sample_weight=sample_weight,
@@ -233,16 +233,9 @@ class NativeBackend(HostBackend):
         return (total[0] / total[1], [a / total[1] for a in sums[:k]],
                 [a / total[1] for a in sums[k:]])
 
-    def _bf16_epoch(self, net, X, y, order, batch_size, rule, alpha, ws, batch_losses,
-                    grad_norms, sample_weight, dropout):
-        """bf16-mixed: the fused C epoch on the AVX512-BF16 or AMX path, X packed to bf16
-        rows once per fit (kept with the workspace while the same X comes back); the
-        generic loop over gemm_bf16 on the portable path, and for sample weights, dropout
-        and diagnostics, which the fused bf16 epoch does not take yet."""
-        if (_native.bf16_info()["path"] == "portable" or sample_weight is not None
-                or dropout is not None or grad_norms is not None):
-            return super().train_epoch(net, X, y, order, batch_size, rule, alpha, ws,
-                                       batch_losses, grad_norms, sample_weight, dropout)
+    def _bf16_epoch(self, net, X, y, order, batch_size, rule, alpha, ws, batch_losses):
+        """bf16-mixed: the fused C epoch on the AVX512 or AMX path, X packed to bf16 rows
+        once per fit (kept with the workspace while the same X comes back)."""
         key = ("bf16", id(X), X.shape)
         if ws.plan_key != key:
             ws.plan, ws.plan_key = _native.bf16_pack_rows(X), key
