@@ -94,6 +94,7 @@ cdef extern from "kernels.h" nogil:
     int eng_gemm_bf16(int path, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                       const float *a, const float *b, float *c)
     int eng_bf16_path()
+    double eng_bf16_dot_vs_fma()
     int eng_bf16_force(int path)
     int eng_bf16_supported(int path)
     const char *eng_bf16_name(int path)

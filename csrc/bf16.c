@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #endif
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -319,8 +320,9 @@ void eng_bf16_kernel(int path, const uint16_t *a, int64_t lda, const uint16_t *b
 #endif
 
 /* ------------------------------------------------------------------ choice of path */
-static int probed = 0, supported[ENG_BF16_PATHS], forced = -1;
+static int probed = 0, supported[ENG_BF16_PATHS], forced = -1, slow_dot = 0;
 static const char *reasons[ENG_BF16_PATHS];
+static char slow_reason[200];
 static const char *const names[ENG_BF16_PATHS] = {"portable", "avx512-bf16", "amx"};
 
 static void probe(void) {
@@ -352,6 +354,22 @@ static void probe(void) {
         supported[ENG_BF16_AMX] = 1;
         reasons[ENG_BF16_AMX] = "the CPU has AMX-BF16 tiles and the kernel grants them";
     }
+    if (avx512bf16 && !supported[ENG_BF16_AMX] && eng_bf16_dot_vs_fma() < 1.2) slow_dot = 1;
+#endif
+}
+
+/* vdpbf16ps over float32 FMAs, one thread each (register-only loops): below 1.2 the
+   AVX512 path is not chosen by default, since the portable one (float32 BLAS on rounded
+   operands) is faster: Sapphire Rapids runs vdpbf16ps at half its FMA rate */
+double eng_bf16_dot_vs_fma(void) {
+#if ENG_HAVE_BF16_PATHS
+    double dot = avx512_peak(1 << 15), fma = eng_fma_gflops_f(1, 1 << 15);
+    snprintf(slow_reason, sizeof slow_reason, "the CPU has AVX512-BF16, but its vdpbf16ps "
+             "(%.0f GFLOP/s) is not faster than float32 FMAs (%.0f) here: used only when "
+             "forced", dot, fma);
+    return fma > 0 ? dot / fma : 0.0;
+#else
+    return 0.0;
 #endif
 }
 
@@ -362,6 +380,7 @@ int eng_bf16_supported(int path) {
 
 const char *eng_bf16_reason(int path) {
     probe();
+    if (path == ENG_BF16_AVX512 && slow_dot) return slow_reason;
     return path >= 0 && path < ENG_BF16_PATHS ? reasons[path] : "no such path";
 }
 
@@ -373,7 +392,7 @@ int eng_bf16_path(void) {
     probe();
     if (forced >= 0) return forced;
     for (int p = ENG_BF16_PATHS - 1; p > 0; p--)
-        if (supported[p]) return p;
+        if (supported[p] && !(p == ENG_BF16_AVX512 && slow_dot)) return p;
     return ENG_BF16_PORTABLE;
 }
 

@@ -246,6 +246,9 @@ const char *eng_bf16_name(int path);
 const char *eng_bf16_reason(int path);  /* why a path runs here, or why not */
 /* GFLOP/s of a register-only loop of the path's bf16 dot product on one thread (0: none) */
 double eng_bf16_peak_gflops(int path, int64_t iters);
+/* vdpbf16ps's rate over float32 FMAs' (one thread each; 0 without AVX512-BF16 code): below
+   1.2 the AVX512 path is not chosen unless forced */
+double eng_bf16_dot_vs_fma(void);
 
 /* The forward pass over n rows of X (n x sizes[0], float32) with the products on bf16
    operands (csrc/bf16_forward.c): out[l] (n x sizes[l + 1]) = acts[l](out[l-1] W[l]^T + B[l]);

@@ -104,7 +104,23 @@ def test_info_names_the_path_and_why():
     assert INFO["paths"]["portable"] == (True, "runs on any CPU")
     order = ["portable", "avx512-bf16", "amx"]
     best = max(i for i, name in enumerate(order) if INFO["paths"][name][0])
+    if order[best] == "avx512-bf16" and "not faster than float32" in INFO["paths"][
+            "avx512-bf16"][1]:
+        best = 0                     # a vdpbf16ps slower than FMAs: portable (below)
     assert INFO["path"] == order[best]                   # the best that runs
+
+
+@pytest.mark.skipif(not INFO["paths"]["avx512-bf16"][0],
+                    reason=INFO["paths"]["avx512-bf16"][1])
+def test_the_avx512_path_is_chosen_only_where_its_dot_product_beats_fmas():
+    """Measured, not assumed: on a CPU with AVX512-BF16 and no AMX, vdpbf16ps at less than
+    1.2x the float32 FMA rate (Sapphire Rapids runs it at half) leaves the portable path in
+    charge, the reason saying so."""
+    ratio = _native.bf16_dot_vs_fma()
+    assert 0.05 < ratio < 20
+    if not INFO["paths"]["amx"][0]:
+        slow = "not faster than float32" in INFO["paths"]["avx512-bf16"][1]
+        assert INFO["path"] == ("portable" if slow else "avx512-bf16")
 
 
 def _training_data(n=230, f=37, c=5, seed=0):
