@@ -247,9 +247,10 @@ class NativeBackend(HostBackend):
 
 
 def bf16_paths():
-    """{"path": the bf16 product path in use, "paths": {name: (runs here, why)}}: AMX tiles,
+    """{"path": the bf16 product path in use, "paths": {name: (runs here, why)},
+    "dot_vs_fma": vdpbf16ps's rate over float32 FMAs' (0 without AVX512-BF16)}: AMX tiles,
     AVX512-BF16 or portable, the best this CPU runs (csrc/bf16.c)."""
-    return _native.bf16_info()
+    return dict(_native.bf16_info(), dot_vs_fma=_native.bf16_dot_vs_fma())
 
 
 # The extension's process-wide runtime, for the modules outside engine/backends (Ctrl-C
