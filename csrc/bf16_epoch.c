@@ -41,6 +41,10 @@
    one thread, 0.117 on two; 784-300-10 b100 (24M) 0.256 -> 0.205; 784-512-512-10 b128
    (84M) 0.654 -> 0.492. */
 #define BF16_TEAM_MIN_MACS (1 << 24)
+/* On the AVX512 path the products take several times longer than on the tiles, so a team
+   pays sooner: on the same Xeon (vdpbf16ps forced) 784-64-10 b100 (5.1M) 0.139 -> 0.107
+   s/epoch on two threads, 784-32-10 (2.5M) 0.075 -> 0.068 */
+#define BF16_TEAM_MIN_MACS_AVX512 (1 << 22)
 
 /* [*lo, *hi): thread t's share of n in whole blocks of `unit` (empty when nt > blocks) */
 static void share(int64_t n, int64_t unit, int t, int nt, int64_t *lo, int64_t *hi) {
@@ -359,7 +363,9 @@ int64_t eng_bf16_epoch(const eng_bf16_plan *p, const uint16_t *X, int64_t x_stri
     /* set_epoch_threads caps the team; it does not ask for one where one is slower (the
        benchmarks' 2 threads made the lecture epoch 0.090 s instead of 0.070) */
     int threads = p->team > 0 ? p->team
-                : batch * work >= BF16_TEAM_MIN_MACS ? eng_get_epoch_threads() : 1;
+                : batch * work >= (p->path == ENG_BF16_AMX ? BF16_TEAM_MIN_MACS
+                                                           : BF16_TEAM_MIN_MACS_AVX512)
+                ? eng_get_epoch_threads() : 1;
     threads = eng_team(threads);
     eng_barrier barrier;
     eng_barrier_init(&barrier, threads);
