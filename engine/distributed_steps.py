@@ -140,13 +140,15 @@ class _LocalSGD:
 
 
 def _evaluate(MPI, comm, model, X, y, w):
-    """(loss, accuracy) over every rank's rows: each rank's sums, added up."""
+    """(loss, accuracy) over every rank's rows: each rank's sums, added up (a bf16-mixed
+    fit's with bf16 products, as MLP.fit scores it)."""
     from .evaluation import evaluate
+    from .precision import BF16_MIXED
     n = X.shape[0]
     local = np.zeros(3)                 # weighted loss sum, weighted correct count, weight
     if n:
         loss, acc = evaluate(model, model.backend.asarray(X), model.backend.asarray(y),
-                             weights=w)
+                             weights=w, bf16=model.precision == BF16_MIXED)
         weight = float(n if w is None else np.sum(w, dtype=np.float64))
         local[:] = (loss * weight, (acc if acc == acc else 0.0) * weight, weight)
     comm.Allreduce(MPI.IN_PLACE, local, op=MPI.SUM)

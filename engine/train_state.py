@@ -84,6 +84,12 @@ class TrainState:
             ws = self.workspaces[key] = self.backend.workspace(self.net, batch_size)
         return ws
 
+    def forget_data(self):
+        """A fit starts: drop the backends' copies of earlier training rows (the same array
+        may hold other numbers now)."""
+        for ws in self.workspaces.values():
+            ws.data = None
+
     def host_params(self):
         """(weights, biases): copies as NumPy arrays."""
         be = self.backend

@@ -140,6 +140,7 @@ class Trainer:
         self.swb = None if self.sw is None else be.asarray(self.sw)
         val_b = (be.asarray(self.val[0]), be.asarray(self.val[1])) if self.val else None
         self.ws = state.workspace(self.batch_size)
+        state.forget_data()
         hooks.start(self)
         if resumed is not None:
             hooks.resume(self, resumed[5], resumed[6])
@@ -396,6 +397,7 @@ def epoch_runner(model, X, y, *, order=None, **options):
     be, state = model.backend, model.state
     Xb, yb = be.asarray(X), be.asarray(y)
     ws = state.workspace(batch_size)
+    state.forget_data()
     losses = np.empty(-(-order.size // batch_size))
     counters = state.optimizer_state(opt)
     drop_rates = fit_options.dropout_rates(o["dropout"], len(model.layer_sizes) - 1)

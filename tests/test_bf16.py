@@ -400,3 +400,46 @@ def test_the_bf16_forward_pass_checks_its_arguments():
     with pytest.raises(ValueError, match="share memory"):
         _native.bf16_forward(W, B, ["sigmoid"], buf[:20].reshape(5, 4),
                              [buf[5:20].reshape(5, 3)])
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_each_fit_packs_the_rows_it_is_given(path):
+    """The packed bf16 copy of X is made again for every fit: a new array that reuses a freed
+    one's address (and id), or the same array changed in place, trains on its own numbers
+    (a copy kept by id() once trained the next epoch's rows on the last one's)."""
+    X, y = _training_data()
+    other = np.random.default_rng(9).random(X.shape).astype(np.float32)
+    kw = dict(epochs=1, batch_size=50, learning_rate=0.1, progress=False, shuffle=False)
+    saved = _native.bf16_info()["path"]
+    _native.force_bf16_path(path)
+    try:
+        def model():
+            return MLP([37, 20, 5], "sigmoid", "softmax", "cross_entropy", dtype="float32",
+                       backend="native", seed=3, precision="bf16-mixed", init="glorot")
+        want, kept = model(), (X.copy(), other.copy())     # both alive: two addresses
+        for data in kept:
+            want.fit(data, y, **kw)
+        in_place, fresh = model(), model()
+        rows = X.copy()
+        in_place.fit(rows, y, **kw)
+        rows[...] = other
+        in_place.fit(rows, y, **kw)
+        for data in (X, other):         # each copy freed before the next is made
+            fresh.fit(np.array(data), y, **kw)
+        for m in (in_place, fresh):
+            for a, b in zip(m.weights + m.biases, want.weights + want.biases):
+                np.testing.assert_array_equal(a, b)
+    finally:
+        _native.force_bf16_path(None if saved == INFO["path"] else saved)
+
+
+def test_a_prepared_plan_is_kept_for_the_same_objects_only():
+    from engine.backends.base import Workspace
+    ws = Workspace(1, None, None, [], [], [], [])
+    weights = [np.zeros(2)]
+    built = []
+    assert ws.prepared(("tiles", 2, weights), lambda: built.append(1) or "a") == "a"
+    assert ws.prepared(("tiles", 2, weights), lambda: built.append(2) or "b") == "a"
+    assert ws.prepared(("tiles", 2, [np.zeros(2)]), lambda: built.append(3) or "c") == "c"
+    assert ws.prepared(("tiles", 3, [np.zeros(2)]), lambda: built.append(4) or "d") == "d"
+    assert built == [1, 3, 4]

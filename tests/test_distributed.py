@@ -75,14 +75,18 @@ def _single_process(settings, data, size):
     ranges = [dist.shard_range(len(y), r, size) for r in range(size)]
     rngs = [dist.shard_rng(10, r) for r in range(size)]      # rank 0's seed is the model's
     orders = [np.arange(stop - start) for start, stop in ranges]
-    model = engine.MLP(settings["sizes"], settings.get("hidden", "tanh"), dtype="float64",
-                       backend=settings["backend"], seed=10)
+    model = engine.MLP(settings["sizes"], settings.get("hidden", "tanh"),
+                       dtype=settings.get("dtype", "float64"), backend=settings["backend"],
+                       seed=10, precision=settings.get("precision"))
+    scores = []
     for _ in range(epochs):
         for rng, o in zip(rngs, orders):
             rng.shuffle(o)
         order = dist.global_order([o + start for o, (start, _) in zip(orders, ranges)], b)
-        model.fit(X[order], y[order], epochs=1, batch_size=size * b, shuffle=False,
-                  progress=False, sample_weight=None if w is None else w[order], **fit)
+        h = model.fit(X[order], y[order], epochs=1, batch_size=size * b, shuffle=False,
+                      progress=False, sample_weight=None if w is None else w[order], **fit)
+        scores.append(h.epoch_loss[-1])
+    model.epoch_losses = scores
     return model
 
 
@@ -132,6 +136,24 @@ def test_ranks_train_as_one_process_with_their_global_batch(tmp_path, backend, r
     params = one.weights + one.biases
     for i, p in enumerate(params):
         np.testing.assert_allclose(results[0][f"arr_{i}"], p, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("backend", sorted({"numpy", HOST}))
+def test_bf16_mixed_ranks_train_as_one_process(tmp_path, backend):
+    """bf16-mixed on two ranks (the reduced epoch rounds every product's operands too) is
+    the one-process fit with the global batch, within float32 sums; the per-epoch losses
+    too, scored with bf16 products on both."""
+    rng = np.random.default_rng(11)
+    np.savez(tmp_path / "data.npz", X=rng.normal(size=(61, 6)), y=rng.integers(0, 3, 61))
+    settings = {"data": str(tmp_path / "data.npz"), "sizes": [6, 5, 3], "backend": backend,
+                "fit": FITS["momentum"], "dtype": "float32", "precision": "bf16-mixed"}
+    done = _run(2, settings, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = _equal_replicas(tmp_path, 2)
+    one = _single_process(settings, np.load(tmp_path / "data.npz"), 2)
+    for i, p in enumerate(one.weights + one.biases):
+        np.testing.assert_allclose(results[0][f"arr_{i}"], p, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(results[0]["epoch_loss"], one.epoch_losses, rtol=1e-4)
 
 
 @pytest.mark.parametrize("backend,weighted", [("numpy", False), (HOST, False), (HOST, True)])

@@ -101,6 +101,26 @@ class Workspace:
     w: object = None     # (batch,) the minibatch's sample weights
     plan: object = None  # a backend's prepared epoch for this workspace (native: EpochPlan)
     plan_key: tuple = ()  # what the plan was built for; a different key rebuilds it
+    data: tuple = None   # (X, a backend's own copy of it: native bf16, packed rows)
+
+    def prepared(self, key, build):
+        """The plan for `key`, built by build() when the key differs from the last one. Keys
+        hold the objects a plan reads (the weight lists, optimizer state) and compare them
+        by identity: an id() is reused by the next list once the old one is freed."""
+        old = self.plan_key
+        if self.plan is None or len(old) != len(key) or not all(
+                a is b or (isinstance(a, (str, int, float, bool)) and a == b)
+                for a, b in zip(old, key)):
+            self.plan, self.plan_key = build(), key
+        return self.plan
+
+    def copy_of(self, X, make):
+        """A backend's copy of the training rows X (made by make(X)), kept while the same X
+        comes back; TrainState.forget_data drops it where a fit starts, since X may have
+        been changed in place since."""
+        if self.data is None or self.data[0] is not X:
+            self.data = (X, make(X))
+        return self.data[1]
 
 
 class Backend:

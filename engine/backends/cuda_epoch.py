@@ -337,11 +337,9 @@ def fused_epoch(backend, net, X, y, order, batch_size, rule, alpha, ws, batch_lo
     the step where graphs are available; the last, shorter one is launched directly."""
     from ..optimizers import STATE_ARRAYS
     n_state = STATE_ARRAYS[rule.kind]
-    state_ids = tuple(id(a) for a in (net.velocities, net.second_moments)[:n_state])
-    key = ("cuda-fused", id(net.weights), id(net.biases), state_ids)
-    if ws.plan is None or ws.plan_key != key:
-        ws.plan, ws.plan_key = CudaEpochPlan(net, batch_size), key
-    plan = ws.plan
+    state = tuple((net.velocities, net.second_moments)[:n_state])
+    plan = ws.prepared(("cuda-fused", net.weights, net.biases) + state,
+                       lambda: CudaEpochPlan(net, batch_size))
     n = len(order)
     n_batches = -(-n // batch_size)
     rows = np.minimum(batch_size, n - batch_size * np.arange(n_batches)).astype(np.float64)

@@ -179,15 +179,13 @@ class NativeBackend(HostBackend):
         threads = self.team_threads(net.sizes, batch_size, net.dtype) if path == "tiles" \
             else self._threads or 0
         # the model replaces these lists whole when it replaces what they hold
-        key = (path, threads, net.bf16, id(net.weights), id(net.biases), id(velocities),
-               id(moments))
-        if ws.plan is None or ws.plan_key != key:
-            ws.plan = _native.EpochPlan(net.weights, net.biases, ws.a, ws.d, ws.gb, ws.x, ws.t,
-                                        net.activations, net.loss, velocities, ws.gw,
-                                        gemm=path, threads=threads,
-                                        second_moments=moments, bf16=net.bf16)
-            ws.plan_key = key
-        return ws.plan.run(X, y, order, rule, batch_losses, grad_norms, alpha=alpha,
+        plan = ws.prepared(
+            (path, threads, net.bf16, net.weights, net.biases, velocities, moments),
+            lambda: _native.EpochPlan(net.weights, net.biases, ws.a, ws.d, ws.gb, ws.x, ws.t,
+                                      net.activations, net.loss, velocities, ws.gw,
+                                      gemm=path, threads=threads, second_moments=moments,
+                                      bf16=net.bf16))
+        return plan.run(X, y, order, rule, batch_losses, grad_norms, alpha=alpha,
                            sample_weight=sample_weight,
                            dropout=None if dropout is None
                            else np.asarray(dropout[0], np.float64),
@@ -235,14 +233,12 @@ class NativeBackend(HostBackend):
 
     def _bf16_epoch(self, net, X, y, order, batch_size, rule, alpha, ws, batch_losses):
         """bf16-mixed: the fused C epoch on the AVX512 or AMX path, X packed to bf16 rows
-        once per fit (kept with the workspace while the same X comes back)."""
-        key = ("bf16", id(X), X.shape)
-        if ws.plan_key != key:
-            ws.plan, ws.plan_key = _native.bf16_pack_rows(X), key
+        once per fit (Workspace.copy_of)."""
+        packed = ws.copy_of(X, _native.bf16_pack_rows)
         n_state = STATE_ARRAYS[rule.kind]
         state = [arrays for arrays in (net.velocities, net.second_moments)[:n_state]]
         return _native.bf16_epoch(net.weights, net.biases, ws.gw, ws.gb, ws.a, ws.d, ws.t,
-                                  net.activations, net.loss, ws.plan, y, order, rule, alpha,
+                                  net.activations, net.loss, packed, y, order, rule, alpha,
                                   batch_losses, state)
 
 

@@ -167,6 +167,7 @@ class _EpochRunner:
                  seed):
         self.net, self.rows, self.batch_size = net, rows, batch_size
         self.opt, self.alpha = opt, alpha
+        net.model.state.forget_data()             # X may be an array trained on before
         be, dt = net.backend, net.dtype
         self.sparse = sp.issparse(X)
         self.X = X if self.sparse else be.asarray(X, dt)

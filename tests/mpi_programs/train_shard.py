@@ -26,8 +26,9 @@ if "weights" in data.files:
     start, stop = dist.shard_range(len(data["weights"]), rank, comm.Get_size())
     w = data["weights"][start:stop]
 
-model = engine.MLP(settings["sizes"], settings.get("hidden", "tanh"), dtype="float64",
-                   backend=settings["backend"], seed=rank + 10)  # rank 0's wins the broadcast
+model = engine.MLP(settings["sizes"], settings.get("hidden", "tanh"),
+                   dtype=settings.get("dtype", "float64"), backend=settings["backend"],
+                   seed=rank + 10, precision=settings.get("precision"))  # rank 0's wins
 if settings.get("fail_at_step") is not None and rank == settings.get("fail_rank", 1):
     # the reduction callback between a step's gradient and its update (called by the
     # native backend's epoch in C, and by the generic epoch of the NumPy backend)
