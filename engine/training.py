@@ -128,6 +128,12 @@ class Trainer:
         return self.model.state.net
 
     def run(self) -> History:
+        try:
+            return self._run()
+        finally:
+            self.model.state.forget_data()      # the packed copies of X: memory back
+
+    def _run(self) -> History:
         model, o, hooks = self.model, self.options, self.hooks
         state = model.state
         be = self.backend
