@@ -125,19 +125,20 @@ def bf16_pack_rows(X):
 def bf16_forward(weights, biases, activations, x, acts, path=None):
     """acts[l] = activations[l](acts[l-1] @ weights[l].T + biases[l]), acts[-1] standing
     for x, with the products on bfloat16 operands and float32 sums (csrc/bf16_forward.c),
-    on the AVX512 or AMX path (all float32 arrays)."""
+    on the AVX512 or AMX path (float32 arrays; x may instead be rows of bf16_pack_rows)."""
     cdef int L = len(weights)
     if L < 1 or L > ENG_MAX_LAYERS:
         raise ValueError(f"weights must hold 1 to {ENG_MAX_LAYERS} matrices; got {L}")
     keep = []
-    cdef cnp.ndarray XA = _array("x", x, 2, _F32)
+    packed = isinstance(x, np.ndarray) and x.dtype == _U16
+    cdef cnp.ndarray XA = _array("x", x, 2, _U16 if packed else _F32)
     cdef int64_t n = XA.shape[0]
     sizes = np.array([np.shape(weights[0])[1]] + [np.shape(w)[0] for w in weights],
                      dtype=np.intc)
     codes = np.array([_act(a, i == L - 1) for i, a in enumerate(activations)], dtype=np.intc)
     if codes.shape[0] != L or len(biases) != L or len(acts) != L:
         raise ValueError(f"biases, activations and acts must have {L} entries")
-    _shape("x", XA, (n, int(sizes[0])))
+    _shape("x", XA, (n, (int(sizes[0]) + 31) // 32 * 32 if packed else int(sizes[0])))
     cdef const float **W = <const float**>_float_ptrs(
         "weights", list(weights), [(int(sizes[l + 1]), int(sizes[l])) for l in range(L)], keep)
     cdef const float **B = <const float**>_float_ptrs(
@@ -153,10 +154,11 @@ def bf16_forward(weights, biases, activations, x, acts, path=None):
                          "path's forward is gemm_bf16's")
     cdef const int *ps = <const int*>_ptr(sizes)
     cdef const int *pc = <const int*>_ptr(codes)
-    cdef const float *px = <const float*>_ptr(XA)
+    cdef const float *px = NULL if packed else <const float*>_ptr(XA)
+    cdef const uint16_t *pp = <const uint16_t*>_ptr(XA) if packed else NULL
     cdef int rc
     with nogil:
-        rc = eng_bf16_forward(code, L, ps, W, B, pc, px, n, A)
+        rc = eng_bf16_forward(code, L, ps, W, B, pc, px, pp, n, A)
     if rc == -1:
         raise MemoryError("bf16_forward: out of memory for the packed operands")
     if rc != 0:

@@ -87,8 +87,8 @@ cdef extern from "kernels.h" nogil:
 
     void eng_bf16_round(const float *x, float *out, int64_t n)
     int eng_bf16_forward(int path, int n_layers, const int *sizes, const float *const *W,
-                         const float *const *B, const int *acts, const float *X, int64_t n,
-                         float *const *out)
+                         const float *const *B, const int *acts, const float *X,
+                         const uint16_t *XP, int64_t n, float *const *out)
     void eng_bf16_rows(const float *src, int64_t rows, int64_t cols, uint16_t *dst,
                        int64_t width)
     int eng_gemm_bf16(int path, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,

@@ -23,21 +23,34 @@
 /* one block of rows [r0, r0 + mt) through every layer; a: this thread's packing buffer */
 static void forward_block(int path, int n_layers, const int *sizes, uint16_t *const *wt,
                           const float *const *B, const int *acts, const float *X,
-                          float *const *out, int64_t r0, int64_t mt, uint16_t *a) {
+                          const uint16_t *XP, float *const *out, int64_t r0, int64_t mt,
+                          uint16_t *a) {
     for (int l = 0; l < n_layers; l++) {
         const int64_t n_in = sizes[l], n_out = sizes[l + 1], kp = round_up(n_in, KPAD);
-        const float *src = l == 0 ? X + r0 * n_in : out[l - 1] + r0 * n_in;
-        eng_bf16_pack_rows(src, mt, n_in, n_in, a, round_up(mt, 16), kp);
+        const uint16_t *rows = a;
+        int64_t lda = A_LD(kp);
+        if (l == 0 && XP != NULL && mt % 16 == 0) {
+            rows = XP + r0 * kp;            /* already bf16: the tiles read them in place */
+            lda = kp;
+        } else if (l == 0 && XP != NULL) {  /* a short last block: padded to whole tiles */
+            for (int64_t i = 0; i < round_up(mt, 16); i++) {
+                if (i < mt) memcpy(a + i * lda, XP + (r0 + i) * kp, (size_t)kp * 2);
+                else memset(a + i * lda, 0, (size_t)kp * 2);
+            }
+        } else {
+            const float *src = l == 0 ? X + r0 * n_in : out[l - 1] + r0 * n_in;
+            eng_bf16_pack_rows(src, mt, n_in, n_in, a, round_up(mt, 16), kp);
+        }
         float *z = out[l] + r0 * n_out;
-        eng_bf16_kernel(path, a, A_LD(kp), wt[l], B_LD(round_up(n_out, NPAD)), z, n_out, mt,
+        eng_bf16_kernel(path, rows, lda, wt[l], B_LD(round_up(n_out, NPAD)), z, n_out, mt,
                         n_out, kp);
         eng_bias_act_f(z, B[l], mt, n_out, acts[l]);
     }
 }
 
 int eng_bf16_forward(int path, int n_layers, const int *sizes, const float *const *W,
-                     const float *const *B, const int *acts, const float *X, int64_t n,
-                     float *const *out) {
+                     const float *const *B, const int *acts, const float *X,
+                     const uint16_t *XP, int64_t n, float *const *out) {
     if (path != ENG_BF16_AVX512 && path != ENG_BF16_AMX) return -2;
     if (!eng_bf16_supported(path)) return -2;
     if (n <= 0) return 0;
@@ -71,7 +84,7 @@ int eng_bf16_forward(int path, int n_layers, const int *sizes, const float *cons
         } else {
             for (int64_t b = blocks * t / nt; b < blocks * (t + 1) / nt; b++) {
                 const int64_t r0 = b * BLOCK, mt = n - r0 < BLOCK ? n - r0 : BLOCK;
-                forward_block(path, n_layers, sizes, wt, B, acts, X, out, r0, mt, a);
+                forward_block(path, n_layers, sizes, wt, B, acts, X, XP, out, r0, mt, a);
             }
         }
         free(a);

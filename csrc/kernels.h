@@ -250,12 +250,14 @@ double eng_bf16_peak_gflops(int path, int64_t iters);
    1.2 the AVX512 path is not chosen unless forced */
 double eng_bf16_dot_vs_fma(void);
 
-/* The forward pass over n rows of X (n x sizes[0], float32) with the products on bf16
-   operands (csrc/bf16_forward.c): out[l] (n x sizes[l + 1]) = acts[l](out[l-1] W[l]^T + B[l]);
-   0, -1 out of memory, -2 not the AVX512 or AMX path or one this CPU cannot run */
+/* The forward pass over n rows of X (n x sizes[0], float32), or of XP (the same rows as
+   bf16, each padded to a multiple of 32: eng_bf16_rows) where X is NULL, with the products
+   on bf16 operands (csrc/bf16_forward.c): out[l] (n x sizes[l + 1]) = acts[l](out[l-1]
+   W[l]^T + B[l]); 0, -1 out of memory, -2 not the AVX512 or AMX path or one this CPU
+   cannot run */
 int eng_bf16_forward(int path, int n_layers, const int *sizes, const float *const *W,
-                     const float *const *B, const int *acts, const float *X, int64_t n,
-                     float *const *out);
+                     const float *const *B, const int *acts, const float *X,
+                     const uint16_t *XP, int64_t n, float *const *out);
 
 /* The bf16-mixed epoch's network and buffers (csrc/bf16_epoch.c): float32 master weights W,
    biases B, their gradients GW, GB; per layer activations A and deltas D (batch rows);

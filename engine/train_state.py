@@ -90,6 +90,14 @@ class TrainState:
         for ws in self.workspaces.values():
             ws.data = None
 
+    def data_copy(self, X):
+        """The backend's own copy of the training rows X made in this fit (native bf16: the
+        packed rows its epoch reads), or None."""
+        for ws in self.workspaces.values():
+            if ws.data is not None and ws.data[0] is X:
+                return ws.data[1]
+        return None
+
     def host_params(self):
         """(weights, biases): copies as NumPy arrays."""
         be = self.backend

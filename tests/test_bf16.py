@@ -372,12 +372,14 @@ def test_the_bf16_forward_pass_is_the_per_layer_one_on_any_team(path, sizes, act
                 _native.gemm_bf16(z, w, out, False, True, path=path)
                 _native.bias_act_(out, b, act)
                 z = out
+            packed = _native.bf16_pack_rows(x)      # the same rows, already bf16
             for threads in (1, 2, 3):
                 _native.set_epoch_threads(threads)
-                got = [np.empty((n, o), np.float32) for o in sizes[1:]]
-                _native.bf16_forward(W, B, acts, x, got, path=path)
-                for g, w_ in zip(got, want):
-                    np.testing.assert_array_equal(g, w_)
+                for rows in (x, packed):
+                    got = [np.empty((n, o), np.float32) for o in sizes[1:]]
+                    _native.bf16_forward(W, B, acts, rows, got, path=path)
+                    for g, w_ in zip(got, want):
+                        np.testing.assert_array_equal(g, w_)
             ref, z = [np.empty((n, o), np.float32) for o in sizes[1:]], x
             for w, b, act, out in zip(W, B, acts, ref):
                 spec.gemm_bf16(z, w, out, trans_b=True)
@@ -396,6 +398,8 @@ def test_the_bf16_forward_pass_checks_its_arguments():
         _native.bf16_forward(W, B, ["sigmoid"], np.ones((5, 6), np.float32), out)
     with pytest.raises(ValueError, match="portable"):
         _native.bf16_forward(W, B, ["sigmoid"], x, out, path="portable")
+    with pytest.raises(ValueError, match="x"):            # packed rows are 32 wide here
+        _native.bf16_forward(W, B, ["sigmoid"], np.zeros((5, 4), np.uint16), out)
     buf = np.zeros(40, np.float32)                 # the output overlaps the input rows
     with pytest.raises(ValueError, match="share memory"):
         _native.bf16_forward(W, B, ["sigmoid"], buf[:20].reshape(5, 4),
@@ -443,3 +447,23 @@ def test_a_prepared_plan_is_kept_for_the_same_objects_only():
     assert ws.prepared(("tiles", 2, [np.zeros(2)]), lambda: built.append(3) or "c") == "c"
     assert ws.prepared(("tiles", 3, [np.zeros(2)]), lambda: built.append(4) or "d") == "d"
     assert built == [1, 3, 4]
+
+
+@pytest.mark.parametrize("path", FUSED)
+def test_a_bf16_fit_scores_its_epochs_with_bf16_products(path):
+    """The history's scores come from the forward pass with bf16 products (reading the
+    fit's packed rows: the same bits as from float32 rows), not from float32's evaluate."""
+    from engine import evaluation
+    X, y = _training_data()
+    saved = _native.bf16_info()["path"]
+    _native.force_bf16_path(path)
+    try:
+        model = MLP([37, 20, 5], "sigmoid", "softmax", "cross_entropy", dtype="float32",
+                    backend="native", seed=3, precision="bf16-mixed")
+        hist = model.fit(X, y, epochs=2, batch_size=50, learning_rate=0.1, progress=False)
+        be = model.backend
+        loss, acc = evaluation.evaluate(model, be.asarray(X), be.asarray(y), bf16=True)
+    finally:
+        _native.force_bf16_path(None if saved == INFO["path"] else saved)
+    assert (hist.epoch_loss[-1], hist.epoch_accuracy[-1]) == (loss, acc)
+    assert model.evaluate(X, y)["loss"] != loss              # float32's own numbers
