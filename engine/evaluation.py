@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-EVAL_CHUNK = 2000   # rows per forward pass when evaluating whole data sets
+# rows per forward pass when evaluating whole data sets: as many as keep each layer's
+# outputs within EVAL_ELEMENTS numbers, from EVAL_CHUNK to EVAL_MAX_CHUNK (fewer, larger
+# passes: 30 bf16 lecture epochs 3.4 -> 3.1 s)
+EVAL_CHUNK = 2000
+EVAL_MAX_CHUNK = 16384
+EVAL_ELEMENTS = 1 << 21
 
 
 def forward_chunks(model, Xb, bf16=False):
@@ -12,7 +17,8 @@ def forward_chunks(model, Xb, bf16=False):
     backend array Xb; bf16: the products on bf16 operands (a bf16-mixed fit's own scores)."""
     be, net = model.backend, model.state.net
     n = Xb.shape[0]
-    chunk = min(EVAL_CHUNK, n)
+    rows_fit = EVAL_ELEMENTS // max(1, sum(model.layer_sizes[1:]))
+    chunk = max(1, min(max(EVAL_CHUNK, rows_fit), EVAL_MAX_CHUNK, n))
     ws = model.state.workspace(chunk, "eval")
     # the training rows already in bf16 (packed for the fit's epochs): the same products,
     # half the bytes to read
