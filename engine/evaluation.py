@@ -18,7 +18,8 @@ def forward_chunks(model, Xb, bf16=False):
     be, net = model.backend, model.state.net
     n = Xb.shape[0]
     rows_fit = EVAL_ELEMENTS // max(1, sum(model.layer_sizes[1:]))
-    chunk = max(1, min(max(EVAL_CHUNK, rows_fit), EVAL_MAX_CHUNK, n))
+    # a power of two for small sets: predictions on many batch sizes share a few workspaces
+    chunk = min(max(EVAL_CHUNK, rows_fit), EVAL_MAX_CHUNK, 1 << max(0, n - 1).bit_length())
     ws = model.state.workspace(chunk, "eval")
     # the training rows already in bf16 (packed for the fit's epochs): the same products,
     # half the bytes to read

@@ -85,8 +85,8 @@ class TrainState:
         return ws
 
     def forget_data(self):
-        """A fit starts: drop the backends' copies of earlier training rows (the same array
-        may hold other numbers now)."""
+        """A fit starts or ends: drop the backends' copies of training rows (the same array
+        may hold other numbers by the next fit, and they take memory)."""
         for ws in self.workspaces.values():
             ws.data = None
 
