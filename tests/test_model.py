@@ -139,3 +139,14 @@ def test_backends_registry():
     assert engine.get_backend("auto").name in [b.name for b in infos if b.available]
     with pytest.raises(ValueError, match="unknown backend 'tpu'"):
         engine.get_backend("tpu")
+
+
+def test_predictions_on_many_batch_sizes_share_a_few_workspaces():
+    """Evaluation passes take a power-of-two row count (up to a cap): a serving loop that
+    predicts on batches of every size from 1 to 300 keeps 10 workspaces, not 300."""
+    model = MLP([6, 5, 3], backend="numpy", seed=1)
+    X = np.random.default_rng(0).normal(size=(300, 6))
+    for n in range(1, 301):
+        model.predict(X[:n])
+    eval_sizes = sorted(size for purpose, size in model.state.workspaces if purpose == "eval")
+    assert eval_sizes == [2 ** k for k in range(10)]
