@@ -5,7 +5,8 @@
 # the activations' codes: engine/ops.py's table (tests hold it equal to csrc/ops.h's)
 from engine.ops import CODES as _CODES, HIDDEN as _HIDDEN
 ACTIVATIONS = dict(_CODES)
-OUTPUT_LOSS = {("sigmoid", "mse"): ENG_SIGMOID_MSE, ("softmax", "cross_entropy"): ENG_SOFTMAX_CE, ("identity", "mse"): ENG_IDENTITY_MSE,
+OUTPUT_LOSS = {("sigmoid", "mse"): ENG_SIGMOID_MSE, ("softmax", "cross_entropy"): ENG_SOFTMAX_CE,
+               ("identity", "mse"): ENG_IDENTITY_MSE,
                ("sigmoid", "binary_cross_entropy"): ENG_SIGMOID_BCE,
                ("exp", "poisson"): ENG_EXP_POISSON,
                ("identity", "squared_error"): ENG_IDENTITY_HALF_MSE}

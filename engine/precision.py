@@ -3,8 +3,8 @@
 bf16-mixed, the NumPy specification the native paths are tested against: master weights,
 biases and optimizer state stay float32; X enters the products rounded to bfloat16 (the
 native epoch rounds it once per fit into a packed copy; here each product rounds it, which
-gives the same numbers); the three products of a training step (forward Z = A W^T, back-propagation D W, weight gradient
-D^T A) take operands rounded to bfloat16 and sum in float32; activations, losses, the
+gives the same numbers); the three products of a training step (forward Z = A W^T,
+back-propagation D W, weight gradient D^T A) take operands rounded to bfloat16 and sum in float32; activations, losses, the
 output delta, bias gradients and the optimizer step run in float32. The fit's per-epoch
 scores take the forward products in bf16 too; `evaluate` and predictions use the float32
 master weights in float32.

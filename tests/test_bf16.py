@@ -205,9 +205,14 @@ def test_native_bf16_training_matches_the_specification(path, sizes, act, out, l
     """Every path against the NumPy specification, SGD with L2 (Adam divides by sqrt(v), so
     a parameter whose gradient is ~0 steps by up to lr on any float32 difference: its
     kernels are checked bit for bit above and against NumPy by the float32 tests)."""
-    kw = dict(alpha=1e-3, momentum=0.5)
-    nat, h_nat = _fit_bf16("native", path, sizes, act, out, loss, **kw)
-    ref, h_ref = _fit_bf16("numpy", path, sizes, act, out, loss, **kw)
+    _trains_as_the_specification(path, (sizes, act, out, loss), alpha=1e-3, momentum=0.5)
+
+
+def _trains_as_the_specification(path, case, **kw):
+    """Native and NumPy bf16-mixed fits of `case` on `path`: the same minibatch losses and
+    parameters within the bounds of bf16 products summed in float32 in another order."""
+    nat, h_nat = _fit_bf16("native", path, *case, **kw)
+    ref, h_ref = _fit_bf16("numpy", path, *case, **kw)
     np.testing.assert_allclose(h_nat.batch_loss, h_ref.batch_loss, rtol=2e-3, atol=1e-5)
     for a, b in zip(nat.weights + nat.biases, ref.weights + ref.biases):
         np.testing.assert_allclose(a, b, rtol=2e-2, atol=2e-4)
@@ -223,12 +228,7 @@ def test_what_the_fused_epoch_does_not_take_trains_as_the_specification(path, ex
     kw = dict(extra)
     if kw.get("sample_weight"):
         kw["sample_weight"] = np.random.default_rng(4).uniform(0.2, 2.0, 230)
-    sizes, act, out, loss = CASES[1]
-    nat, h_nat = _fit_bf16("native", path, sizes, act, out, loss, **kw)
-    ref, h_ref = _fit_bf16("numpy", path, sizes, act, out, loss, **kw)
-    np.testing.assert_allclose(h_nat.batch_loss, h_ref.batch_loss, rtol=2e-3, atol=1e-5)
-    for a, b in zip(nat.weights + nat.biases, ref.weights + ref.biases):
-        np.testing.assert_allclose(a, b, rtol=2e-2, atol=2e-4)
+    _trains_as_the_specification(path, CASES[1], **kw)
 
 
 @pytest.mark.parametrize("path", PATHS)

@@ -129,13 +129,20 @@ def test_ranks_train_as_one_process_with_their_global_batch(tmp_path, backend, r
                 "fit": FITS[fit]}
     if sync_every is not None:
         settings["fit"] = {**FITS[fit], "sync_every": sync_every}
+    _as_one_process(tmp_path, settings, ranks, rtol=1e-12, atol=1e-14)
+
+
+def _as_one_process(tmp_path, settings, ranks, rtol, atol):
+    """Run `settings` on `ranks` ranks (every replica equal) and the one-process fit with
+    the global batch; (rank 0's results, that model), their parameters checked equal within
+    rtol and atol."""
     done = _run(ranks, settings, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    results = _equal_replicas(tmp_path, ranks)
+    result = _equal_replicas(tmp_path, ranks)[0]
     one = _single_process(settings, np.load(tmp_path / "data.npz"), ranks)
-    params = one.weights + one.biases
-    for i, p in enumerate(params):
-        np.testing.assert_allclose(results[0][f"arr_{i}"], p, rtol=1e-12, atol=1e-14)
+    for i, p in enumerate(one.weights + one.biases):
+        np.testing.assert_allclose(result[f"arr_{i}"], p, rtol=rtol, atol=atol)
+    return result, one
 
 
 @pytest.mark.parametrize("backend", sorted({"numpy", HOST}))
@@ -147,13 +154,8 @@ def test_bf16_mixed_ranks_train_as_one_process(tmp_path, backend):
     np.savez(tmp_path / "data.npz", X=rng.normal(size=(61, 6)), y=rng.integers(0, 3, 61))
     settings = {"data": str(tmp_path / "data.npz"), "sizes": [6, 5, 3], "backend": backend,
                 "fit": FITS["momentum"], "dtype": "float32", "precision": "bf16-mixed"}
-    done = _run(2, settings, tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    results = _equal_replicas(tmp_path, 2)
-    one = _single_process(settings, np.load(tmp_path / "data.npz"), 2)
-    for i, p in enumerate(one.weights + one.biases):
-        np.testing.assert_allclose(results[0][f"arr_{i}"], p, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(results[0]["epoch_loss"], one.epoch_losses, rtol=1e-4)
+    result, one = _as_one_process(tmp_path, settings, 2, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(result["epoch_loss"], one.epoch_losses, rtol=1e-4)
 
 
 @pytest.mark.parametrize("backend,weighted", [("numpy", False), (HOST, False), (HOST, True)])
@@ -167,12 +169,7 @@ def test_more_ranks_than_rows_trains_as_one_process(tmp_path, backend, weighted)
     np.savez(tmp_path / "data.npz", **arrays)
     settings = {"data": str(tmp_path / "data.npz"), "sizes": [4, 3, 2], "backend": backend,
                 "fit": dict(epochs=3, batch_size=1, learning_rate=0.1)}
-    done = _run(3, settings, tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    results = _equal_replicas(tmp_path, 3)
-    one = _single_process(settings, np.load(tmp_path / "data.npz"), 3)
-    for i, p in enumerate(one.weights + one.biases):
-        np.testing.assert_allclose(results[0][f"arr_{i}"], p, rtol=1e-12, atol=1e-14)
+    _as_one_process(tmp_path, settings, 3, rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("backend", [b for b in AVAILABLE if b in ("numpy", "native")])

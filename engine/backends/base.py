@@ -30,8 +30,9 @@ LOSSES = ("mse", "cross_entropy", "binary_cross_entropy", "poisson", "squared_er
 # the mean squared error, delta (a - y)/n (C times its gradient, as scikit-learn's
 # MLPRegressor steps). The textbook's 2(a - y)/n is sigmoid + mse scaled by C, in
 # engine/textbook/.
-OUTPUT_LOSS_PAIRS = (("sigmoid", "mse"), ("softmax", "cross_entropy"), ("identity", "mse"), ("sigmoid", "binary_cross_entropy"),
-                     ("exp", "poisson"), ("identity", "squared_error"))
+OUTPUT_LOSS_PAIRS = (("sigmoid", "mse"), ("softmax", "cross_entropy"), ("identity", "mse"),
+                     ("sigmoid", "binary_cross_entropy"), ("exp", "poisson"),
+                     ("identity", "squared_error"))
 # What each pair trains on: "labels" (integer classes, one-hot inside), "indicators"
 # (0/1 per output: binary and multi-label), "values" (real targets: regression).
 TARGETS = {("sigmoid", "mse"): "labels", ("softmax", "cross_entropy"): "labels",

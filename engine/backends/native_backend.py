@@ -186,10 +186,9 @@ class NativeBackend(HostBackend):
                                       gemm=path, threads=threads, second_moments=moments,
                                       bf16=net.bf16))
         return plan.run(X, y, order, rule, batch_losses, grad_norms, alpha=alpha,
-                           sample_weight=sample_weight,
-                           dropout=None if dropout is None
-                           else np.asarray(dropout[0], np.float64),
-                           dropout_key=0 if dropout is None else dropout[1], reduce=reduce)
+                        sample_weight=sample_weight,
+                        dropout=None if dropout is None else np.asarray(dropout[0], np.float64),
+                        dropout_key=0 if dropout is None else dropout[1], reduce=reduce)
 
     def whole_set_loss_and_grads(self, net, X, y, sample_weight=None, chunk=8192):
         """One pass in C for dense X: the BLAS-path epoch over chunks of rows with a step
