@@ -176,13 +176,14 @@ cdef float **_float_ptrs(str name, list arrays, list shapes, list keep) except N
 
 def bf16_epoch(weights, biases, weight_grads, bias_grads, acts, deltas, t, activations,
                str loss, Xb, y, order, rule, double alpha, batch_losses, state=(), path=None,
-               int threads=0):
+               int threads=0, slopes=None):
     """One bf16-mixed epoch in C (csrc/bf16_epoch.c) on the AVX512 or AMX path: minibatches
     of t.shape[0] rows over Xb[order] (Xb from bf16_pack_rows; y int64 labels or float32
     target rows), float32 master weights stepped by `rule` (its t: the steps before this
     epoch) with L2 `alpha`; state: the rule's state arrays per parameter (weights, then
-    biases), one list per state kind; threads: the team (0: the epoch's choice). Returns the
-    minibatches trained."""
+    biases), one list per state kind; threads: the team (0: the epoch's choice); slopes: per
+    layer, where an activation of engine/ops.py KEEPS_SLOPE keeps them (as EpochPlan's).
+    Returns the minibatches trained."""
     cdef int L = len(weights), l
     if L < 1 or L > ENG_MAX_LAYERS:
         raise ValueError(f"weights must hold 1 to {ENG_MAX_LAYERS} matrices; got {L}")
@@ -219,6 +220,11 @@ def bf16_epoch(weights, biases, weight_grads, bias_grads, acts, deltas, t, activ
     p.GB = _float_ptrs("bias_grads", list(bias_grads), bshapes, keep)
     p.A = _float_ptrs("acts", list(acts), rshapes, keep)
     p.D = _float_ptrs("deltas", list(deltas), rshapes, keep)
+    cdef cnp.ndarray slope_ptrs = np.zeros(L, dtype=np.uintp)
+    keep.append(slope_ptrs)
+    for l in range(L):
+        slope_ptrs[l] = <size_t>_slope_ptr(slopes, l, L, activations[l], _F32, rshapes[l], keep)
+    p.SL = <float**>_ptr(slope_ptrs) if slope_ptrs.any() else NULL
     p.t = <float*>_ptr(T)
     cdef eng_rule r = _rule(rule)
     needed = _STATE_ARRAYS[r.kind]

@@ -24,12 +24,14 @@ cdef int64_t _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const 
     cdef real **W = <real**>p.W
     cdef real **A = <real**>p.A
     cdef real **D = <real**>p.D
+    cdef void **SL = p.SL        # kept slopes (csrc/ops.h ENG_SLOPE_OPS), or NULL
     cdef real **GW = <real**>plan.GW
     cdef real **VW = <real**>p.VW
     cdef void *vb
     cdef void *sw
     cdef void *sb
     cdef const real *inp
+    cdef const void *slopes
     cdef eng_rule now = rule[0]
     cdef real lr, mom
     cdef real *wb = <real*>plan.wb if SW != NULL else NULL
@@ -80,7 +82,8 @@ cdef int64_t _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const 
         for l in range(L):
             gemm_rm(False, True, m, s[l + 1], s[l], <real>1, inp, s[l], PW[l], s[l],
                     <real>0, A[l], s[l + 1])
-            k.bias_act(A[l], p.B[l], m, s[l + 1], plan.acts[l])
+            k.bias_act(A[l], p.B[l], m, s[l + 1], plan.acts[l],
+                       SL[l] if SL != NULL else NULL)
             if rates != NULL and l < L - 1 and rates[l] > 0:
                 k.dropout(A[l], m, s[l + 1], 0, key, l, rates[l])
             inp = A[l]
@@ -109,12 +112,13 @@ cdef int64_t _blas_epoch(EpochPlan plan, const real *X, const int64_t *y, const 
             if l > 0:
                 gemm_rm(False, False, m, s[l], s[l + 1], <real>1, dl, s[l + 1], PW[l], s[l],
                         <real>0, D[l - 1], s[l])
+                # the derivative reads the outputs, or the slopes kept for it
+                slopes = SL[l - 1] if SL != NULL and SL[l - 1] != NULL else A[l - 1]
                 if rates != NULL and rates[l - 1] > 0:
-                    k.dropout_backward(D[l - 1], A[l - 1], m, s[l], 0, key, l - 1,
+                    k.dropout_backward(D[l - 1], slopes, m, s[l], 0, key, l - 1,
                                        rates[l - 1], plan.acts[l - 1])
                 else:
-                    k.act_backward(D[l - 1], A[l - 1], <int64_t>m * s[l],
-                                   plan.acts[l - 1])
+                    k.act_backward(D[l - 1], slopes, <int64_t>m * s[l], plan.acts[l - 1])
             k.bias_grad(D[l], p.GB[l], m, s[l + 1])
             if grad_norms != NULL or not folded:
                 # form the gradient (and measure it for the diagnostics), then apply it

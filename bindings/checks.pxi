@@ -3,7 +3,7 @@
 # kernel table (csrc/kernels.h) of an array's dtype.
 
 # the activations' codes: engine/ops.py's table (tests hold it equal to csrc/ops.h's)
-from engine.ops import CODES as _CODES, HIDDEN as _HIDDEN
+from engine.ops import CODES as _CODES, HIDDEN as _HIDDEN, KEEPS_SLOPE as _KEEPS_SLOPE
 ACTIVATIONS = dict(_CODES)
 OUTPUT_LOSS = {("sigmoid", "mse"): ENG_SIGMOID_MSE, ("softmax", "cross_entropy"): ENG_SOFTMAX_CE,
                ("identity", "mse"): ENG_IDENTITY_MSE,
@@ -75,6 +75,18 @@ cdef int _act(str activation, bint allow_softmax=True) except -1:
     if code is None or (code in _OUTPUT_ONLY and not allow_softmax):
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}; got {activation!r}")
     return code
+
+
+cdef void *_slope_ptr(object slopes, int l, int L, str activation, object dtype, tuple shape,
+                      list keep) except *:
+    """Where hidden layer l keeps its slopes (an activation of engine/ops.py KEEPS_SLOPE:
+    slopes[l], an array of its outputs' shape), or NULL for any other layer."""
+    if l == L - 1 or activation not in _KEEPS_SLOPE:
+        return NULL
+    if slopes is None or slopes[l] is None:
+        raise ValueError(f"activations[{l}] = {activation!r} keeps its slope for the backward "
+                         f"pass: slopes[{l}] must be an array of shape {shape}")
+    return _ptr(_checked(f"slopes[{l}]", slopes[l], dtype, shape, keep))
 
 
 cdef int _pair(str output, str loss) except -1:

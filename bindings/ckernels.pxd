@@ -53,6 +53,7 @@ cdef extern from "kernels.h" nogil:
         void **MB
         void **A
         void **D
+        void **SL
         void **GB
         void **WT
         void **VT
@@ -81,6 +82,7 @@ cdef extern from "kernels.h" nogil:
     int64_t eng_epoch_panel_elements(int64_t n_out, int64_t n_in, int itemsize)
     int eng_get_epoch_threads()
     int eng_op_code(const char *name)
+    int eng_op_keeps_slope(int code)
     void eng_set_epoch_threads(int n)
     int eng_epoch_threads_setting()
     int eng_usable_cpus()
@@ -113,6 +115,7 @@ cdef extern from "kernels.h" nogil:
         float **GW
         float **GB
         float **A
+        float **SL
         float **D
         float **S1
         float **S2
@@ -138,7 +141,8 @@ cdef extern from "kernels.h" nogil:
 
     ctypedef struct eng_kernel_table:
         int itemsize
-        void (*bias_act)(void *z, const void *b, int64_t n, int64_t c, int act) noexcept nogil
+        void (*bias_act)(void *z, const void *b, int64_t n, int64_t c, int act,
+                         void *slopes) noexcept nogil
         void (*act_backward)(void *d, const void *a, int64_t length, int act) noexcept nogil
         void (*softmax_rows)(void *z, int64_t n, int64_t c) noexcept nogil
         void (*output_delta)(const void *a, const void *t, void *out, int64_t n, int64_t c,

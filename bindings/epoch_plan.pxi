@@ -101,7 +101,7 @@ cdef class EpochPlan:
         panels and thread scratch."""
         cdef size_t n_rows = <size_t>eng_epoch_row_count(L, batch)
         cdef size_t ints = _round64((2 * L + 1) * sizeof(int))
-        cdef size_t ptrs = _round64((14 * <size_t>L + n_rows) * sizeof(void*))
+        cdef size_t ptrs = _round64((15 * <size_t>L + n_rows) * sizeof(void*))
         # row losses, then the L2 parts (at most one per 8 outputs of every layer)
         cdef size_t doubles = _round64((batch + n_parts) * sizeof(double))
         cdef size_t panels = _round64(<size_t>delta_panels)
@@ -119,7 +119,8 @@ cdef class EpochPlan:
         self.p.MW, self.p.MB = v + 8 * L, v + 9 * L
         self.p.WT, self.p.VT, self.p.ST = v + 10 * L, v + 11 * L, v + 12 * L
         self.p.GT, self.p.GW = v + 13 * L, self.GW
-        self.p.rows = v + 14 * L
+        self.p.SL = v + 14 * L
+        self.p.rows = v + 15 * L
         self.p.row_loss = <double*>(base + ints + ptrs)
         self.p.l2_parts = self.p.row_loss + batch
         self.p.delta_panels = base + ints + ptrs + doubles if panels else NULL
@@ -132,7 +133,7 @@ cdef class EpochPlan:
 
     def __init__(self, weights, biases, acts, deltas, bias_grads, x, t, activations,
                  str loss, velocities=None, weight_grads=None, str gemm="auto",
-                 int threads=0, second_moments=None, bint bf16=False):
+                 int threads=0, second_moments=None, bint bf16=False, slopes=None):
         cdef int L = len(weights), l
         if self.running:
             raise RuntimeError("this EpochPlan is running an epoch; it cannot be "
@@ -150,6 +151,8 @@ cdef class EpochPlan:
                                  f"got {len(seq)}")
         if second_moments is not None and velocities is None:
             raise ValueError("second_moments (Adam) need velocities (its first moments) too")
+        if slopes is not None and len(slopes) != L:
+            raise ValueError(f"slopes must have {L} entries; got {len(slopes)}")
         if weight_grads is not None and len(weight_grads) != L:
             raise ValueError(f"weight_grads must have {L} entries; got {len(weight_grads)}")
         cdef cnp.ndarray w0 = _array("weights[0]", weights[0], 2)
@@ -185,6 +188,7 @@ cdef class EpochPlan:
         cdef bint vel = velocities is not None
         cdef bint second = second_moments is not None
         cdef cnp.ndarray arr
+        has_slopes = False
         self.sizes[0] = w0.shape[1]
         for l in range(L):
             arr = _array(f"weights[{l}]", weights[l], 2, dtype, True)
@@ -202,6 +206,8 @@ cdef class EpochPlan:
             self.p.A[l] = _ptr(_checked(f"acts[{l}]", acts[l], dtype, rows, keep))
             self.p.D[l] = _ptr(_checked(f"deltas[{l}]", deltas[l], dtype, rows, keep))
             self.acts[l] = _act(activations[l], l == L - 1)
+            self.p.SL[l] = _slope_ptr(slopes, l, L, activations[l], dtype, rows, keep)
+            has_slopes = has_slopes or self.p.SL[l] != NULL
             if weight_grads is not None:
                 gw_arrays.append(_checked(f"weight_grads[{l}]", weight_grads[l], dtype,
                                           _dims(arr), keep))
@@ -226,6 +232,8 @@ cdef class EpochPlan:
         if gemm == "tiles":
             self._init_tiles(L, dtype, vel, second, weight_grads is not None, keep)
             self.p.team = team
+        if not has_slopes:
+            self.p.SL = NULL
         if not vel:
             self.p.VW = self.p.VB = self.p.VT = NULL
         if not second:

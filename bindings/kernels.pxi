@@ -38,12 +38,19 @@ def gemm(a, b, out, bint trans_a=False, bint trans_b=False, double alpha=1.0,
                     beta, <double*>pc, ldc)
 
 
-def bias_act_(z, bias, str activation):
-    """z = activation(z + bias) in place."""
+def bias_act_(z, bias, str activation, slope=None):
+    """z = activation(z + bias) in place; for the activations that keep their slope
+    (engine/ops.py KEEPS_SLOPE), slope (z's shape) receives activation'(z + bias) where
+    given."""
     cdef cnp.ndarray Z = _array("z", z, 2, None, True)
     cdef cnp.ndarray b = _array("bias", bias, 1, Z.dtype)
     _shape("bias", b, (Z.shape[1],))
     cdef int act = _act(activation)
+    cdef void *ps = NULL
+    if slope is not None:
+        S = _array("slope", slope, 2, Z.dtype, True)
+        _shape("slope", S, _dims(Z))
+        ps = _ptr(S)
     cdef int64_t n = Z.shape[0], c = Z.shape[1]
     if act == ENG_SOFTMAX and c == 0 and n > 0:
         raise ValueError(f"z has shape {(<object>Z).shape}: a softmax needs at least one column")
@@ -51,11 +58,12 @@ def bias_act_(z, bias, str activation):
     cdef void *pb = _ptr(b)
     cdef const eng_kernel_table *k = _table(Z)
     with nogil:
-        k.bias_act(pz, pb, n, c, act)
+        k.bias_act(pz, pb, n, c, act, ps)
 
 
 def act_backward_(delta, a, str activation):
-    """delta *= activation'(z), computed from the output a = activation(z)."""
+    """delta *= activation'(z), computed from the output a = activation(z) (for the
+    activations that keep their slope, a is that slope)."""
     cdef cnp.ndarray D = _array("delta", delta, None, None, True)
     cdef cnp.ndarray A = _array("a", a, None, D.dtype)
     _shape("a", A, _dims(D))
@@ -248,7 +256,8 @@ def dropout_(a, double rate, key, int layer, int64_t row0=0):
 
 
 def dropout_backward_(delta, a, str activation, double rate, key, int layer, int64_t row0=0):
-    """delta = dL/dz of a hidden layer with dropout, from dL/d(its dropped outputs a)."""
+    """delta = dL/dz of a hidden layer with dropout, from dL/d(its dropped outputs a) (for
+    the activations that keep their slope, a is that slope)."""
     cdef cnp.ndarray D = _array("delta", delta, 2, None, True)
     cdef cnp.ndarray A = _array("a", a, 2, D.dtype)
     _shape("a", A, _dims(D))

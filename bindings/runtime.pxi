@@ -7,6 +7,12 @@ def op_code(str name):
     return eng_op_code(name.encode())
 
 
+def op_keeps_slope(int code):
+    """Whether the activation of this code is one of csrc/ops.h's ENG_SLOPE_OPS (its
+    derivative read from the slope a training step keeps)."""
+    return bool(eng_op_keeps_slope(code))
+
+
 def build_info():
     """How this extension was built and how it will run."""
     return {

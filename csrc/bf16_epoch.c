@@ -284,7 +284,8 @@ VEC_TARGET static void rows_phase(const team_buffers *tb, const uint16_t *X, int
         float *z = p->A[l] + r0 * s[l + 1];
         eng_bf16_kernel(path, a, lda, (const uint16_t *)tb->fwd[l], tb->ldf[l], z, s[l + 1],
                         mt, s[l + 1], kp_of(s[l]));
-        eng_bias_act_f(z, p->B[l], mt, s[l + 1], p->acts[l]);
+        eng_bias_act_f(z, p->B[l], mt, s[l + 1], p->acts[l],
+                       p->SL != NULL && p->SL[l] != NULL ? p->SL[l] + r0 * s[l + 1] : NULL);
     }
     const float *out = p->A[L - 1] + r0 * c, *t = p->t + r0 * c;
     eng_row_losses_f(out, t, mt, c, p->loss_kind, tb->row_loss + r0);
@@ -305,8 +306,9 @@ VEC_TARGET static void rows_phase(const team_buffers *tb, const uint16_t *X, int
             float *prev = p->D[l - 1] + r0 * s[l];
             eng_bf16_kernel(path, tb->ar + r0 * tb->ldr, tb->ldr, (const uint16_t *)tb->bwd[l],
                             tb->lda[l], prev, s[l], mt, s[l], kp_of(s[l + 1]));
-            eng_act_backward_f(prev, p->A[l - 1] + r0 * s[l], mt * (int64_t)s[l],
-                               p->acts[l - 1]);
+            const float *slopes = p->SL != NULL ? p->SL[l - 1] : NULL;   /* ENG_SLOPE_OPS */
+            eng_act_backward_f(prev, (slopes != NULL ? slopes : p->A[l - 1]) + r0 * s[l],
+                               mt * (int64_t)s[l], p->acts[l - 1]);
         }
     }
 }

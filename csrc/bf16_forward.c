@@ -44,7 +44,7 @@ static void forward_block(int path, int n_layers, const int *sizes, uint16_t *co
         float *z = out[l] + r0 * n_out;
         eng_bf16_kernel(path, rows, lda, wt[l], B_LD(round_up(n_out, NPAD)), z, n_out, mt,
                         n_out, kp);
-        eng_bias_act_f(z, B[l], mt, n_out, acts[l]);
+        eng_bias_act_f(z, B[l], mt, n_out, acts[l], NULL);
     }
 }
 

@@ -9,15 +9,16 @@ static inline int64_t FN(rows_per_chunk)(int64_t c) {
 }
 
 void FN(eng_softmax_rows)(REAL *z, int64_t n, int64_t c) {
-    FN(eng_bias_act)(z, NULL, n, c, ENG_SOFTMAX);
+    FN(eng_bias_act)(z, NULL, n, c, ENG_SOFTMAX, NULL);
 }
 
-void FN(eng_bias_act)(REAL *z, const REAL *b, int64_t n, int64_t c, int act) {
+void FN(eng_bias_act)(REAL *z, const REAL *b, int64_t n, int64_t c, int act, REAL *slopes) {
     int64_t step = FN(rows_per_chunk)(c);
     #pragma omp parallel for schedule(static) num_threads(eng_kernel_threads()) if (n * c >= ENG_PAR_MIN && eng_team(eng_kernel_threads()) > 1)
     for (int64_t i0 = 0; i0 < n; i0 += step) {
         int64_t rows = n - i0 < step ? n - i0 : step;
-        FN(workers)()->bias_act_rows(z + i0 * c, b, rows, c, act);
+        FN(workers)()->bias_act_rows(z + i0 * c, b, rows, c, act,
+                                     slopes != NULL ? slopes + i0 * c : NULL);
     }
 }
 

@@ -53,6 +53,16 @@ static void FN(output_rows)(const REAL *a, const int64_t *y, const REAL *T, cons
 #define A_ROWS(P, l) ((P)->rows + (P)->batch * (1 + (l)))
 #define D_ROWS(P, l) ((P)->rows + (P)->batch * (1 + (P)->n_layers + (l)))
 
+/* Layer l's kept slopes from row r0 (csrc/ops.h ENG_SLOPE_OPS), or NULL; and what its
+   derivative reads: those slopes, or its outputs. */
+static inline REAL *FN(slope_rows)(const eng_epoch_plan *P, int l, int64_t r0) {
+    return P->SL != NULL && P->SL[l] != NULL ? (REAL *)P->SL[l] + r0 * P->sizes[l + 1] : NULL;
+}
+static inline const REAL *FN(derivative_rows)(const eng_epoch_plan *P, int l, int64_t r0) {
+    const REAL *slopes = FN(slope_rows)(P, l, r0);
+    return slopes != NULL ? slopes : (const REAL *)P->A[l] + r0 * P->sizes[l + 1];
+}
+
 static void FN(epoch_phase_rows)(const FN(eng_workers) *wk, const eng_epoch_plan *P,
                                  const int64_t *y, const REAL *T, const REAL *SW,
                                  const int64_t *idx, int64_t r0, int64_t r1,
@@ -68,7 +78,7 @@ static void FN(epoch_phase_rows)(const FN(eng_workers) *wk, const eng_epoch_plan
         wk->gemm_nn(in, rows, s[l], NULL, (const REAL *)P->WT[l], 0, s[l + 1], out,
                         scratch);
         wk->bias_act_rows((REAL *)P->A[l] + r0 * s[l + 1], (const REAL *)P->B[l], rows,
-                              s[l + 1], P->acts[l]);
+                          s[l + 1], P->acts[l], FN(slope_rows)(P, l, r0));
         if (P->dropout != NULL && l < L - 1 && P->dropout[l] > 0)
             wk->dropout_rows((REAL *)P->A[l] + r0 * s[l + 1], rows, s[l + 1], r0, key, l,
                              FN(dropout_threshold)(P->dropout[l]),
@@ -85,12 +95,12 @@ static void FN(epoch_phase_rows)(const FN(eng_workers) *wk, const eng_epoch_plan
                         (REAL *const *)D_ROWS(P, l - 1) + r0, scratch);
         if (P->dropout != NULL && P->dropout[l - 1] > 0)
             wk->dropout_backward_rows((REAL *)P->D[l - 1] + r0 * s[l],
-                                      (const REAL *)P->A[l - 1] + r0 * s[l], rows, s[l], r0,
+                                      FN(derivative_rows)(P, l - 1, r0), rows, s[l], r0,
                                       key, l - 1, FN(dropout_threshold)(P->dropout[l - 1]),
                                       (REAL)(1.0 / (1.0 - P->dropout[l - 1])), P->acts[l - 1]);
         else
             wk->act_backward_range((REAL *)P->D[l - 1] + r0 * s[l],
-                                   (const REAL *)P->A[l - 1] + r0 * s[l], rows * s[l],
+                                   FN(derivative_rows)(P, l - 1, r0), rows * s[l],
                                    P->acts[l - 1]);
     }
     for (int l = 0; l < L; l++)
@@ -420,7 +430,7 @@ int FN(eng_tiled_forward)(int n_layers, const int *sizes, const int *acts,
         for (int l = 0; l < L; l++) {
             wk->gemm_nn((const REAL *const *)my + l * FORWARD_ROWS, m, s[l], NULL,
                             panels + offset[l], 0, s[l + 1], my + (l + 1) * FORWARD_ROWS, NULL);
-            wk->bias_act_rows(out[l] + r0 * s[l + 1], B[l], m, s[l + 1], acts[l]);
+            wk->bias_act_rows(out[l] + r0 * s[l + 1], B[l], m, s[l + 1], acts[l], NULL);
         }
     }
     free(panels);

@@ -17,7 +17,8 @@ static inline FN(eng_step) FN(step_of)(const eng_rule *rule, double lr, double l
 /* One variant's workers (see workers_elementwise.h and workers_gemm.h for each). */
 typedef struct {
     int mr, pw;   /* rows of a GEMM tile; columns of a panel (two vectors) */
-    void (*bias_act_rows)(REAL *z, const REAL *b, int64_t n, int64_t c, int act);
+    void (*bias_act_rows)(REAL *z, const REAL *b, int64_t n, int64_t c, int act,
+                          REAL *slopes);
     void (*act_backward_range)(REAL *d, const REAL *a, int64_t len, int act);
     void (*update_range)(REAL *p, const REAL *g, REAL *s1, REAL *s2, int64_t len, int kind,
                          REAL lr, REAL mom, REAL b1, REAL b2, REAL eps, REAL l2);

@@ -12,7 +12,7 @@
 
 /* activation codes */
 #define ENG_OP_CODE(NAME, code, forward, derivative) ENG_##NAME = code,
-enum { ENG_HIDDEN_OPS(ENG_OP_CODE) ENG_OUTPUT_ONLY_OPS(ENG_OP_CODE) };
+enum { ENG_HIDDEN_OPS(ENG_OP_CODE) ENG_SLOPE_OPS(ENG_OP_CODE) ENG_OUTPUT_ONLY_OPS(ENG_OP_CODE) };
 #undef ENG_OP_CODE
 /* output/loss pairs: their delta and their loss value (csrc/losses.h) */
 enum { ENG_SIGMOID_MSE = 0, ENG_SOFTMAX_CE = 1, ENG_IDENTITY_MSE = 2, ENG_SIGMOID_BCE = 3,
@@ -44,9 +44,11 @@ uint32_t eng_dropout_key(uint64_t epoch_key, int64_t minibatch);
 double eng_rule_step_size(const eng_rule *rule);
 
 #define ENGINE_DECLARE(REAL, S)                                                             \
-/* z[i, j] = act(z[i, j] + b[j]) in place; softmax acts on whole rows */                   \
-void eng_bias_act_##S(REAL *z, const REAL *b, int64_t n, int64_t c, int act);              \
-/* d[i] *= act'(z[i]), written with the activation output a[i] */                           \
+/* z[i, j] = act(z[i, j] + b[j]) in place; softmax acts on whole rows; slopes: NULL, or   \
+   where the activations of ENG_SLOPE_OPS (csrc/ops.h) keep act'(z) for the backward pass */\
+void eng_bias_act_##S(REAL *z, const REAL *b, int64_t n, int64_t c, int act, REAL *slopes); \
+/* d[i] *= act'(z[i]), written with the activation output a[i] (the kept slope for        \
+   ENG_SLOPE_OPS) */                                                                        \
 void eng_act_backward_##S(REAL *d, const REAL *a, int64_t len, int act);                   \
 /* row-wise softmax in place, max-subtracted */                                             \
 void eng_softmax_rows_##S(REAL *z, int64_t n, int64_t c);                                   \
@@ -118,6 +120,8 @@ typedef struct {
     void **VW, **VB;              /* optimizer state: velocity or Adam's m; NULL for SGD */
     void **MW, **MB;              /* Adam's second moments; NULL for the others */
     void **A, **D;                /* (batch x sizes[l+1]) activations and deltas */
+    void **SL;                    /* per layer, the slopes an ENG_SLOPE_OPS activation keeps
+                                     (as A), NULL for the others; NULL: no such layer */
     void **GB;                    /* bias gradients (sizes[l+1]) */
     void **WT, **VT, **ST;        /* room for W, VW, MW in panels (eng_epoch_panel_elements) */
     double *l2_parts;             /* eng_epoch_l2_parts entries: squares of W per tile */
@@ -173,7 +177,7 @@ ENGINE_DECLARE_EPOCH(double, d)
    eng_kernels_f or eng_kernels_d, chosen once by the arrays' dtype. */
 typedef struct {
     int itemsize;
-    void (*bias_act)(void *z, const void *b, int64_t n, int64_t c, int act);
+    void (*bias_act)(void *z, const void *b, int64_t n, int64_t c, int act, void *slopes);
     void (*act_backward)(void *d, const void *a, int64_t len, int act);
     void (*softmax_rows)(void *z, int64_t n, int64_t c);
     void (*output_delta)(const void *a, const void *t, void *out, int64_t n, int64_t c,
@@ -226,6 +230,7 @@ void eng_set_epoch_threads(int n);      /* n in 1..ENG_MAX_EPOCH_THREADS, or 0: 
 #define ENG_MAX_EPOCH_THREADS 1024
 int eng_usable_cpus(void);              /* CPUs in this process's affinity mask, >= 1 */
 int eng_op_code(const char *name);     /* ops.h's code of an activation ("LEAKY_RELU"), or -1 */
+int eng_op_keeps_slope(int code);      /* 1 for the activations of ENG_SLOPE_OPS */
 
 /* bf16-mixed products (csrc/bf16.c): the paths, best last */
 enum { ENG_BF16_PORTABLE = 0, ENG_BF16_AVX512 = 1, ENG_BF16_AMX = 2, ENG_BF16_PATHS = 3 };
@@ -262,13 +267,13 @@ int eng_bf16_forward(int path, int n_layers, const int *sizes, const float *cons
 /* The bf16-mixed epoch's network and buffers (csrc/bf16_epoch.c): float32 master weights W,
    biases B, their gradients GW, GB; per layer activations A and deltas D (batch rows);
    the targets t (batch x outputs); optimizer state S1, S2 per parameter (weights first, then
-   biases) or NULL as the rule needs */
+   biases) or NULL as the rule needs; SL: as eng_epoch_plan's */
 typedef struct {
     int n_layers, loss_kind, path;
     int team;                     /* threads; 0: the epoch's own choice (eng_bf16_epoch) */
     const int *sizes, *acts;
     int64_t batch;
-    float **W, **B, **GW, **GB, **A, **D, **S1, **S2;
+    float **W, **B, **GW, **GB, **A, **D, **S1, **S2, **SL;
     float *t;
 } eng_bf16_plan;
 /* One epoch over X[order] in minibatches of plan->batch (the last may be shorter): X holds

@@ -213,9 +213,17 @@ static int level_runs_here(int level) {
 int eng_op_code(const char *name) {
 #define NAME_CASE(NAME, code, forward, derivative) if (strcmp(name, #NAME) == 0) return code;
     ENG_HIDDEN_OPS(NAME_CASE)
+    ENG_SLOPE_OPS(NAME_CASE)
     ENG_OUTPUT_ONLY_OPS(NAME_CASE)
 #undef NAME_CASE
     return -1;
+}
+
+int eng_op_keeps_slope(int code) {
+#define SLOPE_CASE(NAME, op, forward, derivative) if (code == op) return 1;
+    ENG_SLOPE_OPS(SLOPE_CASE)
+#undef SLOPE_CASE
+    return 0;
 }
 
 int eng_simd_level(void) { return forced_level >= 0 ? forced_level : cpu_best_level(); }

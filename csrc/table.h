@@ -2,8 +2,9 @@
    instantiate.h last): the bindings pick the table by the arrays' dtype once, then call
    through it, instead of branching on the dtype around every call. Scalars arrive as
    double and are rounded to REAL here, as the typed entry points would. */
-static void FN(t_bias_act)(void *z, const void *b, int64_t n, int64_t c, int act) {
-    FN(eng_bias_act)((REAL *)z, (const REAL *)b, n, c, act);
+static void FN(t_bias_act)(void *z, const void *b, int64_t n, int64_t c, int act,
+                           void *slopes) {
+    FN(eng_bias_act)((REAL *)z, (const REAL *)b, n, c, act, (REAL *)slopes);
 }
 static void FN(t_act_backward)(void *d, const void *a, int64_t len, int act) {
     FN(eng_act_backward)((REAL *)d, (const REAL *)a, len, act);

@@ -40,11 +40,13 @@ ENG_INLINE TARGET void VFN(softmax_row)(REAL *row, int64_t c) {
 }
 
 /* z[i, j] = act(z[i, j] + b[j]) for n rows of c; softmax acts on whole rows, and b may
-   be NULL for it (a plain softmax). */
-TARGET static void VFN(bias_act_rows)(REAL *zs, const REAL *b, int64_t n, int64_t c,
-                                      int act) {
+   be NULL for it (a plain softmax). For the activations of ENG_SLOPE_OPS, slopes (NULL
+   outside training) receives act'(z[i, j] + b[j]). */
+TARGET static void VFN(bias_act_rows)(REAL *zs, const REAL *b, int64_t n, int64_t c, int act,
+                                      REAL *slopes) {
     for (int64_t i = 0; i < n; i++) {
         REAL *row = zs + i * c;
+        REAL *slope = slopes != NULL ? slopes + i * c : NULL;
         switch (act) {
 #define FORWARD_CASE(NAME, code, F, D)                                                     \
         case ENG_##NAME:                                                                   \
@@ -55,6 +57,20 @@ TARGET static void VFN(bias_act_rows)(REAL *zs, const REAL *b, int64_t n, int64_
             break;
         ENG_HIDDEN_OPS(FORWARD_CASE)
 #undef FORWARD_CASE
+#define SLOPE_FORWARD_CASE(NAME, code, F, D)                                               \
+        case ENG_##NAME:                                                                   \
+            if (slope != NULL)                                                             \
+                for (int64_t j = 0; j < c; j++) {                                          \
+                    REAL z = row[j] + b[j];                                                \
+                    slope[j] = D;                                                          \
+                }                                                                          \
+            for (int64_t j = 0; j < c; j++) {                                              \
+                REAL z = row[j] + b[j];                                                    \
+                row[j] = F;                                                                \
+            }                                                                              \
+            break;
+        ENG_SLOPE_OPS(SLOPE_FORWARD_CASE)
+#undef SLOPE_FORWARD_CASE
         case ENG_EXP:           /* fast_exp caps its argument where the result still fits */
             for (int64_t j = 0; j < c; j++) row[j] = VFN(fast_exp)(row[j] + b[j]);
             break;
@@ -67,7 +83,8 @@ TARGET static void VFN(bias_act_rows)(REAL *zs, const REAL *b, int64_t n, int64_
     }
 }
 
-/* d[i] *= act'(z[i]), from the activation's output outs[i] */
+/* d[i] *= act'(z[i]), from the activation's output outs[i] (for ENG_SLOPE_OPS: outs is
+   the slope the forward pass kept, act'(z) itself) */
 TARGET static void VFN(act_backward_range)(REAL *d, const REAL *outs, int64_t len, int act) {
     switch (act) {
 #define BACKWARD_CASE(NAME, code, F, D)                                                    \
@@ -80,6 +97,12 @@ TARGET static void VFN(act_backward_range)(REAL *d, const REAL *outs, int64_t le
         break;
     ENG_HIDDEN_OPS(BACKWARD_CASE)
 #undef BACKWARD_CASE
+#define SLOPE_BACKWARD_CASE(NAME, code, F, D)                                              \
+    case ENG_##NAME:                                                                       \
+        for (int64_t i = 0; i < len; i++) d[i] *= outs[i];                                 \
+        break;
+    ENG_SLOPE_OPS(SLOPE_BACKWARD_CASE)
+#undef SLOPE_BACKWARD_CASE
     default: /* output-only activations: their delta comes with the loss */
         break;
     }
@@ -99,7 +122,8 @@ TARGET static void VFN(dropout_rows)(REAL *a, int64_t rows, int64_t c, int64_t r
 
 /* The backward pass through a hidden layer with dropout: d (dL/d of the kept-and-scaled
    outputs a) becomes dL/dz: zero for dropped units, times scale * act'(z) for kept ones,
-   the derivative taken from the output before dropout, a = outs / scale. One loop per
+   the derivative taken from the output before dropout, a = outs / scale (for
+   ENG_SLOPE_OPS, outs is the kept slope, which dropout did not scale). One loop per
    activation (ops.h), so that each vectorizes. */
 TARGET static void VFN(dropout_backward_rows)(REAL *d, const REAL *outs, int64_t rows, int64_t c,
                                               int64_t row0, uint32_t key, int layer,
@@ -120,8 +144,17 @@ TARGET static void VFN(dropout_backward_rows)(REAL *d, const REAL *outs, int64_t
             }                                                                              \
             break;
         ENG_HIDDEN_OPS(DROPOUT_CASE)
-        }
 #undef DROPOUT_CASE
+#define SLOPE_DROPOUT_CASE(NAME, code, F, D)                                               \
+        case ENG_##NAME:                                                                   \
+            for (int64_t j = 0; j < c; j++) {                                              \
+                REAL m = eng_dropout_bits(row_key, j) >= threshold ? scale : (REAL)0;       \
+                dr[j] = dr[j] * m * ar[j];                                                 \
+            }                                                                              \
+            break;
+        ENG_SLOPE_OPS(SLOPE_DROPOUT_CASE)
+#undef SLOPE_DROPOUT_CASE
+        }
     }
 }
 

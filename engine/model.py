@@ -39,8 +39,9 @@ class MLP(Persistence):
     Parameters
     ----------
     layer_sizes : [n_in, hidden..., n_classes]; any depth.
-    hidden_activation : "sigmoid", "relu", "leaky_relu" (slope 0.01 below 0), "tanh" or
-        "identity" (every hidden layer; engine/ops.py lists them).
+    hidden_activation : "sigmoid", "relu", "leaky_relu" (slope 0.01 below 0), "silu"
+        (z * sigmoid(z)), "tanh" or "identity" (every hidden layer; engine/ops.py lists
+        them).
     output_activation, loss : one of the pairs
         "sigmoid" + "mse" (labels; mean over batch x classes), "softmax" + "cross_entropy"
         (labels; mean over the batch), "identity" + "mse" (regression: real targets (n,) or

@@ -12,7 +12,7 @@ import numpy as np
 from . import ops
 from .io import atomic_write_bytes
 
-# engine activation -> the ONNX operator that computes it
+# engine activation -> the ONNX operator that computes it (silu: z times Sigmoid(z), below)
 OPS = {"identity": "Identity", "sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu",
        "leaky_relu": "LeakyRelu", "softmax": "Softmax", "exp": "Exp"}
 # each operator's attributes
@@ -44,7 +44,11 @@ def to_onnx(model, opset=17):
             inits.append(numpy_helper.from_array(np.array(EXP_CAP, np.float32), "exp_cap"))
             nodes.append(helper.make_node("Min", [z, "exp_cap"], [f"capped{l}"]))
             z = f"capped{l}"
-        nodes.append(helper.make_node(OPS[act], [z], [out], **ATTRIBUTES.get(act, {})))
+        if act == "silu":
+            nodes += [helper.make_node("Sigmoid", [z], [f"sigmoid{l}"]),
+                      helper.make_node("Mul", [z, f"sigmoid{l}"], [out])]
+        else:
+            nodes.append(helper.make_node(OPS[act], [z], [out], **ATTRIBUTES.get(act, {})))
         x = out
     n_out = model.layer_sizes[-1]
     outputs = [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, n_out])]

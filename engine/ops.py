@@ -7,8 +7,12 @@ An activation's formulas live with each backend (the NumPy backend's are the
 specification): adding one is a row here, a row in csrc/ops.h, its NumPy forward and
 derivative, and its CUDA device-function case."""
 
-# hidden layers' activations; derivatives are taken from the outputs a = act(z)
-HIDDEN = {"identity": 0, "sigmoid": 1, "relu": 2, "tanh": 3, "leaky_relu": 6}
+# hidden layers' activations; derivatives are taken from the outputs a = act(z), except for
+# those in KEEPS_SLOPE, whose output does not determine z (silu: x * sigmoid(x) takes each
+# value in (-0.28, 0) twice): a training step's forward pass keeps their slope act'(z) in
+# the workspace (Workspace.s), and the backward pass reads it in the output's place
+HIDDEN = {"identity": 0, "sigmoid": 1, "relu": 2, "tanh": 3, "leaky_relu": 6, "silu": 7}
+KEEPS_SLOPE = frozenset({"silu"})
 # output layers' activations (each in an output/loss pair of engine/backends/base.py)
 OUTPUT = {"sigmoid": 1, "softmax": 4, "identity": 0, "exp": 5}
 CODES = {**HIDDEN, **OUTPUT}

@@ -76,6 +76,9 @@ def test_the_python_op_table_is_the_c_one():
     c_names = [line.split("(")[1].split(",")[0] for line in
                open(os.path.join(ROOT, "csrc", "ops.h")) if line.strip().startswith("X(")]
     assert sorted(n.lower() for n in c_names) == sorted(ops.CODES)
+    # the activations whose slope a training step keeps: ENG_SLOPE_OPS
+    assert {name for name, code in ops.CODES.items() if _native.op_keeps_slope(code)} \
+        == ops.KEEPS_SLOPE
 
 
 def test_set_params_is_a_deprecated_alias_of_set_weights():

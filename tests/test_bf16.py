@@ -130,7 +130,8 @@ def _training_data(n=230, f=37, c=5, seed=0):
 
 CASES = [([37, 20, 5], "sigmoid", "softmax", "cross_entropy"),
          ([37, 40, 17, 5], "relu", "sigmoid", "mse"),
-         ([37, 5], "tanh", "identity", "mse")]
+         ([37, 5], "tanh", "identity", "mse"),
+         ([37, 30, 12, 5], "silu", "softmax", "cross_entropy")]    # kept slopes
 
 
 def _fit_bf16(backend, path, sizes, act, out, loss, generic=False, batch_size=64, **kw):

@@ -76,6 +76,19 @@ def test_bias_act(gpu, dtype, activation):
     check(dev[0], ref[0], k=13 if activation == "softmax" else 4)
 
 
+def test_bias_act_keeps_silus_slope(gpu, dtype):
+    """silu's derivative cannot be read from its output: bias_act_ keeps it in the slope
+    array (and the dropout backward pass reads it unscaled)."""
+    rng = np.random.default_rng(6)
+    z, b = rand(rng, (7, 13), dtype, 4.0), rand(rng, 13, dtype)
+    ref, dev, _, _ = _run(gpu, "bias_act_", z, b, "silu", np.zeros_like(z))
+    check(dev[0], ref[0], k=4)
+    check(dev[3], ref[3], k=6)
+    d = rand(rng, (7, 13), dtype)
+    ref, dev, _, _ = _run(gpu, "dropout_backward_", d, ref[3], "silu", 0.3, 99, 0)
+    check(dev[0], ref[0], k=3)
+
+
 @pytest.mark.parametrize("activation", HIDDEN_ACTIVATIONS)
 def test_act_backward(gpu, dtype, activation):
     rng = np.random.default_rng(2)
@@ -141,10 +154,12 @@ def test_weighted_output_delta_and_loss(gpu, dtype, output, loss):
     check(dev[2], ref[2])
 
 
-@pytest.mark.parametrize("activation", ["sigmoid", "relu"])
+@pytest.mark.parametrize("activation", HIDDEN_ACTIVATIONS)
 def test_dropout_forward_and_backward(gpu, dtype, activation):
+    """Every activation's derivative through a dropped layer (leaky_relu's slope below 0
+    once went missing here: outputs of both signs)."""
     rng = np.random.default_rng(13)
-    a = np.abs(rand(rng, (6, 9), dtype))
+    a = rand(rng, (6, 9), dtype, 0.5)
     d = rand(rng, (6, 9), dtype)
     ref, dev, _, _ = _run(gpu, "dropout_", a, 0.3, 12345, 1, 4)
     check(dev[0], ref[0])
@@ -274,11 +289,13 @@ FUSED_CASES = [  # (hidden sizes, hidden activation, output, loss, optimizer set
     ([3], "tanh", "sigmoid", "binary_cross_entropy", dict(optimizer="adam",
                                                           learning_rate=0.05, alpha=0.2)),
     ([3], "identity", "exp", "poisson", dict(optimizer="adam", learning_rate=0.01)),
+    ([4, 3], "silu", "softmax", "cross_entropy", dict(optimizer="sgd", learning_rate=0.5,
+                                                      momentum=0.9)),   # kept slopes
 ]
 
 
 @pytest.mark.parametrize("hidden,act,output,loss,opt", FUSED_CASES,
-                         ids=[f"{c[2]}-{c[3]}" for c in FUSED_CASES])
+                         ids=[f"{c[1]}-{c[2]}-{c[3]}" for c in FUSED_CASES])
 def test_fused_epoch_trains_as_numpy_in_3L_plus_2_launches(hidden, act, output, loss, opt):
     """The fused epoch (engine/backends/cuda_epoch.py): every optimizer, L2, label and
     target-row pairs, depth 1 and 2, a short last minibatch; and its launch count."""

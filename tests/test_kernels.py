@@ -9,6 +9,7 @@ import inspect
 import numpy as np
 import pytest
 
+from engine import ops
 from engine.backends.base import HIDDEN_ACTIVATIONS
 
 from engine.backends import get_backend
@@ -78,6 +79,38 @@ def test_bias_act(fast, dtype, activation, shape):
     outs, refs, _, _ = run_both(fast, "bias_act_", lambda: (z.copy(), b.copy(), activation),
                                 dtype)
     check(outs[0], refs[0], k=shape[1] if activation == "softmax" else 4)
+
+
+@pytest.mark.parametrize("activation", sorted(ops.KEEPS_SLOPE))
+def test_bias_act_keeps_the_slope(fast, dtype, activation):
+    """The activations whose derivative the output cannot give (silu) write act'(z) into
+    the slope array as they activate; the NumPy slope is checked against central
+    differences of the NumPy activation."""
+    rng = np.random.default_rng(4)
+    z, b = rand(rng, (9, 21), dtype, 4.0), rand(rng, 21, dtype)
+    z[0, :5] = [-1e4, -90, -1.278, 0, 90]          # far tails, silu's minimum, the origin
+    slope = np.zeros_like(z)
+    outs, refs, _, _ = run_both(fast, "bias_act_", lambda: (z.copy(), b.copy(), activation,
+                                                            slope.copy()), dtype)
+    check(outs[0], refs[0], k=4)
+    check(outs[3], refs[3], k=6)
+    if dtype == np.float64:
+        zb = (z + b).astype(np.float64)
+        h = 1e-6 * np.maximum(1, np.abs(zb))
+        up, down = zb + h, zb - h
+        for v in (up, down):
+            REF.bias_act_(v, np.zeros(21), activation)
+        np.testing.assert_allclose(refs[3], (up - down) / (2 * h), rtol=1e-7, atol=1e-9)
+
+
+def test_bias_act_leaves_the_slope_of_other_activations_alone(fast, dtype):
+    """A slope array given for an activation that reads its output is never written."""
+    rng = np.random.default_rng(5)
+    z, b = rand(rng, (4, 6), dtype), rand(rng, 6, dtype)
+    slope = np.full_like(z, 7.0)
+    outs, _, _, _ = run_both(fast, "bias_act_", lambda: (z.copy(), b.copy(), "tanh",
+                                                         slope.copy()), dtype)
+    assert np.all(outs[3] == 7.0)
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "softmax"])

@@ -26,6 +26,18 @@ def test_a_plan_of_zero_rows_is_refused(gemm):
         _native.EpochPlan(**plan_arrays([4, 3, 2], 0), gemm=gemm)
 
 
+@pytest.mark.parametrize("gemm", ["tiles", "blas"])
+def test_a_silu_plan_needs_room_for_its_slopes(gemm):
+    """silu's derivative is read from the slopes the forward pass keeps: a plan without
+    them is refused (reading the outputs instead would train on a wrong gradient)."""
+    arrays = dict(plan_arrays([4, 3, 2], 5), activations=("silu", "softmax"))
+    with pytest.raises(ValueError, match=r"slopes\[0\] must be an array of shape \(5, 3\)"):
+        _native.EpochPlan(**arrays, gemm=gemm)
+    with pytest.raises(ValueError, match=r"slopes\[0\] must have shape \(5, 3\)"):
+        _native.EpochPlan(**arrays, gemm=gemm, slopes=[np.zeros((5, 4)), None])
+    _native.EpochPlan(**arrays, gemm=gemm, slopes=[np.zeros((5, 3)), None])
+
+
 def test_a_plan_cannot_be_reinitialised_from_its_reduce_callback():
     arrays = plan_arrays([4, 3, 2], 2)
     grads = [np.zeros_like(w) for w in arrays["weights"]]

@@ -68,7 +68,8 @@ def params(model):
 @pytest.mark.parametrize("sizes", SHAPES)
 @pytest.mark.parametrize("pair", [("sigmoid", "softmax", "cross_entropy", 0.0),
                                   ("relu", "sigmoid", "mse", 0.9),
-                                  ("tanh", "softmax", "cross_entropy", 0.5)])
+                                  ("tanh", "softmax", "cross_entropy", 0.5),
+                                  ("silu", "softmax", "cross_entropy", 0.5)])
 def test_tiled_epochs_match_numpy_float64(native_gemm, sizes, pair):
     hidden, output, loss, momentum = pair
     native_gemm("tiles")

@@ -10,18 +10,19 @@ do better (the native backend runs `train_epoch` without returning to Python).
 Conventions shared by every backend (see DESIGN.md):
 - weights are (n_out, n_in); a layer computes ``Z = A @ W.T + b``;
 - ``*_`` methods work in place on their first argument;
-- derivatives are taken from activation *outputs*;
+- derivatives are taken from activation *outputs*, or, for the activations whose
+  output does not determine z (ops.KEEPS_SLOPE: silu), from the slope act'(z) that a
+  training step's forward pass keeps (Workspace.s);
 - the ``1/n_batch`` factor lives in the output delta and nowhere else.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from .. import interrupt, ops
 from ..dropout import minibatch_key
 from ..optimizers import STATE_ARRAYS
+from .buffers import Network, Workspace, batch_weight, keeps_slope  # noqa: F401
 
 HIDDEN_ACTIVATIONS = tuple(ops.HIDDEN)
 OUTPUT_ACTIVATIONS = tuple(ops.OUTPUT)
@@ -40,88 +41,6 @@ TARGETS = {("sigmoid", "mse"): "labels", ("softmax", "cross_entropy"): "labels",
            ("sigmoid", "binary_cross_entropy"): "indicators", ("exp", "poisson"): "values",
            ("identity", "squared_error"): "values"}
 DTYPES = ("float32", "float64")
-
-
-def batch_weight(weights, n):
-    """What a minibatch's mean divides by: its n rows, or the sum of their sample weights
-    (1 when that sum is 0: the minibatch then takes a step with a zero gradient)."""
-    if weights is None:
-        return n
-    total = float(np.sum(weights, dtype=np.float64))
-    return total if total > 0 else 1.0
-
-
-@dataclass
-class Network:
-    """Parameters of an MLP, held as backend arrays.
-
-    ``activations[l]`` is applied after layer ``l``; the last one is the output
-    activation. The optimizer's state (velocities, Adam's moments) has one array per
-    parameter, weights first, then biases; the model allocates what its optimizer needs.
-    """
-
-    weights: list
-    biases: list
-    activations: tuple
-    loss: str
-    dtype: np.dtype
-    velocities: list | None = None       # per parameter: velocity, or Adam's first moment
-    second_moments: list | None = None   # per parameter: Adam's second moment
-    bf16: bool = False                   # training products in bf16-mixed (engine/precision.py)
-    # what a backend prepared for these very arrays (native: the whole-set pass's plan)
-    prepared: dict = field(default_factory=dict, repr=False, compare=False)
-
-    def state(self, i, n_state):
-        """Parameter i's optimizer state arrays (n_state of them)."""
-        return tuple(arrays[i] for arrays in (self.velocities, self.second_moments)[:n_state])
-
-    @property
-    def sizes(self):
-        return [self.weights[0].shape[1]] + [w.shape[0] for w in self.weights]
-
-    @property
-    def output(self):
-        return self.activations[-1]
-
-
-@dataclass
-class Workspace:
-    """Every buffer a training step writes, allocated once per (batch, dtype, backend).
-
-    A step over a shorter last batch uses the first ``m`` rows of each buffer
-    (row slices of C-ordered arrays stay contiguous).
-    """
-
-    batch_size: int
-    x: object            # (batch, n_in) gathered inputs
-    t: object            # (batch, n_classes) one-hot targets
-    a: list              # a[l]: (batch, n_l) outputs of layer l
-    d: list              # d[l]: (batch, n_l) dL/dz of layer l
-    gw: list             # gradient of each weight matrix
-    gb: list             # gradient of each bias vector
-    w: object = None     # (batch,) the minibatch's sample weights
-    plan: object = None  # a backend's prepared epoch for this workspace (native: EpochPlan)
-    plan_key: tuple = ()  # what the plan was built for; a different key rebuilds it
-    data: tuple = None   # (X, a backend's own copy of it: native bf16, packed rows)
-
-    def prepared(self, key, build):
-        """The plan for `key`, built by build() when the key differs from the last one. Keys
-        hold the objects a plan reads (the weight lists, optimizer state) and compare them
-        by identity: an id() is reused by the next list once the old one is freed."""
-        old = self.plan_key
-        if self.plan is None or len(old) != len(key) or not all(
-                a is b or (isinstance(a, (str, int, float, bool)) and a == b)
-                for a, b in zip(old, key)):
-            self.plan, self.plan_key = build(), key
-        return self.plan
-
-    def copy_of(self, X, make):
-        """A backend's copy of the training rows X (made by make(X)), kept while the same X
-        comes back; TrainState.forget_data drops it where a fit starts, since X may have
-        been changed in place since."""
-        if self.data is None or self.data[0] is not X:
-            self.data = (X, make(X))
-        return self.data[1]
 
 
 class Backend:
@@ -167,12 +86,14 @@ class Backend:
         raise NotImplementedError(f"the {self.name} backend has no bf16-mixed products "
                                   f"(precision='bf16-mixed' trains on numpy and native)")
 
-    def bias_act_(self, z, bias, activation):
-        """z = activation(z + bias), in place; activation may be "softmax"."""
+    def bias_act_(self, z, bias, activation, slope=None):
+        """z = activation(z + bias), in place; activation may be "softmax". For the
+        activations of ops.KEEPS_SLOPE, slope (given in training) = activation'(z + bias)."""
         raise NotImplementedError
 
     def act_backward_(self, delta, a, activation):
-        """``delta *= activation'(z)``, where ``a = activation(z)``; in place."""
+        """``delta *= activation'(z)``, where ``a = activation(z)`` (for ops.KEEPS_SLOPE:
+        a is the slope bias_act_ kept); in place."""
         raise NotImplementedError
 
     def output_delta(self, a, t, out, output, loss, weights=None):
@@ -197,7 +118,8 @@ class Backend:
 
     def dropout_backward_(self, delta, a, activation, rate, key, layer, row0=0):
         """delta *= the dropout mask times 1 / (1 - rate) times activation'(z), the
-        derivative taken from the output before dropout (a times 1 - rate); in place."""
+        derivative taken from the output before dropout (a times 1 - rate), or from the
+        kept slope a (ops.KEEPS_SLOPE); in place."""
         raise NotImplementedError
 
     def bias_grad(self, delta, out):
@@ -248,25 +170,29 @@ class Backend:
             gw=[self.empty(w.shape, dt) for w in net.weights],
             gb=[self.empty(b.shape, dt) for b in net.biases],
             w=self.empty((batch_size,), dt),
+            s=[self.empty((batch_size, n), dt) if keeps_slope(net, l) else None
+               for l, n in enumerate(sizes[1:])],
         )
 
-    def forward(self, net: Network, x, acts, dropout=None, bf16=False):
+    def forward(self, net: Network, x, acts, dropout=None, bf16=False, slopes=None):
         """Fill acts[l] with the outputs of every layer for the input rows x; in training,
-        dropout = (rate per layer, the minibatch's mask key) drops hidden units, and bf16
-        takes the products in bf16-mixed precision (gemm_bf16)."""
+        dropout = (rate per layer, the minibatch's mask key) drops hidden units, bf16
+        takes the products in bf16-mixed precision (gemm_bf16), and slopes (Workspace.s)
+        receive the slopes that backward reads."""
         product = self.gemm_bf16 if bf16 else self.gemm
         inp = x
         for l, (w, b, act, out) in enumerate(zip(net.weights, net.biases, net.activations,
                                                  acts)):
             product(inp, w, out, trans_b=True)
-            self.bias_act_(out, b, act)
+            self.bias_act_(out, b, act, None if slopes is None else slopes[l])
             if dropout is not None and dropout[0][l] > 0:
                 self.dropout_(out, dropout[0][l], dropout[1], l)
             inp = out
 
-    def backward(self, net: Network, x, acts, deltas, gw, gb, dropout=None, bf16=False):
+    def backward(self, net: Network, x, acts, deltas, gw, gb, dropout=None, bf16=False,
+                 slopes=None):
         """Gradients of every layer, given the output delta in deltas[-1] (and the
-        forward pass's dropout, if it had one; bf16: as in `forward`).
+        forward pass's dropout, if it had one; bf16 and slopes: as in `forward`).
 
         The input layer's delta is never formed: nothing consumes it.
         """
@@ -277,11 +203,13 @@ class Backend:
             self.bias_grad(deltas[l], gb[l])
             if l > 0:
                 product(deltas[l], net.weights[l], deltas[l - 1])
+                # the derivative reads the outputs, or the slopes kept for it
+                a = slopes[l - 1] if keeps_slope(net, l - 1) else acts[l - 1]
                 if dropout is not None and dropout[0][l - 1] > 0:
-                    self.dropout_backward_(deltas[l - 1], acts[l - 1], net.activations[l - 1],
+                    self.dropout_backward_(deltas[l - 1], a, net.activations[l - 1],
                                            dropout[0][l - 1], dropout[1], l - 1)
                 else:
-                    self.act_backward_(deltas[l - 1], acts[l - 1], net.activations[l - 1])
+                    self.act_backward_(deltas[l - 1], a, net.activations[l - 1])
 
     def loss_and_grads(self, net: Network, ws: Workspace, m: int, losses=None, slot=0,
                        weighted=False, dropout=None):
@@ -292,14 +220,15 @@ class Backend:
         w = ws.w[:m] if weighted else None
         acts = [a[:m] for a in ws.a]
         deltas = [d[:m] for d in ws.d]
-        self.forward(net, x, acts, dropout, net.bf16)
+        slopes = [None if s is None else s[:m] for s in ws.s]
+        self.forward(net, x, acts, dropout, net.bf16, slopes)
         if losses is None:
             value = self.loss(acts[-1], t, net.output, net.loss, w)
         else:
             value = None
             self.loss_into(acts[-1], t, net.output, net.loss, losses, slot, w)
         self.output_delta(acts[-1], t, deltas[-1], net.output, net.loss, w)
-        self.backward(net, x, acts, deltas, ws.gw, ws.gb, dropout, net.bf16)
+        self.backward(net, x, acts, deltas, ws.gw, ws.gb, dropout, net.bf16, slopes)
         return value
 
     # Hooks of the generic epoch: where the minibatch losses collect. On the host they go

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import ops
 from .base import Backend
 from .cudasim import cuda_simulator_enabled
 
@@ -165,12 +166,14 @@ class CudaBackend(Backend):
                     splits > 1)[self.k.gemm_grid(m, n, splits)](
             a, b, out, m, n, k, float(alpha), float(beta), dummy, dummy, out, out, 0)
 
-    def bias_act_(self, z, bias, activation):
+    def bias_act_(self, z, bias, activation, slope=None):
         if activation == "softmax":
             self.k.softmax_rows(z.dtype)[self.k.softmax_grid(z.shape[0])](z, bias, True)
         else:
             code = self.k.ACTIVATIONS[activation]
-            self.k.bias_act(z.dtype)[self.k.grid_1d(z.size)](z, bias, code)
+            keep = slope is not None and activation in ops.KEEPS_SLOPE
+            self.k.bias_act(z.dtype)[self.k.grid_1d(z.size)](
+                z, bias, code, slope if keep else z, keep)
 
     def act_backward_(self, delta, a, activation):
         code = self.k.ACTIVATIONS[activation]

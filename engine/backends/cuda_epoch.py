@@ -36,6 +36,7 @@ from numba import cuda, float64
 from .. import interrupt
 from . import cuda_kernels as k
 from . import cuda_step_kernels as steps
+from .buffers import keeps_slope
 from .cuda_kernels import (BIAS_ACT, GATHER_A, GATHER_B, NO_GATHER, PLAIN, SIGMOID_MSE,
                            SOFTMAX, THREADS, TIMES_DERIVATIVE, _block_sum,
                            _numba_type, cached, gemm)
@@ -48,7 +49,7 @@ def output_step(dtype, target_rows):
     labels y[order[base + i]] (one-hot) or target rows (target_rows). base = ctrl[0],
     step = ctrl[1], which it advances (the counters of CudaEpochPlan.step)."""
     nb = _numba_type(dtype)
-    activate, _, loss_term = k.elementwise(dtype)
+    activate, _, loss_term, _, _ = k.elementwise(dtype)
 
     @cuda.jit
     def kernel(z, y, order, ctrl, d, act, kind, scale, divisor, losses):
@@ -191,6 +192,9 @@ class CudaEpochPlan:
         widths = self.sizes[1:]
         self.Aflat = cuda.device_array(batch * sum(widths), dt)
         self.Dflat = cuda.device_array(batch * sum(widths), dt)
+        # the slopes that engine/ops.py's KEEPS_SLOPE layers keep for the backward pass
+        self.keeps = [keeps_slope(net, l) for l in range(self.L)]
+        self.Sflat = cuda.device_array(batch * sum(widths), dt) if any(self.keeps) else None
         offsets = np.concatenate([[0], np.cumsum([batch * w for w in widths])[:-1]])
         self.doff = cuda.to_device(offsets.astype(np.int64))
         self.width = cuda.to_device(np.array(widths, dtype=np.int64))
@@ -205,14 +209,18 @@ class CudaEpochPlan:
         self.graphs = {}
 
     def rows(self, m):
-        """(activations, deltas) of m rows: views made once per m."""
+        """(activations, deltas, what each layer's derivative reads: its kept slopes or
+        its activations) of m rows: views made once per m."""
         if m not in self._rows:
             widths = self.sizes[1:]
             offs = np.concatenate([[0], np.cumsum([self.batch * w for w in widths])[:-1]])
-            self._rows[m] = ([self.Aflat[o:o + m * w].reshape(m, w)
-                              for o, w in zip(offs, widths)],
-                             [self.Dflat[o:o + m * w].reshape(m, w)
-                              for o, w in zip(offs, widths)])
+
+            def views(flat):
+                return [flat[o:o + m * w].reshape(m, w) for o, w in zip(offs, widths)]
+            A, D = views(self.Aflat), views(self.Dflat)
+            S = A if self.Sflat is None else [s if keep else a for s, a, keep in
+                                              zip(views(self.Sflat), A, self.keeps)]
+            self._rows[m] = (A, D, S)
         return self._rows[m]
 
     def _pairs(self, net, n_state):
@@ -243,7 +251,7 @@ class CudaEpochPlan:
         every full minibatch is the same 3L + 2 launches (which a CUDA graph replays).
         into: a graph builder to record the launches into instead of running them."""
         dt, L = self.dtype, self.L
-        A, D = self.rows(m)
+        A, D, S = self.rows(m)
         unused = self.B[0]
         order, ctrl = self.order, self.ctrl
         self._into = into
@@ -253,7 +261,7 @@ class CudaEpochPlan:
             n_out, n_in = self.W[l].shape
             self._launch(gemm(dt, False, True, GATHER_A if l == 0 else NO_GATHER, BIAS_ACT),
                          k.gemm_grid(m, n_out), inp, self.W[l], A[l], m, n_out, n_in, 1.0,
-                         0.0, order, ctrl, self.B[l], A[l],
+                         0.0, order, ctrl, self.B[l], S[l],
                          k.ACTIVATIONS["identity"] if last else self.acts[l])
         self._launch(output_step(dt, target_rows), (1, THREADS), A[L - 1], y, order, ctrl,
                      D[L - 1], self.acts[L - 1], out_kind, scale, divisor, self.losses)
@@ -267,7 +275,7 @@ class CudaEpochPlan:
             if l > 0:
                 self._launch(gemm(dt, False, False, NO_GATHER, TIMES_DERIVATIVE),
                              k.gemm_grid(m, n_in), D[l], self.W[l], D[l - 1], m, n_in,
-                             n_out, 1.0, 0.0, order, ctrl, unused, A[l - 1],
+                             n_out, 1.0, 0.0, order, ctrl, unused, S[l - 1],
                              self.acts[l - 1])
         self._launch(bias_grads(dt), k.grid_1d(self.n_bias), self.Dflat, self.doff,
                      self.width, self.goff, L, m, self.G)

@@ -32,8 +32,9 @@ ACTIVATIONS = dict(ops.CODES)
 OUTPUT_LOSS = {("sigmoid", "mse"): 0, ("softmax", "cross_entropy"): 1, ("identity", "mse"): 2,
                ("sigmoid", "binary_cross_entropy"): 3, ("exp", "poisson"): 4,
                ("identity", "squared_error"): 5}
-SIGMOID, RELU, TANH, SOFTMAX, EXP, LEAKY_RELU = (
-    ACTIVATIONS[name] for name in ("sigmoid", "relu", "tanh", "softmax", "exp", "leaky_relu"))
+SIGMOID, RELU, TANH, SOFTMAX, EXP, LEAKY_RELU, SILU = (
+    ACTIVATIONS[name] for name in ("sigmoid", "relu", "tanh", "softmax", "exp", "leaky_relu",
+                                   "silu"))
 (SIGMOID_MSE, SOFTMAX_CE, IDENTITY_MSE, SIGMOID_BCE, EXP_POISSON, IDENTITY_HALF_MSE) = range(6)
 # exp's argument is capped where the result still fits (as the C kernels and NumPy spec do)
 EXP_CAP = {np.dtype(np.float32): 88.0, np.dtype(np.float64): 709.0}
@@ -66,26 +67,34 @@ def grid_1d(n):
 @cached
 def elementwise(dtype):
     """Device functions of one dtype: activate(v, act) (not softmax), derivative(a, act)
-    from the output a, and loss_term(kind, a, t) (float64). Every kernel that applies an
-    activation, its derivative or a loss uses these."""
+    from the output a (for engine/ops.py's KEEPS_SLOPE activations, a is the slope kept),
+    loss_term(kind, a, t) (float64), keeps_slope(act) and slope(v, act), the derivative
+    at v that those activations keep. Every kernel that applies an activation, its
+    derivative or a loss uses these."""
     nb = _numba_type(dtype)
     one, zero = nb(1.0), nb(0.0)
-    slope = nb(ops.LEAKY_SLOPE)
+    leak = nb(ops.LEAKY_SLOPE)
     cap = nb(EXP_CAP[np.dtype(dtype)])
     eps = nb(np.finfo(np.dtype(dtype)).eps)
     tiny = nb(np.finfo(np.dtype(dtype)).tiny)
 
     @cuda.jit(device=True)
+    def sigmoid(v):              # exp only of -|v|: no overflow
+        if v >= 0:
+            return one / (one + math.exp(-v))
+        e = math.exp(v)
+        return e / (one + e)
+
+    @cuda.jit(device=True)
     def activate(v, act):
-        if act == SIGMOID:       # exp only of -|v|: no overflow
-            if v >= 0:
-                return one / (one + math.exp(-v))
-            e = math.exp(v)
-            return e / (one + e)
+        if act == SIGMOID:
+            return sigmoid(v)
+        if act == SILU:
+            return v * sigmoid(v)
         if act == RELU:
             return v if v > 0 else zero
         if act == LEAKY_RELU:
-            return v if v > 0 else slope * v
+            return v if v > 0 else leak * v
         if act == TANH:
             return math.tanh(v)
         if act == EXP:
@@ -99,10 +108,21 @@ def elementwise(dtype):
         if act == RELU:
             return one if a > 0 else zero
         if act == LEAKY_RELU:
-            return one if a > 0 else slope
+            return one if a > 0 else leak
         if act == TANH:
             return one - a * a
+        if act == SILU:
+            return a
         return one
+
+    @cuda.jit(device=True)
+    def keeps_slope(act):
+        return act == SILU
+
+    @cuda.jit(device=True)
+    def slope(v, act):
+        s = sigmoid(v)
+        return s * (one + v * (one - s))
 
     @cuda.jit(device=True)
     def xlogy(x, y):
@@ -120,7 +140,7 @@ def elementwise(dtype):
         e = float64(a) - float64(t)
         return 0.5 * e * e if kind == IDENTITY_HALF_MSE else e * e
 
-    return activate, derivative, loss_term
+    return activate, derivative, loss_term, keeps_slope, slope
 
 
 def delta_numerator(kind, c):
@@ -189,7 +209,7 @@ def gemm(dtype, trans_a, trans_b, gather=NO_GATHER, epilogue=PLAIN, split=False)
     float32. split (PLAIN only): each k slice (grid z) adds alpha times its partial sum into
     c atomically; c must hold beta * c already."""
     nb = _numba_type(dtype)
-    activate, derivative, _ = elementwise(dtype)
+    activate, derivative, _, keeps_slope, slope = elementwise(dtype)
     threads = RT * RT
 
     @cuda.jit
@@ -259,7 +279,10 @@ def gemm(dtype, trans_a, trans_b, gather=NO_GATHER, epilogue=PLAIN, split=False)
                     if row < m and col < n:
                         v = acc[i, j]
                         if epilogue == BIAS_ACT:
-                            c[row, col] = activate(v + bias[col], act)
+                            z = v + bias[col]
+                            if keeps_slope(act):      # aux: the layer's kept slopes
+                                aux[row, col] = slope(z, act)
+                            c[row, col] = activate(z, act)
                         elif epilogue == TIMES_DERIVATIVE:
                             c[row, col] = v * derivative(aux[row, col], act)
                         elif split:
@@ -289,15 +312,19 @@ def scale(dtype):
 # -------------------------------------------------------------------- activations
 @cached
 def bias_act(dtype):
-    activate = elementwise(dtype)[0]
+    """z = act(z + b); slopes = act'(z + b) where keep (engine/ops.py KEEPS_SLOPE)."""
+    activate, _, _, _, slope = elementwise(dtype)
 
     @cuda.jit
-    def kernel(z, b, act):
+    def kernel(z, b, act, slopes, keep):
         n, c = z.shape
         for idx in range(cuda.grid(1), n * c, cuda.gridsize(1)):
             i = idx // c
             j = idx - i * c
-            z[i, j] = activate(z[i, j] + b[j], act)
+            v = z[i, j] + b[j]
+            if keep:
+                slopes[i, j] = slope(v, act)
+            z[i, j] = activate(v, act)
 
     return kernel
 

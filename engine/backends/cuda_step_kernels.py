@@ -8,7 +8,7 @@ import math
 
 from numba import cuda, float64, int64
 
-from .cuda_kernels import (IDENTITY_MSE, RELU, SIGMOID, SIGMOID_MSE, TANH,
+from .cuda_kernels import (IDENTITY_MSE, SIGMOID, SIGMOID_MSE, TANH,
                            THREADS, _block_sum, _numba_type, cached, elementwise)
 
 
@@ -120,28 +120,22 @@ def dropout(dtype):
 
 @cached
 def dropout_backward(dtype):
-    """delta = dL/dz through a hidden layer with dropout (the derivative from a / scale)."""
+    """delta = dL/dz through a hidden layer with dropout (the derivative from a / scale, or
+    from a itself where a is the kept slope: engine/ops.py KEEPS_SLOPE)."""
     nb = _numba_type(dtype)
+    derivative, keeps_slope = elementwise(dtype)[1], elementwise(dtype)[3]
 
     @cuda.jit
     def kernel(d, a, act, key, layer, row0, threshold, scale):
         n, c = a.shape
         s = nb(scale)
-        keep = nb(1.0) / s
-        one = nb(1.0)
+        keep = nb(1.0) if keeps_slope(act) else nb(1.0) / s
         for idx in range(cuda.grid(1), n * c, cuda.gridsize(1)):
             i = idx // c
             j = idx - i * c
             row_key = _mix32((key ^ (layer << 24) ^ (row0 + i)) & 0xFFFFFFFF)
             bits = _mix32((row_key + j * 0x9E3779B1) & 0xFFFFFFFF) >> 8
-            u = a[i, j] * keep
-            g = one
-            if act == SIGMOID:
-                g = u * (one - u)
-            elif act == TANH:
-                g = one - u * u
-            elif act == RELU:
-                g = one if u > 0 else nb(0.0)
+            g = derivative(a[i, j] * keep, act)
             d[i, j] = d[i, j] * s * g if bits >= threshold else nb(0.0)
 
     return kernel

@@ -106,13 +106,15 @@ class NativeBackend(HostBackend):
     def gemm_bf16(self, a, b, out, trans_a=False, trans_b=False):
         _native.gemm_bf16(a, b, out, trans_a, trans_b)
 
-    def forward(self, net, x, acts, dropout=None, bf16=False):
+    def forward(self, net, x, acts, dropout=None, bf16=False, slopes=None):
         """Evaluation-sized passes run in C on the epoch's tiles where they train this
         network, so that evaluating between epochs wakes no BLAS threads (their spinning
         made the next tiled epoch 50% slower); BLAS per layer otherwise. Minibatch-sized
         passes, as in the textbook loop, stay on BLAS: alternating an OpenMP team with
         BLAS's threads call by call made that loop 7x slower."""
-        if dropout is None and bf16 and _native.bf16_info()["path"] != "portable":
+        if slopes is not None:         # a training step's pass (Workspace.s): per layer
+            super().forward(net, x, acts, dropout, bf16, slopes)
+        elif dropout is None and bf16 and _native.bf16_info()["path"] != "portable":
             # bf16 products on the tiles, each layer's weights packed once per call
             _native.bf16_forward(net.weights, net.biases, net.activations, x, acts)
         elif (dropout is None and not bf16 and x.shape[0] >= TILED_FORWARD_MIN_ROWS
@@ -121,8 +123,8 @@ class NativeBackend(HostBackend):
         else:
             super().forward(net, x, acts, dropout, bf16)
 
-    def bias_act_(self, z, bias, activation):
-        _native.bias_act_(z, bias, activation)
+    def bias_act_(self, z, bias, activation, slope=None):
+        _native.bias_act_(z, bias, activation, slope)
 
     def act_backward_(self, delta, a, activation):
         _native.act_backward_(delta, a, activation)
@@ -184,7 +186,7 @@ class NativeBackend(HostBackend):
             lambda: _native.EpochPlan(net.weights, net.biases, ws.a, ws.d, ws.gb, ws.x, ws.t,
                                       net.activations, net.loss, velocities, ws.gw,
                                       gemm=path, threads=threads, second_moments=moments,
-                                      bf16=net.bf16))
+                                      bf16=net.bf16, slopes=ws.s))
         return plan.run(X, y, order, rule, batch_losses, grad_norms, alpha=alpha,
                         sample_weight=sample_weight,
                         dropout=None if dropout is None else np.asarray(dropout[0], np.float64),
@@ -205,7 +207,8 @@ class NativeBackend(HostBackend):
             gw = [np.zeros_like(w) for w in net.weights]
             gb = [np.zeros_like(b) for b in net.biases]
             plan = _native.EpochPlan(net.weights, net.biases, ws.a, ws.d, gb, ws.x, ws.t,
-                                     net.activations, net.loss, None, gw, gemm="blas")
+                                     net.activations, net.loss, None, gw, gemm="blas",
+                                     slopes=ws.s)
             net.prepared[key] = (plan, gw, gb)
         plan, gw, gb = net.prepared[key]
         sums = [np.zeros_like(g) for g in gw + gb]
@@ -238,7 +241,7 @@ class NativeBackend(HostBackend):
         state = [arrays for arrays in (net.velocities, net.second_moments)[:n_state]]
         return _native.bf16_epoch(net.weights, net.biases, ws.gw, ws.gb, ws.a, ws.d, ws.t,
                                   net.activations, net.loss, packed, y, order, rule, alpha,
-                                  batch_losses, state)
+                                  batch_losses, state, slopes=ws.s)
 
 
 def bf16_paths():

@@ -29,7 +29,9 @@ def _exp_(z):
     np.exp(z, out=z)
 
 
-# activation(z) in place, and delta *= activation'(z) written with the output a.
+# activation(z) in place, and delta *= activation'(z) written with the output a; for the
+# activations of ops.KEEPS_SLOPE, activation'(z) written with z (SLOPES), which the forward
+# pass keeps and the backward pass multiplies by (a is then that slope).
 ACTIVATIONS = {
     "exp": _exp_,
     "identity": lambda z: None,
@@ -37,8 +39,10 @@ ACTIVATIONS = {
     "tanh": lambda z: np.tanh(z, out=z),
     "relu": lambda z: np.maximum(z, 0, out=z),
     "leaky_relu": lambda z: np.multiply(z, np.where(z > 0, 1, ops.LEAKY_SLOPE), out=z),
+    "silu": lambda z: np.multiply(z, expit(z), out=z),
     "softmax": _softmax_,
 }
+SLOPES = {"silu": lambda z: expit(z) * (1 + z * (1 - expit(z)))}
 
 
 def _mul_(delta, factor):
@@ -51,6 +55,7 @@ DERIVATIVES = {
     "tanh": lambda d, a: _mul_(d, 1 - a * a),
     "relu": lambda d, a: _mul_(d, a > 0),
     "leaky_relu": lambda d, a: _mul_(d, np.where(a > 0, 1, ops.LEAKY_SLOPE).astype(a.dtype)),
+    "silu": _mul_,
 }
 
 
@@ -116,8 +121,10 @@ class NumpyBackend(HostBackend):
         a, b = round_bf16(a), round_bf16(b)      # exact products; float32 sums
         np.matmul(a.T if trans_a else a, b.T if trans_b else b, out=out)
 
-    def bias_act_(self, z, bias, activation):
+    def bias_act_(self, z, bias, activation, slope=None):
         z += bias
+        if slope is not None and activation in SLOPES:
+            slope[...] = SLOPES[activation](z)
         ACTIVATIONS[activation](z)
 
     def act_backward_(self, delta, a, activation):
@@ -146,7 +153,8 @@ class NumpyBackend(HostBackend):
     def dropout_backward_(self, delta, a, activation, rate, key, layer, row0=0):
         keep = dropout.keep_mask(key, layer, row0, a.shape[0], a.shape[1], rate)
         scale = a.dtype.type(1.0 / (1.0 - rate))
-        u = a * (a.dtype.type(1) / scale)          # the output before dropout
+        # the output before dropout (a kept slope was never scaled)
+        u = a if activation in ops.KEEPS_SLOPE else a * (a.dtype.type(1) / scale)
         grad = np.ones_like(u)
         DERIVATIVES[activation](grad, u)
         delta[...] = np.where(keep, delta * scale * grad, 0)
