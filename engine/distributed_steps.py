@@ -89,19 +89,17 @@ class _LocalSGD:
                              f"this model's is {be.name!r}")
         self.MPI, self.comm, self.model, self.k = MPI, comm, model, k
         self.batch_size, self.alpha, self.data, self.counts = batch_size, alpha, data, counts
-        self.arrays = None
+        self.flat = None
         self.n_steps = -(-steps // k)            # rounds
         self.local = np.empty(k)
         self.ws = model.state.workspace(batch_size)
 
     def _buffer(self):
-        net = self.model.state.net
-        # the optimizer's arrays exist once its state was asked for (before the first epoch)
-        arrays = net.weights + net.biases + (net.velocities or []) + (net.second_moments or [])
-        if self.arrays is None or len(arrays) != len(self.arrays) \
-                or any(a is not b for a, b in zip(arrays, self.arrays)):
-            self.arrays = arrays
-            self.flat = np.zeros(sum(a.size for a in arrays) + EXTRA_SLOTS, dtype=net.dtype)
+        """Room for the model's whole buffer (parameters and optimizer state, which exists
+        once the state was asked for, before the first epoch) and the two slots."""
+        params = self.model.state.buffer
+        if self.flat is None or self.flat.size != params.size + EXTRA_SLOTS:
+            self.flat = np.zeros(params.size + EXTRA_SLOTS, dtype=params.dtype)
         return self.flat
 
     def epoch(self, order, rule, drop, out):
@@ -122,20 +120,14 @@ class _LocalSGD:
                                rule._replace(t=rule.t + j * self.k), self.alpha / active,
                                self.ws, losses, None, w, drop)
                 weight = float(m if w is None else be.to_numpy(w)[rows].sum())
-                start = 0
-                for a in self.arrays:
-                    flat[start:start + a.size] = a.ravel()
-                    start += a.size
+                flat[:-EXTRA_SLOTS] = self.model.state.buffer
                 flat[:-EXTRA_SLOTS] *= weight
                 flat[-2] = float(np.mean(losses)) * weight
                 flat[-1] = weight
             self.comm.Allreduce(self.MPI.IN_PLACE, flat, op=self.MPI.SUM)
             total = float(flat[-1]) or 1.0
             flat /= flat.dtype.type(total)
-            start = 0
-            for a in self.arrays:
-                a[...] = flat[start:start + a.size].reshape(a.shape)
-                start += a.size
+            self.model.state.buffer[...] = flat[:-EXTRA_SLOTS]
             out[j] = float(flat[-2])
 
 

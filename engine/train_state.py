@@ -4,7 +4,9 @@ A model owns one (`MLP.state`); the trainer (engine/training.py), the model file
 distributed fit and the scikit-learn estimators read and write the model's state through
 it, never through the model's private attributes:
 
-- `net`: the parameters (and the optimizer's state arrays) as backend arrays;
+- `net`: the parameters (and the optimizer's state arrays) as backend arrays: views of one
+  flat buffer, `buffer` (weights, then biases, then each state array in the same order),
+  so that a whole-model operation (an average across ranks, a norm) is one operation;
 - `counters`: which optimizer the state arrays belong to, and its steps `t` (Adam's bias
   correction), `samples` seen (inverse scaling) and `epochs` trained (dropout keys);
 - `rng` and `order`: the shuffling generator and the row order the last epoch visited;
@@ -20,6 +22,16 @@ import numpy as np
 from .backends import Network
 
 
+def _carve(flat, shapes, start=0):
+    """Views of consecutive stretches of the 1-D array flat, one per shape."""
+    views = []
+    for shape in shapes:
+        size = int(np.prod(shape))
+        views.append(flat[start:start + size].reshape(shape))
+        start += size
+    return views
+
+
 class TrainState:
     def __init__(self, backend, dtype, activations, loss, bf16, rng):
         self.backend, self.dtype = backend, dtype
@@ -27,6 +39,7 @@ class TrainState:
         self.rng = rng
         self.order = None
         self.net = None
+        self.buffer = None
         self.counters = None
         self.workspaces = {}
         # a second thread's fit, save or weight change waits for the running fit (two
@@ -34,20 +47,36 @@ class TrainState:
         self.lock = threading.RLock()
 
     def set_params(self, weights, biases, keep_state=False):
-        """New parameter arrays (copied into the backend's); the optimizer's state starts
-        afresh unless keep_state."""
-        be, dt = self.backend, self.dtype
+        """New parameter values (copied into a new buffer: training must never write into
+        an array the caller still holds); the optimizer's state starts afresh unless
+        keep_state."""
         old = self.net
-        self.net = Network(
-            # copies: training must never write into an array the caller still holds
-            weights=[be.asarray(np.array(w, dtype=dt)) for w in weights],
-            biases=[be.asarray(np.array(b, dtype=dt)) for b in biases],
-            activations=self.activations, loss=self.loss, dtype=dt, bf16=self.bf16)
+        params = [np.asarray(p, dtype=self.dtype) for p in list(weights) + list(biases)]
+        state = []
         if keep_state and old is not None:
-            self.net.velocities, self.net.second_moments = old.velocities, old.second_moments
-        else:
+            state = [[self.backend.to_numpy(a) for a in arrays]
+                     for arrays in (old.velocities, old.second_moments) if arrays is not None]
+        w, b, v, m = self._allocate(params, state, len(weights))
+        self.net = Network(weights=w, biases=b, activations=self.activations, loss=self.loss,
+                           dtype=self.dtype, bf16=self.bf16, velocities=v, second_moments=m)
+        if not (keep_state and old is not None):
             self.reset_optimizer()
         self.workspaces = {}
+
+    def _allocate(self, params, state, n_weights):
+        """A new buffer holding params (NumPy arrays) and `state` (lists of NumPy arrays,
+        one list per state kind); (weights, biases, velocities, second moments) as views
+        of it (None for the state kinds not given)."""
+        be, dt = self.backend, self.dtype
+        shapes = [p.shape for p in params]
+        host = np.concatenate([np.ravel(a) for a in params + sum(state, [])]).astype(dt) \
+            if params else np.zeros(0, dt)
+        self.buffer = be.asarray(host)
+        views = _carve(self.buffer, shapes)
+        n = sum(p.size for p in params)
+        kinds = [_carve(self.buffer, shapes, n * (k + 1)) for k in range(len(state))] \
+            + [None, None]
+        return views[:n_weights], views[n_weights:], kinds[0], kinds[1]
 
     def reset_optimizer(self):
         """The next step starts a new optimizer: no state arrays, no steps taken (the
@@ -59,15 +88,28 @@ class TrainState:
         """The counters of optimizer `opt`, with the state arrays it needs allocated. The
         same optimizer as last time carries on where it stopped; another starts afresh."""
         if self.counters["optimizer"] != opt:
-            be, net = self.backend, self.net
-            params = net.weights + net.biases
-            net.velocities = ([be.zeros(p.shape, net.dtype) for p in params]
-                              if opt.n_state >= 1 else None)
-            net.second_moments = ([be.zeros(p.shape, net.dtype) for p in params]
-                                  if opt.n_state == 2 else None)
+            self._with_state(lambda p, k, i: np.zeros_like(p), opt.n_state)
             self.counters = {"optimizer": opt, "t": 0, "samples": 0,
                              "epochs": self.counters["epochs"]}
         return self.counters
+
+    def restore_optimizer(self, counters, velocities, second_moments):
+        """The optimizer's counters and state arrays (lists of NumPy arrays, or None) saved
+        earlier, back in a buffer with the parameters."""
+        state = [arrays for arrays in (velocities, second_moments) if arrays is not None]
+        self._with_state(lambda p, k, i: np.asarray(state[k][i]), len(state))
+        self.counters = dict(counters)
+
+    def _with_state(self, value, n_state):
+        """A new buffer: the parameters as they are, and n_state state arrays per parameter
+        (value(param, kind, index)). The same Network holds the new views (plans prepared
+        for the old arrays compare them by identity, and are rebuilt)."""
+        net = self.net
+        params = [np.array(self.backend.to_numpy(p)) for p in net.weights + net.biases]
+        state = [[value(p, k, i) for i, p in enumerate(params)] for k in range(n_state)]
+        net.weights, net.biases, net.velocities, net.second_moments = self._allocate(
+            params, state, len(net.weights))
+        net.prepared.clear()
 
     def row_order(self, n):
         """The order the last epoch visited n rows in, shuffled further by the next epoch:
@@ -106,5 +148,7 @@ class TrainState:
                 [np.array(be.to_numpy(b)) for b in self.net.biases])
 
     def params_finite(self):
-        """Whether every weight is finite (the divergence guard's check)."""
-        return all(np.isfinite(self.backend.sq_norm(w)) for w in self.net.weights)
+        """Whether every weight and bias is finite (the divergence guard's check): one pass
+        over the buffer's parameters."""
+        n = sum(int(np.prod(p.shape)) for p in self.net.weights + self.net.biases)
+        return bool(np.isfinite(self.backend.sq_norm(self.buffer[:n])))

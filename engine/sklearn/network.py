@@ -78,11 +78,8 @@ class EngineNet:
                 "second_moments": host(net.second_moments)}
 
     def restore(self, state):
-        net, be = self.model.state.net, self.backend
-        dev = (lambda arrays: None if arrays is None else [be.asarray(a) for a in arrays])
-        net.velocities = dev(state["velocities"])
-        net.second_moments = dev(state["second_moments"])
-        self.model.state.counters = dict(state["opt"])
+        self.model.state.restore_optimizer(state["opt"], state["velocities"],
+                                           state["second_moments"])
 
     # ------------------------------------------------------------------ passes
     def train_epoch(self, X, T, order, batch_size, rule, alpha, losses, weights, dropout):
