@@ -58,7 +58,8 @@ class TrainState:
                      for arrays in (old.velocities, old.second_moments) if arrays is not None]
         w, b, v, m = self._allocate(params, state, len(weights))
         self.net = Network(weights=w, biases=b, activations=self.activations, loss=self.loss,
-                           dtype=self.dtype, bf16=self.bf16, velocities=v, second_moments=m)
+                           dtype=self.dtype, bf16=self.bf16, velocities=v, second_moments=m,
+                           flat=self.buffer)
         if not (keep_state and old is not None):
             self.reset_optimizer()
         self.workspaces = {}
@@ -109,6 +110,7 @@ class TrainState:
         state = [[value(p, k, i) for i, p in enumerate(params)] for k in range(n_state)]
         net.weights, net.biases, net.velocities, net.second_moments = self._allocate(
             params, state, len(net.weights))
+        net.flat = self.buffer
         net.prepared.clear()
 
     def row_order(self, n):

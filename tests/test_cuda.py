@@ -358,6 +358,28 @@ def test_split_k_products(gpu, dtype):
             check(dev[2], ref[2], k=kk + 1, magnitude=mag)
 
 
+def test_fused_epoch_steps_the_models_own_buffer_across_an_optimizer_switch():
+    """The fused epoch's parameters and state are views of the model's buffer (nothing
+    copied around an epoch); after Adam, momentum gets a new buffer and a new plan, and
+    the weights still follow NumPy's."""
+    rng = np.random.default_rng(8)
+    X, y = rng.normal(size=(20, 5)), rng.integers(0, 3, 20)
+    models = {}
+    for name in ("numpy", "cuda"):
+        model = MLP([5, 4, 3], "silu", "softmax", "cross_entropy", dtype="float64",
+                    backend=name, seed=2)
+        model.fit(X, y, epochs=1, batch_size=10, optimizer="adam", learning_rate=0.01,
+                  progress=False)
+        model.fit(X, y, epochs=1, batch_size=10, learning_rate=0.1, momentum=0.9,
+                  progress=False)
+        models[name] = model
+    plans = [ws.plan for ws in models["cuda"].state.workspaces.values() if ws.plan]
+    assert plans and all(plan.shared for plan in plans)
+    for a, b in zip(models["cuda"].weights + models["cuda"].biases,
+                    models["numpy"].weights + models["numpy"].biases):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
 def test_fused_epoch_with_split_weight_gradients():
     from engine.backends import cuda_kernels as k
     rng = np.random.default_rng(3)

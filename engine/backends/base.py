@@ -93,7 +93,7 @@ class Backend:
 
     def act_backward_(self, delta, a, activation):
         """``delta *= activation'(z)``, where ``a = activation(z)`` (for ops.KEEPS_SLOPE:
-        a is the slope bias_act_ kept); in place."""
+        a is the slope ``bias_act_`` kept); in place."""
         raise NotImplementedError
 
     def output_delta(self, a, t, out, output, loss, weights=None):

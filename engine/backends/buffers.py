@@ -40,6 +40,9 @@ class Network:
     velocities: list | None = None       # per parameter: velocity, or Adam's first moment
     second_moments: list | None = None   # per parameter: Adam's second moment
     bf16: bool = False                   # training products in bf16-mixed (engine/precision.py)
+    # the 1-D array every parameter and state array above is a view of, in that order
+    # (weights, biases, velocities, second moments; TrainState's buffer), or None
+    flat: object = field(default=None, repr=False, compare=False)
     # what a backend prepared for these very arrays (native: the whole-set pass's plan)
     prepared: dict = field(default_factory=dict, repr=False, compare=False)
 

@@ -16,8 +16,10 @@ Per minibatch:
   it also sums the squared weights before the step, the L2 term of the minibatch's loss,
   and clears each gradient after using it, for the next split products to add into.
 
-The parameters and the optimizer's state are copied into the flat buffers when an epoch
-starts and back when it ends. Sample weights, dropout and the diagnostics take the generic
+The flat buffers of the parameters and the optimizer's state are the model's own
+(TrainState's buffer, views in the same order), so nothing is copied around an epoch; a
+network without one (the textbook drop-in's) is copied in when an epoch starts and back
+when it ends. Sample weights, dropout and the diagnostics take the generic
 epoch (engine/backends/base.py).
 
 The step reads its first row and its step number from two device counters that its own
@@ -179,11 +181,16 @@ class CudaEpochPlan:
         b_shapes = [b.shape for b in net.biases]
         self.n_weights = sum(int(np.prod(s)) for s in w_shapes)
         n_params = self.n_weights + sum(int(np.prod(s)) for s in b_shapes)
-        self.P = cuda.device_array(n_params, dt)
+        # the model's own buffer where it has one (TrainState's: parameters, then each state
+        # kind, the layout the step wants): nothing to copy in or out around an epoch
+        n_state = sum(s is not None for s in (net.velocities, net.second_moments))
+        self.shared = net.flat is not None and net.flat.size == n_params * (1 + n_state)
+        own = (lambda k: net.flat[k * n_params:(k + 1) * n_params]) if self.shared else None
+        self.P = own(0) if self.shared else cuda.device_array(n_params, dt)
         # the update clears each gradient after using it: split products add into zeros
         self.G = cuda.to_device(np.zeros(n_params, dt))
-        self.S1 = cuda.device_array(n_params, dt)
-        self.S2 = cuda.device_array(n_params, dt)
+        self.S1 = own(1) if self.shared and n_state >= 1 else cuda.device_array(n_params, dt)
+        self.S2 = own(2) if self.shared and n_state == 2 else cuda.device_array(n_params, dt)
         self.W, end = _views(self.P, w_shapes)
         self.B, _ = _views(self.P, b_shapes, end)
         self.GW, end = _views(self.G, w_shapes)
@@ -231,12 +238,14 @@ class CudaEpochPlan:
         return pairs
 
     def load(self, net, n_state):
-        for mine, theirs in self._pairs(net, n_state):
-            mine.copy_to_device(theirs)
+        if not self.shared:
+            for mine, theirs in self._pairs(net, n_state):
+                mine.copy_to_device(theirs)
 
     def store(self, net, n_state):
-        for mine, theirs in self._pairs(net, n_state):
-            theirs.copy_to_device(mine)
+        if not self.shared:
+            for mine, theirs in self._pairs(net, n_state):
+                theirs.copy_to_device(mine)
 
     def _launch(self, kernel, grid, *args):
         self.launches += 1
