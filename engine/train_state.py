@@ -125,6 +125,11 @@ class TrainState:
         key = (purpose, batch_size)
         ws = self.workspaces.get(key)
         if ws is None:
+            # partial_fit on chunks of many sizes: a few workspaces, not one per size
+            same = [k for k in self.workspaces if k[0] == purpose]
+            if len(same) >= 4:
+                for k in same:
+                    del self.workspaces[k]
             ws = self.workspaces[key] = self.backend.workspace(self.net, batch_size)
         return ws
 

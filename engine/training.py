@@ -1,14 +1,16 @@
 """The trainer: the one training loop behind `MLP.fit`, `engine.distributed.fit` and
-`MLP.epoch_runner`.
+engine.sklearn's stochastic solver (`MLP.epoch_runner` is its epoch alone).
 
 A `Trainer` runs epochs over a model's `TrainState` (engine/train_state.py) with options
 checked once from the table in engine/fit_options.py. What differs between entry points
 is a `Hooks` object: where the rows come from and in what order, how a minibatch's
 gradient is reduced (the backend's `train_epoch(reduce=...)`), how the whole set is scored,
-who writes files and shows progress. The single-process hooks are below; the distributed
-fit's (MPI all-reduce, local SGD) are in engine/distributed.py. Everything else (the step
-and sample counters, the schedule, the divergence guard, validation, early stopping,
-checkpoints and resume, Ctrl-C) is written once, here.
+the learning rate and the rule that ends training at an epoch's end, who writes files and
+shows progress. The single-process hooks are below; the distributed fit's (MPI
+all-reduce, local SGD) are in engine/distributed.py, scikit-learn's (its shuffles, sparse
+blocks and bookkeeping) in engine/sklearn/solvers.py. Everything else (the step and sample
+counters, the divergence guard, validation, checkpoints and resume, Ctrl-C) is written
+once, here.
 """
 from __future__ import annotations
 
@@ -41,6 +43,12 @@ class Hooks:
 
     def check_data(self, model, X, y):
         return model.check_xy(X, y)
+
+    def to_backend(self, trainer):
+        """The rows, targets and sample weights on the backend: trainer.Xb, yb, swb."""
+        be = trainer.backend
+        trainer.Xb, trainer.yb = be.asarray(trainer.X), be.asarray(trainer.y)
+        trainer.swb = None if trainer.sw is None else be.asarray(trainer.sw)
 
     def start(self, trainer):
         """After the data is checked and on the backend, before the first epoch."""
@@ -88,6 +96,33 @@ class Hooks:
 
     def samples_per_epoch(self, trainer):
         return trainer.n
+
+    def learning_rate(self, trainer, epoch):
+        """The learning rate of this epoch: the schedule's."""
+        return trainer.sched.learning_rate(epoch, trainer.counters["samples"])
+
+    def dropout_seed(self, trainer):
+        """What keys the dropout masks (with the epochs trained)."""
+        return trainer.model.seed
+
+    def epoch_done(self, trainer, epoch, history, losses):
+        """After an epoch and its scores: why training stops, or None. The engine's rule:
+        the schedule's (on the mean minibatch loss, as scikit-learn), and with early
+        stopping scikit-learn's rule on the validation loss: an epoch that does not beat
+        the best so far by tol counts against it; more than n_iter_no_change in a row
+        stop. The best epoch's weights are kept in trainer.best."""
+        o = trainer.options
+        reason = trainer.sched.epoch_done(float(np.mean(losses)))
+        if o["early_stopping"]:
+            vloss, tol, best = history.val_loss[-1], o["tol"], trainer.best
+            trainer.bad_epochs = trainer.bad_epochs + 1 \
+                if best is not None and vloss > best[0] - tol else 0
+            if best is None or vloss < best[0]:
+                trainer.best = (vloss, epoch, *trainer.model.state.host_params())
+            if trainer.bad_epochs > o["n_iter_no_change"]:
+                reason = (f"validation loss did not improve by tol={tol:g} for more "
+                          f"than {o['n_iter_no_change']} epochs")
+        return reason
 
 
 class Trainer:
@@ -142,8 +177,7 @@ class Trainer:
         resumed = _resume(model, checkpoint) \
             if o["resume"] and os.path.exists(checkpoint) else None
         self.batch_size = min(o["batch_size"], max(self.n, 1))
-        self.Xb, self.yb = be.asarray(self.X), be.asarray(self.y)
-        self.swb = None if self.sw is None else be.asarray(self.sw)
+        hooks.to_backend(self)
         val_b = (be.asarray(self.val[0]), be.asarray(self.val[1])) if self.val else None
         self.ws = state.workspace(self.batch_size)
         state.forget_data()
@@ -152,23 +186,23 @@ class Trainer:
             hooks.resume(self, resumed[5], resumed[6])
         self.n_batches = hooks.n_batches(self)
         self.batch_losses = np.empty(self.n_batches)
-        counters = state.optimizer_state(self.opt)
+        counters = self.counters = state.optimizer_state(self.opt)
         history = History(batches_per_epoch=self.n_batches, meta=model.metadata(
             epochs=o["epochs"], batch_size=self.batch_size, learning_rate=o["learning_rate"],
             momentum=self.opt.momentum, optimizer=self.opt.name, nesterov=self.opt.nesterov,
             alpha=self.alpha, schedule=o["schedule"] if isinstance(o["schedule"], str)
             else "callable", early_stopping=o["early_stopping"], dropout=self.drop_rates,
             n_train=hooks.samples_per_epoch(self), **getattr(hooks, "meta", {})))
-        sched = Schedule(o["schedule"], o["learning_rate"], o["power_t"], o["tol"],
-                         o["n_iter_no_change"])
+        sched = self.sched = Schedule(o["schedule"], o["learning_rate"], o["power_t"],
+                                      o["tol"], o["n_iter_no_change"])
         bar = ProgressBar(o["epochs"], desc=f"{hooks.name}[{be.name}]",
                           enabled=hooks.progress_enabled(o["progress"]))
         order = state.row_order(self.n)
-        best = None              # early stopping: (validation loss, epoch, weights, biases)
-        bad_epochs = 0
+        self.best = None         # early stopping: (validation loss, epoch, weights, biases)
+        self.bad_epochs = 0
         start = 0
         if resumed is not None:
-            start, saved_history, best, bad_epochs, saved_schedule = resumed[:5]
+            start, saved_history, self.best, self.bad_epochs, saved_schedule = resumed[:5]
             _same_settings(checkpoint, saved_history.meta, history.meta)
             history = saved_history
             sched.lr, sched.best_loss, sched.bad_epochs = saved_schedule
@@ -181,10 +215,9 @@ class Trainer:
             if o["shuffle"]:
                 hooks.shuffle(self, order)
             norms = np.zeros(len(self.net.weights)) if o["diagnostics"] else None
-            rule = self.opt.rule(sched.learning_rate(epoch, counters["samples"]),
-                                 counters["t"])
+            rule = self.opt.rule(hooks.learning_rate(self, epoch), counters["t"])
             drop = None if self.drop_rates is None else \
-                (self.drop_rates, masks.epoch_key(model.seed, counters["epochs"]))
+                (self.drop_rates, masks.epoch_key(hooks.dropout_seed(self), counters["epochs"]))
             done = hooks.epoch(self, order, rule, norms, drop)
             losses = self.batch_losses
             if done < self.n_batches:
@@ -218,31 +251,19 @@ class Trainer:
                 history.val_loss.append(vloss)
                 history.val_accuracy.append(vacc)
             bar.update(1, _epoch_text(history, loss, acc, val_b is not None))
+            reason = hooks.epoch_done(self, epoch, history, losses)
             if interrupt.requested():      # Ctrl-C while evaluating: the epoch is whole
                 if checkpoint is not None:
-                    self._checkpoint(epoch + 1, history, sched, best, bad_epochs)
+                    self._checkpoint(epoch + 1, history)
                 history.stop_reason = f"interrupted (Ctrl-C) after epoch {epoch + 1}"
                 raise KeyboardInterrupt(history.stop_reason)
-            train_loss = float(np.mean(losses))     # the schedule's, as scikit-learn
-            reason = sched.epoch_done(train_loss)
-            if o["early_stopping"]:
-                # scikit-learn's rule, on the validation loss: an epoch that does not beat
-                # the best so far by tol counts against it; more than n_iter_no_change in a
-                # row stop
-                vloss, tol = history.val_loss[-1], o["tol"]
-                bad_epochs = bad_epochs + 1 if best is not None and vloss > best[0] - tol \
-                    else 0
-                if best is None or vloss < best[0]:
-                    best = (vloss, epoch, *state.host_params())
-                if bad_epochs > o["n_iter_no_change"]:
-                    reason = (f"validation loss did not improve by tol={tol:g} for more "
-                              f"than {o['n_iter_no_change']} epochs")
             if checkpoint is not None and (reason or (epoch + 1) % o["checkpoint_every"] == 0
                                            or epoch + 1 == o["epochs"]):
-                self._checkpoint(epoch + 1, history, sched, best, bad_epochs)
+                self._checkpoint(epoch + 1, history)
             if reason:
                 history.stop_reason = reason
                 break
+        best = self.best
         if o["early_stopping"] and best is not None:
             history.best_epoch = best[1] + 1
             if best[1] != history.epochs - 1:
@@ -276,9 +297,10 @@ class Trainer:
             f"The model keeps the weights it had before epoch {epoch + 1}; try a smaller "
             f"learning rate, or fit(..., on_divergence='continue') to train on regardless")
 
-    def _checkpoint(self, epochs_done, history, sched, best, bad_epochs):
+    def _checkpoint(self, epochs_done, history):
         """The model file (weights, optimizer state, shuffling state and row order) with the
         fit's own progress: epochs done, history, schedule and early-stopping state."""
+        sched, best, bad_epochs = self.sched, self.best, self.bad_epochs
         extra_meta, extra = self.hooks.checkpoint_extra(self)
         if not self.hooks.writes_files:
             return

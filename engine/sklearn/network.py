@@ -86,9 +86,6 @@ class EngineNet:
         """The backend's epoch over rows `order` of (X, T); returns the minibatches done."""
         model = self.model
         state = self.model.state
-        if ("train", batch_size) not in state.workspaces and len(state.workspaces) >= 4:
-            # partial_fit on chunks of many sizes: keep a few workspaces, not one per size
-            state.workspaces.clear()
         ws = state.workspace(batch_size)
         done = model.backend.train_epoch(state.net, X, T, order, batch_size, rule, alpha,
                                          ws, losses, None, weights, dropout)

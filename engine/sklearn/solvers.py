@@ -1,4 +1,6 @@
-"""scikit-learn's solvers on the engine: the stochastic epoch loop (sgd, adam) and L-BFGS.
+"""scikit-learn's solvers on the engine: the stochastic one (sgd, adam), a configuration of
+the engine's Trainer (engine/training.py) by `_ScikitLearnHooks`, and L-BFGS (SciPy's, on
+the backend's whole-set loss and gradient).
 
 Both read their settings from the estimator (engine/sklearn/estimators.py) and train its
 `EngineNet`. They reproduce scikit-learn's MLP step for step: the same RandomState draws
@@ -19,9 +21,8 @@ from sklearn.utils import shuffle as shuffled
 from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
 from sklearn.utils.optimize import _check_optimize_result
 
-from .. import dropout as masks
-from .. import interrupt
-from ..optimizers import Optimizer
+from .. import fit_options, interrupt
+from ..training import Hooks, Trainer
 from .network import EngineNet
 
 # rows densified at a time when X is sparse (a whole number of minibatches)
@@ -30,20 +31,21 @@ SPARSE_BLOCK_ROWS = 8192
 LBFGS_CHUNK_ROWS = 8192
 
 
-def optimizer_of(est):
-    """The engine Optimizer for the estimator's solver settings."""
+def optimizer_options(est):
+    """The Trainer's optimizer options (engine/fit_options.py) for the estimator's solver."""
     if est.solver == "adam":
-        return Optimizer("adam", beta_1=float(est.beta_1), beta_2=float(est.beta_2),
-                         epsilon=float(est.epsilon))
-    return Optimizer("sgd", momentum=float(est.momentum),
-                     nesterov=bool(est.nesterovs_momentum))
+        return dict(optimizer="adam", beta_1=float(est.beta_1), beta_2=float(est.beta_2),
+                    epsilon=float(est.epsilon))
+    return dict(optimizer="sgd", momentum=float(est.momentum),
+                nesterov=bool(est.nesterovs_momentum))
 
 
 def fit_stochastic(est, net: EngineNet, X, Y, sample_weight, incremental):
     """scikit-learn's _fit_stochastic: epochs of minibatch steps until max_iter, or until
     the training loss (or, with early stopping, the validation score) stops improving.
     X: the validated features (dense or sparse); Y: scikit-learn's 2-D targets (the label
-    indicators for a classifier)."""
+    indicators for a classifier). The loop is the engine's Trainer; what is
+    scikit-learn's is in its hooks."""
     if not incremental or getattr(est, "_solver_lr", None) is None:
         # a new optimizer, as scikit-learn makes one per fit: fresh moments and step count
         est._solver_lr = float(est.learning_rate_init)
@@ -78,40 +80,89 @@ def fit_stochastic(est, net: EngineNet, X, Y, sample_weight, incremental):
             warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is "
                           "going to be clipped")
         batch_size = int(np.clip(est.batch_size, 1, n))
-    opt = optimizer_of(est)
-    epoch = _EpochRunner(net, X, est._engine_targets(Y), sample_weight, rows, batch_size,
-                         opt, float(est.alpha), est.dropout, est._dropout_seed())
-    sample_idx = np.arange(n, dtype=int)
+    hooks = _ScikitLearnHooks(est, net, X, est._engine_targets(Y), sample_weight, rows,
+                              batch_size, val, incremental, est._dropout_seed())
+    options = fit_options.check(dict(
+        epochs=1 if incremental else est.max_iter, batch_size=batch_size,
+        alpha=float(est.alpha), shuffle=bool(est.shuffle), dropout=est.dropout,
+        on_divergence="continue", progress=False, **optimizer_options(est)))
     est.n_iter_ = 0
     with interrupt.stop_at_boundaries():
-        for _ in range(est.max_iter):
-            if est.shuffle:
-                sample_idx = shuffled(sample_idx, random_state=rng)
-            losses = epoch.run(sample_idx, est._solver_lr)
-            if losses is None:
-                warnings.warn("Training interrupted by user.")
-                break
-            est.n_iter_ += 1
-            est.loss_ = float(np.dot(losses, epoch.batch_rows(n)) / n)
-            est.t_ += n
-            est.loss_curve_.append(est.loss_)
-            if est.verbose:
-                print("Iteration %d, loss = %.8f" % (est.n_iter_, est.loss_))
-            _update_no_improvement_count(est, net, val)
-            if est.solver == "sgd" and est.learning_rate == "invscaling":
-                est._solver_lr = float(est.learning_rate_init) / (est.t_ + 1) ** est.power_t
-            if est._no_improvement_count > est.n_iter_no_change:
-                if _trigger_stopping(est):
-                    break
-                est._no_improvement_count = 0
-            if incremental:
-                break
-            if est.n_iter_ == est.max_iter:
-                warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the "
-                              "optimization hasn't converged yet." % est.max_iter,
-                              ConvergenceWarning)
+        try:
+            Trainer(net.model, X, None, options, hooks).run()
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.")
     if est.early_stopping:
         net.load(est._best_coefs, est._best_intercepts, keep_state=True)
+
+
+class _ScikitLearnHooks(Hooks):
+    """scikit-learn's stochastic solver as a configuration of the engine's Trainer: its
+    rows (the training split) in its order (a RandomState shuffle of the sample index each
+    epoch), its minibatches (sparse X densified in blocks), its learning rate and its
+    bookkeeping at each epoch's end (loss curve, no-improvement count on the training loss
+    or the validation score, the adaptive schedule, stopping); no whole-set scores."""
+
+    name = "sklearn"
+    writes_files = False
+
+    def __init__(self, est, net, X, T, sample_weight, rows, batch_size, val, incremental,
+                 seed):
+        self.est, self.net, self.rows, self.val = est, net, rows, val
+        self.incremental, self.seed = incremental, seed
+        self.sample_idx = np.arange(rows.shape[0], dtype=int)
+        self.runner = _EpochRunner(net, X, T, sample_weight, rows, batch_size)
+
+    def check_data(self, model, X, y):
+        return X, y                         # scikit-learn's validation ran already
+
+    def sample_weight(self, sw, n, dtype):
+        return None                         # the runner has them
+
+    def to_backend(self, trainer):
+        trainer.Xb = trainer.yb = trainer.swb = None    # the runner moved them
+
+    def start(self, trainer):
+        trainer.n = self.rows.shape[0]
+
+    def shuffle(self, trainer, order):
+        self.sample_idx = shuffled(self.sample_idx, random_state=self.est._random_state)
+
+    def epoch(self, trainer, order, rule, norms, drop):
+        order = np.ascontiguousarray(self.rows[self.sample_idx], dtype=np.int64)
+        return self.runner.run(order, rule, trainer.alpha, drop, trainer.batch_losses)
+
+    def evaluate(self, trainer, X, y, weights, stats=None):
+        return float("nan"), float("nan")
+
+    def learning_rate(self, trainer, epoch):
+        return self.est._solver_lr
+
+    def dropout_seed(self, trainer):
+        return self.seed
+
+    def epoch_done(self, trainer, epoch, history, losses):
+        est, n = self.est, trainer.n
+        est.n_iter_ += 1
+        est.loss_ = float(np.dot(losses, self.runner.batch_rows(n)) / n)
+        est.t_ += n
+        est.loss_curve_.append(est.loss_)
+        if est.verbose:
+            print("Iteration %d, loss = %.8f" % (est.n_iter_, est.loss_))
+        _update_no_improvement_count(est, self.net, self.val)
+        if est.solver == "sgd" and est.learning_rate == "invscaling":
+            est._solver_lr = float(est.learning_rate_init) / (est.t_ + 1) ** est.power_t
+        if est._no_improvement_count > est.n_iter_no_change:
+            if _trigger_stopping(est):
+                return "no improvement"
+            est._no_improvement_count = 0
+        if self.incremental:
+            return "one epoch (partial_fit)"
+        if est.n_iter_ == est.max_iter:
+            warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the "
+                          "optimization hasn't converged yet." % est.max_iter,
+                          ConvergenceWarning)
+        return None
 
 
 def _update_no_improvement_count(est, net, val):
@@ -163,10 +214,8 @@ class _EpochRunner:
     backend's train_epoch. Dense X moves to the backend once; sparse X is densified a
     block of minibatches at a time (each block one train_epoch call)."""
 
-    def __init__(self, net, X, T, sample_weight, rows, batch_size, opt, alpha, dropout,
-                 seed):
+    def __init__(self, net, X, T, sample_weight, rows, batch_size):
         self.net, self.rows, self.batch_size = net, rows, batch_size
-        self.opt, self.alpha = opt, alpha
         net.model.state.forget_data()             # X may be an array trained on before
         be, dt = net.backend, net.dtype
         self.sparse = sp.issparse(X)
@@ -175,38 +224,21 @@ class _EpochRunner:
         self.w_host = None if sample_weight is None else np.asarray(sample_weight, dt)
         self.w = None if sample_weight is None else be.asarray(self.w_host)
         self.n_batches = -(-rows.shape[0] // batch_size)
-        self.losses = np.empty(self.n_batches)
-        self.drop_rates = None
-        if dropout is not None:
-            rates = masks.rates(dropout, len(net.layer_units) - 1)
-            self.drop_rates = rates if any(rates) else None
-        self.seed = seed
 
     def batch_rows(self, n):
         sizes = np.full(self.n_batches, float(self.batch_size))
         sizes[-1] = n - self.batch_size * (self.n_batches - 1)
         return sizes
 
-    def run(self, sample_idx, lr):
-        """The minibatch losses of one epoch (None if Ctrl-C stopped it)."""
-        order = np.ascontiguousarray(self.rows[sample_idx], dtype=np.int64)
-        state = self.net.optimizer_state(self.opt)
-        drop = None if self.drop_rates is None else \
-            (self.drop_rates, masks.epoch_key(self.seed, state["epochs"]))
+    def run(self, order, rule, alpha, drop, losses):
+        """One epoch over the rows `order` by `rule` (its t: the steps before it), its
+        minibatch losses into `losses`; the minibatches trained (fewer after Ctrl-C)."""
         if not self.sparse:
-            done = self.net.train_epoch(self.X, self.T, order, self.batch_size,
-                                        self.opt.rule(lr, state["t"]), self.alpha,
-                                        self.losses, self.w, drop)
-        else:
-            done = self._run_blocks(order, lr, state, drop)
-        state["t"] += done
-        if done < self.n_batches:
-            return None
-        state["epochs"] += 1
-        state["samples"] += order.shape[0]
-        return self.losses
+            return self.net.train_epoch(self.X, self.T, order, self.batch_size, rule, alpha,
+                                        losses, self.w, drop)
+        return self._run_blocks(order, rule, alpha, drop, losses)
 
-    def _run_blocks(self, order, lr, state, drop):
+    def _run_blocks(self, order, rule, alpha, drop, losses):
         if drop is not None:
             raise ValueError("dropout is not supported with sparse X; pass X.toarray()")
         be, dt, net = self.net.backend, self.net.dtype, self.net
@@ -219,10 +251,10 @@ class _EpochRunner:
             wb = None if self.w_host is None else be.asarray(self.w_host[idx])
             first = start // self.batch_size
             k = -(-idx.shape[0] // self.batch_size)
-            out = self.losses[first:first + k]
+            out = losses[first:first + k]
             ran = net.train_epoch(Xb, Tb, np.arange(idx.shape[0], dtype=np.int64),
-                                  self.batch_size, self.opt.rule(lr, state["t"] + done),
-                                  self.alpha, out, wb, None)
+                                  self.batch_size, rule._replace(t=rule.t + done), alpha,
+                                  out, wb, None)
             done += ran
             if ran < k:
                 break
