@@ -125,8 +125,9 @@ class TrainState:
         key = (purpose, batch_size)
         ws = self.workspaces.get(key)
         if ws is None:
-            # partial_fit on chunks of many sizes: a few workspaces, not one per size
-            same = [k for k in self.workspaces if k[0] == purpose]
+            # partial_fit on chunks of many sizes: a few training workspaces, not one per
+            # size (evaluation passes already come in a few power-of-two sizes)
+            same = [k for k in self.workspaces if k[0] == purpose == "train"]
             if len(same) >= 4:
                 for k in same:
                     del self.workspaces[k]
