@@ -158,3 +158,34 @@ def test_the_state_is_the_model_s_and_carries_over_between_fits():
     assert state.counters["t"] == 30
     assert not np.array_equal(order, state.order)       # the next epoch's shuffle
 
+
+
+def test_a_checkpoint_written_at_ctrl_c_holds_that_epochs_schedule(tmp_path):
+    """Ctrl-C while an epoch is scored: the checkpoint counts that epoch and holds the
+    schedule after it, so the resumed fit is the uninterrupted one (the adaptive schedule
+    here divides the learning rate by 5 after the third epoch, the one cut short)."""
+    from engine import interrupt, training
+    X, y = _data()
+    kw = dict(epochs=5, batch_size=12, learning_rate=0.1, schedule="adaptive", tol=1e9,
+              n_iter_no_change=1, progress=False)
+    whole = engine.MLP([5, 4, 3], backend="numpy", seed=5)
+    h_whole = whole.fit(X, y, **kw)
+
+    class CtrlCAfterThreeEpochs(Hooks):
+        def evaluate(self, trainer, X, y, weights, stats=None):
+            if trainer.counters["epochs"] == 3:
+                if interrupt._native is not None:
+                    interrupt._native.request_stop()
+                else:
+                    interrupt._flag = True
+            return super().evaluate(trainer, X, y, weights, stats)
+    path = str(tmp_path / "run.npz")
+    cut = engine.MLP([5, 4, 3], backend="numpy", seed=5)
+    with pytest.raises(KeyboardInterrupt, match="after epoch 3"):
+        training.fit(cut, X, y, hooks=CtrlCAfterThreeEpochs(), checkpoint=path, **kw)
+    resumed = engine.MLP([5, 4, 3], backend="numpy", seed=5)
+    h = resumed.fit(X, y, checkpoint=path, resume=True, **kw)
+    assert h.learning_rate == h_whole.learning_rate
+    assert h_whole.learning_rate[3] < h_whole.learning_rate[2]    # the drop after epoch 3
+    for a, b in zip(resumed.weights, whole.weights):
+        np.testing.assert_array_equal(a, b)
