@@ -22,8 +22,11 @@ def forward_chunks(model, Xb, bf16=False):
     chunk = min(max(EVAL_CHUNK, rows_fit), EVAL_MAX_CHUNK, 1 << max(0, n - 1).bit_length())
     ws = model.state.workspace(chunk, "eval")
     # the training rows already in bf16 (packed for the fit's epochs): the same products,
-    # half the bytes to read
+    # half the bytes to read; other rows (validation data, scored every epoch) packed
+    # once, into the evaluation workspace, which the fit's end clears
     rows = model.state.data_copy(Xb) if bf16 else None
+    if bf16 and rows is None:
+        rows = ws.copy_of(Xb, be.bf16_rows)
     rows = Xb if rows is None else rows
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
@@ -45,6 +48,9 @@ def evaluate(model, Xb, yb, stats=None, weights=None, bf16=False):
     total_loss, correct = 0.0, 0
     total_weight = n if weights is None else float(np.sum(weights, dtype=np.float64))
     n_hidden = len(net.weights) - 1
+    # class numbers as given: no argmax over one-hot rows to find them again
+    labels = be.to_numpy(yb) if len(yb.shape) == 1 and model.target_kind == "labels" \
+        else None
     dead = [None] * n_hidden
     saturated = np.zeros(n_hidden)
     for start, stop, ws, acts in forward_chunks(model, Xb, bf16):
@@ -54,7 +60,8 @@ def evaluate(model, Xb, yb, stats=None, weights=None, bf16=False):
         if weights is None:
             total_loss += be.loss(acts[-1], ws.t[:m], net.output, net.loss) * m
             correct += _correct(model.target_kind, be.to_numpy(acts[-1]),
-                                be.to_numpy(ws.t[:m]))
+                                be.to_numpy(ws.t[:m]) if labels is None else
+                                labels[start:stop])
         else:
             w = weights[start:stop]
             chunk_weight = float(np.sum(w, dtype=np.float64))
@@ -62,7 +69,8 @@ def evaluate(model, Xb, yb, stats=None, weights=None, bf16=False):
                 total_loss += be.loss(acts[-1], ws.t[:m], net.output, net.loss,
                                       be.asarray(w)) * chunk_weight
             correct += _correct(model.target_kind, be.to_numpy(acts[-1]),
-                                be.to_numpy(ws.t[:m]), w)
+                                be.to_numpy(ws.t[:m]) if labels is None else
+                                labels[start:stop], w)
         if stats is not None:
             for l in range(n_hidden):
                 is_dead = be.to_numpy(be.alive_units(acts[l])) == 0
@@ -81,10 +89,11 @@ def evaluate(model, Xb, yb, stats=None, weights=None, bf16=False):
 
 
 def _correct(kind, out, t, weights=None):
-    """Rows predicted right (their weights, with weights): the top class (labels), every
-    label (indicators); nan for regression, where counting exact hits means nothing."""
+    """Rows predicted right (their weights, with weights): the top class (labels: t one-hot
+    rows or the class numbers), every label (indicators); nan for regression, where
+    counting exact hits means nothing."""
     if kind == "labels":
-        right = np.argmax(out, axis=1) == np.argmax(t, axis=1)
+        right = np.argmax(out, axis=1) == (np.argmax(t, axis=1) if t.ndim == 2 else t)
     elif kind == "indicators":
         right = np.all((out > 0.5) == (t > 0.5), axis=1)
     else:

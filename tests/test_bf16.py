@@ -451,20 +451,30 @@ def test_a_prepared_plan_is_kept_for_the_same_objects_only():
 
 
 @pytest.mark.parametrize("path", FUSED)
-def test_a_bf16_fit_scores_its_epochs_with_bf16_products(path):
+def test_a_bf16_fit_scores_its_epochs_with_bf16_products(path, monkeypatch):
     """The history's scores come from the forward pass with bf16 products (reading the
-    fit's packed rows: the same bits as from float32 rows), not from float32's evaluate."""
+    fit's packed rows: the same bits as from float32 rows), not from float32's evaluate;
+    the validation rows are packed once per fit too (not once per epoch)."""
     from engine import evaluation
     X, y = _training_data()
+    Xv, yv = X[::3].copy(), y[::3].copy()
     saved = _native.bf16_info()["path"]
     _native.force_bf16_path(path)
     try:
         model = MLP([37, 20, 5], "sigmoid", "softmax", "cross_entropy", dtype="float32",
                     backend="native", seed=3, precision="bf16-mixed")
-        hist = model.fit(X, y, epochs=2, batch_size=50, learning_rate=0.1, progress=False)
         be = model.backend
+        packed, pack = [], be.bf16_rows
+        monkeypatch.setattr(be, "bf16_rows",
+                            lambda rows: packed.append(rows.shape[0]) or pack(rows))
+        hist = model.fit(X, y, epochs=3, batch_size=50, learning_rate=0.1, progress=False,
+                         validation_data=(Xv, yv))
+        monkeypatch.undo()
         loss, acc = evaluation.evaluate(model, be.asarray(X), be.asarray(y), bf16=True)
+        vloss, vacc = evaluation.evaluate(model, be.asarray(Xv), be.asarray(yv), bf16=True)
     finally:
         _native.force_bf16_path(None if saved == INFO["path"] else saved)
     assert (hist.epoch_loss[-1], hist.epoch_accuracy[-1]) == (loss, acc)
+    assert (hist.val_loss[-1], hist.val_accuracy[-1]) == (vloss, vacc)
+    assert sorted(packed) == sorted([len(X), len(Xv)])       # each once in 3 epochs
     assert model.evaluate(X, y)["loss"] != loss              # float32's own numbers

@@ -80,6 +80,12 @@ class Backend:
         """out = alpha * op(a) @ op(b) + beta * out, op transposing when asked."""
         raise NotImplementedError
 
+    def bf16_rows(self, X):
+        """X's rows in this backend's own bf16 form, for forward passes that read them
+        again and again (a bf16-mixed fit's scores of its validation data each epoch), or
+        None where the bf16 forward pass reads X as it is."""
+        return None
+
     def gemm_bf16(self, a, b, out, trans_a=False, trans_b=False):
         """out = op(a) @ op(b) with a and b rounded to bfloat16 and the products summed in
         float32 (all float32): the products of a bf16-mixed training step."""

@@ -103,6 +103,11 @@ class NativeBackend(HostBackend):
     def gemm(self, a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
         _native.gemm(a, b, out, trans_a, trans_b, alpha, beta)
 
+    def bf16_rows(self, X):
+        if _native.bf16_info()["path"] == "portable":
+            return None
+        return _native.bf16_pack_rows(X)
+
     def gemm_bf16(self, a, b, out, trans_a=False, trans_b=False):
         _native.gemm_bf16(a, b, out, trans_a, trans_b)
 
@@ -236,7 +241,7 @@ class NativeBackend(HostBackend):
     def _bf16_epoch(self, net, X, y, order, batch_size, rule, alpha, ws, batch_losses):
         """bf16-mixed: the fused C epoch on the AVX512 or AMX path, X packed to bf16 rows
         once per fit (Workspace.copy_of)."""
-        packed = ws.copy_of(X, _native.bf16_pack_rows)
+        packed = ws.copy_of(X, self.bf16_rows)
         n_state = STATE_ARRAYS[rule.kind]
         state = [arrays for arrays in (net.velocities, net.second_moments)[:n_state]]
         return _native.bf16_epoch(net.weights, net.biases, ws.gw, ws.gb, ws.a, ws.d, ws.t,
