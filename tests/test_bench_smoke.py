@@ -57,8 +57,12 @@ def test_contention_workload_times_each_runner_quiet_and_loaded(capsys):
 def test_fma_peak_is_measured_for_both_dtypes():
     import pytest
     _native = pytest.importorskip("engine._native")
-    f32 = _native.fma_peak_gflops("float32", 1, seconds=0.02)
-    f64 = _native.fma_peak_gflops("float64", 1, seconds=0.02)
+    # the best of interleaved probes: one probe that other work on the core preempted
+    # (a CI run beside it) measured float64 above float32 once
+    f32 = f64 = 0.0
+    for _ in range(5):
+        f32 = max(f32, _native.fma_peak_gflops("float32", 1, seconds=0.02))
+        f64 = max(f64, _native.fma_peak_gflops("float64", 1, seconds=0.02))
     assert 0.1 < f64 < f32 < 1e5        # twice the lanes of float64 in a vector
     with pytest.raises(TypeError, match="float32 or float64"):
         _native.fma_peak_gflops("int8")
