@@ -57,15 +57,11 @@ TARGET static void VFN(bias_act_rows)(REAL *zs, const REAL *b, int64_t n, int64_
             break;
         ENG_HIDDEN_OPS(FORWARD_CASE)
 #undef FORWARD_CASE
-#define SLOPE_FORWARD_CASE(NAME, code, F, D)                                               \
+#define SLOPE_FORWARD_CASE(NAME, code, F, D)   /* one pass: F and D share their terms */    \
         case ENG_##NAME:                                                                   \
-            if (slope != NULL)                                                             \
-                for (int64_t j = 0; j < c; j++) {                                          \
-                    REAL z = row[j] + b[j];                                                \
-                    slope[j] = D;                                                          \
-                }                                                                          \
             for (int64_t j = 0; j < c; j++) {                                              \
                 REAL z = row[j] + b[j];                                                    \
+                if (slope != NULL) slope[j] = D;                                           \
                 row[j] = F;                                                                \
             }                                                                              \
             break;

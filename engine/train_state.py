@@ -20,16 +20,7 @@ import threading
 import numpy as np
 
 from .backends import Network
-
-
-def _carve(flat, shapes, start=0):
-    """Views of consecutive stretches of the 1-D array flat, one per shape."""
-    views = []
-    for shape in shapes:
-        size = int(np.prod(shape))
-        views.append(flat[start:start + size].reshape(shape))
-        start += size
-    return views
+from .backends.buffers import carve
 
 
 class TrainState:
@@ -73,9 +64,8 @@ class TrainState:
         host = np.concatenate([np.ravel(a) for a in params + sum(state, [])]).astype(dt) \
             if params else np.zeros(0, dt)
         self.buffer = be.asarray(host)
-        views = _carve(self.buffer, shapes)
-        n = sum(p.size for p in params)
-        kinds = [_carve(self.buffer, shapes, n * (k + 1)) for k in range(len(state))] \
+        views, end = carve(self.buffer, shapes)
+        kinds = [carve(self.buffer, shapes, end * (k + 1))[0] for k in range(len(state))] \
             + [None, None]
         return views[:n_weights], views[n_weights:], kinds[0], kinds[1]
 
@@ -89,7 +79,7 @@ class TrainState:
         """The counters of optimizer `opt`, with the state arrays it needs allocated. The
         same optimizer as last time carries on where it stopped; another starts afresh."""
         if self.counters["optimizer"] != opt:
-            self._with_state(lambda p, k, i: np.zeros_like(p), opt.n_state)
+            self._rebuild([None] * opt.n_state)
             self.counters = {"optimizer": opt, "t": 0, "samples": 0,
                              "epochs": self.counters["epochs"]}
         return self.counters
@@ -97,17 +87,18 @@ class TrainState:
     def restore_optimizer(self, counters, velocities, second_moments):
         """The optimizer's counters and state arrays (lists of NumPy arrays, or None) saved
         earlier, back in a buffer with the parameters."""
-        state = [arrays for arrays in (velocities, second_moments) if arrays is not None]
-        self._with_state(lambda p, k, i: np.asarray(state[k][i]), len(state))
+        self._rebuild([arrays for arrays in (velocities, second_moments) if arrays is not None])
         self.counters = dict(counters)
 
-    def _with_state(self, value, n_state):
-        """A new buffer: the parameters as they are, and n_state state arrays per parameter
-        (value(param, kind, index)). The same Network holds the new views (plans prepared
-        for the old arrays compare them by identity, and are rebuilt)."""
+    def _rebuild(self, state):
+        """A new buffer: the parameters as they are, then one state kind per entry of
+        `state` (a list of NumPy arrays, one per parameter, or None: zeros). The same
+        Network holds the new views (plans prepared for the old arrays compare them by
+        identity, and are rebuilt)."""
         net = self.net
         params = [np.array(self.backend.to_numpy(p)) for p in net.weights + net.biases]
-        state = [[value(p, k, i) for i, p in enumerate(params)] for k in range(n_state)]
+        state = [[np.zeros_like(p) for p in params] if arrays is None
+                 else [np.asarray(a) for a in arrays] for arrays in state]
         net.weights, net.biases, net.velocities, net.second_moments = self._allocate(
             params, state, len(net.weights))
         net.flat = self.buffer

@@ -14,6 +14,17 @@ def keeps_slope(net, l):
     return l < len(net.activations) - 1 and net.activations[l] in ops.KEEPS_SLOPE
 
 
+def carve(flat, shapes, start=0):
+    """(views of consecutive stretches of the 1-D array flat, one per shape, from `start`;
+    where the last one ends)."""
+    views = []
+    for shape in shapes:
+        size = int(np.prod(shape))
+        views.append(flat[start:start + size].reshape(shape))
+        start += size
+    return views, start
+
+
 def batch_weight(weights, n):
     """What a minibatch's mean divides by: its n rows, or the sum of their sample weights
     (1 when that sum is 0: the minibatch then takes a step with a zero gradient)."""

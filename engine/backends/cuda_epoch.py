@@ -38,7 +38,7 @@ from numba import cuda, float64
 from .. import interrupt
 from . import cuda_kernels as k
 from . import cuda_step_kernels as steps
-from .buffers import keeps_slope
+from .buffers import carve, keeps_slope
 from .cuda_kernels import (BIAS_ACT, GATHER_A, GATHER_B, NO_GATHER, PLAIN, SIGMOID_MSE,
                            SOFTMAX, THREADS, TIMES_DERIVATIVE, _block_sum,
                            _numba_type, cached, gemm)
@@ -158,15 +158,6 @@ def update_all(dtype, kind):
     return kernel
 
 
-def _views(flat, shapes, start=0):
-    out = []
-    for shape in shapes:
-        size = int(np.prod(shape))
-        out.append(flat[start:start + size].reshape(shape))
-        start += size
-    return out, start
-
-
 class CudaEpochPlan:
     """The device buffers and views of the fused epoch for one network and batch size,
     made once (and again only when the network's arrays are replaced)."""
@@ -185,17 +176,16 @@ class CudaEpochPlan:
         # kind, the layout the step wants): nothing to copy in or out around an epoch
         n_state = sum(s is not None for s in (net.velocities, net.second_moments))
         self.shared = net.flat is not None and net.flat.size == n_params * (1 + n_state)
-        own = (lambda k: net.flat[k * n_params:(k + 1) * n_params]) if self.shared else None
-        self.P = own(0) if self.shared else cuda.device_array(n_params, dt)
+        flats = carve(net.flat, [(n_params,)] * (1 + n_state))[0] if self.shared else []
+        flats += [cuda.device_array(n_params, dt) for _ in range(3 - len(flats))]
+        self.P, self.S1, self.S2 = flats
         # the update clears each gradient after using it: split products add into zeros
         self.G = cuda.to_device(np.zeros(n_params, dt))
-        self.S1 = own(1) if self.shared and n_state >= 1 else cuda.device_array(n_params, dt)
-        self.S2 = own(2) if self.shared and n_state == 2 else cuda.device_array(n_params, dt)
-        self.W, end = _views(self.P, w_shapes)
-        self.B, _ = _views(self.P, b_shapes, end)
-        self.GW, end = _views(self.G, w_shapes)
-        self.GB, _ = _views(self.G, b_shapes, end)
-        self.state = [_views(s, w_shapes + b_shapes)[0] for s in (self.S1, self.S2)]
+        self.W, end = carve(self.P, w_shapes)
+        self.B, _ = carve(self.P, b_shapes, end)
+        self.GW, end = carve(self.G, w_shapes)
+        self.GB, _ = carve(self.G, b_shapes, end)
+        self.state = [carve(s, w_shapes + b_shapes)[0] for s in (self.S1, self.S2)]
         widths = self.sizes[1:]
         self.Aflat = cuda.device_array(batch * sum(widths), dt)
         self.Dflat = cuda.device_array(batch * sum(widths), dt)

@@ -65,10 +65,6 @@ class EngineNet:
         """The next step starts a new optimizer: no velocities or moments, step count 0."""
         self.model.state.reset_optimizer()
 
-    def optimizer_state(self, opt):
-        """The step counters of optimizer `opt` (its arrays allocated on first use)."""
-        return self.model.state.optimizer_state(opt)
-
     def state(self):
         """The optimizer's state as NumPy arrays (what a pickle keeps)."""
         net, be = self.model.state.net, self.backend
