@@ -47,9 +47,6 @@ def gemm_bf16(a, b, out, bint trans_a=False, bint trans_b=False, path=None):
     _shape("out", C, (m, n))
     _no_overlap([("out", C)], [("a", A), ("b", B)])
     cdef int code = _bf16_path_code(path)
-    if code == ENG_BF16_PORTABLE:
-        gemm(bf16_round(A), bf16_round(B), C, trans_a, trans_b, 1.0, 0.0)
-        return
     cdef const float *pa = <const float*>_ptr(A)
     cdef const float *pb = <const float*>_ptr(B)
     cdef float *pc = <float*>_ptr(C)
@@ -125,7 +122,7 @@ def bf16_pack_rows(X):
 def bf16_forward(weights, biases, activations, x, acts, path=None):
     """acts[l] = activations[l](acts[l-1] @ weights[l].T + biases[l]), acts[-1] standing
     for x, with the products on bfloat16 operands and float32 sums (csrc/bf16_forward.c),
-    on the AVX512 or AMX path (float32 arrays; x may instead be rows of bf16_pack_rows)."""
+    on any path (float32 arrays; x may instead be rows of bf16_pack_rows)."""
     cdef int L = len(weights)
     if L < 1 or L > ENG_MAX_LAYERS:
         raise ValueError(f"weights must hold 1 to {ENG_MAX_LAYERS} matrices; got {L}")
@@ -149,9 +146,6 @@ def bf16_forward(weights, biases, activations, x, acts, path=None):
                 [("x", XA)] + [(f"weights[{l}]", weights[l]) for l in range(L)]
                 + [(f"biases[{l}]", biases[l]) for l in range(L)])
     cdef int code = _bf16_path_code(path)
-    if code == ENG_BF16_PORTABLE:
-        raise ValueError("bf16_forward runs on the avx512-bf16 and amx paths; the portable "
-                         "path's forward is gemm_bf16's")
     cdef const int *ps = <const int*>_ptr(sizes)
     cdef const int *pc = <const int*>_ptr(codes)
     cdef const float *px = NULL if packed else <const float*>_ptr(XA)
@@ -177,7 +171,7 @@ cdef float **_float_ptrs(str name, list arrays, list shapes, list keep) except N
 def bf16_epoch(weights, biases, weight_grads, bias_grads, acts, deltas, t, activations,
                str loss, Xb, y, order, rule, double alpha, batch_losses, state=(), path=None,
                int threads=0, slopes=None):
-    """One bf16-mixed epoch in C (csrc/bf16_epoch.c) on the AVX512 or AMX path: minibatches
+    """One bf16-mixed epoch in C (csrc/bf16_epoch.c) on any bf16 path: minibatches
     of t.shape[0] rows over Xb[order] (Xb from bf16_pack_rows; y int64 labels or float32
     target rows), float32 master weights stepped by `rule` (its t: the steps before this
     epoch) with L2 `alpha`; state: the rule's state arrays per parameter (weights, then
@@ -209,9 +203,6 @@ def bf16_epoch(weights, biases, weight_grads, bias_grads, acts, deltas, t, activ
     p.n_layers, p.batch, p.team = L, batch, threads
     p.loss_kind = _pair(activations[L - 1], loss)
     p.path = _bf16_path_code(path)
-    if p.path == ENG_BF16_PORTABLE:
-        raise ValueError("bf16_epoch runs on the avx512-bf16 and amx paths; the portable "
-                         "path trains through gemm_bf16")
     p.sizes, p.acts = <const int*>_ptr(sizes), <const int*>_ptr(codes)
     keep += [sizes, codes]
     p.W = _float_ptrs("weights", list(weights), wshapes, keep)

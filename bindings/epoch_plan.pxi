@@ -52,8 +52,9 @@ cdef class EpochPlan:
     cdef void *x
     cdef void *t
     cdef void *wb          # the minibatch's sample weights (BLAS path)
-    # bf16: the BLAS path rounds every product's operands to bfloat16 first (the portable
-    # bf16-mixed path): RW, RA, RD hold the rounded copies of W, A and D per layer
+    # bf16: the BLAS path rounds every product's operands to bfloat16 first (bf16-mixed
+    # fits that the fused bf16 epoch does not take): RW, RA, RD hold the rounded copies of
+    # W, A and D per layer
     cdef readonly bint bf16
     cdef void **RW
     cdef void **RA

@@ -2,12 +2,12 @@
    nearest even) and the products accumulated in float32, on one of three paths chosen at
    load time (csrc/kernels.h, eng_bf16_*):
 
-     ENG_BF16_PORTABLE  any CPU: the caller multiplies the rounded float32 copies that
-                        eng_bf16_round makes (with BLAS: bindings/bf16.pxi)
+     ENG_BF16_PORTABLE  any CPU: float32 multiply-adds on the bf16 operands widened
+                        (csrc/bf16_portable.c)
      ENG_BF16_AVX512    vdpbf16ps (AVX512-BF16: Intel Cooper Lake and later, AMD Zen 4/5)
      ENG_BF16_AMX       tdpbf16ps on AMX tiles (Intel Sapphire Rapids and later)
 
-   The AVX512 and AMX paths pack op(a) as bf16 rows of K (padded to 32) and op(b) in the
+   Every path packs op(a) as bf16 rows of K (padded to 32) and op(b) in the
    pair-interleaved ("VNNI") layout both instructions read: element (k, j) of op(b) at
    [k / 2][j][k % 2]. A product of two bf16 values is exact in float32, so the paths differ
    only in the order of the float32 additions (bounded like any float32 reduction). */
@@ -273,13 +273,35 @@ static int os_saves_zmm(void) {
     return (lo & 0xe6u) == 0xe6u;                             /* SSE, AVX, opmask, ZMM */
 }
 
-void eng_bf16_kernel(int path, const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
-                     float *c, int64_t ldc, int64_t m, int64_t n, int64_t kp) {
-    if (m <= 0 || n <= 0) return;
+static void simd_kernel(int path, const uint16_t *a, int64_t lda, const uint16_t *b,
+                        int64_t ldb, float *c, int64_t ldc, int64_t m, int64_t n, int64_t kp) {
     if (path == ENG_BF16_AMX)
         amx_kernel(a, lda, b, ldb, c, ldc, m, n, kp);
     else
         avx512_kernel(a, lda, b, ldb, c, ldc, m, n, kp);
+}
+#else
+#define ENG_HAVE_BF16_PATHS 0
+
+double eng_bf16_peak_gflops(int path, int64_t iters) {
+    (void)path, (void)iters;
+    return 0.0;
+}
+
+static void simd_kernel(int path, const uint16_t *a, int64_t lda, const uint16_t *b,
+                        int64_t ldb, float *c, int64_t ldc, int64_t m, int64_t n, int64_t kp) {
+    (void)path, (void)a, (void)lda, (void)b, (void)ldb, (void)c, (void)ldc, (void)m, (void)n,
+        (void)kp;
+}
+#endif
+
+void eng_bf16_kernel(int path, const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
+                     float *c, int64_t ldc, int64_t m, int64_t n, int64_t kp) {
+    if (m <= 0 || n <= 0) return;
+    if (path == ENG_BF16_PORTABLE)
+        eng_bf16_portable_kernel(a, lda, b, ldb, c, ldc, m, n, kp);
+    else
+        simd_kernel(path, a, lda, b, ldb, c, ldc, m, n, kp);
 }
 
 void eng_bf16_product(int path, const uint16_t *a, int64_t lda, const uint16_t *b,
@@ -304,20 +326,6 @@ void eng_bf16_product(int path, const uint16_t *a, int64_t lda, const uint16_t *
 #endif
     eng_bf16_kernel(path, a, lda, b, ldb, c, ldc, m, n, kp);
 }
-#else
-#define ENG_HAVE_BF16_PATHS 0
-
-double eng_bf16_peak_gflops(int path, int64_t iters) {
-    (void)path, (void)iters;
-    return 0.0;
-}
-
-void eng_bf16_kernel(int path, const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
-                     float *c, int64_t ldc, int64_t m, int64_t n, int64_t kp) {
-    (void)path, (void)a, (void)lda, (void)b, (void)ldb, (void)c, (void)ldc, (void)m, (void)n,
-        (void)kp;
-}
-#endif
 
 /* ------------------------------------------------------------------ choice of path */
 static int probed = 0, supported[ENG_BF16_PATHS], forced = -1, slow_dot = 0;
@@ -359,8 +367,8 @@ static void probe(void) {
 }
 
 /* vdpbf16ps over float32 FMAs, one thread each (register-only loops): below 1.2 the
-   AVX512 path is not chosen by default, since the portable one (float32 BLAS on rounded
-   operands) is faster: Sapphire Rapids runs vdpbf16ps at half its FMA rate */
+   AVX512 path is not chosen by default, since the portable one (float32 FMAs on widened
+   operands) is as fast: Sapphire Rapids runs vdpbf16ps at half its FMA rate */
 double eng_bf16_dot_vs_fma(void) {
 #if ENG_HAVE_BF16_PATHS
     double dot = avx512_peak(1 << 15), fma = eng_fma_gflops_f(1, 1 << 15);
@@ -405,46 +413,4 @@ int eng_bf16_force(int path) {
     if (path >= ENG_BF16_PATHS || !supported[path]) return -1;
     forced = path;
     return 0;
-}
-
-int eng_gemm_bf16(int path, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
-                  const float *a, const float *b, float *c) {
-    if (m <= 0 || n <= 0) return 0;
-    if (k <= 0) {
-        memset(c, 0, (size_t)m * n * sizeof *c);
-        return 0;
-    }
-#if ENG_HAVE_BF16_PATHS
-    if (path == ENG_BF16_AVX512 || path == ENG_BF16_AMX) {
-        if (!eng_bf16_supported(path)) return -2;
-        const int64_t mp = round_up(m, MPAD), np = round_up(n, NPAD), kp = round_up(k, KPAD);
-        uint16_t *ap = alloc_lines((size_t)mp * A_LD(kp) * sizeof *ap);
-        uint16_t *bv = alloc_lines((size_t)kp * B_LD(np) * sizeof *bv);
-        if (ap == NULL || bv == NULL) {
-            free(ap);
-            free(bv);
-            return -1;
-        }
-        if (trans_a)                    /* a is k x m */
-            eng_bf16_pack_cols(a, k, m, ap, mp, kp);
-        else
-            eng_bf16_pack_rows(a, m, k, k, ap, mp, kp);
-        if (trans_b)                    /* b is n x k */
-            eng_bf16_pairs_of_columns(b, k, n, bv, kp, np);
-        else
-            eng_bf16_pairs_of_rows(b, k, n, n, bv, kp, np);
-        eng_bf16_product(path, ap, A_LD(kp), bv, B_LD(np), c, n, m, n, kp);
-        free(ap);
-        free(bv);
-        return 0;
-    }
-#else
-    (void)trans_a;
-    (void)trans_b;
-    (void)a;
-    (void)b;
-    (void)c;
-#endif
-    (void)path;
-    return -2;          /* the portable path's product is the caller's (BLAS) */
 }

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
+
 #define KPAD 32          /* K padded to one AMX A-tile row: 32 bf16 = 64 bytes */
 #define MPAD 32          /* two 16-row tiles of c */
 #define NPAD 32          /* two 16-column tiles of c */
@@ -40,26 +42,44 @@ static inline void *alloc_lines(size_t bytes) {
 static inline int64_t A_LD(int64_t kp) { return kp + 32; }      /* bf16 per row of a */
 static inline int64_t B_LD(int64_t np) { return np + 16; }      /* pairs per row of b */
 
-/* c (m x n, row stride ldc) = a . b on the AVX512 or AMX path (which must run here), one
-   thread: a holds bf16 rows of kp (a multiple of KPAD; lda per row, round_up(m, 16) rows
-   readable), b pairs of k (ldb pairs per row, round_up(n, 16) columns readable); the rows
+/* c (m x n, row stride ldc) = a . b on a path (which must run here), one thread: a holds
+   bf16 rows of kp (a multiple of KPAD; lda per row, round_up(m, 16) rows readable), b pairs of k (ldb pairs per row, round_up(n, 16) columns readable); the rows
    and columns past m and n are read, never written */
 void eng_bf16_kernel(int path, const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
                      float *c, int64_t ldc, int64_t m, int64_t n, int64_t kp);
+/* the portable path's (csrc/bf16_portable.c), in the SIMD variant in use */
+void eng_bf16_portable_kernel(const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
+                              float *c, int64_t ldc, int64_t m, int64_t n, int64_t kp);
 /* the same, products past PAR_MIN_MACS split by 32-column blocks between the epoch's threads */
 void eng_bf16_product(int path, const uint16_t *a, int64_t lda, const uint16_t *b,
                       int64_t ldb, float *c, int64_t ldc, int64_t m, int64_t n, int64_t kp);
-/* The scalar packers (csrc/bf16.c; bf16_epoch.c has AVX512-BF16 twins):
-   rows of src (rows x cols, row stride ld) as bf16 rows of kp, zero padded to rows_p rows */
-void eng_bf16_pack_rows(const float *src, int64_t rows, int64_t cols, int64_t ld,
-                        uint16_t *dst, int64_t rows_p, int64_t kp);
-/* src^T (src: rows x cols) as bf16 rows of kp: row j is column j of src; cols_p rows */
-void eng_bf16_pack_cols(const float *src, int64_t rows, int64_t cols, uint16_t *dst,
-                        int64_t cols_p, int64_t kp);
-/* src (k x n, row stride ld) in pairs of k: (kk, j) = src[kk][j] */
-void eng_bf16_pairs_of_rows(const float *src, int64_t k, int64_t n, int64_t ld,
-                            uint16_t *dst, int64_t kp, int64_t np);
-/* w^T in pairs of k (w: n x k): (kk, j) = w[j][kk] */
-void eng_bf16_pairs_of_columns(const float *w, int64_t k, int64_t n, uint16_t *dst,
-                               int64_t kp, int64_t np);
+/* The packers of the operands (a: bf16 rows, ld* in bf16; b: pairs of k, ld* in pairs), one
+   table per conversion: portable (csrc/bf16_pack.c: to_bf16 in loops that vectorize) and
+   AVX512-BF16 (csrc/bf16_pack_avx512.c: vcvtne2ps2bf16). Each writes only what it says:
+   the padding past it must be zero already (the buffers are zeroed when made). */
+typedef struct {
+    /* a: rows of src (rows x cols, row stride ld) as bf16 rows of kp (zero past cols) */
+    void (*rows)(const float *src, int64_t rows, int64_t cols, int64_t ld, uint16_t *dst,
+                 int64_t ldd, int64_t kp);
+    /* a: src^T (src: rows x cols, contiguous): row j < cols is column j of src, kp long
+       (zero past rows) */
+    void (*columns)(const float *src, int64_t rows, int64_t cols, uint16_t *dst, int64_t ldd,
+                    int64_t kp);
+    /* b: src (k x n, row stride ld) as kp / 2 pair rows of round_up(n, 16) (zero past k, n) */
+    void (*pairs_of_rows)(const float *src, int64_t k, int64_t n, int64_t ld, uint32_t *dst,
+                          int64_t ldd, int64_t kp);
+    /* b: the same from bf16 rows (src: k rows of at least round_up(n, 16), ld apart) */
+    void (*pairs_of_bf16_rows)(const uint16_t *src, int64_t ld, int64_t k, int64_t n,
+                               uint32_t *dst, int64_t ldd, int64_t kp);
+    /* b: W^T (W: n x k) for the outputs (columns) [j0, j1), j0 a multiple of 16: the pair
+       rows of k, round_up(j1, 16) columns (zero past j1) */
+    void (*pairs_of_columns)(const float *w, int64_t k, int64_t j0, int64_t j1, uint32_t *dst,
+                             int64_t ldd);
+} eng_bf16_packers;
+
+extern const eng_bf16_packers eng_bf16_packers_portable, eng_bf16_packers_avx512;
+/* the packers a path's operands are made with */
+static inline const eng_bf16_packers *eng_bf16_packers_for(int path) {
+    return path == ENG_BF16_PORTABLE ? &eng_bf16_packers_portable : &eng_bf16_packers_avx512;
+}
 #endif

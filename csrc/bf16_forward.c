@@ -1,6 +1,6 @@
 /* The forward pass of a bf16-mixed network over many rows (evaluating a data set during a
    bf16-mixed fit): per layer, the rows of A_{l-1} and W_l^T packed to bfloat16, the product
-   on the AVX512 or AMX path with float32 sums, then bias and activation in float32 — the
+   on the path with float32 sums, then bias and activation in float32 — the
    forward pass of the fused epoch (csrc/bf16_epoch.c) and of engine/precision.py.
 
    The weights are packed once per call; the rows go through every layer in blocks of
@@ -39,7 +39,8 @@ static void forward_block(int path, int n_layers, const int *sizes, uint16_t *co
             }
         } else {
             const float *src = l == 0 ? X + r0 * n_in : out[l - 1] + r0 * n_in;
-            eng_bf16_pack_rows(src, mt, n_in, n_in, a, round_up(mt, 16), kp);
+            eng_bf16_packers_for(path)->rows(src, mt, n_in, n_in, a, lda, kp);
+            memset(a + mt * lda, 0, (size_t)(round_up(mt, 16) - mt) * lda * 2);
         }
         float *z = out[l] + r0 * n_out;
         eng_bf16_kernel(path, rows, lda, wt[l], B_LD(round_up(n_out, NPAD)), z, n_out, mt,
@@ -51,7 +52,6 @@ static void forward_block(int path, int n_layers, const int *sizes, uint16_t *co
 int eng_bf16_forward(int path, int n_layers, const int *sizes, const float *const *W,
                      const float *const *B, const int *acts, const float *X,
                      const uint16_t *XP, int64_t n, float *const *out) {
-    if (path != ENG_BF16_AVX512 && path != ENG_BF16_AMX) return -2;
     if (!eng_bf16_supported(path)) return -2;
     if (n <= 0) return 0;
     uint16_t *wt[ENG_MAX_LAYERS];
@@ -62,7 +62,11 @@ int eng_bf16_forward(int path, int n_layers, const int *sizes, const float *cons
         const int64_t kp = round_up(sizes[l], KPAD), np = round_up(sizes[l + 1], NPAD);
         widest = kp > widest ? kp : widest;
         ok = (wt[l] = alloc_lines((size_t)kp * B_LD(np) * sizeof(uint16_t))) != NULL;
-        if (ok) eng_bf16_pairs_of_columns(W[l], sizes[l], sizes[l + 1], wt[l], kp, np);
+        if (ok) {
+            memset(wt[l], 0, (size_t)kp * B_LD(np) * sizeof(uint16_t));
+            eng_bf16_packers_for(path)->pairs_of_columns(W[l], sizes[l], 0, sizes[l + 1],
+                                                         (uint32_t *)(void *)wt[l], B_LD(np));
+        }
     }
     const int64_t blocks = (n + BLOCK - 1) / BLOCK;
     int threads = 1;

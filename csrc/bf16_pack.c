@@ -1,7 +1,8 @@
 /* The scalar side of bf16.c: rounding float32 to bfloat16 (round to nearest even, as
-   to_bf16 in bf16.h) and the packers of gemm_bf16's operands (bf16.h says the layouts;
-   the fused epoch has AVX512-BF16 packers of its own, csrc/bf16_epoch.c). */
+   to_bf16 in bf16.h), the portable packers (bf16.h says the layouts; the AVX512-BF16 ones
+   are in csrc/bf16_pack_avx512.c) and gemm_bf16. */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -32,47 +33,96 @@ CLONED void eng_bf16_rows(const float *src, int64_t rows, int64_t cols, uint16_t
     }
 }
 
-/* ------------------------------------------------------- packing (bf16.h says the layouts) */
-/* dst (rows_p x kp) = bf16 of src (rows x cols, row stride ld), zero padded */
-CLONED void eng_bf16_pack_rows(const float *src, int64_t rows, int64_t cols, int64_t ld,
-                        uint16_t *dst, int64_t rows_p, int64_t kp) {
+/* ------------------------------------------------- the portable packers (bf16.h's table) */
+CLONED static void pack_rows(const float *src, int64_t rows, int64_t cols, int64_t ld,
+                             uint16_t *dst, int64_t ldd, int64_t kp) {
     for (int64_t i = 0; i < rows; i++) {
-        uint16_t *d = dst + i * A_LD(kp);
+        uint16_t *d = dst + i * ldd;
         const float *s = src + i * ld;
         for (int64_t k = 0; k < cols; k++) d[k] = to_bf16(s[k]);
-        memset(d + cols, 0, (size_t)(kp - cols) * sizeof *d);
-    }
-    memset(dst + rows * A_LD(kp), 0, (size_t)(rows_p - rows) * A_LD(kp) * sizeof *dst);
-}
-
-/* dst (cols_p x kp) = bf16 of src^T (src: rows x cols): row j of dst is column j of src */
-CLONED void eng_bf16_pack_cols(const float *src, int64_t rows, int64_t cols, uint16_t *dst,
-                        int64_t cols_p, int64_t kp) {
-    memset(dst, 0, (size_t)cols_p * A_LD(kp) * sizeof *dst);
-    for (int64_t i = 0; i < rows; i++)
-        for (int64_t j = 0; j < cols; j++)
-            dst[j * A_LD(kp) + i] = to_bf16(src[i * cols + j]);
-}
-
-/* dst (kp x np in pairs of k) = bf16 of src (k x n, row stride ld): (kk, j) = src[kk][j] */
-CLONED void eng_bf16_pairs_of_rows(const float *src, int64_t k, int64_t n, int64_t ld,
-                            uint16_t *dst, int64_t kp, int64_t np) {
-    memset(dst, 0, (size_t)kp * B_LD(np) * sizeof *dst);
-    for (int64_t kk = 0; kk < k; kk++) {
-        uint16_t *d = dst + (kk / 2) * B_LD(np) * 2 + (kk & 1);
-        const float *s = src + kk * ld;
-        for (int64_t j = 0; j < n; j++) d[2 * j] = to_bf16(s[j]);
+        for (int64_t k = cols; k < kp; k++) d[k] = 0;
     }
 }
 
-/* dst (kp x np in pairs of k) = bf16 of W^T (W: n x k): (kk, j) = W[j][kk]; the pairs of
-   W^T are neighbours in a row of W, so each row of W becomes one column of 32-bit pairs */
-CLONED void eng_bf16_pairs_of_columns(const float *w, int64_t k, int64_t n, uint16_t *dst,
-                               int64_t kp, int64_t np) {
-    memset(dst, 0, (size_t)kp * B_LD(np) * sizeof *dst);
-    for (int64_t j = 0; j < n; j++) {
+CLONED static void pack_columns(const float *src, int64_t rows, int64_t cols, uint16_t *dst,
+                                int64_t ldd, int64_t kp) {
+    for (int64_t j = 0; j < cols; j++)
+        for (int64_t k = rows; k < kp; k++) dst[j * ldd + k] = 0;
+    for (int64_t k = 0; k < rows; k++)
+        for (int64_t j = 0; j < cols; j++) dst[j * ldd + k] = to_bf16(src[k * cols + j]);
+}
+
+static inline uint32_t pair(uint16_t even, uint16_t odd) {
+    return (uint32_t)even | (uint32_t)odd << 16;
+}
+
+CLONED static void pairs_of_rows(const float *src, int64_t k, int64_t n, int64_t ld,
+                                 uint32_t *dst, int64_t ldd, int64_t kp) {
+    for (int64_t kk = 0; kk < kp; kk += 2) {
+        const float *e = kk < k ? src + kk * ld : NULL;
+        const float *o = kk + 1 < k ? src + (kk + 1) * ld : NULL;
+        uint32_t *d = dst + (kk / 2) * ldd;
+        for (int64_t j = 0; j < n; j++)
+            d[j] = pair(e ? to_bf16(e[j]) : 0, o ? to_bf16(o[j]) : 0);
+        for (int64_t j = n; j < round_up(n, 16); j++) d[j] = 0;
+    }
+}
+
+CLONED static void pairs_of_bf16_rows(const uint16_t *src, int64_t ld, int64_t k, int64_t n,
+                                      uint32_t *dst, int64_t ldd, int64_t kp) {
+    for (int64_t kk = 0; kk < kp; kk += 2) {
+        const uint16_t *e = kk < k ? src + kk * ld : NULL;
+        const uint16_t *o = kk + 1 < k ? src + (kk + 1) * ld : NULL;
+        uint32_t *d = dst + (kk / 2) * ldd;
+        for (int64_t j = 0; j < round_up(n, 16); j++) d[j] = pair(e ? e[j] : 0, o ? o[j] : 0);
+    }
+}
+
+/* the pairs of W^T are neighbours in a row of W: each row of W becomes a column of pairs */
+CLONED static void pairs_of_columns(const float *w, int64_t k, int64_t j0, int64_t j1,
+                                    uint32_t *dst, int64_t ldd) {
+    for (int64_t j = j0; j < round_up(j1, 16); j++) {
         const float *s = w + j * k;
-        for (int64_t kk = 0; kk < k; kk++)
-            dst[(kk / 2) * B_LD(np) * 2 + j * 2 + (kk & 1)] = to_bf16(s[kk]);
+        for (int64_t q = 0; q < (k + 1) / 2; q++)
+            dst[q * ldd + j] = j >= j1 ? 0
+                             : pair(to_bf16(s[2 * q]), 2 * q + 1 < k ? to_bf16(s[2 * q + 1]) : 0);
     }
+}
+
+const eng_bf16_packers eng_bf16_packers_portable = {
+    pack_rows, pack_columns, pairs_of_rows, pairs_of_bf16_rows, pairs_of_columns};
+
+/* ------------------------------------------------------- c = op(a) . op(b) on a path */
+int eng_gemm_bf16(int path, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                  const float *a, const float *b, float *c) {
+    if (m <= 0 || n <= 0) return 0;
+    if (k <= 0) {
+        memset(c, 0, (size_t)m * n * sizeof *c);
+        return 0;
+    }
+    if (!eng_bf16_supported(path)) return -2;
+    const int64_t mp = round_up(m, MPAD), np = round_up(n, NPAD), kp = round_up(k, KPAD);
+    const eng_bf16_packers *pack = eng_bf16_packers_for(path);
+    uint16_t *ap = alloc_lines((size_t)mp * A_LD(kp) * sizeof *ap);
+    uint32_t *bv = alloc_lines((size_t)(kp / 2) * B_LD(np) * sizeof *bv);
+    if (ap == NULL || bv == NULL) {
+        free(ap);
+        free(bv);
+        return -1;
+    }
+    /* the padding the packers do not write: a's rows past m, b's pair rows past k */
+    memset(ap + m * A_LD(kp), 0, (size_t)(mp - m) * A_LD(kp) * sizeof *ap);
+    memset(bv, 0, (size_t)(kp / 2) * B_LD(np) * sizeof *bv);
+    if (trans_a)                    /* a is k x m */
+        pack->columns(a, k, m, ap, A_LD(kp), kp);
+    else
+        pack->rows(a, m, k, k, ap, A_LD(kp), kp);
+    if (trans_b)                    /* b is n x k */
+        pack->pairs_of_columns(b, k, 0, n, bv, B_LD(np));
+    else
+        pack->pairs_of_rows(b, k, n, n, bv, B_LD(np), kp);
+    eng_bf16_product(path, ap, A_LD(kp), (const uint16_t *)bv, B_LD(np), c, n, m, n, kp);
+    free(ap);
+    free(bv);
+    return 0;
 }

@@ -239,9 +239,8 @@ void eng_bf16_round(const float *x, float *out, int64_t n);
 /* dst (rows x width, uint16) = the bfloat16 bits of src (rows x cols), each row zero padded
    from cols to width: X of a bf16-mixed fit as the fused epoch reads it */
 void eng_bf16_rows(const float *src, int64_t rows, int64_t cols, uint16_t *dst, int64_t width);
-/* c (m x n) = op(a) . op(b), operands rounded to bf16, float32 accumulation, on the AVX512 or
-   AMX path (the portable one is eng_bf16_round + any float32 GEMM); 0, -1 out of memory,
-   -2 a path this CPU cannot run */
+/* c (m x n) = op(a) . op(b), operands rounded to bf16, float32 accumulation, on a path; 0,
+   -1 out of memory, -2 a path this CPU cannot run */
 int eng_gemm_bf16(int path, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                   const float *a, const float *b, float *c);
 int eng_bf16_path(void);                /* the path in use: the best supported, or forced */

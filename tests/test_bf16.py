@@ -10,7 +10,7 @@ from engine import MLP
 from engine.backends import get_backend
 from engine.precision import round_bf16
 
-from helpers import AVAILABLE
+from helpers import AVAILABLE, SIMD_VARIANTS, simd_variant
 
 _native = pytest.importorskip("engine._native", reason="the native extension is not built")
 pytestmark = pytest.mark.native
@@ -18,8 +18,6 @@ pytestmark = pytest.mark.native
 INFO = _native.bf16_info()
 PATHS = [pytest.param(name, marks=pytest.mark.skipif(not runs, reason=why))
          for name, (runs, why) in INFO["paths"].items()]
-FUSED = [pytest.param(name, marks=pytest.mark.skipif(not runs, reason=why))
-         for name, (runs, why) in INFO["paths"].items() if name != "portable"]
 
 
 def test_rounding_is_nearest_even_on_the_bits():
@@ -80,6 +78,30 @@ def test_gemm_bf16_matches_the_specification(path, shape, trans):
     _native.gemm_bf16(a, b, got, ta, tb, path=path)
     A, B = (a.T if ta else a), (b.T if tb else b)
     assert np.all(np.abs(got.astype(np.float64) - want) <= _bound(A, B, k))
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (7, 13, 5), (13, 600, 29), (100, 784, 100)])
+def test_the_portable_kernel_gives_the_same_bits_in_every_simd_variant(shape):
+    """The portable path widens bf16 to float32 and sums with FMAs; products of two bf16
+    are exact in float32 and every variant adds them in the same order (k ascending, a
+    partial sum per 512-wide stretch), so the baseline, AVX2 and AVX-512 builds agree bit
+    for bit, and with themselves through every transpose."""
+    m, k, n = shape
+    rng = np.random.default_rng(k)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    outs = []
+    for variant in SIMD_VARIANTS:
+        with simd_variant(variant):
+            for ta, tb in [(False, False), (True, True)]:
+                got = np.full((m, n), np.nan, np.float32)
+                _native.gemm_bf16(a.T.copy() if ta else a, b.T.copy() if tb else b, got,
+                                  ta, tb, path="portable")
+                outs.append((variant, ta, got))
+    for variant, ta, got in outs[1:]:
+        np.testing.assert_array_equal(got, outs[0][2], err_msg=f"{variant} trans={ta}")
+    assert np.all(np.abs(got.astype(np.float64) - round_bf16(a).astype(np.float64)
+                         @ round_bf16(b)) <= _bound(a, b, k))
 
 
 def test_gemm_bf16_refuses_what_it_cannot_do():
@@ -159,7 +181,7 @@ def _fit_bf16(backend, path, sizes, act, out, loss, generic=False, batch_size=64
     return model, hist
 
 
-@pytest.mark.parametrize("path", FUSED)
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("optimizer,alpha", [("sgd", 0.0), ("sgd", 1e-3), ("adam", 1e-3)])
 @pytest.mark.parametrize("sizes,act,out,loss", CASES)
 def test_the_fused_epoch_is_the_per_minibatch_loop_bit_for_bit(path, optimizer, alpha, sizes,
@@ -174,7 +196,7 @@ def test_the_fused_epoch_is_the_per_minibatch_loop_bit_for_bit(path, optimizer, 
         np.testing.assert_array_equal(x, z)
 
 
-@pytest.mark.parametrize("path", FUSED)
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("optimizer,alpha", [("sgd", 1e-3), ("adam", 1e-3)])
 @pytest.mark.parametrize("sizes,act,out,loss", [([37, 40, 20, 5], "relu", "softmax",
                                                   "cross_entropy"),
@@ -223,7 +245,7 @@ def _trains_as_the_specification(path, case, **kw):
 @pytest.mark.parametrize("extra", [{"dropout": 0.3}, {"sample_weight": True},
                                    {"momentum": 0.9, "alpha": 1e-3}])
 def test_what_the_fused_epoch_does_not_take_trains_as_the_specification(path, extra):
-    """Dropout and sample weights (and, on the portable path, everything) train on the
+    """Dropout and sample weights train on the
     BLAS-path epoch with every product's operands rounded to bf16: the NumPy
     specification's numbers within the products' bounds."""
     kw = dict(extra)
@@ -328,7 +350,7 @@ def test_sklearn_estimators_and_the_cli_take_the_precision(tmp_path, capsys):
     assert MLP.load(tmp_path / "model.npz").precision == "bf16-mixed"
 
 
-@pytest.mark.parametrize("path", FUSED)
+@pytest.mark.parametrize("path", PATHS)
 def test_products_split_between_threads_do_not_depend_on_the_thread_count(path):
     """Products past the split size (64M multiply-adds) are cut between the epoch's threads by
     column blocks, each computed whole by one thread: the same bits on 1, 2 or 3 threads."""
@@ -349,7 +371,7 @@ def test_products_split_between_threads_do_not_depend_on_the_thread_count(path):
         np.testing.assert_array_equal(other, results[0])
 
 
-@pytest.mark.parametrize("path", FUSED)
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("sizes,acts", [([37, 20, 5], ["sigmoid", "softmax"]),
                                         ([37, 40, 17, 5], ["relu", "tanh", "sigmoid"])])
 def test_the_bf16_forward_pass_is_the_per_layer_one_on_any_team(path, sizes, acts):
@@ -397,8 +419,8 @@ def test_the_bf16_forward_pass_checks_its_arguments():
     x, out = np.ones((5, 4), np.float32), [np.empty((5, 3), np.float32)]
     with pytest.raises(ValueError, match="x"):
         _native.bf16_forward(W, B, ["sigmoid"], np.ones((5, 6), np.float32), out)
-    with pytest.raises(ValueError, match="portable"):
-        _native.bf16_forward(W, B, ["sigmoid"], x, out, path="portable")
+    with pytest.raises(ValueError, match="path"):
+        _native.bf16_forward(W, B, ["sigmoid"], x, out, path="fp8")
     with pytest.raises(ValueError, match="x"):            # packed rows are 32 wide here
         _native.bf16_forward(W, B, ["sigmoid"], np.zeros((5, 4), np.uint16), out)
     buf = np.zeros(40, np.float32)                 # the output overlaps the input rows
@@ -450,7 +472,7 @@ def test_a_prepared_plan_is_kept_for_the_same_objects_only():
     assert built == [1, 3, 4]
 
 
-@pytest.mark.parametrize("path", FUSED)
+@pytest.mark.parametrize("path", PATHS)
 def test_a_bf16_fit_scores_its_epochs_with_bf16_products(path, monkeypatch):
     """The history's scores come from the forward pass with bf16 products (reading the
     fit's packed rows: the same bits as from float32 rows), not from float32's evaluate;

@@ -104,8 +104,6 @@ class NativeBackend(HostBackend):
         _native.gemm(a, b, out, trans_a, trans_b, alpha, beta)
 
     def bf16_rows(self, X):
-        if _native.bf16_info()["path"] == "portable":
-            return None
         return _native.bf16_pack_rows(X)
 
     def gemm_bf16(self, a, b, out, trans_a=False, trans_b=False):
@@ -119,7 +117,7 @@ class NativeBackend(HostBackend):
         BLAS's threads call by call made that loop 7x slower."""
         if slopes is not None:         # a training step's pass (Workspace.s): per layer
             super().forward(net, x, acts, dropout, bf16, slopes)
-        elif dropout is None and bf16 and _native.bf16_info()["path"] != "portable":
+        elif dropout is None and bf16:
             # bf16 products on the tiles, each layer's weights packed once per call
             _native.bf16_forward(net.weights, net.biases, net.activations, x, acts)
         elif (dropout is None and not bf16 and x.shape[0] >= TILED_FORWARD_MIN_ROWS
@@ -176,7 +174,7 @@ class NativeBackend(HostBackend):
         epoch does not take (sample weights, dropout, diagnostics, reduce), the BLAS-path
         epoch with every product's operands rounded to bf16 first."""
         if (net.bf16 and reduce is None and sample_weight is None and dropout is None
-                and grad_norms is None and _native.bf16_info()["path"] != "portable"):
+                and grad_norms is None):
             return self._bf16_epoch(net, X, y, order, batch_size, rule, alpha, ws,
                                     batch_losses)
         n_state = STATE_ARRAYS[rule.kind]
