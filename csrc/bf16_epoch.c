@@ -1,8 +1,8 @@
 /* The bf16-mixed training epoch (engine/precision.py says what it computes): per minibatch,
    the forward products, the back-propagation and the weight gradients on packed bfloat16
    operands (the path's kernel: csrc/bf16.c, bf16_portable.c), everything else in float32
-   with the float kernels of csrc/elementwise.h, then the optimizer step on the float32 master weights and
-   the bf16 copies of the weights packed again.
+   with the float kernels of csrc/elementwise.h, then the optimizer step on the float32
+   master weights and the bf16 copies of the weights packed again.
 
    Packed operands (bf16.h): A as rows of K padded to 32, B in pairs of k ("VNNI"),
    element (k, j) at [k / 2][j][k % 2]. Per layer l (n_in x n_out, W[o][i]):
@@ -115,7 +115,7 @@ static int alloc_buffers(team_buffers *tb, const eng_bf16_plan *p) {
             tb->pack->pairs_of_columns(p->W[l], n_in, 0, n_out, tb->fwd[l], tb->ldf[l]);
             if (l > 0)
                 tb->pack->pairs_of_rows(p->W[l], n_out, n_in, n_in, tb->bwd[l], tb->lda[l],
-                              kp_of(n_out));
+                                        kp_of(n_out));
         }
     }
     return ok;
@@ -123,8 +123,8 @@ static int alloc_buffers(team_buffers *tb, const eng_bf16_plan *p) {
 
 /* Phase 1 for rows [r0, r1) of a minibatch of m rows (rows: their indices in X) */
 static void rows_phase(const team_buffers *tb, const uint16_t *X, int64_t x_stride,
-                                  const int64_t *y, const float *T, const int64_t *rows,
-                                  int64_t m, int64_t r0, int64_t r1) {
+                       const int64_t *y, const float *T, const int64_t *rows,
+                       int64_t m, int64_t r0, int64_t r1) {
     const eng_bf16_plan *p = tb->p;
     const int L = p->n_layers, path = p->path, c = p->sizes[L];
     const int *s = p->sizes;
@@ -163,13 +163,13 @@ static void rows_phase(const team_buffers *tb, const uint16_t *X, int64_t x_stri
         tb->pack->columns(d, mt, s[l + 1], tb->dt[l] + r0, tb->ldd, kt);
         if (l == 0)
             tb->pack->pairs_of_bf16_rows(tb->xa + r0 * tb->ldx, tb->ldx, mt, s[0],
-                               tb->pa[0] + (r0 / 2) * tb->lda[0], tb->lda[0], kt);
+                                         tb->pa[0] + (r0 / 2) * tb->lda[0], tb->lda[0], kt);
         else
             tb->pack->pairs_of_rows(p->A[l - 1] + r0 * s[l], mt, s[l], s[l],
-                          tb->pa[l] + (r0 / 2) * tb->lda[l], tb->lda[l], kt);
+                                    tb->pa[l] + (r0 / 2) * tb->lda[l], tb->lda[l], kt);
         if (l > 0) {
             tb->pack->rows(d, mt, s[l + 1], s[l + 1], tb->ar + r0 * tb->ldr, tb->ldr,
-                      kp_of(s[l + 1]));
+                           kp_of(s[l + 1]));
             float *prev = p->D[l - 1] + r0 * s[l];
             eng_bf16_kernel(path, tb->ar + r0 * tb->ldr, tb->ldr, (const uint16_t *)tb->bwd[l],
                             tb->lda[l], prev, s[l], mt, s[l], kp_of(s[l + 1]));
