@@ -72,7 +72,7 @@ elif not env_flag("ENGINE_NO_OPENMP"):
 extension = Extension(
     "engine._native",
     sources=["bindings/_native.pyx", "csrc/kernels.c", "csrc/runtime.c", "csrc/bf16.c",
-             "csrc/bf16_pack.c", "csrc/bf16_pack_avx512.c", "csrc/bf16_portable.c",
+             "csrc/bf16_pack.c", "csrc/bf16_pack_avx512.c", "csrc/bf16_kernels.c",
              "csrc/bf16_epoch.c", "csrc/bf16_forward.c"],
     include_dirs=["csrc", "bindings", np.get_include()],
     depends=sorted(glob.glob("csrc/*.h") + glob.glob("bindings/*.pxd")

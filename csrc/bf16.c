@@ -3,8 +3,9 @@
    load time (csrc/kernels.h, eng_bf16_*):
 
      ENG_BF16_PORTABLE  any CPU: float32 multiply-adds on the bf16 operands widened
-                        (csrc/bf16_portable.c)
-     ENG_BF16_AVX512    vdpbf16ps (AVX512-BF16: Intel Cooper Lake and later, AMD Zen 4/5)
+                        (csrc/bf16_kernels.c)
+     ENG_BF16_AVX512    vdpbf16ps (AVX512-BF16: Intel Cooper Lake and later, AMD Zen 4/5;
+                        csrc/bf16_kernels.c)
      ENG_BF16_AMX       tdpbf16ps on AMX tiles (Intel Sapphire Rapids and later)
 
    Every path packs op(a) as bf16 rows of K (padded to 32) and op(b) in the
@@ -44,34 +45,6 @@
 /* ------------------------------------------------------------------ AVX512-BF16 */
 #if defined(__x86_64__) && defined(__GNUC__) && (__GNUC__ >= 10)
 #define ENG_HAVE_BF16_PATHS 1
-
-/* c (m x n, row stride ldc) = a . b: per row of a, 32 columns of c in two registers (one
-   for a last block of 16), each vdpbf16ps adding one pair of k */
-__attribute__((target("avx512f,avx512bf16")))
-static void avx512_kernel(const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
-                          float *c, int64_t ldc, int64_t m, int64_t n, int64_t kp) {
-    for (int64_t i = 0; i < m; i++) {
-        const uint16_t *arow = a + i * lda;
-        for (int64_t j = 0; j < n; j += 32) {
-            const int two = n - j > 16;
-            __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps();
-            for (int64_t p = 0; p < kp / 2; p++) {
-                uint32_t pair;
-                memcpy(&pair, arow + 2 * p, sizeof pair);
-                __m512bh av = (__m512bh)_mm512_set1_epi32((int)pair);
-                const uint16_t *brow = b + p * ldb * 2 + j * 2;
-                c0 = _mm512_dpbf16_ps(c0, av, (__m512bh)_mm512_loadu_si512(brow));
-                if (two) c1 = _mm512_dpbf16_ps(c1, av, (__m512bh)_mm512_loadu_si512(brow + 32));
-            }
-            int64_t left = n - j;
-            __mmask16 k0 = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
-            __mmask16 k1 = left >= 32 ? 0xffff : left <= 16 ? 0
-                                                 : (__mmask16)((1u << (left - 16)) - 1);
-            _mm512_mask_storeu_ps(c + i * ldc + j, k0, c0);
-            if (two) _mm512_mask_storeu_ps(c + i * ldc + j + 16, k1, c1);
-        }
-    }
-}
 
 /* ------------------------------------------------------------------ AMX */
 typedef struct {
@@ -278,7 +251,7 @@ static void simd_kernel(int path, const uint16_t *a, int64_t lda, const uint16_t
     if (path == ENG_BF16_AMX)
         amx_kernel(a, lda, b, ldb, c, ldc, m, n, kp);
     else
-        avx512_kernel(a, lda, b, ldb, c, ldc, m, n, kp);
+        eng_bf16_avx512_kernel(a, lda, b, ldb, c, ldc, m, n, kp);
 }
 #else
 #define ENG_HAVE_BF16_PATHS 0

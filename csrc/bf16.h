@@ -48,9 +48,12 @@ static inline int64_t B_LD(int64_t np) { return np + 16; }      /* pairs per row
    and n are read, never written */
 void eng_bf16_kernel(int path, const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
                      float *c, int64_t ldc, int64_t m, int64_t n, int64_t kp);
-/* the portable path's (csrc/bf16_portable.c), in the SIMD variant in use */
+/* the portable path's (csrc/bf16_kernels.c), in the SIMD variant in use; and the
+   AVX512-BF16 path's (x86-64 builds with GCC 10+) */
 void eng_bf16_portable_kernel(const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
                               float *c, int64_t ldc, int64_t m, int64_t n, int64_t kp);
+void eng_bf16_avx512_kernel(const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
+                            float *c, int64_t ldc, int64_t m, int64_t n, int64_t kp);
 /* the same, products past PAR_MIN_MACS split by 32-column blocks between the epoch's threads */
 void eng_bf16_product(int path, const uint16_t *a, int64_t lda, const uint16_t *b,
                       int64_t ldb, float *c, int64_t ldc, int64_t m, int64_t n, int64_t kp);

@@ -1,6 +1,6 @@
 /* The bf16-mixed training epoch (engine/precision.py says what it computes): per minibatch,
    the forward products, the back-propagation and the weight gradients on packed bfloat16
-   operands (the path's kernel: csrc/bf16.c, bf16_portable.c), everything else in float32
+   operands (the path's kernel: csrc/bf16.c, bf16_kernels.c), everything else in float32
    with the float kernels of csrc/elementwise.h, then the optimizer step on the float32
    master weights and the bf16 copies of the weights packed again.
 

@@ -1,36 +1,41 @@
-/* The portable path's product: bf16 storage, float32 compute, for CPUs without AVX512-BF16
-   or AMX (and where vdpbf16ps is slow). It takes the packed operands the other paths take
-   (bf16.h), so the fused epoch, the forward pass and gemm_bf16 run the same code on every
-   path but the product.
+/* The products of the portable and AVX512-BF16 paths, from one kernel body
+   (bf16_kernel_body.h). The portable path is bf16 storage with float32 compute, for CPUs
+   without AVX512-BF16 or AMX (and where vdpbf16ps is slow). Both take the packed operands
+   the AMX path takes (bf16.h), so the fused epoch, the forward pass and gemm_bf16 run the
+   same code on every path but the product.
 
    A product of two bf16 values has at most 16 significant bits, so it is exact in float32
    and a fused multiply-add rounds exactly as a multiply then an add: each sum, taken over k
    in order, has the same bits in every SIMD variant (unless a product underflows). */
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "kernels.h"
 #include "names.h"
 #include "runtime.h"
 #include "bf16.h"
 
-/* pairs of k per stretch: 12 rows of a widened (24 KB) stay in L1 */
+/* pairs of k per stretch: 12 rows of a staged (24 KB widened, 12 KB as pairs) stay in L1 */
 #define KC_PAIRS 256
 
 #define S f
+#define DOT_BF16 0
 /* SSE2 has 16-byte vectors: 32-byte ones are not split well there (40x slower) */
 #define V base
 #define TARGET
 #define VBYTES 16
 #define MR 6
-#include "bf16_portable_kernel.h"
+#include "bf16_kernel_body.h"
 #include "variant_undef.h"
 
 #define V avx2
 #define TARGET ENG_AVX2_TARGET
 #define VBYTES 32
 #define MR 6
-#include "bf16_portable_kernel.h"
+#include "bf16_kernel_body.h"
 #include "variant_undef.h"
 
 /* 12 rows x 2 vectors: 24 of AVX-512's 32 registers hold the sums */
@@ -38,15 +43,33 @@
 #define TARGET ENG_AVX512_TARGET
 #define VBYTES 64
 #define MR 12
-#include "bf16_portable_kernel.h"
+#include "bf16_kernel_body.h"
 #include "variant_undef.h"
 
 #define V avx512_on_avx2
 #define TARGET ENG_AVX2_TARGET
 #define VBYTES 64
 #define MR 12
-#include "bf16_portable_kernel.h"
+#include "bf16_kernel_body.h"
 #include "variant_undef.h"
+#undef DOT_BF16
+
+/* vdpbf16ps: 12 rows x 2 vectors, as the float32 AVX-512 tiles */
+#if defined(__x86_64__) && defined(__GNUC__) && (__GNUC__ >= 10)
+#define DOT_BF16 1
+#define V avx512bf16
+#define TARGET __attribute__((target("avx512f,avx512bf16")))
+#define VBYTES 64
+#define MR 12
+#include "bf16_kernel_body.h"
+#include "variant_undef.h"
+#undef DOT_BF16
+
+void eng_bf16_avx512_kernel(const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
+                            float *c, int64_t ldc, int64_t m, int64_t n, int64_t kp) {
+    if (m > 0 && n > 0) kernel_f_avx512bf16(a, lda, b, ldb, c, ldc, m, n, kp);
+}
+#endif
 #undef S
 #undef KC_PAIRS
 
@@ -55,8 +78,7 @@ typedef void (*portable_fn)(const uint16_t *, int64_t, const uint16_t *, int64_t
 
 /* indexed by ENG_SIMD_* (the tests force each variant the CPU runs) */
 static const portable_fn variants[ENG_SIMD_COUNT] = {
-    portable_kernel_f_base, portable_kernel_f_avx2, portable_kernel_f_avx512,
-    portable_kernel_f_avx512_on_avx2};
+    kernel_f_base, kernel_f_avx2, kernel_f_avx512, kernel_f_avx512_on_avx2};
 
 void eng_bf16_portable_kernel(const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
                               float *c, int64_t ldc, int64_t m, int64_t n, int64_t kp) {

@@ -1,0 +1,138 @@
+/* One bf16 product kernel, for one path and SIMD variant (csrc/bf16_kernels.c includes this
+   once per instance, with V, TARGET, VBYTES and MR set as instantiate.h sets them, and
+   DOT_BF16 1 for vdpbf16ps, 0 for the portable path's float32 multiply-adds).
+
+   c (m x n) = a . b on the packed operands (bf16.h): a in bf16 rows, b in pairs of k. A
+   block of MR rows of a is staged once, pair by pair (the MR rows' values of one pair of k
+   in one run), and multiplied with every column block of b: 2 vectors of columns per row,
+   so each pair of b loaded serves MR rows, and the MR x 2 sums stay in registers.
+     portable  a bf16 value is the top half of a float32: the stage holds a's values as
+               floats (MR even k, then MR odd k), b's pairs become floats by a 16-bit
+               shift (even k) or a mask (odd k), and FMAs add them (exact products);
+     DOT_BF16  the stage holds a's pairs as they are, and one vdpbf16ps per row and vector
+               adds a pair's two products.
+   k runs in stretches of KC_PAIRS pairs (the stage fits on the stack, a stretch of b in
+   L2); the partial sums wait in c between stretches, exactly, so the sums are those of one
+   pass over k, in order. */
+typedef float VFN(fvec) __attribute__((vector_size(VBYTES)));
+typedef uint32_t VFN(uvec) __attribute__((vector_size(VBYTES)));
+#define LANES ((int64_t)(VBYTES / 4))
+#if DOT_BF16
+#define PER_PAIR 1                              /* staged values per pair and row */
+typedef uint32_t VFN(staged);
+#else
+#define PER_PAIR 2
+typedef float VFN(staged);
+#endif
+
+/* A row of the sums to or from c: whole vectors straight, a last partial block of columns
+   through a buffer */
+TARGET ENG_INLINE void VFN(load_row)(const float *c, int64_t cols, int nv, VFN(fvec) *acc) {
+    if (cols == nv * LANES) {
+        for (int v = 0; v < nv; v++) memcpy(&acc[v], c + v * LANES, VBYTES);
+    } else {
+        float row[2 * LANES] = {0};
+        memcpy(row, c, (size_t)cols * sizeof(float));
+        for (int v = 0; v < nv; v++) memcpy(&acc[v], row + v * LANES, VBYTES);
+    }
+}
+TARGET ENG_INLINE void VFN(store_row)(float *c, int64_t cols, int nv, const VFN(fvec) *acc) {
+    if (cols == nv * LANES) {
+        for (int v = 0; v < nv; v++) memcpy(c + v * LANES, &acc[v], VBYTES);
+    } else {
+        float row[2 * LANES];
+        for (int v = 0; v < nv; v++) memcpy(row + v * LANES, &acc[v], VBYTES);
+        memcpy(c, row, (size_t)cols * sizeof(float));
+    }
+}
+
+/* c's block (rows x cols, the first `rows` of MR) (+)= the staged rows times nv vectors of
+   b's columns, over every pair of k in order, starting from zero or (more) from c; nv is a
+   constant where this is inlined, so that the MR x nv sums stay in registers */
+TARGET ENG_INLINE void VFN(block)(const VFN(staged) *st, const uint32_t *b, int64_t ldb,
+                                  int64_t pairs, int nv, float *c, int64_t ldc, int64_t rows,
+                                  int64_t cols, int more) {
+    VFN(fvec) acc[MR][2];
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++) {
+        acc[r][0] = acc[r][1] = (VFN(fvec)){0};
+        if (more && r < rows) VFN(load_row)(c + r * ldc, cols, nv, acc[r]);
+    }
+    for (int64_t q = 0; q < pairs; q++) {
+        VFN(uvec) raw[2];
+#pragma GCC unroll 2
+        for (int v = 0; v < nv; v++) memcpy(&raw[v], b + q * ldb + v * LANES, VBYTES);
+        const VFN(staged) *sq = st + q * PER_PAIR * MR;
+#if DOT_BF16
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; r++) {
+            const __m512bh pair = (__m512bh)((VFN(uvec)){0} + sq[r]);
+#pragma GCC unroll 2
+            for (int v = 0; v < nv; v++)
+                acc[r][v] = _mm512_dpbf16_ps(acc[r][v], pair, (__m512bh)raw[v]);
+        }
+#else
+        const VFN(uvec) odd_mask = (VFN(uvec)){0} + 0xffff0000u;
+        VFN(fvec) even[2], odd[2];
+#pragma GCC unroll 2
+        for (int v = 0; v < nv; v++) {
+            even[v] = (VFN(fvec))(raw[v] << 16);
+            odd[v] = (VFN(fvec))(raw[v] & odd_mask);
+        }
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; r++)
+#pragma GCC unroll 2
+            for (int v = 0; v < nv; v++) {
+                acc[r][v] += sq[r] * even[v];
+                acc[r][v] += sq[MR + r] * odd[v];
+            }
+#endif
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++)
+        if (r < rows) VFN(store_row)(c + r * ldc, cols, nv, acc[r]);
+}
+
+/* rows [i0, i0 + rows) of a, pairs [q0, q0 + pairs), into the stage (zeros past the rows) */
+TARGET ENG_INLINE void VFN(stage)(const uint16_t *a, int64_t lda, int64_t i0, int64_t rows,
+                                  int64_t q0, int64_t pairs, VFN(staged) *st) {
+    for (int r = 0; r < MR; r++) {
+        const uint32_t *ar = (const uint32_t *)(const void *)(a + (i0 + r) * lda) + q0;
+        for (int64_t q = 0; q < pairs; q++) {
+            const uint32_t pair = r < rows ? ar[q] : 0;
+#if DOT_BF16
+            st[q * MR + r] = pair;
+#else
+            st[q * 2 * MR + r] = from_bf16((uint16_t)pair);
+            st[q * 2 * MR + MR + r] = from_bf16((uint16_t)(pair >> 16));
+#endif
+        }
+    }
+}
+
+TARGET static void VFN(kernel)(const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
+                               float *c, int64_t ldc, int64_t m, int64_t n, int64_t kp) {
+    VFN(staged) st[KC_PAIRS * PER_PAIR * MR];
+    const uint32_t *bp = (const uint32_t *)(const void *)b;
+    for (int64_t q0 = 0; q0 < kp / 2; q0 += KC_PAIRS) {
+        const int64_t pairs = kp / 2 - q0 < KC_PAIRS ? kp / 2 - q0 : KC_PAIRS;
+        for (int64_t i0 = 0; i0 < m; i0 += MR) {
+            const int64_t rows = m - i0 < MR ? m - i0 : MR;
+            VFN(stage)(a, lda, i0, rows, q0, pairs, st);
+            for (int64_t j = 0; j < n; j += 2 * LANES) {
+                /* b's columns are readable up to round_up(n, 16): a second vector past n
+                   only where 2 vectors span more than 16 columns */
+                const int nv = 2 * LANES <= 16 || n - j > LANES ? 2 : 1;
+                const int64_t cols = n - j < nv * LANES ? n - j : nv * LANES;
+                float *cb = c + i0 * ldc + j;
+                if (nv == 2)           /* after the first stretch, the sums so far from c */
+                    VFN(block)(st, bp + q0 * ldb + j, ldb, pairs, 2, cb, ldc, rows, cols, q0 > 0);
+                else
+                    VFN(block)(st, bp + q0 * ldb + j, ldb, pairs, 1, cb, ldc, rows, cols, q0 > 0);
+            }
+        }
+    }
+}
+
+#undef LANES
+#undef PER_PAIR
