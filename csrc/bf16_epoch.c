@@ -13,7 +13,7 @@
                                            rows (pa[l])
 
    A team shares each minibatch in two phases, a barrier after each:
-     rows      each thread takes its 32-row blocks of the minibatch through the forward
+     rows      each thread takes its 16-row blocks of the minibatch through the forward
                pass, the loss terms, the output delta and the back-propagation, and packs
                its rows' share (columns k) of every dt[l] and pa[l];
      units     each thread takes its 16-unit blocks of every layer's outputs: those rows
@@ -157,7 +157,8 @@ static void rows_phase(const team_buffers *tb, const uint16_t *X, int64_t x_stri
     const float *out = p->A[L - 1] + r0 * c, *t = p->t + r0 * c;
     eng_row_losses_f(out, t, mt, c, p->loss_kind, tb->row_loss + r0);
     eng_output_delta_part_f(out, t, p->D[L - 1] + r0 * c, mt, c, p->loss_kind, (double)m);
-    const int64_t kt = round_up(mt, 32);         /* this share's columns of dt, rows of pa */
+    /* this share's columns of dt and rows of pa; the last share's reach the padding */
+    const int64_t kt = r1 == m ? round_up(m, 32) - r0 : mt;
     for (int l = L - 1; l >= 0; l--) {
         const float *d = p->D[l] + r0 * s[l + 1];
         tb->pack->columns(d, mt, s[l + 1], tb->dt[l] + r0, tb->ldd, kt);
@@ -256,7 +257,7 @@ int64_t eng_bf16_epoch(const eng_bf16_plan *p, const uint16_t *X, int64_t x_stri
         for (int64_t start = 0; start < count && !stop; start += batch, i++) {
             const int64_t m = count - start < batch ? count - start : batch;
             int64_t r0, r1;
-            share(m, 32, t, nt, &r0, &r1);
+            share(m, 16, t, nt, &r0, &r1);
             rows_phase(&tb, X, x_stride, y, T, order + start, m, r0, r1);
             double penalty = 0.0;
             if (t == 0 && alpha > 0) {        /* before any thread steps a weight */

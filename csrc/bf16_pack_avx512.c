@@ -69,8 +69,8 @@ VEC_TARGET static void pack_rows(const float *src, int64_t rows, int64_t cols, i
 }
 
 /* A operand: src^T (src: rows x cols, contiguous) as bf16 rows of kp (k = the rows of src,
-   zero past `rows`), row j of the result at dst + j * ldd: 32 rows of src become 16 pairs
-   per column, transposed 16 columns at a time */
+   zero past `rows`; kp even), row j of the result at dst + j * ldd: 32 rows of src become
+   16 pairs per column, transposed 16 columns at a time */
 VEC_TARGET static void pack_columns(const float *src, int64_t rows, int64_t cols,
                                     uint16_t *dst, int64_t ldd, int64_t kp) {
     __m512i r[16];
@@ -82,8 +82,10 @@ VEC_TARGET static void pack_columns(const float *src, int64_t rows, int64_t cols
                                e + 1 < rows ? src + (e + 1) * cols + j0 : NULL, cols - j0);
             }
             transpose16(r);
+            /* exactly kp: the epoch's threads pack neighbouring stretches of k */
+            const __mmask32 keep = kp - k0 >= 32 ? ~0u : (1u << (kp - k0)) - 1;
             for (int64_t j = 0; j < 16 && j0 + j < cols; j++)
-                _mm512_storeu_si512(dst + (j0 + j) * ldd + k0, r[j]);
+                _mm512_mask_storeu_epi16(dst + (j0 + j) * ldd + k0, keep, r[j]);
         }
 }
 
