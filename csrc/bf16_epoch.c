@@ -216,11 +216,11 @@ static void units_phase(const team_buffers *tb, const eng_rule *r, double alpha,
                                     o1 == n_out ? kp_of(n_out) - o0 : o1 - o0);
         float *gb = p->GB[l];
         const float *d = p->D[l];
-        for (int64_t j = o0; j < o1; j++) {
-            float sum = 0;
-            for (int64_t i = 0; i < m; i++) sum += d[i * n_out + j];
-            gb[j] = sum;
-        }
+        /* each unit's sum over rows in row order, all of the share's units per row (the
+           loop vectorizes; unit by unit it read one float per row of D) */
+        for (int64_t j = o0; j < o1; j++) gb[j] = 0;
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = o0; j < o1; j++) gb[j] += d[i * n_out + j];
         eng_optimizer_step_f(p->B[l] + o0, gb + o0, p->S1 ? p->S1[L + l] + o0 : NULL,
                              p->S2 ? p->S2[L + l] + o0 : NULL, o1 - o0, r, 0.0);
     }

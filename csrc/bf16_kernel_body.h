@@ -112,10 +112,56 @@ TARGET ENG_INLINE void VFN(stage)(const uint16_t *a, int64_t lda, int64_t i0, in
     }
 }
 
+/* The last n % 16 columns of c, when they are few (TAIL_MAX at most): as 16 whole lanes of
+   a block they would cost as much as 16 columns (a fifth of the lecture's forward product
+   for its last 4 outputs). Each is a dot product along k instead: the column's pairs are
+   gathered from b once per stretch, and 16 lanes (pair q in lane q % 16, the same lanes in
+   every SIMD variant) sum a row's pairs against them; the lanes are added in order. */
+#define TAIL_MAX 4
+typedef float VFN(lanes16) __attribute__((vector_size(64)));
+typedef uint32_t VFN(pairs16) __attribute__((vector_size(64)));
+TARGET static void VFN(tail_columns)(const uint16_t *a, int64_t lda, const uint32_t *b,
+                                     int64_t ldb, float *c, int64_t ldc, int64_t m, int64_t j0,
+                                     int64_t tail, int64_t kp) {
+    uint32_t col[TAIL_MAX][KC_PAIRS];
+    for (int64_t q0 = 0; q0 < kp / 2; q0 += KC_PAIRS) {
+        const int64_t pairs = kp / 2 - q0 < KC_PAIRS ? kp / 2 - q0 : KC_PAIRS;  /* 16k */
+        for (int64_t q = 0; q < pairs; q++)
+            for (int64_t t = 0; t < tail; t++) col[t][q] = b[(q0 + q) * ldb + j0 + t];
+        for (int64_t i = 0; i < m; i++) {
+            const uint32_t *ar = (const uint32_t *)(const void *)(a + i * lda) + q0;
+            for (int64_t t = 0; t < tail; t++) {
+                VFN(lanes16) acc = {0};
+                for (int64_t q = 0; q < pairs; q += 16) {
+                    VFN(pairs16) x, y;
+                    memcpy(&x, ar + q, sizeof x);
+                    memcpy(&y, col[t] + q, sizeof y);
+#if DOT_BF16
+                    acc = _mm512_dpbf16_ps(acc, (__m512bh)x, (__m512bh)y);
+#else
+                    const VFN(pairs16) odd = (VFN(pairs16)){0} + 0xffff0000u;
+                    acc += (VFN(lanes16))(x << 16) * (VFN(lanes16))(y << 16);
+                    acc += (VFN(lanes16))(x & odd) * (VFN(lanes16))(y & odd);
+#endif
+                }
+                float sum = q0 > 0 ? c[i * ldc + j0 + t] : 0.0f;
+                float part = 0.0f;
+                for (int l = 0; l < 16; l++) part += acc[l];
+                c[i * ldc + j0 + t] = sum + part;
+            }
+        }
+    }
+}
+
 TARGET static void VFN(kernel)(const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
                                float *c, int64_t ldc, int64_t m, int64_t n, int64_t kp) {
     VFN(staged) st[KC_PAIRS * PER_PAIR * MR];
     const uint32_t *bp = (const uint32_t *)(const void *)b;
+    const int64_t tail = n % 16 <= TAIL_MAX && n > 16 ? n % 16 : 0;
+    if (tail > 0) {
+        VFN(tail_columns)(a, lda, bp, ldb, c, ldc, m, n - tail, tail, kp);
+        n -= tail;
+    }
     for (int64_t q0 = 0; q0 < kp / 2; q0 += KC_PAIRS) {
         const int64_t pairs = kp / 2 - q0 < KC_PAIRS ? kp / 2 - q0 : KC_PAIRS;
         for (int64_t i0 = 0; i0 < m; i0 += MR) {
@@ -138,3 +184,4 @@ TARGET static void VFN(kernel)(const uint16_t *a, int64_t lda, const uint16_t *b
 
 #undef LANES
 #undef PER_PAIR
+#undef TAIL_MAX

@@ -80,12 +80,14 @@ def test_gemm_bf16_matches_the_specification(path, shape, trans):
     assert np.all(np.abs(got.astype(np.float64) - want) <= _bound(A, B, k))
 
 
-@pytest.mark.parametrize("shape", [(1, 1, 1), (7, 13, 5), (13, 600, 29), (100, 784, 100)])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (7, 13, 5), (13, 600, 29), (100, 784, 100),
+                                   (9, 1000, 35)])
 def test_the_portable_kernel_gives_the_same_bits_in_every_simd_variant(shape):
     """The portable path widens bf16 to float32 and sums with FMAs; products of two bf16
     are exact in float32 and every variant adds them in the same order (k ascending, a
-    partial sum per 512-wide stretch), so the baseline, AVX2 and AVX-512 builds agree bit
-    for bit, and with themselves through every transpose."""
+    partial sum per 512-wide stretch; the last n % 16 <= 4 columns in 16 lanes of pairs
+    each), so the baseline, AVX2 and AVX-512 builds agree bit for bit, and with themselves
+    through every transpose."""
     m, k, n = shape
     rng = np.random.default_rng(k)
     a = rng.standard_normal((m, k)).astype(np.float32)
