@@ -40,7 +40,8 @@
 #define BF16_TEAM_MIN_MACS (1 << 24)
 /* On the AVX512 and portable paths the products take several times longer than on the
    tiles, so a team pays sooner: on the same Xeon (vdpbf16ps forced) 784-64-10 b100 (5.1M)
-   0.139 -> 0.107 s/epoch on two threads, 784-32-10 (2.5M) 0.075 -> 0.068 */
+   0.139 -> 0.107 s/epoch on two threads, 784-32-10 (2.5M) 0.075 -> 0.068; on an AMD Zen 4
+   (AVX512-BF16, register-blocked kernel) 784-32x6-10 b100 (3.1M) 0.116 -> 0.105 */
 #define BF16_TEAM_MIN_MACS_SLOWER (1 << 20)
 
 /* [*lo, *hi): thread t's share of n in whole blocks of `unit` (empty when nt > blocks) */
