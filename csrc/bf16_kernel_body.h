@@ -51,9 +51,9 @@ TARGET ENG_INLINE void VFN(store_row)(float *c, int64_t cols, int nv, const VFN(
 /* c's block (rows x cols, the first `rows` of MR) (+)= the staged rows times nv vectors of
    b's columns, over every pair of k in order, starting from zero or (more) from c; nv is a
    constant where this is inlined, so that the MR x nv sums stay in registers */
-TARGET ENG_INLINE void VFN(block)(const VFN(staged) *st, const uint32_t *b, int64_t ldb,
-                                  int64_t pairs, int nv, float *c, int64_t ldc, int64_t rows,
-                                  int64_t cols, int more) {
+TARGET ENG_INLINE void VFN(block)(const VFN(staged) *st, int64_t st_ld, const uint32_t *b,
+                                  int64_t ldb, int64_t pairs, int nv, float *c, int64_t ldc,
+                                  int64_t rows, int64_t cols, int more) {
     VFN(fvec) acc[MR][2];
 #pragma GCC unroll 16
     for (int r = 0; r < MR; r++) {
@@ -64,11 +64,11 @@ TARGET ENG_INLINE void VFN(block)(const VFN(staged) *st, const uint32_t *b, int6
         VFN(uvec) raw[2];
 #pragma GCC unroll 2
         for (int v = 0; v < nv; v++) memcpy(&raw[v], b + q * ldb + v * LANES, VBYTES);
-        const VFN(staged) *sq = st + q * PER_PAIR * MR;
+        const VFN(staged) *sq = st + q * (st_ld == 0 ? PER_PAIR * MR : 1);
 #if DOT_BF16
 #pragma GCC unroll 16
         for (int r = 0; r < MR; r++) {
-            const __m512bh pair = (__m512bh)((VFN(uvec)){0} + sq[r]);
+            const __m512bh pair = (__m512bh)((VFN(uvec)){0} + sq[r * st_ld]);
 #pragma GCC unroll 2
             for (int v = 0; v < nv; v++)
                 acc[r][v] = _mm512_dpbf16_ps(acc[r][v], pair, (__m512bh)raw[v]);
@@ -155,7 +155,14 @@ TARGET static void VFN(tail_columns)(const uint16_t *a, int64_t lda, const uint3
 
 TARGET static void VFN(kernel)(const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
                                float *c, int64_t ldc, int64_t m, int64_t n, int64_t kp) {
+#if DOT_BF16
+    /* vdpbf16ps takes a's pairs as they are: the block reads them from a's rows (at most
+       MR past m, which the contract makes readable; their sums are not stored) */
+    const int64_t st_ld = lda / 2;
+#else
     VFN(staged) st[KC_PAIRS * PER_PAIR * MR];
+    const int64_t st_ld = 0;                          /* the stage's own layout */
+#endif
     const uint32_t *bp = (const uint32_t *)(const void *)b;
     const int64_t tail = n % 16 <= TAIL_MAX && n > 16 ? n % 16 : 0;
     if (tail > 0) {
@@ -166,7 +173,11 @@ TARGET static void VFN(kernel)(const uint16_t *a, int64_t lda, const uint16_t *b
         const int64_t pairs = kp / 2 - q0 < KC_PAIRS ? kp / 2 - q0 : KC_PAIRS;
         for (int64_t i0 = 0; i0 < m; i0 += MR) {
             const int64_t rows = m - i0 < MR ? m - i0 : MR;
+#if DOT_BF16
+            const VFN(staged) *st = (const uint32_t *)(const void *)(a + i0 * lda) + q0;
+#else
             VFN(stage)(a, lda, i0, rows, q0, pairs, st);
+#endif
             for (int64_t j = 0; j < n; j += 2 * LANES) {
                 /* b's columns are readable up to round_up(n, 16): a second vector past n
                    only where 2 vectors span more than 16 columns */
@@ -174,9 +185,11 @@ TARGET static void VFN(kernel)(const uint16_t *a, int64_t lda, const uint16_t *b
                 const int64_t cols = n - j < nv * LANES ? n - j : nv * LANES;
                 float *cb = c + i0 * ldc + j;
                 if (nv == 2)           /* after the first stretch, the sums so far from c */
-                    VFN(block)(st, bp + q0 * ldb + j, ldb, pairs, 2, cb, ldc, rows, cols, q0 > 0);
+                    VFN(block)(st, st_ld, bp + q0 * ldb + j, ldb, pairs, 2, cb, ldc, rows, cols,
+                               q0 > 0);
                 else
-                    VFN(block)(st, bp + q0 * ldb + j, ldb, pairs, 1, cb, ldc, rows, cols, q0 > 0);
+                    VFN(block)(st, st_ld, bp + q0 * ldb + j, ldb, pairs, 1, cb, ldc, rows, cols,
+                               q0 > 0);
             }
         }
     }
