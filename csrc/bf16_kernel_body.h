@@ -3,14 +3,15 @@
    DOT_BF16 1 for vdpbf16ps, 0 for the portable path's float32 multiply-adds).
 
    c (m x n) = a . b on the packed operands (bf16.h): a in bf16 rows, b in pairs of k. A
-   block of MR rows of a is staged once, pair by pair (the MR rows' values of one pair of k
-   in one run), and multiplied with every column block of b: 2 vectors of columns per row,
-   so each pair of b loaded serves MR rows, and the MR x 2 sums stay in registers.
-     portable  a bf16 value is the top half of a float32: the stage holds a's values as
-               floats (MR even k, then MR odd k), b's pairs become floats by a 16-bit
-               shift (even k) or a mask (odd k), and FMAs add them (exact products);
-     DOT_BF16  the stage holds a's pairs as they are, and one vdpbf16ps per row and vector
-               adds a pair's two products.
+   block of MR rows of a is multiplied with every column block of b: 2 vectors of columns
+   per row, so each pair of b loaded serves MR rows, and the MR x 2 sums stay in registers.
+     portable  a bf16 value is the top half of a float32: the block's rows of a are widened
+               once per stretch of k into a stage (per row, its even k then its odd k, so
+               one pointer and constant offsets reach every row), b's pairs become floats
+               by a 16-bit shift (even k) or a mask (odd k), and FMAs add them (exact
+               products);
+     DOT_BF16  vdpbf16ps takes a's pairs as they are, straight from a's rows: one per row
+               and vector adds a pair's two products.
    k runs in stretches of KC_PAIRS pairs (the stage fits on the stack, a stretch of b in
    L2); the partial sums wait in c between stretches, exactly, so the sums are those of one
    pass over k, in order. */
@@ -18,10 +19,8 @@ typedef float VFN(fvec) __attribute__((vector_size(VBYTES)));
 typedef uint32_t VFN(uvec) __attribute__((vector_size(VBYTES)));
 #define LANES ((int64_t)(VBYTES / 4))
 #if DOT_BF16
-#define PER_PAIR 1                              /* staged values per pair and row */
-typedef uint32_t VFN(staged);
+typedef uint32_t VFN(staged);                   /* what the block reads of a */
 #else
-#define PER_PAIR 2
 typedef float VFN(staged);
 #endif
 
@@ -48,8 +47,9 @@ TARGET ENG_INLINE void VFN(store_row)(float *c, int64_t cols, int nv, const VFN(
     }
 }
 
-/* c's block (rows x cols, the first `rows` of MR) (+)= the staged rows times nv vectors of
-   b's columns, over every pair of k in order, starting from zero or (more) from c; nv is a
+/* c's block (rows x cols, the first `rows` of MR) (+)= a's rows times nv vectors of b's
+   columns, over every pair of k in order, starting from zero or (more) from c. a's rows:
+   for vdpbf16ps its pairs, st_ld pairs apart; for the portable path the stage. nv is a
    constant where this is inlined, so that the MR x nv sums stay in registers */
 TARGET ENG_INLINE void VFN(block)(const VFN(staged) *st, int64_t st_ld, const uint32_t *b,
                                   int64_t ldb, int64_t pairs, int nv, float *c, int64_t ldc,
@@ -64,7 +64,7 @@ TARGET ENG_INLINE void VFN(block)(const VFN(staged) *st, int64_t st_ld, const ui
         VFN(uvec) raw[2];
 #pragma GCC unroll 2
         for (int v = 0; v < nv; v++) memcpy(&raw[v], b + q * ldb + v * LANES, VBYTES);
-        const VFN(staged) *sq = st + q * (st_ld == 0 ? PER_PAIR * MR : 1);
+        const VFN(staged) *sq = st + q;
 #if DOT_BF16
 #pragma GCC unroll 16
         for (int r = 0; r < MR; r++) {
@@ -85,8 +85,8 @@ TARGET ENG_INLINE void VFN(block)(const VFN(staged) *st, int64_t st_ld, const ui
         for (int r = 0; r < MR; r++)
 #pragma GCC unroll 2
             for (int v = 0; v < nv; v++) {
-                acc[r][v] += sq[r] * even[v];
-                acc[r][v] += sq[MR + r] * odd[v];
+                acc[r][v] += sq[r * 2 * KC_PAIRS] * even[v];
+                acc[r][v] += sq[r * 2 * KC_PAIRS + KC_PAIRS] * odd[v];
             }
 #endif
     }
@@ -95,19 +95,22 @@ TARGET ENG_INLINE void VFN(block)(const VFN(staged) *st, int64_t st_ld, const ui
         if (r < rows) VFN(store_row)(c + r * ldc, cols, nv, acc[r]);
 }
 
-/* rows [i0, i0 + rows) of a, pairs [q0, q0 + pairs), into the stage (zeros past the rows) */
+/* rows [i0, i0 + rows) of a, pairs [q0, q0 + pairs), widened into the stage: per row, its
+   even values of the stretch then its odd ones, KC_PAIRS apart (zeros past the rows); a
+   row at a time, so the loop vectorizes */
 TARGET ENG_INLINE void VFN(stage)(const uint16_t *a, int64_t lda, int64_t i0, int64_t rows,
-                                  int64_t q0, int64_t pairs, VFN(staged) *st) {
+                                  int64_t q0, int64_t pairs, float *st) {
     for (int r = 0; r < MR; r++) {
+        float *even = st + r * 2 * KC_PAIRS, *odd = even + KC_PAIRS;
+        if (r >= rows) {
+            memset(even, 0, 2 * KC_PAIRS * sizeof(float));
+            continue;
+        }
         const uint32_t *ar = (const uint32_t *)(const void *)(a + (i0 + r) * lda) + q0;
         for (int64_t q = 0; q < pairs; q++) {
-            const uint32_t pair = r < rows ? ar[q] : 0;
-#if DOT_BF16
-            st[q * MR + r] = pair;
-#else
-            st[q * 2 * MR + r] = from_bf16((uint16_t)pair);
-            st[q * 2 * MR + MR + r] = from_bf16((uint16_t)(pair >> 16));
-#endif
+            const uint32_t e = ar[q] << 16, o = ar[q] & 0xffff0000u;
+            memcpy(even + q, &e, 4);
+            memcpy(odd + q, &o, 4);
         }
     }
 }
@@ -160,8 +163,8 @@ TARGET static void VFN(kernel)(const uint16_t *a, int64_t lda, const uint16_t *b
        MR past m, which the contract makes readable; their sums are not stored) */
     const int64_t st_ld = lda / 2;
 #else
-    VFN(staged) st[KC_PAIRS * PER_PAIR * MR];
-    const int64_t st_ld = 0;                          /* the stage's own layout */
+    VFN(staged) st[KC_PAIRS * 2 * MR];
+    const int64_t st_ld = 0;                /* unused: the stage's layout is constant */
 #endif
     const uint32_t *bp = (const uint32_t *)(const void *)b;
     const int64_t tail = n % 16 <= TAIL_MAX && n > 16 ? n % 16 : 0;
@@ -196,5 +199,4 @@ TARGET static void VFN(kernel)(const uint16_t *a, int64_t lda, const uint16_t *b
 }
 
 #undef LANES
-#undef PER_PAIR
 #undef TAIL_MAX
