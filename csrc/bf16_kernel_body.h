@@ -47,16 +47,17 @@ TARGET ENG_INLINE void VFN(store_row)(float *c, int64_t cols, int nv, const VFN(
     }
 }
 
-/* c's block (rows x cols, the first `rows` of MR) (+)= a's rows times nv vectors of b's
+/* c's block (rows x cols, the first `rows` of mr) (+)= a's rows times nv vectors of b's
    columns, over every pair of k in order, starting from zero or (more) from c. a's rows:
-   for vdpbf16ps its pairs, st_ld pairs apart; for the portable path the stage. nv is a
-   constant where this is inlined, so that the MR x nv sums stay in registers */
+   for vdpbf16ps its pairs, st_ld pairs apart; for the portable path the stage. nv and mr
+   (MR, or MR / 2 for a last block of few rows) are constants where this is inlined, so
+   that the mr x nv sums stay in registers */
 TARGET ENG_INLINE void VFN(block)(const VFN(staged) *st, int64_t st_ld, const uint32_t *b,
-                                  int64_t ldb, int64_t pairs, int nv, float *c, int64_t ldc,
-                                  int64_t rows, int64_t cols, int more) {
+                                  int64_t ldb, int64_t pairs, int nv, int mr, float *c,
+                                  int64_t ldc, int64_t rows, int64_t cols, int more) {
     VFN(fvec) acc[MR][2];
 #pragma GCC unroll 16
-    for (int r = 0; r < MR; r++) {
+    for (int r = 0; r < mr; r++) {
         acc[r][0] = acc[r][1] = (VFN(fvec)){0};
         if (more && r < rows) VFN(load_row)(c + r * ldc, cols, nv, acc[r]);
     }
@@ -67,7 +68,7 @@ TARGET ENG_INLINE void VFN(block)(const VFN(staged) *st, int64_t st_ld, const ui
         const VFN(staged) *sq = st + q;
 #if DOT_BF16
 #pragma GCC unroll 16
-        for (int r = 0; r < MR; r++) {
+        for (int r = 0; r < mr; r++) {
             const __m512bh pair = (__m512bh)((VFN(uvec)){0} + sq[r * st_ld]);
 #pragma GCC unroll 2
             for (int v = 0; v < nv; v++)
@@ -82,7 +83,7 @@ TARGET ENG_INLINE void VFN(block)(const VFN(staged) *st, int64_t st_ld, const ui
             odd[v] = (VFN(fvec))(raw[v] & odd_mask);
         }
 #pragma GCC unroll 16
-        for (int r = 0; r < MR; r++)
+        for (int r = 0; r < mr; r++)
 #pragma GCC unroll 2
             for (int v = 0; v < nv; v++) {
                 acc[r][v] += sq[r * 2 * KC_PAIRS] * even[v];
@@ -91,7 +92,7 @@ TARGET ENG_INLINE void VFN(block)(const VFN(staged) *st, int64_t st_ld, const ui
 #endif
     }
 #pragma GCC unroll 16
-    for (int r = 0; r < MR; r++)
+    for (int r = 0; r < mr; r++)
         if (r < rows) VFN(store_row)(c + r * ldc, cols, nv, acc[r]);
 }
 
@@ -187,12 +188,18 @@ TARGET static void VFN(kernel)(const uint16_t *a, int64_t lda, const uint16_t *b
                 const int nv = 2 * LANES <= 16 || n - j > LANES ? 2 : 1;
                 const int64_t cols = n - j < nv * LANES ? n - j : nv * LANES;
                 float *cb = c + i0 * ldc + j;
-                if (nv == 2)           /* after the first stretch, the sums so far from c */
-                    VFN(block)(st, st_ld, bp + q0 * ldb + j, ldb, pairs, 2, cb, ldc, rows, cols,
-                               q0 > 0);
+                /* after the first stretch, the sums so far from c */
+#define BLOCK(NV, ROWS) VFN(block)(st, st_ld, bp + q0 * ldb + j, ldb, pairs, NV, ROWS, cb, \
+                                   ldc, rows, cols, q0 > 0)
+                if (nv == 2 && rows > MR / 2)
+                    BLOCK(2, MR);
+                else if (nv == 2)
+                    BLOCK(2, MR / 2);
+                else if (rows > MR / 2)
+                    BLOCK(1, MR);
                 else
-                    VFN(block)(st, st_ld, bp + q0 * ldb + j, ldb, pairs, 1, cb, ldc, rows, cols,
-                               q0 > 0);
+                    BLOCK(1, MR / 2);
+#undef BLOCK
             }
         }
     }
