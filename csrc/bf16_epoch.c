@@ -182,16 +182,6 @@ static void rows_phase(const team_buffers *tb, const uint16_t *X, int64_t x_stri
     }
 }
 
-/* Rows [r0, r1) of X's minibatch `rows` towards the cache while this minibatch trains:
-   gathered one by one from a shuffled order, X's rows otherwise arrive from memory at the
-   latency of a row's first lines (the gather took a tenth of the deep network's epoch) */
-static void prefetch_rows(const uint16_t *X, int64_t x_stride, int64_t width,
-                          const int64_t *rows, int64_t r0, int64_t r1) {
-    for (int64_t i = r0; i < r1; i++)
-        for (int64_t k = 0; k < width; k += 32)         /* a cache line of bf16 */
-            __builtin_prefetch(X + rows[i] * x_stride + k, 0, 1);
-}
-
 /* Phase 2 for thread t of nt: its 16-unit blocks of every layer's outputs: their rows of
    the weight gradient and their bias gradients, the step of those weights and biases, and
    their packed copies (each thread writes whole rows of W, GW and the optimizer state) */
@@ -270,10 +260,6 @@ int64_t eng_bf16_epoch(const eng_bf16_plan *p, const uint16_t *X, int64_t x_stri
             int64_t r0, r1;
             share(m, 16, t, nt, &r0, &r1);
             rows_phase(&tb, X, x_stride, y, T, order + start, m, r0, r1);
-            if (start + batch < count)      /* this share of the next minibatch's X rows */
-                prefetch_rows(X, x_stride, kp_of(s[0]), order + start + batch,
-                              r0 < count - start - batch ? r0 : count - start - batch,
-                              r1 < count - start - batch ? r1 : count - start - batch);
             double penalty = 0.0;
             if (t == 0 && alpha > 0) {        /* before any thread steps a weight */
                 for (int l = 0; l < L; l++)
