@@ -96,6 +96,7 @@ TARGET ENG_INLINE void VFN(block)(const VFN(staged) *st, int64_t st_ld, const ui
         if (r < rows) VFN(store_row)(c + r * ldc, cols, nv, acc[r]);
 }
 
+#if !DOT_BF16
 /* rows [i0, i0 + rows) of a, pairs [q0, q0 + pairs), widened into the stage: per row, its
    even values of the stretch then its odd ones, KC_PAIRS apart (zeros past the rows); a
    row at a time, so the loop vectorizes */
@@ -115,6 +116,7 @@ TARGET ENG_INLINE void VFN(stage)(const uint16_t *a, int64_t lda, int64_t i0, in
         }
     }
 }
+#endif
 
 /* The last n % 16 columns of c, when they are few (TAIL_MAX at most): as 16 whole lanes of
    a block they would cost as much as 16 columns (a fifth of the lecture's forward product

@@ -93,11 +93,11 @@ CLONED static void pairs_of_columns(const float *w, int64_t k, int64_t j0, int64
             const int64_t nq = pairs - q0 < PAIRS_PER_RUN ? pairs - q0 : PAIRS_PER_RUN;
             const int64_t whole = q0 + nq <= k / 2 ? nq : nq - 1;  /* pairs of 2 inputs */
             for (int64_t j = 0; j < 16; j++) {
-                const float *s = w + (jb + j) * k + 2 * q0;
                 if (j >= cols) {
                     memset(run[j], 0, sizeof run[j]);
                     continue;
                 }
+                const float *s = w + (jb + j) * k + 2 * q0;
                 for (int64_t q = 0; q < whole; q++)
                     run[j][q] = pair(to_bf16(s[2 * q]), to_bf16(s[2 * q + 1]));
                 if (whole < nq) run[j][whole] = to_bf16(s[2 * whole]);   /* k odd: the last */
