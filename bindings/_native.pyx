@@ -11,8 +11,8 @@ The module is one extension built from these parts, each a file of bindings/:
   checks.pxi        argument checks, and the kernel table of an array's dtype
   kernels.pxi       the Python-visible kernels
   tiles_policy.pxi  which networks train on the tiles, which on BLAS
-  epoch_plan.pxi    EpochPlan
-  blas_epoch.pxi    the epoch on BLAS products
+  epoch_plan.pxi    EpochPlan (the fused epoch of csrc/epoch.h, its products on the
+                    tiles or from BLAS)
   runtime.pxi       build information, threads, SIMD variants
   bf16.pxi          bf16-mixed products (portable, AVX512-BF16, AMX)
 """
@@ -32,6 +32,5 @@ include "checks.pxi"
 include "kernels.pxi"
 include "tiles_policy.pxi"
 include "epoch_plan.pxi"
-include "blas_epoch.pxi"
 include "runtime.pxi"
 include "bf16.pxi"

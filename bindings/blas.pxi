@@ -23,3 +23,12 @@ cdef inline void gemm_rm(bint trans_a, bint trans_b, int m, int n, int k,
         sgemm(&ta, &tb, &n, &m, &k, &alpha, <float*>b, &ldb, <float*>a, &lda, &beta, c, &ldc)
     else:
         dgemm(&ta, &tb, &n, &m, &k, &alpha, <double*>b, &ldb, <double*>a, &lda, &beta, c, &ldc)
+
+
+ctypedef void (*_any_function)() noexcept nogil
+
+
+cdef inline _any_function _blas_gemm(int itemsize) noexcept nogil:
+    """BLAS's gemm for arrays of this item size, as the fused epoch's BLAS provider calls it
+    (csrc/epoch_blas.h: eng_epoch_plan.blas_gemm)."""
+    return <_any_function>sgemm if itemsize == 4 else <_any_function>dgemm

@@ -72,6 +72,12 @@ cdef extern from "kernels.h" nogil:
         void *reduce_ctx
         void **GW
         void **GT
+        void (*blas_gemm)() noexcept nogil
+        void *x
+        void **RW
+        void **RA
+        void **RD
+        double *grad_norms
 
     double eng_fma_gflops_f(int threads, int64_t iters)
     double eng_fma_gflops_d(int threads, int64_t iters)
@@ -154,12 +160,10 @@ cdef extern from "kernels.h" nogil:
                          double mom) noexcept nogil
         void (*optimizer_step)(void *p, const void *g, void *s1, void *s2, int64_t length,
                                const eng_rule *rule, double l2) noexcept nogil
-        void (*axpy)(void *p, const void *g, int64_t length, double alpha) noexcept nogil
         void (*gather)(const void *X, const int64_t *y, const int64_t *idx, int64_t m,
                        int64_t f, int64_t c, void *x_out, void *t_out) noexcept nogil
         void (*gather_rows)(const void *X, const void *T, const int64_t *idx, int64_t m,
                             int64_t f, int64_t c, void *x_out, void *t_out) noexcept nogil
-        void (*prefetch_rows)(const void *X, const int64_t *idx, int64_t m, int64_t f) noexcept nogil
         void (*dropout)(void *a, int64_t n, int64_t c, int64_t row0, uint32_t key, int layer,
                         double rate) noexcept nogil
         void (*dropout_backward)(void *d, const void *a, int64_t n, int64_t c, int64_t row0,
@@ -171,6 +175,7 @@ cdef extern from "kernels.h" nogil:
                                const void *T, const void *SW, const int64_t *order,
                                int64_t count, const eng_rule *rule, double alpha,
                                double *losses) noexcept nogil
+        int64_t (*gemm_floor)(const eng_epoch_plan *plan, int64_t count) noexcept nogil
         int (*tiled_forward)(int n_layers, const int *sizes, const int *acts, void **W,
                              void **B, const void *x, int64_t n, void **out) noexcept nogil
 

@@ -1,5 +1,5 @@
 # EpochPlan: a network's parameters and a workspace's buffers, gathered once as C pointers,
-# then a whole epoch per `run` call, on the tiles (csrc/epoch.h) or BLAS (blas_epoch.pxi).
+# then a whole epoch per `run` call, its products on the tiles or from BLAS (csrc/epoch.h).
 
 cdef inline size_t _round64(size_t n) noexcept nogil:
     return (n + 63) // 64 * 64
@@ -23,14 +23,15 @@ cdef class EpochPlan:
 
     `run` then trains a whole epoch in C: per minibatch forward, loss, output delta,
     backward and the SGD update of every layer, with the GIL released and nothing
-    allocated. Two ways to do it, chosen by `gemm`:
+    allocated, by one C driver (eng_fused_epoch) whose products come from `gemm`:
 
-    - "tiles": csrc's own small-matrix GEMM (eng_fused_epoch), no BLAS; the minibatch
-      is split between the epoch's threads (engine._native.set_epoch_threads), rows in
-      the forward and backward pass, weight columns in the update, and each weight
-      gradient is applied tile by tile as it is formed;
-    - "blas": SciPy's BLAS for the products, with the update folded into the gradient
-      GEMM (W += -lr * delta^T A, or the velocity with beta = momentum);
+    - "tiles": csrc's own small-matrix GEMM, no BLAS; the minibatch is split between the
+      epoch's threads (engine._native.set_epoch_threads), rows in the forward and backward
+      pass, weight columns in the update, and each weight gradient is applied tile by tile
+      as it is formed;
+    - "blas": SciPy's BLAS on whole minibatches (its gemm handed to the driver), with the
+      update folded into the gradient GEMM (W += -lr * delta^T A, or the velocity with
+      beta = momentum) where the step allows;
     - "auto" (default): tiles unless a layer has more than TILES_MAX_WIDTH units, where BLAS's
       packed, cache-blocked kernels win.
 
@@ -42,23 +43,16 @@ cdef class EpochPlan:
     arrays given here must stay where they are while the plan is used; the plan keeps
     references to them.
     """
-    # Every C pointer lives in `p` (what the fused epoch reads) or beside it (GW, x, t), all
+    # Every C pointer lives in `p` (what the fused epoch reads) or beside it (GW), all
     # carved out of one block: one allocation (_alloc), one release (_release).
     cdef eng_epoch_plan p
     cdef void *block
     cdef int *sizes
     cdef int *acts
     cdef void **GW
-    cdef void *x
-    cdef void *t
-    cdef void *wb          # the minibatch's sample weights (BLAS path)
     # bf16: the BLAS path rounds every product's operands to bfloat16 first (bf16-mixed
-    # fits that the fused bf16 epoch does not take): RW, RA, RD hold the rounded copies of
-    # W, A and D per layer
+    # fits that the fused bf16 epoch does not take) into p.RW, p.RA, p.RD
     cdef readonly bint bf16
-    cdef void **RW
-    cdef void **RA
-    cdef void **RD
     cdef int n_layers, has_velocity, has_second
     cdef const eng_kernel_table *k
     cdef list _keep
@@ -69,7 +63,6 @@ cdef class EpochPlan:
     cdef object _reduce_error
     cdef list _reduce_grads    # what the callable may rewrite: this path's gradient arrays
     cdef list _grads           # the weight and bias gradients given
-    cdef bint reducing
     # set while run() trains: a re-initialisation (from another thread, or from inside the
     # reduce callback) would free the block the running epoch reads, so both are refused
     cdef bint running
@@ -82,9 +75,7 @@ cdef class EpochPlan:
         memset(&self.p, 0, sizeof(eng_epoch_plan))
         self.sizes = self.acts = NULL
         self.GW = NULL
-        self.x = self.t = self.wb = NULL
         self.bf16 = False
-        self.RW = self.RA = self.RD = NULL
         self.n_layers = 0
         self.k = NULL
 
@@ -132,7 +123,7 @@ cdef class EpochPlan:
         self.p.sizes, self.p.acts = self.sizes, self.acts
         self.p.n_layers, self.p.batch = L, batch
 
-    def __init__(self, weights, biases, acts, deltas, bias_grads, x, t, activations,
+    def __init__(self, weights, biases, acts, deltas, bias_grads, x, activations,
                  str loss, velocities=None, weight_grads=None, str gemm="auto",
                  int threads=0, second_moments=None, bint bf16=False, slopes=None):
         cdef int L = len(weights), l
@@ -184,7 +175,7 @@ cdef class EpochPlan:
                     eng_epoch_l2_parts(L, <int*>_ptr(widths)),
                     eng_epoch_delta_panel_bytes(L, batch, <int*>_ptr(widths)) if threads
                     else 0)
-        keep = [x, t]
+        keep = [x]
         gw_arrays, gb_arrays = [], []
         cdef bint vel = velocities is not None
         cdef bint second = second_moments is not None
@@ -224,11 +215,7 @@ cdef class EpochPlan:
                 self.p.MB[l] = _ptr(_checked(f"second_moments[{L + l}]", second_moments[L + l],
                                              dtype, out, keep))
         _shape("x", X0, (batch, self.sizes[0]))
-        self.x = _ptr(X0)
-        self.t = _ptr(_checked("t", t, dtype, (batch, self.sizes[L]), keep))
-        wb = np.zeros(batch, dtype=dtype)
-        keep.append(wb)
-        self.wb = _ptr(wb)
+        self.p.x = _ptr(X0)
         self.p.loss_kind = _pair(activations[L - 1], loss)
         if gemm == "tiles":
             self._init_tiles(L, dtype, vel, second, weight_grads is not None, keep)
@@ -256,9 +243,9 @@ cdef class EpochPlan:
             for holder, shape in zip(holders, shapes):
                 keep.append(np.zeros(shape, dtype=_F32))
                 holder[l] = <size_t>_ptr(keep[len(keep) - 1])
-        self.RW = <void**>_ptr(holders[0])
-        self.RA = <void**>_ptr(holders[1])
-        self.RD = <void**>_ptr(holders[2])
+        self.p.RW = <void**>_ptr(holders[0])
+        self.p.RA = <void**>_ptr(holders[1])
+        self.p.RD = <void**>_ptr(holders[2])
         self.bf16 = True
 
     cdef _init_tiles(self, int L, object dtype, bint vel, bint second, bint grads, list keep):
@@ -363,43 +350,30 @@ cdef class EpochPlan:
                                  "grad_norms)")
             if not callable(reduce):
                 raise TypeError(f"reduce must be callable; got {type(reduce).__name__}")
-        if self.gemm == "tiles" and pg == NULL:
-            self._reduce, self._reduce_error = reduce, None
-            self._reduce_grads = self._grads
-            self.p.reduce = NULL
-            if reduce is not None:
-                self.p.reduce = _reduce_hook
-            self.p.reduce_ctx = <void*>self
-            self.running = True
-            try:
-                with nogil:
-                    done = self.k.fused_epoch(&self.p, px, py, pt, psw, po, count, &r, alpha,
-                                              pl)
-            finally:
-                self.p.reduce, self.p.reduce_ctx = NULL, NULL
-                error, self._reduce, self._reduce_error = self._reduce_error, None, None
-                self._reduce_grads = None
-                self.running = False
-            if error is not None:
-                raise error
-            return done
-        if (r.kind != ENG_SGD and r.kind != ENG_MOMENTUM or alpha > 0) and self.GW[0] == NULL:
+        if (self.gemm == "blas" or pg != NULL) and self.GW[0] == NULL and (
+                r.kind != ENG_SGD and r.kind != ENG_MOMENTUM or alpha > 0):
             raise ValueError(f"this optimizer step on the BLAS path needs a plan built with "
                              f"weight_grads")
-        self._reduce, self._reduce_error, self.reducing = reduce, None, reduce is not None
+        # the diagnostics take their products from BLAS, which forms each gradient
+        self.p.blas_gemm = NULL
+        if self.gemm == "blas" or pg != NULL:
+            self.p.blas_gemm = _blas_gemm(self.k.itemsize)
+        self.p.grad_norms = pg
+        self._reduce, self._reduce_error = reduce, None
         self._reduce_grads = self._grads
+        self.p.reduce = NULL
+        if reduce is not None:
+            self.p.reduce = _reduce_hook
+        self.p.reduce_ctx = <void*>self
         self.running = True
         try:
             with nogil:
-                if self.k.itemsize == 4:
-                    done = _blas_epoch(self, <float*>px, py, pt, <float*>psw, po, count, &r,
-                                       alpha, pl, pg)
-                else:
-                    done = _blas_epoch(self, <double*>px, py, pt, <double*>psw, po, count,
-                                       &r, alpha, pl, pg)
+                done = self.k.fused_epoch(&self.p, px, py, pt, psw, po, count, &r, alpha, pl)
         finally:
+            self.p.reduce, self.p.reduce_ctx, self.p.grad_norms = NULL, NULL, NULL
             error, self._reduce, self._reduce_error = self._reduce_error, None, None
-            self.reducing = self.running = False
+            self._reduce_grads = None
+            self.running = False
         if error is not None:
             raise error
         return done
@@ -416,9 +390,7 @@ cdef class EpochPlan:
         if count < 0:
             raise ValueError(f"count must be >= 0; got {count}")
         cdef int64_t done
+        self.p.blas_gemm = _blas_gemm(self.k.itemsize)
         with nogil:
-            if self.k.itemsize == 4:
-                done = _gemm_floor(self, <float>1, count)
-            else:
-                done = _gemm_floor(self, <double>1, count)
+            done = self.k.gemm_floor(&self.p, count)
         return done

@@ -86,6 +86,9 @@ static inline const FN(eng_workers) *FN(workers)(void) {
 
 #include "losses.h"
 #include "elementwise.h"
+#include "epoch_parts.h"
+#include "epoch_tiles.h"
+#include "epoch_blas.h"
 #include "epoch.h"
 #include "peak.h"
 #include "table.h"

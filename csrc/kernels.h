@@ -145,15 +145,25 @@ typedef struct {
        to end the epoch before that step. */
     int (*reduce)(void *ctx, int64_t i, double *loss, double *weight);
     void *reduce_ctx;
-    void **GW;                    /* with reduce: weight gradients (sizes[l+1] x sizes[l]) */
+    void **GW;                    /* with reduce, or on BLAS: weight gradients (sizes[l+1] x
+                                     sizes[l]) */
     void **GT;                    /* with reduce: the gradient tiles' panels (as WT) */
+    /* NULL: the products on the tiles. Otherwise BLAS's gemm of the plan's dtype (Fortran
+       sgemm/dgemm arguments) makes them, on whole minibatches gathered into x (batch x
+       sizes[0]), the weights kept in the caller's layout (csrc/epoch_blas.h). */
+    void (*blas_gemm)(void);
+    void *x;
+    void **RW, **RA, **RD;        /* BLAS, bf16-mixed (float only): the products' operands
+                                     rounded to bfloat16 (W, A, D per layer); NULL: none */
+    double *grad_norms;           /* BLAS: per layer, each minibatch's |dL/dW| is added; NULL:
+                                     none (the diagnostics) */
 } eng_epoch_plan;
 
 /* Train one epoch over X[order[:count]] (targets: labels y, or the rows of T when y is
    NULL; sample weights SW, or NULL) in minibatches of plan->batch (the last one may be
-   shorter) on plan->team threads (or eng_get_epoch_threads()), at most plan->threads,
-   without BLAS, each step by `rule` (rule->t is the steps taken before the epoch), with the
-   L2 penalty alpha (loss += alpha/2 |W|^2 / m, gradient += alpha W / m); returns the
+   shorter) on plan->team threads (or eng_get_epoch_threads()), at most plan->threads, on
+   the tiles (or on BLAS, one thread, when plan->blas_gemm is set), each step by `rule`
+   (rule->t is the steps taken before the epoch), with the L2 penalty alpha (loss += alpha/2 |W|^2 / m, gradient += alpha W / m); returns the
    minibatches trained, fewer than all when a stop was requested (eng_request_stop);
    losses[i] gets minibatch i's loss, before its update. */
 #define ENGINE_DECLARE_EPOCH(REAL, S)                                                       \
@@ -161,6 +171,9 @@ int64_t eng_fused_epoch_##S(const eng_epoch_plan *plan, const REAL *X, const int
                          const REAL *T, const REAL *SW, const int64_t *order,               \
                          int64_t count, const eng_rule *rule, double alpha,                 \
                          double *losses);                                            \
+/* benchmarks only: a plain-SGD epoch's BLAS products alone (plan->blas_gemm), no gather, \
+   activation, loss or step, over count rows of whatever the plan's buffers hold */       \
+int64_t eng_gemm_floor_##S(const eng_epoch_plan *plan, int64_t count);                    \
 /* out[l] (n x sizes[l+1]) = every layer's output for the rows x (n x sizes[0]), by the   \
    same tiles on the epoch's threads; 0, or -1 when memory ran out or n_layers is out of \
    range (1..ENG_MAX_LAYERS) */                                                             \
@@ -188,12 +201,10 @@ typedef struct {
     void (*sgd_step)(void *p, const void *g, void *v, int64_t len, double lr, double mom);
     void (*optimizer_step)(void *p, const void *g, void *s1, void *s2, int64_t len,
                            const eng_rule *rule, double l2);
-    void (*axpy)(void *p, const void *g, int64_t len, double alpha);
     void (*gather)(const void *X, const int64_t *y, const int64_t *idx, int64_t m, int64_t f,
                    int64_t c, void *x_out, void *t_out);
     void (*gather_rows)(const void *X, const void *T, const int64_t *idx, int64_t m,
                         int64_t f, int64_t c, void *x_out, void *t_out);
-    void (*prefetch_rows)(const void *X, const int64_t *idx, int64_t m, int64_t f);
     void (*dropout)(void *a, int64_t n, int64_t c, int64_t row0, uint32_t key, int layer,
                     double rate);
     void (*dropout_backward)(void *d, const void *a, int64_t n, int64_t c, int64_t row0,
@@ -205,6 +216,7 @@ typedef struct {
                            const void *T, const void *SW, const int64_t *order,
                            int64_t count, const eng_rule *rule, double alpha,
                            double *losses);
+    int64_t (*gemm_floor)(const eng_epoch_plan *plan, int64_t count);
     int (*tiled_forward)(int n_layers, const int *sizes, const int *acts, void *const *W,
                          void *const *B, const void *x, int64_t n, void *const *out);
 } eng_kernel_table;

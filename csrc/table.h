@@ -32,9 +32,6 @@ static void FN(t_optimizer_step)(void *p, const void *g, void *s1, void *s2, int
                                  const eng_rule *rule, double l2) {
     FN(eng_optimizer_step)((REAL *)p, (const REAL *)g, (REAL *)s1, (REAL *)s2, len, rule, l2);
 }
-static void FN(t_axpy)(void *p, const void *g, int64_t len, double alpha) {
-    FN(eng_axpy)((REAL *)p, (const REAL *)g, len, (REAL)alpha);
-}
 static void FN(t_gather)(const void *X, const int64_t *y, const int64_t *idx, int64_t m,
                          int64_t f, int64_t c, void *x_out, void *t_out) {
     FN(eng_gather)((const REAL *)X, y, idx, m, f, c, (REAL *)x_out, (REAL *)t_out);
@@ -43,9 +40,6 @@ static void FN(t_gather_rows)(const void *X, const void *T, const int64_t *idx, 
                               int64_t f, int64_t c, void *x_out, void *t_out) {
     FN(eng_gather_rows)((const REAL *)X, (const REAL *)T, idx, m, f, c, (REAL *)x_out,
                         (REAL *)t_out);
-}
-static void FN(t_prefetch_rows)(const void *X, const int64_t *idx, int64_t m, int64_t f) {
-    FN(eng_prefetch_rows)((const REAL *)X, idx, m, f);
 }
 static void FN(t_dropout)(void *a, int64_t n, int64_t c, int64_t row0, uint32_t key,
                           int layer, double rate) {
@@ -80,7 +74,7 @@ static int FN(t_tiled_forward)(int n_layers, const int *sizes, const int *acts,
 
 const eng_kernel_table FN(eng_kernels) = {
     (int)sizeof(REAL), FN(t_bias_act), FN(t_act_backward), FN(t_softmax_rows),
-    FN(t_output_delta), FN(t_loss), FN(t_bias_grad), FN(t_sgd_step), FN(t_optimizer_step), FN(t_axpy),
-    FN(t_gather), FN(t_gather_rows), FN(t_prefetch_rows), FN(t_dropout), FN(t_dropout_backward), FN(t_alive_units), FN(t_saturated_count),
-    FN(t_sq_norm), FN(t_fused_epoch), FN(t_tiled_forward),
+    FN(t_output_delta), FN(t_loss), FN(t_bias_grad), FN(t_sgd_step), FN(t_optimizer_step),
+    FN(t_gather), FN(t_gather_rows), FN(t_dropout), FN(t_dropout_backward), FN(t_alive_units), FN(t_saturated_count),
+    FN(t_sq_norm), FN(t_fused_epoch), FN(eng_gemm_floor), FN(t_tiled_forward),
 };

@@ -46,7 +46,6 @@ def plan_arrays(sizes, batch, dtype=np.float64):
     return dict(weights=[z(o, i) + 0.1 for i, o in layers], biases=[z(o) for _, o in layers],
                 acts=[z(batch, o) for _, o in layers], deltas=[z(batch, o) for _, o in layers],
                 bias_grads=[z(o) for _, o in layers], x=z(batch, sizes[0]),
-                t=z(batch, sizes[-1]),
                 activations=("sigmoid",) * (len(layers) - 1) + ("softmax",),
                 loss="cross_entropy")
 

@@ -186,7 +186,7 @@ class NativeBackend(HostBackend):
         # the model replaces these lists whole when it replaces what they hold
         plan = ws.prepared(
             (path, threads, net.bf16, net.weights, net.biases, velocities, moments),
-            lambda: _native.EpochPlan(net.weights, net.biases, ws.a, ws.d, ws.gb, ws.x, ws.t,
+            lambda: _native.EpochPlan(net.weights, net.biases, ws.a, ws.d, ws.gb, ws.x,
                                       net.activations, net.loss, velocities, ws.gw,
                                       gemm=path, threads=threads, second_moments=moments,
                                       bf16=net.bf16, slopes=ws.s))
@@ -209,7 +209,7 @@ class NativeBackend(HostBackend):
             ws = self.workspace(net, chunk)
             gw = [np.zeros_like(w) for w in net.weights]
             gb = [np.zeros_like(b) for b in net.biases]
-            plan = _native.EpochPlan(net.weights, net.biases, ws.a, ws.d, gb, ws.x, ws.t,
+            plan = _native.EpochPlan(net.weights, net.biases, ws.a, ws.d, gb, ws.x,
                                      net.activations, net.loss, None, gw, gemm="blas",
                                      slopes=ws.s)
             net.prepared[key] = (plan, gw, gb)
@@ -304,7 +304,6 @@ def gemm_floor(sizes, batch, dtype, X, y):
                              [zeros(batch, o) for _, o in layers],
                              [zeros(batch, o) for _, o in layers],
                              [zeros(o) for _, o in layers], zeros(batch, sizes[0]),
-                             zeros(batch, sizes[-1]),
                              ("sigmoid",) * (len(layers) - 1) + ("softmax",), "cross_entropy",
                              gemm="blas")
     return lambda: plan.gemm_floor(len(y))

@@ -95,7 +95,7 @@ def _epoch(width, hidden, dtype, gemm, threads):
         [rng.normal(0, 0.01, (o, i)).astype(dtype) for i, o in layers],
         [z(o) for _, o in layers], [z(BATCH, o) for _, o in layers],
         [z(BATCH, o) for _, o in layers], [z(o) for _, o in layers], z(BATCH, INPUTS),
-        z(BATCH, CLASSES), ("sigmoid",) * hidden + ("softmax",), "cross_entropy", gemm=gemm,
+        ("sigmoid",) * hidden + ("softmax",), "cross_entropy", gemm=gemm,
         threads=threads)
     X = rng.random((POOL_ROWS, INPUTS)).astype(dtype)
     y = rng.integers(0, CLASSES, POOL_ROWS)
