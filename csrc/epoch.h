@@ -17,7 +17,6 @@
    the same way whichever thread takes its chunk, so results do not depend on the thread
    count. On BLAS the calling thread runs alone; BLAS has its own threads. */
 
-
 /* Stored-gradient mode, thread 0 between the gradient (in GW and GB) and the step: the
    reduction. Returns its status (nonzero: stop before this step); *loss and *weight become
    the ones to step with, and *squares the weights' sum of squares (for the L2 term) when
@@ -30,7 +29,7 @@ static int FN(epoch_reduce)(const FN(eng_workers) *wk, const eng_epoch_plan *P, 
     if (!(*weight > 0)) *weight = 1.0;         /* nothing anywhere: a zero step */
     *squares = 0.0;
     if (alpha > 0 && P->blas_gemm != NULL)
-        *squares = FN(blas_squares)(P);
+        *squares = FN(weight_squares_of_w)(P);
     else if (alpha > 0)  /* the panels' padding is 0; their tail copy is left out */
         for (int l = 0; l < P->n_layers; l++)
             *squares += FN(eng_sq_norm)((const REAL *)P->WT[l],
@@ -53,10 +52,7 @@ int64_t FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_
     const int blas = P->blas_gemm != NULL;
     if (!blas) FN(tiles_enter)(wk, P);
     /* the L2 term of the first minibatch's loss; the gradient tiles leave the next one's */
-    double squares = 0.0;
-    if (alpha > 0)
-        for (int l = 0; l < L; l++)
-            squares += FN(eng_sq_norm)((const REAL *)P->W[l], (int64_t)s[l + 1] * s[l]);
+    double squares = alpha > 0 ? FN(weight_squares_of_w)(P) : 0.0;
     /* every layer's deltas in panels (pack_delta_row), batch rows each */
     REAL *dpan[ENG_MAX_LAYERS];
     int64_t off = 0;
@@ -114,7 +110,7 @@ int64_t FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_
             FN(eng_step) step_w = FN(step_of)(&now, eng_rule_step_size(&now), l2);
             FN(eng_step) step_b = FN(step_of)(&now, eng_rule_step_size(&now), 0.0);
             if (alpha > 0 && i > 0 && t == 0 && P->reduce == NULL)   /* after the last step */
-                squares = blas ? FN(blas_squares)(P) : FN(weight_squares)(wk, P);
+                squares = blas ? FN(weight_squares_of_w)(P) : FN(weight_squares)(wk, P);
             uint32_t key = eng_dropout_minibatch_key(P->dropout_key, i);
             /* nobody takes phase 2's chunks again before the barrier below */
             __atomic_store_n(&weight_next[t * ENG_QUEUE_STRIDE], 0, __ATOMIC_RELAXED);

@@ -128,14 +128,6 @@ static void FN(blas_stored_step)(const eng_epoch_plan *P, const eng_rule *now, d
     }
 }
 
-/* The weights' sum of squares (the L2 term) */
-static double FN(blas_squares)(const eng_epoch_plan *P) {
-    double sum = 0.0;
-    for (int l = 0; l < P->n_layers; l++)
-        sum += FN(eng_sq_norm)((const REAL *)P->W[l], (int64_t)P->sizes[l + 1] * P->sizes[l]);
-    return sum;
-}
-
 /* For the benchmarks only: the products of a plain-SGD epoch of `count` rows on BLAS (the
    update folded into the gradient GEMM at lr = 1) and nothing else, on whatever the plan's
    buffers hold: the floor a real epoch is compared with. Returns the minibatches. */

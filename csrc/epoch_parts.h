@@ -49,3 +49,12 @@ static inline const REAL *FN(derivative_rows)(const eng_epoch_plan *P, int l, in
     const REAL *slopes = FN(slope_rows)(P, l, r0);
     return slopes != NULL ? slopes : (const REAL *)P->A[l] + r0 * P->sizes[l + 1];
 }
+
+/* The sum of squares of the weights in the caller's layout (the L2 term): the first
+   minibatch's on the tiles, every one's on BLAS. */
+static double FN(weight_squares_of_w)(const eng_epoch_plan *P) {
+    double sum = 0.0;
+    for (int l = 0; l < P->n_layers; l++)
+        sum += FN(eng_sq_norm)((const REAL *)P->W[l], (int64_t)P->sizes[l + 1] * P->sizes[l]);
+    return sum;
+}
