@@ -29,15 +29,11 @@ MAX_BLOCKS = 1024
 
 # codes shared with the C kernels (csrc/kernels.h)
 ACTIVATIONS = dict(ops.CODES)
+SIGMOID, TANH, SOFTMAX = (ACTIVATIONS[name] for name in ("sigmoid", "tanh", "softmax"))
 OUTPUT_LOSS = {("sigmoid", "mse"): 0, ("softmax", "cross_entropy"): 1, ("identity", "mse"): 2,
                ("sigmoid", "binary_cross_entropy"): 3, ("exp", "poisson"): 4,
                ("identity", "squared_error"): 5}
-SIGMOID, RELU, TANH, SOFTMAX, EXP, LEAKY_RELU, SILU = (
-    ACTIVATIONS[name] for name in ("sigmoid", "relu", "tanh", "softmax", "exp", "leaky_relu",
-                                   "silu"))
 (SIGMOID_MSE, SOFTMAX_CE, IDENTITY_MSE, SIGMOID_BCE, EXP_POISSON, IDENTITY_HALF_MSE) = range(6)
-# exp's argument is capped where the result still fits (as the C kernels and NumPy spec do)
-EXP_CAP = {np.dtype(np.float32): 88.0, np.dtype(np.float64): 709.0}
 
 _cache: dict = {}
 
@@ -64,17 +60,42 @@ def grid_1d(n):
 
 
 # ------------------------------------------------------------ per-element math, per dtype
+def _switch(cases, otherwise):
+    """A device function f(v, act) that returns case(v) for the (code, case) pair whose code
+    is act, otherwise(v) for none: the activation codes' dispatch, generated from
+    engine/ops.py's table as a chain of compile-time constant comparisons."""
+    @cuda.jit(device=True)
+    def f(v, act):
+        return otherwise(v)
+
+    for code, case in cases:
+        f = _case(code, case, f)
+    return f
+
+
+def _case(code, case, rest):
+    @cuda.jit(device=True)
+    def f(v, act):
+        if act == code:
+            return case(v)
+        return rest(v, act)
+    return f
+
+
+def _formula(expression, variable, names):
+    """The device function of one of engine/ops.py's scalar formulas."""
+    return cuda.jit(device=True)(eval(f"lambda {variable}: {expression}", dict(names)))
+
+
 @cached
 def elementwise(dtype):
     """Device functions of one dtype: activate(v, act) (not softmax), derivative(a, act)
-    from the output a (for engine/ops.py's KEEPS_SLOPE activations, a is the slope kept),
+    from the output a (for engine/ops.py's keeps_slope activations, a is the slope kept),
     loss_term(kind, a, t) (float64), keeps_slope(act) and slope(v, act), the derivative
     at v that those activations keep. Every kernel that applies an activation, its
-    derivative or a loss uses these."""
+    derivative or a loss uses these; the activations' come from engine/ops.py's formulas."""
     nb = _numba_type(dtype)
     one, zero = nb(1.0), nb(0.0)
-    leak = nb(ops.LEAKY_SLOPE)
-    cap = nb(EXP_CAP[np.dtype(dtype)])
     eps = nb(np.finfo(np.dtype(dtype)).eps)
     tiny = nb(np.finfo(np.dtype(dtype)).tiny)
 
@@ -85,44 +106,25 @@ def elementwise(dtype):
         e = math.exp(v)
         return e / (one + e)
 
-    @cuda.jit(device=True)
-    def activate(v, act):
-        if act == SIGMOID:
-            return sigmoid(v)
-        if act == SILU:
-            return v * sigmoid(v)
-        if act == RELU:
-            return v if v > 0 else zero
-        if act == LEAKY_RELU:
-            return v if v > 0 else leak * v
-        if act == TANH:
-            return math.tanh(v)
-        if act == EXP:
-            return math.exp(min(v, cap))
-        return v
-
-    @cuda.jit(device=True)
-    def derivative(a, act):
-        if act == SIGMOID:
-            return a * (one - a)
-        if act == RELU:
-            return one if a > 0 else zero
-        if act == LEAKY_RELU:
-            return one if a > 0 else leak
-        if act == TANH:
-            return one - a * a
-        if act == SILU:
-            return a
-        return one
+    names = {"ONE": one, "ZERO": zero, "LEAK": nb(ops.LEAKY_SLOPE),
+             "CAP": nb(ops.EXP_CAP[np.dtype(dtype).name]), "sigmoid": sigmoid,
+             "tanh": math.tanh, "exp": math.exp, "min": min}
+    table = [(op.code, op) for op in ops.ACTIVATIONS.values()]
+    same = _formula("v", "v", names)
+    activate = _switch([(code, _formula(op.forward, "z", names))
+                        for code, op in table if op.forward is not None], same)
+    # derivative: of the output, or the slope kept (passed in the output's place) as it is
+    derivative = _switch([(code, same if op.keeps_slope else _formula(op.derivative, "a", names))
+                          for code, op in table if op.derivative is not None],
+                         _formula("ONE", "a", names))
+    slope = _switch([(code, _formula(op.derivative, "z", names))
+                     for code, op in table if op.keeps_slope], _formula("ONE", "z", names))
+    keeps = _switch([(code, _formula("True", "v", names)) for code, op in table
+                     if op.keeps_slope], _formula("False", "v", names))
 
     @cuda.jit(device=True)
     def keeps_slope(act):
-        return act == SILU
-
-    @cuda.jit(device=True)
-    def slope(v, act):
-        s = sigmoid(v)
-        return s * (one + v * (one - s))
+        return keeps(act, act)
 
     @cuda.jit(device=True)
     def xlogy(x, y):

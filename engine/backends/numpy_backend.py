@@ -20,12 +20,8 @@ def _softmax_(z):
     z /= z.sum(axis=1, keepdims=True)
 
 
-# exp's argument is capped where the result still fits the dtype (as the C kernels do)
-EXP_CAP = {np.dtype(np.float32): 88.0, np.dtype(np.float64): 709.0}
-
-
-def _exp_(z):
-    np.minimum(z, EXP_CAP[z.dtype], out=z)
+def _exp_(z):            # the argument capped where the result still fits the dtype
+    np.minimum(z, ops.EXP_CAP[z.dtype.name], out=z)
     np.exp(z, out=z)
 
 
