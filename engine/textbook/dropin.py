@@ -2,15 +2,17 @@
 
 Same constructor, same public float64 attributes (which a caller may update in
 place or rebind), same `forward`/`backward` results. On top of the textbook API:
-`step` (one fused SGD step) and `fit` (whole epochs in C on the native backend).
+`step` (one fused SGD step) and `fit` (the textbook's epochs as a configuration of the
+engine's Trainer, engine/training.py: whole epochs in C on the native backend).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .. import checks
+from .. import checks, training
 from ..backends import Network, get_backend
 from ..backends.base import Backend
+from ..model import MLP
 from ..optimizers import StepRule
 from .reference import NeuralNetMLP as _TextbookMLP
 
@@ -68,6 +70,7 @@ class NeuralNetMLP(_TextbookMLP):
                              f"got {getattr(be, 'name', be)!r}")
         self._backend = be
         self._workspaces = {}
+        self._trained = None      # the engine MLP that fit trains (made on the first fit)
 
     # The attributes stay plain float64 NumPy arrays; kernels need them contiguous.
     def _params(self):
@@ -244,10 +247,65 @@ class NeuralNetMLP(_TextbookMLP):
         if minibatch_size > len(y):
             raise ValueError(f"minibatch_size={minibatch_size} is more than the {len(y)} rows: "
                              f"the textbook loop keeps only full minibatches")
-        full = (len(y) // minibatch_size) * minibatch_size
-        losses = []
-        for _ in range(num_epochs):
-            order = np.arange(len(y))
-            np.random.shuffle(order)
-            losses.append(self._epochs(X, y, order[:full], learning_rate, minibatch_size))
-        return np.concatenate(losses)
+        model = self._engine_model()
+        options = dict(epochs=num_epochs, batch_size=minibatch_size,
+                       learning_rate=learning_rate * self.num_classes, on_divergence="continue",
+                       progress=False)
+        try:
+            history = training.fit(model, X, y, _TextbookHooks(len(y) // minibatch_size),
+                                   **options)
+        finally:                  # Ctrl-C too: the attributes keep the minibatches trained
+            weights, biases = model.state.host_params()
+            for name, trained in zip(_LAYERS + _BIASES, weights + biases):
+                getattr(self, name)[...] = trained
+        return np.asarray(history.batch_loss)
+
+    def _engine_model(self):
+        """The engine MLP that fit trains, holding the attributes' values now."""
+        w_h, w_out, b_h, b_out = self._params()
+        if self._trained is None:
+            self._trained = MLP([w_h.shape[1], w_h.shape[0], self.num_classes],
+                                "sigmoid", "sigmoid", "mse", dtype="float64",
+                                backend=self._backend, _weights=([w_h, w_out], [b_h, b_out]))
+            return self._trained
+        net = self._trained.state.net
+        for name, value, held in zip(_LAYERS + _BIASES, (w_h, w_out, b_h, b_out),
+                                     net.weights + net.biases):
+            if value.shape != held.shape:
+                raise ValueError(f"{name} has shape {value.shape}; this network's is "
+                                 f"{held.shape}")
+            held[...] = value
+        return self._trained
+
+
+class _TextbookHooks(training.Hooks):
+    """The textbook's `train` loop as a configuration of the engine's Trainer: each epoch a
+    fresh permutation of the rows drawn from the global np.random, only its whole
+    minibatches trained, every epoch run (no stopping rule, no divergence guard), and no
+    scores, files or progress bar."""
+
+    name = "textbook"
+    writes_files = False
+
+    def __init__(self, n_batches):
+        self.batches = n_batches
+
+    def check_data(self, model, X, y):
+        return X, y                                 # NeuralNetMLP._checked ran already
+
+    def n_batches(self, trainer):
+        return self.batches
+
+    def shuffle(self, trainer, order):
+        order[:] = np.arange(order.size)
+        np.random.shuffle(order)
+
+    def epoch(self, trainer, order, rule, norms, drop):
+        return super().epoch(trainer, order[:self.batches * trainer.batch_size], rule, norms,
+                             drop)
+
+    def evaluate(self, trainer, X, y, weights, stats=None):
+        return float("nan"), float("nan")
+
+    def epoch_done(self, trainer, epoch, history, losses):
+        return None
