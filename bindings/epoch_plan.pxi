@@ -38,8 +38,10 @@ cdef class EpochPlan:
     `threads` caps the tiled epoch's team for this plan (0: the process setting,
     set_epoch_threads). The diagnostics (grad_norms) always take the BLAS path;
     gemm_floor, for the benchmarks, makes the BLAS path's products alone. bf16=True
-    (float32 only; the BLAS path) rounds every product's operands to bfloat16 first, the
-    rest staying float32: bf16-mixed training as engine/precision.py specifies it. The
+    (float32 only) rounds every product's operands to bfloat16 first, the rest staying
+    float32: bf16-mixed training as engine/precision.py specifies it, on the BLAS path, or on
+    the tiles when gemm="tiles" is asked for by name; there X must come rounded already
+    (engine.precision.round_bf16: the caller's copy, made once per fit). The
     arrays given here must stay where they are while the plan is used; the plan keeps
     references to them.
     """
@@ -50,8 +52,7 @@ cdef class EpochPlan:
     cdef int *sizes
     cdef int *acts
     cdef void **GW
-    # bf16: the BLAS path rounds every product's operands to bfloat16 first (bf16-mixed
-    # fits that the fused bf16 epoch does not take) into p.RW, p.RA, p.RD
+    # bf16: every product's operands are rounded to bfloat16 first, into p.RW, p.RA, p.RD
     cdef readonly bint bf16
     cdef int n_layers, has_velocity, has_second
     cdef const eng_kernel_table *k
@@ -157,7 +158,9 @@ cdef class EpochPlan:
         sizes = [w0.shape[1]] + [np.shape(w)[0] if np.ndim(w) == 2 else 0 for w in weights]
         if bf16 and dtype != _F32:
             raise TypeError(f"bf16 rounds float32 operands; these arrays are {dtype}")
-        gemm = "tiles" if not bf16 and tiles_chosen(sizes, gemm) else "blas"
+        # bf16 on the tiles only when asked for by name: X must come rounded there
+        gemm = "tiles" if tiles_chosen(sizes, gemm) and (gemm == "tiles" or not bf16) \
+            else "blas"
         if gemm == "tiles" and L > ENG_MAX_LAYERS:
             raise ValueError(f"the tiled epoch takes at most {ENG_MAX_LAYERS} layers; got {L} "
                              f"(use gemm='blas')")
@@ -227,19 +230,22 @@ cdef class EpochPlan:
         if not second:
             self.p.MW = self.p.MB = self.p.ST = NULL
         if bf16:
-            self._init_bf16(L, batch, keep)
+            self._init_bf16(L, batch, keep, gemm == "tiles")
         self._grads = gw_arrays + gb_arrays if weight_grads is not None else None
         self._keep, self.dtype, self.gemm = keep, dtype, gemm
         self.n_layers, self.has_velocity, self.has_second = L, vel, second
         self.k = _table(w0)
 
-    cdef _init_bf16(self, int L, int64_t batch, list keep):
-        """The rounded copies the bf16 products read: W, and A and D of a minibatch."""
+    cdef _init_bf16(self, int L, int64_t batch, list keep, bint tiles):
+        """The rounded copies the bf16 products read: W (in panels on the tiles), and A
+        and D of a minibatch."""
         holders = [np.zeros(L, dtype=np.uintp) for _ in range(3)]
         keep.extend(holders)
         for l in range(L):
-            shapes = ((self.sizes[l + 1], self.sizes[l]), (batch, self.sizes[l + 1]),
-                      (batch, self.sizes[l + 1]))
+            w_shape = (self.sizes[l + 1], self.sizes[l])
+            if tiles:
+                w_shape = (int(eng_epoch_panel_elements(self.sizes[l + 1], self.sizes[l], 4)),)
+            shapes = (w_shape, (batch, self.sizes[l + 1]), (batch, self.sizes[l + 1]))
             for holder, shape in zip(holders, shapes):
                 keep.append(np.zeros(shape, dtype=_F32))
                 holder[l] = <size_t>_ptr(keep[len(keep) - 1])

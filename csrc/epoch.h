@@ -181,3 +181,5 @@ int64_t FN(eng_fused_epoch)(const eng_epoch_plan *P, const REAL *X, const int64_
 #undef X_ROWS
 #undef A_ROWS
 #undef D_ROWS
+#undef RA_ROWS
+#undef RD_ROWS

@@ -24,11 +24,6 @@ static void FN(gemm_rm)(const eng_epoch_plan *P, int trans_a, int trans_b, int m
                                      &ldc);
 }
 
-/* dst = src rounded to bfloat16 (kept as float32); bf16 plans are float32 plans */
-static inline void FN(round_bf16)(const void *src, void *dst, int64_t n) {
-    eng_bf16_round((const float *)src, (float *)dst, n);
-}
-
 /* What layer l's products read: the rounded copies on bf16 plans */
 #define PRODUCT(P, rounded, plain, l) ((const REAL *)((P)->RW ? (P)->rounded[l] : (P)->plain[l]))
 

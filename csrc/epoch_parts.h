@@ -39,6 +39,14 @@ static void FN(output_rows)(const REAL *a, const int64_t *y, const REAL *T, cons
 #define X_ROWS(P) ((P)->rows)
 #define A_ROWS(P, l) ((P)->rows + (P)->batch * (1 + (l)))
 #define D_ROWS(P, l) ((P)->rows + (P)->batch * (1 + (P)->n_layers + (l)))
+/* bf16-mixed on the tiles: the rows of the rounded copies of A and D (RA, RD) */
+#define RA_ROWS(P, l) ((P)->rows + (P)->batch * (1 + 2 * (P)->n_layers + (l)))
+#define RD_ROWS(P, l) ((P)->rows + (P)->batch * (1 + 3 * (P)->n_layers + (l)))
+
+/* dst = src rounded to bfloat16 (kept as float32); bf16 plans are float32 plans */
+static inline void FN(round_bf16)(const void *src, void *dst, int64_t n) {
+    eng_bf16_round((const float *)src, (float *)dst, n);
+}
 
 /* Layer l's kept slopes from row r0 (csrc/ops.h ENG_SLOPE_OPS), or NULL; and what its
    derivative reads: those slopes, or its outputs. */

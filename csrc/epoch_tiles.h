@@ -8,7 +8,22 @@
         is formed and the optimizer step applied to it at once; then each layer's biases.
    The epoch trains its own copies of W (and of its optimizer state) in the panel layout:
    the forward pass reads them without packing, the gradient tiles update contiguous rows
-   of them. Also here: the tiled forward pass over many rows (scoring). */
+   of them. Also here: the tiled forward pass over many rows (scoring).
+
+   bf16-mixed (plan->RW set; engine/precision.py): the same float32 tiles on operands
+   rounded to bfloat16, which they multiply exactly and sum in float32. X comes rounded
+   (the caller's copy, made once per fit); each layer's A and D rows are rounded into RA
+   and RD as they are formed (the derivative, the bias gradient and the loss read the
+   float32 ones); the products read RW, the rounded copy of the panels, which each step
+   writes as it updates WT (workers_gemm.h update_input). */
+
+
+/* bf16-mixed: rows [r0, r1) of layer l's A or D (a batch x width buffer) rounded */
+static inline void FN(round_rows)(void *const *from, void *const *to, int l, int64_t r0,
+                                  int64_t r1, int64_t width) {
+    FN(round_bf16)((const REAL *)from[l] + r0 * width, (REAL *)to[l] + r0 * width,
+                   (r1 - r0) * width);
+}
 
 static void FN(epoch_phase_rows)(const FN(eng_workers) *wk, const eng_epoch_plan *P,
                                  const int64_t *y, const REAL *T, const REAL *SW,
@@ -18,12 +33,13 @@ static void FN(epoch_phase_rows)(const FN(eng_workers) *wk, const eng_epoch_plan
     const int L = P->n_layers;
     const int *s = P->sizes;
     const int64_t rows = r1 - r0;
+    const int bf16 = P->RW != NULL;
+    void *const *wp = bf16 ? P->RW : P->WT;        /* what the products read of W */
     const REAL *const *in = (const REAL *const *)X_ROWS(P) + r0;
     if (rows <= 0) return;
     for (int l = 0; l < L; l++) {
         REAL *const *out = (REAL *const *)A_ROWS(P, l) + r0;
-        wk->gemm_nn(in, rows, s[l], NULL, (const REAL *)P->WT[l], 0, s[l + 1], out,
-                        scratch);
+        wk->gemm_nn(in, rows, s[l], NULL, (const REAL *)wp[l], 0, s[l + 1], out, scratch);
         wk->bias_act_rows((REAL *)P->A[l] + r0 * s[l + 1], (const REAL *)P->B[l], rows,
                           s[l + 1], P->acts[l], FN(slope_rows)(P, l, r0));
         if (P->dropout != NULL && l < L - 1 && P->dropout[l] > 0)
@@ -31,15 +47,20 @@ static void FN(epoch_phase_rows)(const FN(eng_workers) *wk, const eng_epoch_plan
                              FN(dropout_threshold)(P->dropout[l]),
                              (REAL)(1.0 / (1.0 - P->dropout[l])));
         in = (const REAL *const *)out;
+        if (bf16 && l < L - 1) {
+            FN(round_rows)(P->A, P->RA, l, r0, r1, s[l + 1]);
+            in = (const REAL *const *)RA_ROWS(P, l) + r0;
+        }
     }
     FN(output_rows)((const REAL *)P->A[L - 1] + r0 * s[L], y, T, SW, idx + r0,
                     (REAL *)P->D[L - 1] + r0 * s[L], rows, s[L], P->loss_kind, batch_weight,
                     P->row_loss + r0);
     for (int l = L - 1; l > 0; l--) {
         /* delta below = (delta @ W[l]) * act'(A[l-1]) */
-        wk->gemm_nn((const REAL *const *)D_ROWS(P, l) + r0, rows, s[l + 1], NULL,
-                        (const REAL *)P->WT[l], 1, s[l],
-                        (REAL *const *)D_ROWS(P, l - 1) + r0, scratch);
+        if (bf16) FN(round_rows)(P->D, P->RD, l, r0, r1, s[l + 1]);
+        wk->gemm_nn((const REAL *const *)(bf16 ? RD_ROWS(P, l) : D_ROWS(P, l)) + r0, rows,
+                    s[l + 1], NULL, (const REAL *)wp[l], 1, s[l],
+                    (REAL *const *)D_ROWS(P, l - 1) + r0, scratch);
         if (P->dropout != NULL && P->dropout[l - 1] > 0)
             wk->dropout_backward_rows((REAL *)P->D[l - 1] + r0 * s[l],
                                       FN(derivative_rows)(P, l - 1, r0), rows, s[l], r0,
@@ -50,22 +71,30 @@ static void FN(epoch_phase_rows)(const FN(eng_workers) *wk, const eng_epoch_plan
                                    FN(derivative_rows)(P, l - 1, r0), rows * s[l],
                                    P->acts[l - 1]);
     }
+    if (bf16) FN(round_rows)(P->D, P->RD, 0, r0, r1, s[1]);
     for (int l = 0; l < L; l++)
         for (int64_t r = r0; r < r1; r++)
-            wk->pack_delta_row((const REAL *)P->D[l] + r * s[l + 1], s[l + 1], r, P->batch,
-                               dpan[l]);
+            wk->pack_delta_row((const REAL *)(bf16 ? P->RD : P->D)[l] + r * s[l + 1],
+                               s[l + 1], r, P->batch, dpan[l]);
 }
 
-/* Before an epoch: the row pointers of A and D, and the tiles' copies of W and of its
-   optimizer state in panels; after it, those copies back into the caller's arrays. */
+/* Before an epoch: the row pointers of A and D (and of their rounded copies), and the
+   tiles' copies of W (rounded into RW too) and of its optimizer state in panels; after it,
+   those copies back into the caller's arrays. */
 static void FN(tiles_enter)(const FN(eng_workers) *wk, const eng_epoch_plan *P) {
     const int *s = P->sizes;
     for (int l = 0; l < P->n_layers; l++) {
         for (int64_t i = 0; i < P->batch; i++) {
             A_ROWS(P, l)[i] = (REAL *)P->A[l] + i * s[l + 1];
             D_ROWS(P, l)[i] = (REAL *)P->D[l] + i * s[l + 1];
+            if (P->RW == NULL) continue;
+            RA_ROWS(P, l)[i] = (REAL *)P->RA[l] + i * s[l + 1];
+            RD_ROWS(P, l)[i] = (REAL *)P->RD[l] + i * s[l + 1];
         }
         wk->to_panels((const REAL *)P->W[l], s[l + 1], s[l], (REAL *)P->WT[l]);
+        if (P->RW != NULL)      /* the panels, padding and narrow tail's rows included */
+            FN(round_bf16)(P->WT[l], P->RW[l],
+                           eng_epoch_panel_elements(s[l + 1], s[l], (int)sizeof(REAL)));
         if (P->VW != NULL)
             wk->to_panels((const REAL *)P->VW[l], s[l + 1], s[l], (REAL *)P->VT[l]);
         if (P->MW != NULL)
@@ -109,13 +138,14 @@ static void FN(epoch_weights_chunk)(const FN(eng_workers) *wk, const eng_epoch_p
     while (l < L && item >= chunks[l]) item -= chunks[l++];
     if (l < L) {
         /* the layer's input rows: X's for the first layer */
-        void **below = l == 0 ? X_ROWS(P) : A_ROWS(P, l - 1);
+        void **below = l == 0 ? X_ROWS(P) : P->RW != NULL ? RA_ROWS(P, l - 1)
+                                                          : A_ROWS(P, l - 1);
         int64_t lo, hi;
         FN(share)(s[l], wk->mr, u * chunks[l] + item, nt * chunks[l], &lo, &hi);
         if (P->reduce != NULL) {       /* stored-gradient mode: the tiles keep the gradient */
             const FN(eng_step) store = {ENG_STORE, 0, 0, 0, 0, 0, 0};
             wk->gemm_tn_update((const REAL *const *)below, m, s[l], lo, hi, dpan[l],
-                               P->batch, s[l + 1], (REAL *)P->GT[l], NULL, NULL, &store,
+                               P->batch, s[l + 1], (REAL *)P->GT[l], NULL, NULL, NULL, &store,
                                NULL, scratch);
             /* this chunk's inputs into the caller's layout while they are in cache */
             wk->from_panels((const REAL *)P->GT[l], s[l + 1], s[l], lo, hi, (REAL *)P->GW[l]);
@@ -123,8 +153,8 @@ static void FN(epoch_weights_chunk)(const FN(eng_workers) *wk, const eng_epoch_p
         }
         wk->gemm_tn_update((const REAL *const *)below, m, s[l], lo, hi, dpan[l], P->batch,
                            s[l + 1], (REAL *)P->WT[l], P->VT ? (REAL *)P->VT[l] : NULL,
-                           P->ST ? (REAL *)P->ST[l] : NULL, step_w,
-                           step_w->l2 != 0 ? P->l2_parts + FN(l2_offset)(P, l) : NULL,
+                           P->ST ? (REAL *)P->ST[l] : NULL, P->RW ? (REAL *)P->RW[l] : NULL,
+                           step_w, step_w->l2 != 0 ? P->l2_parts + FN(l2_offset)(P, l) : NULL,
                            scratch);
     } else {
         l = u + item * nt;
@@ -180,8 +210,8 @@ static void FN(epoch_stored_step)(const FN(eng_workers) *wk, const eng_epoch_pla
         FN(share)(s[l], wk->mr, t, nt, &lo, &hi);
         if (hi > lo)
             wk->panel_step((REAL *)P->WT[l], P->VT ? (REAL *)P->VT[l] : NULL,
-                           P->ST ? (REAL *)P->ST[l] : NULL, (const REAL *)P->GW[l], s[l + 1],
-                           s[l], lo, hi, sw);
+                           P->ST ? (REAL *)P->ST[l] : NULL, P->RW ? (REAL *)P->RW[l] : NULL,
+                           (const REAL *)P->GW[l], s[l + 1], s[l], lo, hi, sw);
         if (l % nt == t)
             wk->update_range((REAL *)P->B[l], (const REAL *)P->GB[l],
                              P->VB ? (REAL *)P->VB[l] : NULL, P->MB ? (REAL *)P->MB[l] : NULL,

@@ -44,7 +44,7 @@ int64_t eng_epoch_scratch_bytes(int n_layers, int64_t batch, const int *sizes) {
 }
 
 int64_t eng_epoch_row_count(int n_layers, int64_t batch) {
-    return batch * (1 + 2 * (int64_t)n_layers);   /* X, A and D rows */
+    return batch * (1 + 4 * (int64_t)n_layers);   /* X, A, D rows; bf16: rounded A, D */
 }
 
 int64_t eng_epoch_l2_parts(int n_layers, const int *sizes) {

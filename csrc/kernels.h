@@ -153,8 +153,10 @@ typedef struct {
        sizes[0]), the weights kept in the caller's layout (csrc/epoch_blas.h). */
     void (*blas_gemm)(void);
     void *x;
-    void **RW, **RA, **RD;        /* BLAS, bf16-mixed (float only): the products' operands
-                                     rounded to bfloat16 (W, A, D per layer); NULL: none */
+    void **RW, **RA, **RD;        /* bf16-mixed (float only): the products' operands rounded
+                                     to bfloat16 per layer: W (on the tiles, its panels, as
+                                     WT), A and D; NULL: none. X comes rounded on the tiles
+                                     (epoch_tiles.h), is rounded as gathered on BLAS */
     double *grad_norms;           /* BLAS: per layer, each minibatch's |dL/dW| is added; NULL:
                                      none (the diagnostics) */
 } eng_epoch_plan;

@@ -269,14 +269,18 @@ TARGET static void VFN(pack_delta_row)(const REAL *d, int64_t n, int64_t p, int6
 
 /* The step of input j's weights in the panel starting at output o0 (width of them, or
    of several inputs' when width runs past the panel's), from their gradient g; returns
-   the sum of their squares when `squares` is asked for. */
-ENG_INLINE TARGET REAL VFN(update_input)(REAL *wt, REAL *vt, REAL *st, int64_t n_in,
+   the sum of their squares when `squares` is asked for. rw (bf16-mixed, float only; else
+   NULL): panels in the same layout that take the stepped weights rounded to bfloat16,
+   while they are in cache (the copy the products read, epoch_tiles.h). */
+ENG_INLINE TARGET REAL VFN(update_input)(REAL *wt, REAL *vt, REAL *st, REAL *rw, int64_t n_in,
                                          int64_t o0, int64_t j, const REAL *g, int64_t width,
                                          const FN(eng_step) *step, int squares) {
     REAL *w = PANEL_AT(wt, n_in, o0, j), sum = 0;
     VFN(update_range)(w, g, vt == NULL ? NULL : PANEL_AT(vt, n_in, o0, j),
                       st == NULL ? NULL : PANEL_AT(st, n_in, o0, j), width, step->kind,
                       step->lr, step->mom, step->b1, step->b2, step->eps, step->l2);
+    if (rw != NULL)
+        eng_bf16_round((const float *)w, (float *)PANEL_AT(rw, n_in, o0, j), width);
     if (squares)
         for (int64_t k = 0; k < width; k++) sum += w[k] * w[k];
     return sum;
@@ -303,13 +307,14 @@ ENG_INLINE TARGET void VFN(tail_gradient)(const REAL *const *a, int64_t m, int64
 
 /* gemm_tn_update's narrow last panel (outputs o0 ... n_out - 1, at most TAIL_MAX): the
    gradient of inputs [j_lo, j_hi) 4 vectors of them at a time, then the step of each
-   input's weights, which also go to the copy of these outputs' rows (TAIL_AT). */
+   input's weights, which also go to the copy of these outputs' rows (TAIL_AT; rw's too). */
 TARGET static void VFN(gemm_tn_tail)(const REAL *const *a, int64_t m, int64_t n_in,
                                      int64_t j_lo, int64_t j_hi, const REAL *dpanel,
                                      int64_t n_out, int64_t o0, REAL *wt, REAL *vt, REAL *st,
-                                     const FN(eng_step) *step, double *sq_parts) {
+                                     REAL *rw, const FN(eng_step) *step, double *sq_parts) {
     REAL g[4 * VLEN * TAIL_MAX];
     REAL *tail = TAIL_AT(wt, n_out, n_in);
+    REAL *rtail = rw == NULL ? NULL : TAIL_AT(rw, n_out, n_in);
     const int64_t width = n_out - o0;
     for (int64_t j = j_lo; j < j_hi;) {
         int64_t n = j_hi - j >= 4 * VLEN ? 4 * VLEN : j_hi - j >= VLEN ? VLEN : 1;
@@ -324,10 +329,13 @@ TARGET static void VFN(gemm_tn_tail)(const REAL *const *a, int64_t m, int64_t n_
                 g[o] = s;
             }
         for (int64_t jj = 0; jj < n; jj++, j++) {
-            REAL squares = VFN(update_input)(wt, vt, st, n_in, o0, j, g + jj * TAIL_MAX,
-                                             width, step, sq_parts != NULL);
+            REAL squares = VFN(update_input)(wt, vt, st, rw, n_in, o0, j,
+                                             g + jj * TAIL_MAX, width, step, sq_parts != NULL);
             const REAL *w = PANEL_AT(wt, n_in, o0, j);
             for (int64_t o = 0; o < width; o++) tail[o * n_in + j] = w[o];
+            if (rtail != NULL)
+                for (int64_t o = 0; o < width; o++)
+                    rtail[o * n_in + j] = *PANEL_AT(rw, n_in, o0 + o, j);
             if (sq_parts != NULL) {
                 double *part = &sq_parts[j / MR];
                 *part = (o0 == 0 && j % MR == 0 ? 0.0 : *part) + (double)squares;
@@ -344,11 +352,11 @@ TARGET static void VFN(gemm_tn_tail)(const REAL *const *a, int64_t m, int64_t n_
    With sq_parts, sq_parts[j0 / MR] becomes the sum of squares of the updated weights of
    the inputs of tile j0 (j_lo is a multiple of MR): the L2 term of the next minibatch's
    loss, formed while the weights are in registers, in the same order for any thread count.
-   scratch: (j_hi - j_lo rounded up to MR) * m REALs. */
+   scratch: (j_hi - j_lo rounded up to MR) * m REALs. rw: see update_input. */
 TARGET static void VFN(gemm_tn_update)(const REAL *const *a, int64_t m, int64_t n_in,
                                        int64_t j_lo, int64_t j_hi, const REAL *dp,
                                        int64_t stride, int64_t n_out, REAL *wt, REAL *vt,
-                                       REAL *st, const FN(eng_step) *step,
+                                       REAL *st, REAL *rw, const FN(eng_step) *step,
                                        double *sq_parts, REAL *scratch) {
     REAL tile[MR * PW];
     REAL *packed = scratch;
@@ -358,8 +366,8 @@ TARGET static void VFN(gemm_tn_update)(const REAL *const *a, int64_t m, int64_t 
         int64_t width = n_out - o0 < PW ? n_out - o0 : PW;
         const REAL *panel = dp + o0 / PW * stride * PW;
         if (width <= TAIL_MAX) {
-            VFN(gemm_tn_tail)(a, m, n_in, j_lo, j_hi, panel, n_out, o0, wt, vt, st, step,
-                              sq_parts);
+            VFN(gemm_tn_tail)(a, m, n_in, j_lo, j_hi, panel, n_out, o0, wt, vt, st, rw,
+                              step, sq_parts);
             continue;
         }
         for (int64_t j0 = j_lo; j0 < j_hi; j0 += MR) {
@@ -368,12 +376,12 @@ TARGET static void VFN(gemm_tn_update)(const REAL *const *a, int64_t m, int64_t 
                             width > VLEN ? 2 : 1, rows, tile);
             REAL squares = 0;
             if (width == PW)    /* a full panel's rows of a tile lie end to end: one step */
-                squares = VFN(update_input)(wt, vt, st, n_in, o0, j0, tile, rows * PW, step,
-                                            sq_parts != NULL);
+                squares = VFN(update_input)(wt, vt, st, rw, n_in, o0, j0, tile, rows * PW,
+                                            step, sq_parts != NULL);
             else
                 for (int64_t r = 0; r < rows; r++)
-                    squares += VFN(update_input)(wt, vt, st, n_in, o0, j0 + r, tile + r * PW,
-                                                 width, step, sq_parts != NULL);
+                    squares += VFN(update_input)(wt, vt, st, rw, n_in, o0, j0 + r,
+                                                 tile + r * PW, width, step, sq_parts != NULL);
             if (sq_parts != NULL)
                 sq_parts[j0 / MR] = (o0 == 0 ? 0.0 : sq_parts[j0 / MR]) + (double)squares;
         }
@@ -383,23 +391,26 @@ TARGET static void VFN(gemm_tn_update)(const REAL *const *a, int64_t m, int64_t 
 /* The stored-gradient mode's step of inputs [j_lo, j_hi) of a layer kept in panels (wt,
    state vt, st), from its gradient g in W's own layout (n_out x n_in): each input's
    slice of a panel steps at once, as gemm_tn_update steps it, and the narrow tail's copy
-   of W follows. */
-TARGET static void VFN(panel_step)(REAL *wt, REAL *vt, REAL *st, const REAL *g,
+   of W follows (rw: see update_input). */
+TARGET static void VFN(panel_step)(REAL *wt, REAL *vt, REAL *st, REAL *rw, const REAL *g,
                                    int64_t n_out, int64_t n_in, int64_t j_lo, int64_t j_hi,
                                    const FN(eng_step) *step) {
     REAL col[PW];
     const int tail = VFN(narrow_tail)(n_out);
     REAL *copy = TAIL_AT(wt, n_out, n_in);
+    REAL *rcopy = rw == NULL ? NULL : TAIL_AT(rw, n_out, n_in);
     for (int64_t o0 = 0; o0 < n_out; o0 += PW) {
         int64_t width = n_out - o0 < PW ? n_out - o0 : PW;
         for (int64_t j = j_lo; j < j_hi; j++) {
             for (int64_t c = 0; c < width; c++) col[c] = g[(o0 + c) * n_in + j];
-            VFN(update_input)(wt, vt, st, n_in, o0, j, col, width, step, 0);
+            VFN(update_input)(wt, vt, st, rw, n_in, o0, j, col, width, step, 0);
         }
     }
     for (int64_t o = 0; o < tail; o++)
-        for (int64_t j = j_lo; j < j_hi; j++)
+        for (int64_t j = j_lo; j < j_hi; j++) {
             copy[o * n_in + j] = *PANEL_AT(wt, n_in, n_out - tail + o, j);
+            if (rcopy != NULL) rcopy[o * n_in + j] = *PANEL_AT(rw, n_in, n_out - tail + o, j);
+        }
 }
 
 #undef PANEL_AT

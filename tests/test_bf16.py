@@ -1,6 +1,8 @@
 """bf16-mixed precision: the NumPy specification (engine/precision.py) and every native
 path this CPU runs against it (portable, AVX512-BF16, AMX; the others skipped with the
-reason), the fused bf16 epoch against the specification's epoch, and the model API."""
+reason), the fused bf16 epoch against the specification's epoch, and the model API. The
+native models here train on the kernels' own epoch (bf16="kernels": the path forced is the
+one that runs); tests/test_bf16_tiles.py tests bf16-mixed on the float32 tiles."""
 import functools
 
 import numpy as np
@@ -16,6 +18,7 @@ _native = pytest.importorskip("engine._native", reason="the native extension is 
 pytestmark = pytest.mark.native
 
 INFO = _native.bf16_info()
+KERNELS = get_backend("native", bf16="kernels")
 PATHS = [pytest.param(name, marks=pytest.mark.skipif(not runs, reason=why))
          for name, (runs, why) in INFO["paths"].items()]
 
@@ -173,7 +176,8 @@ def _fit_bf16(backend, path, sizes, act, out, loss, generic=False, batch_size=64
         native_backend.NativeBackend._bf16_epoch = \
             lambda self, *args: Backend.train_epoch(self, *args)
     try:
-        model = MLP(sizes, act, out, loss, dtype="float32", backend=backend, seed=3,
+        model = MLP(sizes, act, out, loss, dtype="float32",
+                    backend=KERNELS if backend == "native" else backend, seed=3,
                     precision="bf16-mixed", init="glorot")
         hist = model.fit(X, y, epochs=2, batch_size=batch_size, learning_rate=0.05,
                          progress=False, **kw)
@@ -273,7 +277,8 @@ def test_one_rounded_step_is_the_specifications_and_not_float32s(path, extra):
         for backend, precision in (("native", "bf16-mixed"), ("numpy", "bf16-mixed"),
                                    ("native", None)):
             model = MLP([37, 40, 17, 5], "relu", "softmax", "cross_entropy", dtype="float32",
-                        backend=backend, seed=3, precision=precision, init="glorot")
+                        backend=KERNELS if backend == "native" else backend, seed=3,
+                        precision=precision, init="glorot")
             before = model.weights + model.biases
             model.fit(X, y, **kw)
             updates[backend, precision] = [a - b for a, b in
@@ -292,8 +297,7 @@ def test_a_bf16_plan_rounds_float32_only():
     from helpers import plan_arrays
     with pytest.raises(TypeError, match="bf16 rounds float32 operands"):
         _native.EpochPlan(**plan_arrays([4, 3, 2], 2), bf16=True)
-    plan = _native.EpochPlan(**plan_arrays([4, 3, 2], 2, np.float32), gemm="tiles", bf16=True)
-    assert plan.bf16 and plan.gemm == "blas"
+    assert _native.EpochPlan(**plan_arrays([4, 3, 2], 2, np.float32), bf16=True).bf16
 
 
 def test_the_specification_differs_from_float32_as_bf16_does():
@@ -444,7 +448,7 @@ def test_each_fit_packs_the_rows_it_is_given(path):
     try:
         def model():
             return MLP([37, 20, 5], "sigmoid", "softmax", "cross_entropy", dtype="float32",
-                       backend="native", seed=3, precision="bf16-mixed", init="glorot")
+                       backend=KERNELS, seed=3, precision="bf16-mixed", init="glorot")
         want, kept = model(), (X.copy(), other.copy())     # both alive: two addresses
         for data in kept:
             want.fit(data, y, **kw)
@@ -486,7 +490,7 @@ def test_a_bf16_fit_scores_its_epochs_with_bf16_products(path, monkeypatch):
     _native.force_bf16_path(path)
     try:
         model = MLP([37, 20, 5], "sigmoid", "softmax", "cross_entropy", dtype="float32",
-                    backend="native", seed=3, precision="bf16-mixed")
+                    backend=KERNELS, seed=3, precision="bf16-mixed")
         be = model.backend
         packed, pack = [], be.bf16_rows
         monkeypatch.setattr(be, "bf16_rows",

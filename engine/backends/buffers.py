@@ -89,7 +89,8 @@ class Workspace:
     s: list = None       # s[l]: (batch, n_l) kept slopes of ops.KEEPS_SLOPE layers, or None
     plan: object = None  # a backend's prepared epoch for this workspace (native: EpochPlan)
     plan_key: tuple = ()  # what the plan was built for; a different key rebuilds it
-    data: tuple = None   # (X, a backend's own copy of it: native bf16, packed rows)
+    data: tuple = None   # (X, a backend's own copy of it (native bf16: packed or rounded
+                         # rows), the function that made it)
 
     def prepared(self, key, build):
         """The plan for `key`, built by build() when the key differs from the last one. Keys
@@ -106,6 +107,6 @@ class Workspace:
         """A backend's copy of the training rows X (made by make(X)), kept while the same X
         comes back; TrainState.forget_data drops it where a fit starts, since X may have
         been changed in place since."""
-        if self.data is None or self.data[0] is not X:
-            self.data = (X, make(X))
+        if self.data is None or self.data[0] is not X or self.data[2] != make:
+            self.data = (X, make(X), make)
         return self.data[1]

@@ -21,6 +21,8 @@ except ImportError as exc:  # not built: `auto` falls back to numpy and says why
 
 # rows from which forward() uses the tiles (see NativeBackend.forward)
 TILED_FORWARD_MIN_ROWS = 1000
+# where bf16-mixed epochs may run (NativeBackend.bf16_epoch_path)
+BF16_EPOCHS = ("auto", "kernels", "tiles")
 
 
 class NativeBackend(HostBackend):
@@ -38,12 +40,13 @@ class NativeBackend(HostBackend):
                       f"SciPy BLAS for wide ones, the cut measured on this machine), {omp}, "
                       f"flags {info['compile_args']}")
 
-    def __init__(self, gemm=None, threads=None):
+    def __init__(self, gemm=None, threads=None, bf16="auto"):
         """gemm: how train_epoch forms its products: "auto" (own tiles for narrow layers,
         BLAS for wide ones), "tiles" or "blas" (see engine._native.EpochPlan); default: the
         ENGINE_NATIVE_GEMM environment variable, else "auto".
         threads: the most threads this backend's tiled epochs use (default: the process's
-        setting, engine._native.set_epoch_threads)."""
+        setting, engine._native.set_epoch_threads).
+        bf16: where bf16-mixed epochs run (bf16_epoch_path): "auto", "kernels" or "tiles"."""
         ok, reason = self.availability()
         if not ok:
             raise RuntimeError(reason)
@@ -53,7 +56,9 @@ class NativeBackend(HostBackend):
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
                                     or threads < 1):
             raise ValueError(f"threads must be a positive integer or None; got {threads!r}")
-        self._gemm, self._threads = gemm, threads
+        if bf16 not in BF16_EPOCHS:
+            raise ValueError(f"bf16 must be one of {BF16_EPOCHS}; got {bf16!r}")
+        self._gemm, self._threads, self._bf16 = gemm, threads, bf16
         self._limits = {}      # dtype -> the widest layers "auto" trains on the tiles
 
     @property
@@ -66,7 +71,8 @@ class NativeBackend(HostBackend):
         return self._threads
 
     def __repr__(self):
-        return f"NativeBackend(gemm={self._gemm!r}, threads={self._threads!r})"
+        return (f"NativeBackend(gemm={self._gemm!r}, threads={self._threads!r}, "
+                f"bf16={self._bf16!r})")
 
     def product_path(self, sizes, dtype):
         """"tiles" or "blas": how this backend trains and evaluates a network of these
@@ -169,18 +175,20 @@ class NativeBackend(HostBackend):
                     grad_norms=None, sample_weight=None, dropout=None, reduce=None):
         """The whole epoch in C (see engine._native.EpochPlan); no Python per minibatch
         but the reduce callback, which the C epoch calls between each gradient and its
-        step (on the tiles too: their stored-gradient mode). bf16-mixed takes its own fused
-        epoch on the AMX and AVX512-BF16 paths (_bf16_epoch); elsewhere, and for what that
-        epoch does not take (sample weights, dropout, diagnostics, reduce), the BLAS-path
-        epoch with every product's operands rounded to bf16 first."""
-        if (net.bf16 and reduce is None and sample_weight is None and dropout is None
-                and grad_norms is None):
-            return self._bf16_epoch(net, X, y, order, batch_size, rule, alpha, ws,
-                                    batch_losses)
+        step (on the tiles too: their stored-gradient mode). bf16-mixed epochs run where
+        bf16_epoch_path says."""
+        path = self.product_path(net.sizes, net.dtype)
+        if net.bf16:
+            path = self.bf16_epoch_path(net.sizes, reduce is None and sample_weight is None
+                                        and dropout is None, grad_norms is not None)
+            if path == "kernels":
+                return self._bf16_epoch(net, X, y, order, batch_size, rule, alpha, ws,
+                                        batch_losses)
+            if path == "tiles":                 # the tiles read X rounded, once per fit
+                X = ws.copy_of(X, _native.bf16_round)
         n_state = STATE_ARRAYS[rule.kind]
         velocities = net.velocities if n_state >= 1 else None
         moments = net.second_moments if n_state == 2 else None
-        path = "blas" if net.bf16 else self.product_path(net.sizes, net.dtype)
         threads = self.team_threads(net.sizes, batch_size, net.dtype) if path == "tiles" \
             else self._threads or 0
         # the model replaces these lists whole when it replaces what they hold
@@ -235,6 +243,26 @@ class NativeBackend(HostBackend):
         k = len(gw)
         return (total[0] / total[1], [a / total[1] for a in sums[:k]],
                 [a / total[1] for a in sums[k:]])
+
+    def bf16_epoch_path(self, sizes, plain=True, diagnostics=False):
+        """Where a bf16-mixed epoch of a network of these widths runs: "kernels" (its own
+        fused epoch, csrc/bf16_epoch.c, on the AMX, AVX512-BF16 or portable kernel; plain
+        epochs only: no sample weights, dropout or reduce hook), "tiles" (the float32
+        tiles on operands rounded to bf16) or "blas" (BLAS on rounded operands; the
+        diagnostics always). Under bf16="auto": the kernels where the CPU has bf16
+        instructions or the network is too wide for the tiles, otherwise the tiles, which
+        on a CPU without bf16 instructions run about as fast as float32 (the portable
+        kernel widens every operand as it reads it)."""
+        tiles = self.product_path(sizes, np.float32) == "tiles"
+        if diagnostics:
+            return "blas"
+        if self._bf16 == "kernels":
+            return "kernels" if plain else "blas"
+        if self._bf16 == "tiles":
+            return "tiles"
+        if plain and (not tiles or _native.bf16_info()["path"] != "portable"):
+            return "kernels"
+        return "tiles" if tiles else "blas"
 
     def _bf16_epoch(self, net, X, y, order, batch_size, rule, alpha, ws, batch_losses):
         """bf16-mixed: the fused C epoch on the AVX512 or AMX path, X packed to bf16 rows
