@@ -126,6 +126,8 @@ def cmd_info(args):
         print(f"\nbf16-mixed products (precision=\"bf16-mixed\"): the {bf16['path']} path")
         for name, (runs, why) in bf16["paths"].items():
             print(f"  {name:<12} {'yes' if runs else 'no '}  {why}")
+        if bf16.get("epochs"):
+            print(f"  epochs: {bf16['epochs']}")
         if bf16.get("dot_vs_fma"):
             print(f"  (vdpbf16ps runs at {bf16['dot_vs_fma']:.2f}x the float32 FMA rate here; "
                   f"without AMX the avx512-bf16 path is chosen from 1.2x)")

@@ -277,9 +277,18 @@ class NativeBackend(HostBackend):
 
 def bf16_paths():
     """{"path": the bf16 product path in use, "paths": {name: (runs here, why)},
-    "dot_vs_fma": vdpbf16ps's rate over float32 FMAs' (0 without AVX512-BF16)}: AMX tiles,
-    AVX512-BF16 or portable, the best this CPU runs (csrc/bf16.c)."""
-    return dict(_native.bf16_info(), dot_vs_fma=_native.bf16_dot_vs_fma())
+    "dot_vs_fma": vdpbf16ps's rate over float32 FMAs' (0 without AVX512-BF16), "epochs":
+    where a default backend's bf16-mixed epochs run (NativeBackend.bf16_epoch_path)}: AMX
+    tiles, AVX512-BF16 or portable, the best this CPU runs (csrc/bf16.c)."""
+    info = dict(_native.bf16_info(), dot_vs_fma=_native.bf16_dot_vs_fma())
+    info["epochs"] = (
+        f"the {info['path']} kernel's own fused epoch; with dropout, sample weights or a "
+        f"reduction, the float32 tiles (BLAS for networks too wide for them) on operands "
+        f"rounded to bf16"
+        if info["path"] != "portable" else
+        "the float32 tiles on operands rounded to bf16 (no bf16 instructions: about "
+        "float32's speed); networks too wide for the tiles: the portable kernel's epoch")
+    return info
 
 
 # The extension's process-wide runtime, for the modules outside engine/backends (Ctrl-C
