@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "kernels.h"
+#include "bf16.h"
 #include "names.h"
 #include "runtime.h"
 #ifdef _OPENMP
