@@ -114,7 +114,7 @@ def test_an_identity_reduction_leaves_the_bf16_epoch_unchanged():
 def test_where_bf16_epochs_run():
     sizes, wide = [784, 100, 10], [784, 4096, 10]
     hardware = _native.bf16_info()["path"] != "portable"
-    auto = get_backend("native", gemm="auto", bf16="auto")
+    auto = get_backend("native", gemm="tiles", bf16="auto")     # the tiles take the network
     assert auto.bf16_epoch_path(sizes) == ("kernels" if hardware else "tiles")
     assert auto.bf16_epoch_path(sizes, plain=False) == "tiles"       # dropout, weights
     assert auto.bf16_epoch_path(sizes, diagnostics=True) == "blas"
