@@ -9,6 +9,8 @@ from engine import MLP
 from engine.backends import get_backend
 from engine.optimizers import Optimizer
 
+from helpers import SIMD_VARIANTS, simd_variant
+
 _native = pytest.importorskip("engine._native")
 pytestmark = pytest.mark.native
 
@@ -57,6 +59,19 @@ def test_one_rounded_step_is_the_specifications_and_not_float32s(sizes, extra):
     """Two whole-batch steps (the second reads the W the first rounded as it stepped): the
     tiles' update equals the specification's up to float32 sums, and float32's is farther
     off than that, so any operand left unrounded (X, W, A, D) fails here."""
+    _one_rounded_step(sizes, extra)
+
+
+@pytest.mark.parametrize("variant", SIMD_VARIANTS)
+def test_every_simd_variant_rounds_as_it_steps(variant):
+    """Each variant's workers (their panel widths and narrow tails differ) round W in the
+    step the same way."""
+    with simd_variant(variant):
+        for sizes in ([37, 40, 17, 5], [37, 100, 5], [37, 18, 5]):
+            _one_rounded_step(sizes, {"momentum": 0.9})
+
+
+def _one_rounded_step(sizes, extra):
     X, y = _data()
     kw = dict(extra, epochs=2, batch_size=X.shape[0], learning_rate=0.5, progress=False)
     if kw.get("sample_weight"):
