@@ -2,14 +2,16 @@
 # that names the argument and says what was expected. And the one dtype dispatch: the
 # kernel table (csrc/kernels.h) of an array's dtype.
 
-# the activations' codes: engine/ops.py's table (tests hold it equal to csrc/ops.h's)
+# the activations' and output/loss pairs' codes: engine/ops.py's tables (tests hold them
+# equal to csrc/ops.h's and to the loss kinds below)
 from engine.ops import CODES as _CODES, HIDDEN as _HIDDEN, KEEPS_SLOPE as _KEEPS_SLOPE
+from engine.ops import PAIRS as _PAIRS
 ACTIVATIONS = dict(_CODES)
-OUTPUT_LOSS = {("sigmoid", "mse"): ENG_SIGMOID_MSE, ("softmax", "cross_entropy"): ENG_SOFTMAX_CE,
-               ("identity", "mse"): ENG_IDENTITY_MSE,
-               ("sigmoid", "binary_cross_entropy"): ENG_SIGMOID_BCE,
-               ("exp", "poisson"): ENG_EXP_POISSON,
-               ("identity", "squared_error"): ENG_IDENTITY_HALF_MSE}
+OUTPUT_LOSS = {pair: p.code for pair, p in _PAIRS.items()}
+# csrc/kernels.h's loss kinds by their C names
+C_LOSS_KINDS = {"SIGMOID_MSE": ENG_SIGMOID_MSE, "SOFTMAX_CE": ENG_SOFTMAX_CE,
+                "IDENTITY_MSE": ENG_IDENTITY_MSE, "SIGMOID_BCE": ENG_SIGMOID_BCE,
+                "EXP_POISSON": ENG_EXP_POISSON, "IDENTITY_HALF_MSE": ENG_IDENTITY_HALF_MSE}
 # activations that only an output layer may use: they act on whole rows, or exist for a loss
 _OUTPUT_ONLY = tuple(code for name, code in _CODES.items() if name not in _HIDDEN)
 OPTIMIZER_KINDS = {"sgd": ENG_SGD, "momentum": ENG_MOMENTUM, "nesterov": ENG_NESTEROV,

@@ -14,7 +14,8 @@
 #define ENG_OP_CODE(NAME, code, forward, derivative) ENG_##NAME = code,
 enum { ENG_HIDDEN_OPS(ENG_OP_CODE) ENG_SLOPE_OPS(ENG_OP_CODE) ENG_OUTPUT_ONLY_OPS(ENG_OP_CODE) };
 #undef ENG_OP_CODE
-/* output/loss pairs: their delta and their loss value (csrc/losses.h) */
+/* output/loss pairs: their delta and their loss value (csrc/losses.h); the codes are
+   engine/ops.py's PAIRS (a test holds them equal) */
 enum { ENG_SIGMOID_MSE = 0, ENG_SOFTMAX_CE = 1, ENG_IDENTITY_MSE = 2, ENG_SIGMOID_BCE = 3,
        ENG_EXP_POISSON = 4, ENG_IDENTITY_HALF_MSE = 5 };
 /* optimizers */

@@ -6,11 +6,10 @@ import numbers
 import numpy as np
 
 from .backends.base import DTYPES, HIDDEN_ACTIVATIONS, LOSSES, OUTPUT_ACTIVATIONS
+from .ops import PAIRS
 
 # the output activations each loss is defined for
-LOSS_OUTPUTS = {"mse": ("sigmoid", "identity"), "cross_entropy": ("softmax",),
-                "binary_cross_entropy": ("sigmoid",), "poisson": ("exp",),
-                "squared_error": ("identity",)}
+LOSS_OUTPUTS = {loss: tuple(out for out, of in PAIRS if of == loss) for loss in LOSSES}
 
 
 def choice(name, value, options):

@@ -1,4 +1,6 @@
-"""The activations, declared once for the Python side. Each row gives the code of
+"""The activations and the output/loss pairs, declared once for the Python side.
+
+Activations: each row gives the code of
 csrc/ops.h's X-macro list (which generates the C enum and every C switch; a test in
 tests/test_backends.py holds the two lists equal), the scalar formulas from which the CUDA
 backend generates its device functions (engine/backends/cuda_kernels.py), and the ONNX
@@ -62,3 +64,24 @@ KEEPS_SLOPE = frozenset(name for name, op in ACTIVATIONS.items() if op.keeps_slo
 # output layers' activations (each in an output/loss pair of engine/backends/base.py)
 OUTPUT = {name: ACTIVATIONS[name].code for name in ("sigmoid", "softmax", "identity", "exp")}
 CODES = {name: op.code for name, op in ACTIVATIONS.items()}
+
+
+class Pair(NamedTuple):
+    code: int          # csrc/kernels.h's loss kind ENG_<c_name> (tests/test_backends.py)
+    c_name: str
+    targets: str       # "labels" (integer classes, one-hot inside), "indicators" (0/1 per
+                       # output: binary and multi-label) or "values" (regression)
+
+
+# Output/loss pairs whose delta and loss the kernels know (each backend writes the formulas:
+# numpy_backend.py's are the specification, csrc/losses.h the C ones). "squared_error" is
+# scikit-learn's: half the mean squared error, delta (a - y)/n (C times its gradient, as
+# scikit-learn's MLPRegressor steps). The textbook's 2(a - y)/n is sigmoid + mse scaled by C,
+# in engine/textbook/.
+PAIRS = {("sigmoid", "mse"): Pair(0, "SIGMOID_MSE", "labels"),
+         ("softmax", "cross_entropy"): Pair(1, "SOFTMAX_CE", "labels"),
+         ("identity", "mse"): Pair(2, "IDENTITY_MSE", "values"),
+         ("sigmoid", "binary_cross_entropy"): Pair(3, "SIGMOID_BCE", "indicators"),
+         ("exp", "poisson"): Pair(4, "EXP_POISSON", "values"),
+         ("identity", "squared_error"): Pair(5, "IDENTITY_HALF_MSE", "values")}
+LOSSES = tuple(dict.fromkeys(loss for _, loss in PAIRS))

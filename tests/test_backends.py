@@ -79,6 +79,11 @@ def test_the_python_op_table_is_the_c_one():
     # the activations whose slope a training step keeps: ENG_SLOPE_OPS
     assert {name for name, code in ops.CODES.items() if _native.op_keeps_slope(code)} \
         == ops.KEEPS_SLOPE
+    # the output/loss pairs: each pair's code is its C loss kind's, and every kind has one
+    assert {p.c_name: p.code for p in ops.PAIRS.values()} == _native.C_LOSS_KINDS
+    c_kinds = open(os.path.join(ROOT, "csrc", "kernels.h")).read().split(
+        "/* output/loss pairs")[1].split("};")[0]
+    assert c_kinds.count("ENG_") == len(ops.PAIRS)
 
 
 def test_set_params_is_a_deprecated_alias_of_set_weights():

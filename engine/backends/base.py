@@ -26,20 +26,10 @@ from .buffers import Network, Workspace, batch_weight, keeps_slope  # noqa: F401
 
 HIDDEN_ACTIVATIONS = tuple(ops.HIDDEN)
 OUTPUT_ACTIVATIONS = tuple(ops.OUTPUT)
-LOSSES = ("mse", "cross_entropy", "binary_cross_entropy", "poisson", "squared_error")
-# Output/loss pairs whose delta the kernels know. "squared_error" is scikit-learn's: half
-# the mean squared error, delta (a - y)/n (C times its gradient, as scikit-learn's
-# MLPRegressor steps). The textbook's 2(a - y)/n is sigmoid + mse scaled by C, in
-# engine/textbook/.
-OUTPUT_LOSS_PAIRS = (("sigmoid", "mse"), ("softmax", "cross_entropy"), ("identity", "mse"),
-                     ("sigmoid", "binary_cross_entropy"), ("exp", "poisson"),
-                     ("identity", "squared_error"))
-# What each pair trains on: "labels" (integer classes, one-hot inside), "indicators"
-# (0/1 per output: binary and multi-label), "values" (real targets: regression).
-TARGETS = {("sigmoid", "mse"): "labels", ("softmax", "cross_entropy"): "labels",
-           ("identity", "mse"): "values",
-           ("sigmoid", "binary_cross_entropy"): "indicators", ("exp", "poisson"): "values",
-           ("identity", "squared_error"): "values"}
+LOSSES = ops.LOSSES
+# the output/loss pairs (engine/ops.py PAIRS), and what each trains on
+OUTPUT_LOSS_PAIRS = tuple(ops.PAIRS)
+TARGETS = {pair: p.targets for pair, p in ops.PAIRS.items()}
 DTYPES = ("float32", "float64")
 
 

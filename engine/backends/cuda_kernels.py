@@ -30,10 +30,11 @@ MAX_BLOCKS = 1024
 # codes shared with the C kernels (csrc/kernels.h)
 ACTIVATIONS = dict(ops.CODES)
 SIGMOID, TANH, SOFTMAX = (ACTIVATIONS[name] for name in ("sigmoid", "tanh", "softmax"))
-OUTPUT_LOSS = {("sigmoid", "mse"): 0, ("softmax", "cross_entropy"): 1, ("identity", "mse"): 2,
-               ("sigmoid", "binary_cross_entropy"): 3, ("exp", "poisson"): 4,
-               ("identity", "squared_error"): 5}
-(SIGMOID_MSE, SOFTMAX_CE, IDENTITY_MSE, SIGMOID_BCE, EXP_POISSON, IDENTITY_HALF_MSE) = range(6)
+OUTPUT_LOSS = {pair: p.code for pair, p in ops.PAIRS.items()}
+_KINDS = {p.c_name: p.code for p in ops.PAIRS.values()}
+(SIGMOID_MSE, SOFTMAX_CE, IDENTITY_MSE, SIGMOID_BCE, EXP_POISSON, IDENTITY_HALF_MSE) = (
+    _KINDS[name] for name in ("SIGMOID_MSE", "SOFTMAX_CE", "IDENTITY_MSE", "SIGMOID_BCE",
+                              "EXP_POISSON", "IDENTITY_HALF_MSE"))
 
 _cache: dict = {}
 
