@@ -17,7 +17,6 @@
    float32 ones); the products read RW, the rounded copy of the panels, which each step
    writes as it updates WT (workers_gemm.h update_input). */
 
-
 /* bf16-mixed: rows [r0, r1) of layer l's A or D (a batch x width buffer) rounded */
 static inline void FN(round_rows)(void *const *from, void *const *to, int l, int64_t r0,
                                   int64_t r1, int64_t width) {
