@@ -357,7 +357,7 @@ def softmax_rows(dtype):
         for g in range(cuda.blockIdx.x, groups, cuda.gridDim.x):
             i = g * SOFTMAX_ROWS + r
             live = i < n
-            mx = -math.inf
+            mx = nb(-math.inf)          # a float64 -inf would carry the row into float64
             if live:
                 for j in range(lane, c, 32):
                     if has_bias:
