@@ -110,17 +110,18 @@ def elementwise(dtype):
     names = {"ONE": one, "ZERO": zero, "LEAK": nb(ops.LEAKY_SLOPE),
              "CAP": nb(ops.EXP_CAP[np.dtype(dtype).name]), "sigmoid": sigmoid,
              "tanh": math.tanh, "exp": math.exp, "min": min}
-    table = [(op.code, op) for op in ops.ACTIVATIONS.values()]
+    table = ops.ACTIVATIONS.values()
     same = _formula("v", "v", names)
-    activate = _switch([(code, _formula(op.forward, "z", names))
-                        for code, op in table if op.forward is not None], same)
+    activate = _switch([(op.code, _formula(op.forward, "z", names))
+                        for op in table if op.forward is not None], same)
     # derivative: of the output, or the slope kept (passed in the output's place) as it is
-    derivative = _switch([(code, same if op.keeps_slope else _formula(op.derivative, "a", names))
-                          for code, op in table if op.derivative is not None],
+    derivative = _switch([(op.code, same if op.keeps_slope
+                           else _formula(op.derivative, "a", names))
+                          for op in table if op.derivative is not None],
                          _formula("ONE", "a", names))
-    slope = _switch([(code, _formula(op.derivative, "z", names))
-                     for code, op in table if op.keeps_slope], _formula("ONE", "z", names))
-    keeps = _switch([(code, _formula("True", "v", names)) for code, op in table
+    slope = _switch([(op.code, _formula(op.derivative, "z", names))
+                     for op in table if op.keeps_slope], _formula("ONE", "z", names))
+    keeps = _switch([(op.code, _formula("True", "v", names)) for op in table
                      if op.keeps_slope], _formula("False", "v", names))
 
     @cuda.jit(device=True)
