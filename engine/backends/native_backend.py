@@ -177,8 +177,9 @@ class NativeBackend(HostBackend):
         but the reduce callback, which the C epoch calls between each gradient and its
         step (on the tiles too: their stored-gradient mode). bf16-mixed epochs run where
         bf16_epoch_path says."""
-        path = self.product_path(net.sizes, net.dtype)
-        if net.bf16:
+        if not net.bf16:
+            path = self.product_path(net.sizes, net.dtype)
+        else:
             path = self.bf16_epoch_path(net.sizes, reduce is None and sample_weight is None
                                         and dropout is None, grad_norms is not None)
             if path == "kernels":
@@ -253,13 +254,13 @@ class NativeBackend(HostBackend):
         instructions or the network is too wide for the tiles, otherwise the tiles, which
         on a CPU without bf16 instructions run about as fast as float32 (the portable
         kernel widens every operand as it reads it)."""
-        tiles = self.product_path(sizes, np.float32) == "tiles"
         if diagnostics:
             return "blas"
         if self._bf16 == "kernels":
             return "kernels" if plain else "blas"
         if self._bf16 == "tiles":
             return "tiles"
+        tiles = self.product_path(sizes, np.float32) == "tiles"
         if plain and (not tiles or _native.bf16_info()["path"] != "portable"):
             return "kernels"
         return "tiles" if tiles else "blas"
