@@ -11,6 +11,19 @@ import numpy as np
 if os.environ.get("ENGINE_TEST_REAL_GPU") != "1":
     os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
+import atexit  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
+from engine.data import default_cache_dir  # noqa: E402
+
+# The suite never writes the user's cache (~/.cache/engine: the native tuning table, MNIST):
+# this process and every process it starts use a temporary one. REAL_CACHE_DIR is the
+# user's, for the test that reads the full MNIST there when it exists (read only).
+REAL_CACHE_DIR = default_cache_dir()
+os.environ["ENGINE_DATA"] = tempfile.mkdtemp(prefix="engine-tests-")
+atexit.register(shutil.rmtree, os.environ["ENGINE_DATA"], True)
+
 from engine.backends import runnable_backends  # noqa: E402
 
 SIMULATED_CUDA = os.environ.get("NUMBA_ENABLE_CUDASIM", "") not in ("", "0")

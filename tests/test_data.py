@@ -8,6 +8,8 @@ import pytest
 import engine
 from engine import data
 
+from helpers import REAL_CACHE_DIR
+
 
 def test_sample_is_small_stratified_and_scaled():
     X, y, Xt, yt = engine.load_mnist_sample()
@@ -85,7 +87,7 @@ def test_cache_with_wrong_contents_is_detected(tmp_path):
 
 def test_good_cache_is_used_and_corrupt_cache_is_refetched(tmp_path, monkeypatch):
     """With the real data in a cache: loads it; a corrupted cache is fetched again."""
-    real = os.path.join(data.default_cache_dir(), data.CACHE_NAME)
+    real = os.path.join(REAL_CACHE_DIR, data.CACHE_NAME)
     if not os.path.exists(real):
         pytest.skip("the full MNIST cache is not on this machine (CI uses the sample)")
     arrays = data._from_cache(real)
