@@ -30,13 +30,19 @@ def load_build(path):
     return module
 
 
-def epoch_of(module, sizes, dtype, X, y, batch, threads):
+def epoch_of(module, sizes, dtype, X, y, batch, threads, precision):
     """One model's epoch runner whose plan was built by `module` (it keeps using it)."""
     native_backend._native = module
     module.set_epoch_threads(threads)
-    model = engine.MLP(sizes, "sigmoid", dtype=dtype, backend=native_backend.NativeBackend(),
-                       seed=1)
-    run = model.epoch_runner(X, y, batch_size=batch, learning_rate=0.01)
+    model = engine.MLP(sizes, "sigmoid", dtype=dtype, seed=1, precision=precision,
+                       backend=native_backend.NativeBackend(bf16="kernels"))
+    runner = model.epoch_runner(X, y, batch_size=batch, learning_rate=0.01)
+
+    def run():
+        # the bf16 epoch is called through the backend module's _native at run time (the
+        # float32 plan keeps the module that built it): each model runs its own build
+        native_backend._native = module
+        runner()
     run()                                     # warm up
     return run
 
@@ -51,11 +57,13 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=100, help="minibatch (default: %(default)s)")
     p.add_argument("--pairs", type=int, default=15, help="timed A/B pairs (default: %(default)s)")
     p.add_argument("--threads", type=int, default=2, help="epoch threads (default: %(default)s)")
+    p.add_argument("--precision", default=None,
+                   help="bf16-mixed: the bf16 kernels' epoch on the CPU's best bf16 path")
     args = p.parse_args(argv)
     sizes = [int(v) for v in args.sizes.split(",")]
     X, y = make_data(args.rows, sizes[0], sizes[-1], args.dtype)
     builds = {"A": load_build(args.build_a), "B": load_build(args.build_b)}
-    runs = {k: epoch_of(m, sizes, args.dtype, X, y, args.batch, args.threads)
+    runs = {k: epoch_of(m, sizes, args.dtype, X, y, args.batch, args.threads, args.precision)
             for k, m in builds.items()}
     times = {"A": [], "B": []}
     for _ in range(args.pairs):

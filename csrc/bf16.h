@@ -43,7 +43,8 @@ static inline int64_t A_LD(int64_t kp) { return kp + 32; }      /* bf16 per row 
 static inline int64_t B_LD(int64_t np) { return np + 16; }      /* pairs per row of b */
 
 /* c (m x n, row stride ldc) = a . b on a path (which must run here), one thread: a holds
-   bf16 rows of kp (a multiple of KPAD; lda per row, round_up(m, 16) rows readable), b pairs
+   bf16 rows of kp (a multiple of KPAD on the AMX path, even on the others; lda per row,
+   round_up(m, 16) rows readable), b pairs
    of k (ldb pairs per row, round_up(n, 16) columns readable); the rows and columns past m
    and n are read, never written */
 void eng_bf16_kernel(int path, const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
@@ -75,8 +76,8 @@ typedef struct {
     /* b: the same from bf16 rows (src: k rows of at least round_up(n, 16), ld apart) */
     void (*pairs_of_bf16_rows)(const uint16_t *src, int64_t ld, int64_t k, int64_t n,
                                uint32_t *dst, int64_t ldd, int64_t kp);
-    /* b: W^T (W: n x k) for the outputs (columns) [j0, j1), j0 a multiple of 16: the pair
-       rows of k, round_up(j1, 16) columns (zero past j1) */
+    /* b: W^T (W: n x k) for the outputs (columns) [j0, j1) only: the pair rows of k (the
+       columns past n stay the zeros they were made) */
     void (*pairs_of_columns)(const float *w, int64_t k, int64_t j0, int64_t j1, uint32_t *dst,
                              int64_t ldd);
 } eng_bf16_packers;

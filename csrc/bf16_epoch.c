@@ -13,10 +13,11 @@
                                            rows (pa[l])
 
    A team shares each minibatch in two phases, a barrier after each:
-     rows      each thread takes its 16-row blocks of the minibatch through the forward
-               pass, the loss terms, the output delta and the back-propagation, and packs
-               its rows' share (columns k) of every dt[l] and pa[l];
-     units     each thread takes its 16-unit blocks of every layer's outputs: those rows
+     rows      each thread takes its share of the minibatch's rows (whole `unit`s: 16 on
+               AMX, pairs otherwise) through the forward pass, the loss terms, the output
+               delta and the back-propagation, and packs its rows' share (columns k) of
+               every dt[l] and pa[l]; then it asks for its rows of the next minibatch;
+     units     each thread takes its share of every layer's outputs (units): those rows
                of G_l and W_l (stepped and packed into fwd[l] and bwd[l]) and biases.
    Every number is computed by one thread in a fixed order (a row of a product, a row of G,
    a bias's sum over rows, the loss summed row by row by thread 0), so the result does
@@ -66,9 +67,16 @@ typedef struct {
     int64_t ldd, lda[ENG_MAX_LAYERS + 1], ldf[ENG_MAX_LAYERS];
     double *row_loss;
     const eng_bf16_packers *pack;        /* the path's (bf16.h) */
+    int64_t ks;                          /* what the products' K is rounded to */
+    int64_t unit;                        /* the threads' shares of rows and outputs */
 } team_buffers;
 
-static int64_t kp_of(int64_t n) { return round_up(n, 32); }
+/* the buffers' K: room for any path's */
+static int64_t kp_of(int64_t n) { return round_up(n, KPAD); }
+/* a product's K: an AMX tile row of 32 bf16; a pair for vdpbf16ps and the portable
+   kernel, which would multiply the zeros past a minibatch of 100 rows to 128 otherwise
+   (a fifth of the lecture's weight-gradient product) */
+static int64_t k_of(const team_buffers *tb, int64_t n) { return round_up(n, tb->ks); }
 
 static void free_buffers(team_buffers *tb) {
     free(tb->xa);
@@ -95,6 +103,10 @@ static int alloc_buffers(team_buffers *tb, const eng_bf16_plan *p) {
     tb->p = p;
     tb->pack = eng_bf16_packers_for(p->path);
     tb->bp = round_up(p->batch, 32);
+    tb->ks = p->path == ENG_BF16_AMX ? KPAD : 2;
+    /* whole tiles of 16 rows for AMX; pairs (the packed rows of pa and bwd) for the others,
+       whose blocks of 8, 4 or 2 rows even out: 50 and 50 of 100 rows, not 48 and 52 */
+    tb->unit = p->path == ENG_BF16_AMX ? 16 : 2;
     int64_t widest = 0;
     for (int l = 0; l <= L; l++) widest = s[l] > widest ? s[l] : widest;
     tb->ldx = A_LD(kp_of(s[0]));
@@ -132,7 +144,7 @@ static void rows_phase(const team_buffers *tb, const uint16_t *X, int64_t x_stri
     const int64_t mt = r1 - r0;
     if (mt <= 0) return;
     for (int64_t i = r0; i < r1; i++) {
-        memcpy(tb->xa + i * tb->ldx, X + rows[i] * x_stride, (size_t)kp_of(s[0]) * 2);
+        memcpy(tb->xa + i * tb->ldx, X + rows[i] * x_stride, (size_t)k_of(tb, s[0]) * 2);
         if (T != NULL) {
             memcpy(p->t + i * c, T + rows[i] * c, (size_t)c * 4);
         } else {
@@ -145,13 +157,13 @@ static void rows_phase(const team_buffers *tb, const uint16_t *X, int64_t x_stri
         int64_t lda = tb->ldx;
         if (l > 0) {
             tb->pack->rows(p->A[l - 1] + r0 * s[l], mt, s[l], s[l], tb->ar + r0 * tb->ldr,
-                           tb->ldr, kp_of(s[l]));
+                           tb->ldr, k_of(tb, s[l]));
             a = tb->ar + r0 * tb->ldr;
             lda = tb->ldr;
         }
         float *z = p->A[l] + r0 * s[l + 1];
         eng_bf16_kernel(path, a, lda, (const uint16_t *)tb->fwd[l], tb->ldf[l], z, s[l + 1],
-                        mt, s[l + 1], kp_of(s[l]));
+                        mt, s[l + 1], k_of(tb, s[l]));
         eng_bias_act_f(z, p->B[l], mt, s[l + 1], p->acts[l],
                        p->SL != NULL && p->SL[l] != NULL ? p->SL[l] + r0 * s[l + 1] : NULL);
     }
@@ -159,7 +171,7 @@ static void rows_phase(const team_buffers *tb, const uint16_t *X, int64_t x_stri
     eng_row_losses_f(out, t, mt, c, p->loss_kind, tb->row_loss + r0);
     eng_output_delta_part_f(out, t, p->D[L - 1] + r0 * c, mt, c, p->loss_kind, (double)m);
     /* this share's columns of dt and rows of pa; the last share's reach the padding */
-    const int64_t kt = r1 == m ? round_up(m, 32) - r0 : mt;
+    const int64_t kt = r1 == m ? k_of(tb, m) - r0 : mt;
     for (int l = L - 1; l >= 0; l--) {
         const float *d = p->D[l] + r0 * s[l + 1];
         tb->pack->columns(d, mt, s[l + 1], tb->dt[l] + r0, tb->ldd, kt);
@@ -171,10 +183,10 @@ static void rows_phase(const team_buffers *tb, const uint16_t *X, int64_t x_stri
                                     tb->pa[l] + (r0 / 2) * tb->lda[l], tb->lda[l], kt);
         if (l > 0) {
             tb->pack->rows(d, mt, s[l + 1], s[l + 1], tb->ar + r0 * tb->ldr, tb->ldr,
-                           kp_of(s[l + 1]));
+                           k_of(tb, s[l + 1]));
             float *prev = p->D[l - 1] + r0 * s[l];
             eng_bf16_kernel(path, tb->ar + r0 * tb->ldr, tb->ldr, (const uint16_t *)tb->bwd[l],
-                            tb->lda[l], prev, s[l], mt, s[l], kp_of(s[l + 1]));
+                            tb->lda[l], prev, s[l], mt, s[l], k_of(tb, s[l + 1]));
             const float *slopes = p->SL != NULL ? p->SL[l - 1] : NULL;   /* ENG_SLOPE_OPS */
             eng_act_backward_f(prev, (slopes != NULL ? slopes : p->A[l - 1]) + r0 * s[l],
                                mt * (int64_t)s[l], p->acts[l - 1]);
@@ -182,7 +194,22 @@ static void rows_phase(const team_buffers *tb, const uint16_t *X, int64_t x_stri
     }
 }
 
-/* Phase 2 for thread t of nt: its 16-unit blocks of every layer's outputs: their rows of
+/* The thread's share of the next minibatch's rows of X, asked for now to arrive in L2
+   while this one is computed: the rows are random rows of X, and their copy waited for
+   memory (a fifth of the lecture epoch's first phase; a tenth with this) */
+static void prefetch_rows(const team_buffers *tb, const uint16_t *X, int64_t x_stride,
+                          const int64_t *order, int64_t count, int64_t next, int t, int nt) {
+    const int64_t batch = tb->p->batch, m = count - next < batch ? count - next : batch;
+    const int64_t bytes = k_of(tb, tb->p->sizes[0]) * 2;
+    int64_t r0, r1;
+    share(m, tb->unit, t, nt, &r0, &r1);
+    for (int64_t i = r0; i < r1; i++) {
+        const char *row = (const char *)(X + order[next + i] * x_stride);
+        for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(row + b, 0, 2);
+    }
+}
+
+/* Phase 2 for thread t of nt: its share of every layer's outputs: their rows of
    the weight gradient and their bias gradients, the step of those weights and biases, and
    their packed copies (each thread writes whole rows of W, GW and the optimizer state) */
 static void units_phase(const team_buffers *tb, const eng_rule *r, double alpha, int64_t m,
@@ -193,18 +220,18 @@ static void units_phase(const team_buffers *tb, const eng_rule *r, double alpha,
     for (int l = 0; l < L; l++) {
         const int64_t n_in = s[l], n_out = s[l + 1];
         int64_t o0, o1;
-        share(n_out, 16, t, nt, &o0, &o1);
+        share(n_out, tb->unit, t, nt, &o0, &o1);
         if (o1 <= o0) continue;
         const int64_t at = o0 * n_in, len = (o1 - o0) * n_in;
         eng_bf16_kernel(p->path, tb->dt[l] + o0 * tb->ldd, tb->ldd, (const uint16_t *)tb->pa[l],
-                        tb->lda[l], p->GW[l] + at, n_in, o1 - o0, n_in, round_up(m, 32));
+                        tb->lda[l], p->GW[l] + at, n_in, o1 - o0, n_in, k_of(tb, m));
         eng_optimizer_step_f(p->W[l] + at, p->GW[l] + at, p->S1 ? p->S1[l] + at : NULL,
                              p->S2 ? p->S2[l] + at : NULL, len, r, alpha / (double)m);
         tb->pack->pairs_of_columns(p->W[l], n_in, o0, o1, tb->fwd[l], tb->ldf[l]);
         if (l > 0)              /* the last share also rewrites the zero pairs past n_out */
             tb->pack->pairs_of_rows(p->W[l] + at, o1 - o0, n_in, n_in,
                                     tb->bwd[l] + (o0 / 2) * tb->lda[l], tb->lda[l],
-                                    o1 == n_out ? kp_of(n_out) - o0 : o1 - o0);
+                                    o1 == n_out ? k_of(tb, n_out) - o0 : o1 - o0);
         float *gb = p->GB[l];
         const float *d = p->D[l];
         /* each unit's sum over rows in row order, all of the share's units per row (the
@@ -258,8 +285,9 @@ int64_t eng_bf16_epoch(const eng_bf16_plan *p, const uint16_t *X, int64_t x_stri
         for (int64_t start = 0; start < count && !stop; start += batch, i++) {
             const int64_t m = count - start < batch ? count - start : batch;
             int64_t r0, r1;
-            share(m, 16, t, nt, &r0, &r1);
+            share(m, tb.unit, t, nt, &r0, &r1);
             rows_phase(&tb, X, x_stride, y, T, order + start, m, r0, r1);
+            prefetch_rows(&tb, X, x_stride, order, count, start + m, t, nt);
             double penalty = 0.0;
             if (t == 0 && alpha > 0) {        /* before any thread steps a weight */
                 for (int l = 0; l < L; l++)

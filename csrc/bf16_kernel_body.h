@@ -50,7 +50,7 @@ TARGET ENG_INLINE void VFN(store_row)(float *c, int64_t cols, int nv, const VFN(
 /* c's block (rows x cols, the first `rows` of mr) (+)= a's rows times nv vectors of b's
    columns, over every pair of k in order, starting from zero or (more) from c. a's rows:
    for vdpbf16ps its pairs, st_ld pairs apart; for the portable path the stage. nv and mr
-   (MR, or MR / 2 for a last block of few rows) are constants where this is inlined, so
+   (MR, MR / 2 or MR / 4 for a last block of few rows) are constants where this is inlined, so
    that the mr x nv sums stay in registers */
 TARGET ENG_INLINE void VFN(block)(const VFN(staged) *st, int64_t st_ld, const uint32_t *b,
                                   int64_t ldb, int64_t pairs, int nv, int mr, float *c,
@@ -120,40 +120,59 @@ TARGET ENG_INLINE void VFN(stage)(const uint16_t *a, int64_t lda, int64_t i0, in
 
 /* The last n % 16 columns of c, when they are few (TAIL_MAX at most): as 16 whole lanes of
    a block they would cost as much as 16 columns (a fifth of the lecture's forward product
-   for its last 4 outputs). Each is a dot product along k instead: the column's pairs are
+   for its last 4 outputs). Each is a dot product along k instead: the columns' pairs are
    gathered from b once per stretch, and 16 lanes (pair q in lane q % 16, the same lanes in
-   every SIMD variant) sum a row's pairs against them; the lanes are added in order. */
+   every SIMD variant) sum a row's pairs against each; a row's 16 pairs are loaded once for
+   all the tail's columns, and the lanes are added as a tree (halves, then quarters, ...: a
+   chain of 16 additions per row and column took a sixth of the lecture's products). */
 #define TAIL_MAX 4
 typedef float VFN(lanes16) __attribute__((vector_size(64)));
+typedef float VFN(lanes8) __attribute__((vector_size(32)));
 typedef uint32_t VFN(pairs16) __attribute__((vector_size(64)));
+TARGET ENG_INLINE float VFN(lanes_sum)(const VFN(lanes16) *v) {
+    VFN(lanes8) lo, hi;
+    memcpy(&lo, v, sizeof lo);
+    memcpy(&hi, (const char *)v + sizeof lo, sizeof hi);
+    lo += hi;
+    const float s4[4] = {lo[0] + lo[4], lo[1] + lo[5], lo[2] + lo[6], lo[3] + lo[7]};
+    return (s4[0] + s4[2]) + (s4[1] + s4[3]);
+}
 TARGET static void VFN(tail_columns)(const uint16_t *a, int64_t lda, const uint32_t *b,
                                      int64_t ldb, float *c, int64_t ldc, int64_t m, int64_t j0,
                                      int64_t tail, int64_t kp) {
     uint32_t col[TAIL_MAX][KC_PAIRS];
     for (int64_t q0 = 0; q0 < kp / 2; q0 += KC_PAIRS) {
-        const int64_t pairs = kp / 2 - q0 < KC_PAIRS ? kp / 2 - q0 : KC_PAIRS;  /* 16k */
-        for (int64_t q = 0; q < pairs; q++)
-            for (int64_t t = 0; t < tail; t++) col[t][q] = b[(q0 + q) * ldb + j0 + t];
+        const int64_t pairs = kp / 2 - q0 < KC_PAIRS ? kp / 2 - q0 : KC_PAIRS;
+        const int64_t whole = pairs / 16 * 16;
+        for (int64_t q = 0; q < round_up(pairs, 16); q++)
+            for (int64_t t = 0; t < TAIL_MAX; t++)
+                col[t][q] = q < pairs && t < tail ? b[(q0 + q) * ldb + j0 + t] : 0;
         for (int64_t i = 0; i < m; i++) {
             const uint32_t *ar = (const uint32_t *)(const void *)(a + i * lda) + q0;
-            for (int64_t t = 0; t < tail; t++) {
-                VFN(lanes16) acc = {0};
-                for (int64_t q = 0; q < pairs; q += 16) {
-                    VFN(pairs16) x, y;
+            VFN(lanes16) acc[TAIL_MAX] = {{0}};
+            for (int64_t q = 0; q < pairs; q += 16) {
+                VFN(pairs16) x = {0};
+                if (q < whole) {
                     memcpy(&x, ar + q, sizeof x);
+                } else {            /* a's pairs past kp (K need only be even) are not read */
+                    for (int64_t l = 0; l < pairs - q; l++) x[l] = ar[q + l];
+                }
+#pragma GCC unroll 4
+                for (int t = 0; t < TAIL_MAX; t++) {
+                    VFN(pairs16) y;
                     memcpy(&y, col[t] + q, sizeof y);
 #if DOT_BF16
-                    acc = _mm512_dpbf16_ps(acc, (__m512bh)x, (__m512bh)y);
+                    acc[t] = _mm512_dpbf16_ps(acc[t], (__m512bh)x, (__m512bh)y);
 #else
                     const VFN(pairs16) odd = (VFN(pairs16)){0} + 0xffff0000u;
-                    acc += (VFN(lanes16))(x << 16) * (VFN(lanes16))(y << 16);
-                    acc += (VFN(lanes16))(x & odd) * (VFN(lanes16))(y & odd);
+                    acc[t] += (VFN(lanes16))(x << 16) * (VFN(lanes16))(y << 16);
+                    acc[t] += (VFN(lanes16))(x & odd) * (VFN(lanes16))(y & odd);
 #endif
                 }
-                float sum = q0 > 0 ? c[i * ldc + j0 + t] : 0.0f;
-                float part = 0.0f;
-                for (int l = 0; l < 16; l++) part += acc[l];
-                c[i * ldc + j0 + t] = sum + part;
+            }
+            for (int64_t t = 0; t < tail; t++) {
+                const float part = VFN(lanes_sum)(&acc[t]);
+                c[i * ldc + j0 + t] = q0 > 0 ? c[i * ldc + j0 + t] + part : part;
             }
         }
     }
@@ -195,8 +214,10 @@ TARGET static void VFN(kernel)(const uint16_t *a, int64_t lda, const uint16_t *b
                                    ldc, rows, cols, q0 > 0)
                 if (nv == 2 && rows > MR / 2)
                     BLOCK(2, MR);
-                else if (nv == 2)
+                else if (nv == 2 && rows > MR / 4)
                     BLOCK(2, MR / 2);
+                else if (nv == 2)
+                    BLOCK(2, MR / 4);
                 else if (rows > MR / 2)
                     BLOCK(1, MR);
                 else

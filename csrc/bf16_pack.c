@@ -81,29 +81,26 @@ CLONED static void pairs_of_bf16_rows(const uint16_t *src, int64_t ld, int64_t k
 /* the pairs of W^T are neighbours in a row of W: each row of W becomes a column of pairs.
    16 rows at a time, a stretch of their inputs is rounded row by row (a loop that
    vectorizes) into `run`, whose 32-bit words are the pairs, then written 16 columns per
-   packed row (converting and writing column by column took a tenth of a lecture epoch) */
+   packed row (converting and writing column by column took a tenth of a lecture epoch);
+   only the columns [j0, j1) are written (the rest may be another thread's) */
 #define PAIRS_PER_RUN 256
 CLONED static void pairs_of_columns(const float *w, int64_t k, int64_t j0, int64_t j1,
                                     uint32_t *dst, int64_t ldd) {
     uint32_t run[16][PAIRS_PER_RUN];
     const int64_t pairs = (k + 1) / 2;
-    for (int64_t jb = j0; jb < j1; jb += 16) {
-        const int64_t cols = j1 - jb < 16 ? j1 - jb : 16;
+    for (int64_t jb = j0 / 16 * 16; jb < j1; jb += 16) {
+        const int64_t lo = j0 > jb ? j0 - jb : 0, hi = j1 - jb < 16 ? j1 - jb : 16;
         for (int64_t q0 = 0; q0 < pairs; q0 += PAIRS_PER_RUN) {
             const int64_t nq = pairs - q0 < PAIRS_PER_RUN ? pairs - q0 : PAIRS_PER_RUN;
             const int64_t whole = q0 + nq <= k / 2 ? nq : nq - 1;  /* pairs of 2 inputs */
-            for (int64_t j = 0; j < 16; j++) {
-                if (j >= cols) {
-                    memset(run[j], 0, sizeof run[j]);
-                    continue;
-                }
+            for (int64_t j = lo; j < hi; j++) {
                 const float *s = w + (jb + j) * k + 2 * q0;
                 for (int64_t q = 0; q < whole; q++)
                     run[j][q] = pair(to_bf16(s[2 * q]), to_bf16(s[2 * q + 1]));
                 if (whole < nq) run[j][whole] = to_bf16(s[2 * whole]);   /* k odd: the last */
             }
             for (int64_t q = 0; q < nq; q++)
-                for (int64_t j = 0; j < 16; j++) dst[(q0 + q) * ldd + jb + j] = run[j][q];
+                for (int64_t j = lo; j < hi; j++) dst[(q0 + q) * ldd + jb + j] = run[j][q];
         }
     }
 }

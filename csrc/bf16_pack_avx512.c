@@ -122,22 +122,26 @@ VEC_TARGET static void pairs_of_bf16_rows(const uint16_t *src, int64_t ld, int64
     }
 }
 
-/* B operand W^T (W: n x k) in pairs, for the outputs (columns) [j0, j1), j0 a multiple
-   of 16: 16 rows of W x 32 inputs become 16 x 16 pairs, transposed so that each packed row
-   (one pair of inputs) is written 16 outputs at a time */
+/* B operand W^T (W: n x k) in pairs, for the outputs (columns) [j0, j1): 16 rows of W x 32
+   inputs become 16 x 16 pairs, transposed so that each packed row (one pair of inputs) is
+   written 16 outputs at a time; lanes outside [j0, j1) (another thread's columns) are
+   masked */
 VEC_TARGET static void pairs_of_columns(const float *w, int64_t k, int64_t j0, int64_t j1,
                                         uint32_t *dst, int64_t ldd) {
     __m512i r[16];
-    for (int64_t jb = j0; jb < j1; jb += 16)
+    for (int64_t jb = j0 / 16 * 16; jb < j1; jb += 16) {
+        const int64_t lo = j0 > jb ? j0 - jb : 0, hi = j1 - jb < 16 ? j1 - jb : 16;
+        const __mmask16 lanes = (__mmask16)(first(hi) & ~first(lo));
         for (int64_t kk = 0; kk < k; kk += 32) {
             for (int j = 0; j < 16; j++)
-                r[j] = jb + j < j1 ? cvt32(w + (jb + j) * k + kk, k - kk)
-                                   : _mm512_setzero_si512();
+                r[j] = j >= lo && j < hi ? cvt32(w + (jb + j) * k + kk, k - kk)
+                                         : _mm512_setzero_si512();
             transpose16(r);
             int64_t pairs = (k - kk + 1) / 2 < 16 ? (k - kk + 1) / 2 : 16;
             for (int64_t q = 0; q < pairs; q++)
-                _mm512_storeu_si512(dst + (kk / 2 + q) * ldd + jb, r[q]);
+                _mm512_mask_storeu_epi32(dst + (kk / 2 + q) * ldd + jb, lanes, r[q]);
         }
+    }
 }
 
 const eng_bf16_packers eng_bf16_packers_avx512 = {

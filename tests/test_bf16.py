@@ -209,9 +209,10 @@ def test_the_fused_epoch_is_the_per_minibatch_loop_bit_for_bit(path, optimizer, 
                                                  ([37, 50, 3], "tanh", "identity", "mse")])
 def test_the_fused_epoch_gives_the_same_bits_on_any_team(path, optimizer, alpha, sizes, act,
                                                          out, loss):
-    """The team shares a minibatch by 32-row blocks, then by 16-unit blocks of every layer
-    (threads left without a block wait at the barriers): 1, 2 and 3 threads train the
-    same weights as the per-minibatch loop, bit for bit (minibatches of 100, 100 and 30)."""
+    """The team shares a minibatch's rows, then every layer's units (by pairs; by 16 on AMX:
+    shares that split a cache line of the packed W^T, and threads left without a share that
+    wait at the barriers): 1, 2 and 3 threads train the same weights as the per-minibatch
+    loop, bit for bit (minibatches of 100, 100 and 30)."""
     kw = dict(optimizer=optimizer, alpha=alpha, batch_size=100,
               momentum=0.9 if optimizer == "sgd" else 0.0)
     _, ref = _fit_bf16("native", path, sizes, act, out, loss, generic=True, **kw)
