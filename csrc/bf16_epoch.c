@@ -16,7 +16,7 @@
      rows      each thread takes its share of the minibatch's rows (whole `unit`s: 16 on
                AMX, pairs otherwise) through the forward pass, the loss terms, the output
                delta and the back-propagation, and packs its rows' share (columns k) of
-               every dt[l] and pa[l]; then it asks for its rows of the next minibatch;
+               every dt[l] and pa[l];
      units     each thread takes its share of every layer's outputs (units): those rows
                of G_l and W_l (stepped and packed into fwd[l] and bwd[l]) and biases.
    Every number is computed by one thread in a fixed order (a row of a product, a row of G,
@@ -194,21 +194,6 @@ static void rows_phase(const team_buffers *tb, const uint16_t *X, int64_t x_stri
     }
 }
 
-/* The thread's share of the next minibatch's rows of X, asked for now to arrive in L2
-   while this one is computed: the rows are random rows of X, and their copy waited for
-   memory (a fifth of the lecture epoch's first phase; a tenth with this) */
-static void prefetch_rows(const team_buffers *tb, const uint16_t *X, int64_t x_stride,
-                          const int64_t *order, int64_t count, int64_t next, int t, int nt) {
-    const int64_t batch = tb->p->batch, m = count - next < batch ? count - next : batch;
-    const int64_t bytes = k_of(tb, tb->p->sizes[0]) * 2;
-    int64_t r0, r1;
-    share(m, tb->unit, t, nt, &r0, &r1);
-    for (int64_t i = r0; i < r1; i++) {
-        const char *row = (const char *)(X + order[next + i] * x_stride);
-        for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(row + b, 0, 2);
-    }
-}
-
 /* Phase 2 for thread t of nt: its share of every layer's outputs: their rows of
    the weight gradient and their bias gradients, the step of those weights and biases, and
    their packed copies (each thread writes whole rows of W, GW and the optimizer state) */
@@ -287,7 +272,6 @@ int64_t eng_bf16_epoch(const eng_bf16_plan *p, const uint16_t *X, int64_t x_stri
             int64_t r0, r1;
             share(m, tb.unit, t, nt, &r0, &r1);
             rows_phase(&tb, X, x_stride, y, T, order + start, m, r0, r1);
-            prefetch_rows(&tb, X, x_stride, order, count, start + m, t, nt);
             double penalty = 0.0;
             if (t == 0 && alpha > 0) {        /* before any thread steps a weight */
                 for (int l = 0; l < L; l++)
