@@ -44,9 +44,8 @@ static inline int64_t B_LD(int64_t np) { return np + 16; }      /* pairs per row
 
 /* c (m x n, row stride ldc) = a . b on a path (which must run here), one thread: a holds
    bf16 rows of kp (a multiple of KPAD on the AMX path, even on the others; lda per row,
-   round_up(m, 16) rows readable), b pairs
-   of k (ldb pairs per row, round_up(n, 16) columns readable); the rows and columns past m
-   and n are read, never written */
+   round_up(m, 16) rows readable), b pairs of k (ldb pairs per row, round_up(n, 16) columns
+   readable); the rows and columns past m and n are read, never written */
 void eng_bf16_kernel(int path, const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
                      float *c, int64_t ldc, int64_t m, int64_t n, int64_t kp);
 /* the portable path's (csrc/bf16_kernels.c), in the SIMD variant in use; and the

@@ -123,8 +123,8 @@ TARGET ENG_INLINE void VFN(stage)(const uint16_t *a, int64_t lda, int64_t i0, in
    for its last 4 outputs). Each is a dot product along k instead: the columns' pairs are
    gathered from b once per stretch, and 16 lanes (pair q in lane q % 16, the same lanes in
    every SIMD variant) sum a row's pairs against each; a row's 16 pairs are loaded once for
-   all the tail's columns, and the lanes are added as a tree (halves, then quarters, ...: a
-   chain of 16 additions per row and column took a sixth of the lecture's products). */
+   all the tail's columns, and the lanes are added as a tree (halves, then quarters, ...)
+   rather than as a chain of 16 dependent additions per row and column. */
 #define TAIL_MAX 4
 typedef float VFN(lanes16) __attribute__((vector_size(64)));
 typedef float VFN(lanes8) __attribute__((vector_size(32)));
