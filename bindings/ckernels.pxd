@@ -177,7 +177,8 @@ cdef extern from "kernels.h" nogil:
                                double *losses) noexcept nogil
         int64_t (*gemm_floor)(const eng_epoch_plan *plan, int64_t count) noexcept nogil
         int (*tiled_forward)(int n_layers, const int *sizes, const int *acts, void **W,
-                             void **B, const void *x, int64_t n, void **out) noexcept nogil
+                             void **B, const void *x, int64_t n, void **out,
+                             int bf16) noexcept nogil
 
     const eng_kernel_table eng_kernels_f
     const eng_kernel_table eng_kernels_d

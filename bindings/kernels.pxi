@@ -309,9 +309,11 @@ def sq_norm(x):
     return value
 
 
-def tiled_forward(weights, biases, activations, x, outs):
+def tiled_forward(weights, biases, activations, x, outs, bf16=False):
     """outs[l][:] = layer l's output for the rows x, by the fused epoch's GEMM tiles on its
-    threads (the whole pass in C; no BLAS). weights[l]: (n_out, n_in); outs[l]: (n, n_out)."""
+    threads (the whole pass in C; no BLAS). weights[l]: (n_out, n_in); outs[l]: (n, n_out).
+    bf16 (float32 only): the products read W, x and each layer's input rounded to bfloat16
+    (the outputs stay float32), as the tiles' bf16-mixed epoch does."""
     cdef int L = len(weights), l
     if L < 1 or L > ENG_MAX_LAYERS:
         raise ValueError(f"weights must hold 1 to {ENG_MAX_LAYERS} matrices; got {L}")
@@ -320,7 +322,10 @@ def tiled_forward(weights, biases, activations, x, outs):
             raise ValueError(f"{name} must have {L} entries (one per layer); got {len(seq)}")
     cdef cnp.ndarray X = _array("x", x, 2)
     dtype = X.dtype
+    if bf16 and dtype != _F32:
+        raise ValueError(f"tiled_forward: bf16 needs float32 arrays; got {dtype}")
     cdef int64_t n = X.shape[0]
+    cdef int rounded = 1 if bf16 else 0
     keep = [X]
     sizes = np.empty(L + 1, dtype=np.intc)
     codes = np.empty(L, dtype=np.intc)
@@ -351,6 +356,6 @@ def tiled_forward(weights, biases, activations, x, outs):
     cdef int rc
     cdef const eng_kernel_table *k = _table(X)
     with nogil:
-        rc = k.tiled_forward(L, ps, pc, pp, pp + L, px, n, pp + 2 * L)
+        rc = k.tiled_forward(L, ps, pc, pp, pp + L, px, n, pp + 2 * L, rounded)
     if rc != 0:
         raise MemoryError("tiled_forward: out of memory")

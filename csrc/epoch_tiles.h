@@ -8,7 +8,8 @@
         is formed and the optimizer step applied to it at once; then each layer's biases.
    The epoch trains its own copies of W (and of its optimizer state) in the panel layout:
    the forward pass reads them without packing, the gradient tiles update contiguous rows
-   of them. Also here: the tiled forward pass over many rows (scoring).
+   of them. Also here: the tiled forward pass over many rows (scoring; bf16-mixed too, where
+   a CPU without bf16 instructions scores a bf16-mixed fit's epochs).
 
    bf16-mixed (plan->RW set; engine/precision.py): the same float32 tiles on operands
    rounded to bfloat16, which they multiply exactly and sum in float32. X comes rounded
@@ -225,16 +226,17 @@ static void FN(epoch_stored_step)(const FN(eng_workers) *wk, const eng_epoch_pla
 
 int FN(eng_tiled_forward)(int n_layers, const int *sizes, const int *acts,
                           const REAL *const *W, const REAL *const *B, const REAL *x,
-                          int64_t n, REAL *const *out) {
+                          int64_t n, REAL *const *out, int bf16) {
     const int L = n_layers;
     const int *s = sizes;
-    int64_t panel_total = 0, offset[ENG_MAX_LAYERS];
+    int64_t panel_total = 0, offset[ENG_MAX_LAYERS], widest = 0;
     const FN(eng_workers) *wk = FN(workers)();
-    if (L < 1 || L > ENG_MAX_LAYERS) return -1;
+    if (L < 1 || L > ENG_MAX_LAYERS || (bf16 && sizeof(REAL) != sizeof(float))) return -1;
     if (n <= 0) return 0;
     for (int l = 0; l < L; l++) {
         offset[l] = panel_total;
         panel_total += eng_epoch_panel_elements(s[l + 1], s[l], (int)sizeof(REAL));
+        widest = s[l] > widest ? s[l] : widest;
     }
     int threads = eng_get_epoch_threads();
     if (threads > (n + FORWARD_ROWS - 1) / FORWARD_ROWS)
@@ -242,12 +244,21 @@ int FN(eng_tiled_forward)(int n_layers, const int *sizes, const int *acts,
     threads = eng_team(threads);
     REAL *panels = (REAL *)malloc((size_t)panel_total * sizeof(REAL));
     REAL **rows = (REAL **)malloc((size_t)threads * (L + 1) * FORWARD_ROWS * sizeof(REAL *));
-    if (panels == NULL || rows == NULL) {
+    /* bf16: each thread's rows of a layer's input, rounded (the outputs stay float32) */
+    REAL *rounded = bf16 ? (REAL *)malloc((size_t)threads * FORWARD_ROWS * widest *
+                                          sizeof(REAL)) : NULL;
+    if (panels == NULL || rows == NULL || (bf16 && rounded == NULL)) {
         free(panels);
         free(rows);
+        free(rounded);
         return -1;
     }
-    for (int l = 0; l < L; l++) wk->to_panels(W[l], s[l + 1], s[l], panels + offset[l]);
+    for (int l = 0; l < L; l++) {
+        wk->to_panels(W[l], s[l + 1], s[l], panels + offset[l]);
+        if (bf16)
+            FN(round_bf16)(panels + offset[l], panels + offset[l],
+                           eng_epoch_panel_elements(s[l + 1], s[l], (int)sizeof(REAL)));
+    }
     #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
     for (int64_t r0 = 0; r0 < n; r0 += FORWARD_ROWS) {
         int t = 0;
@@ -262,6 +273,11 @@ int FN(eng_tiled_forward)(int n_layers, const int *sizes, const int *acts,
                 my[(l + 1) * FORWARD_ROWS + i] = out[l] + (r0 + i) * s[l + 1];
         }
         for (int l = 0; l < L; l++) {
+            if (bf16) {     /* the layer's input rows (contiguous) rounded into the scratch */
+                REAL *r = rounded + (size_t)t * FORWARD_ROWS * widest;
+                FN(round_bf16)(l == 0 ? x + r0 * s[0] : out[l - 1] + r0 * s[l], r, m * s[l]);
+                for (int64_t i = 0; i < m; i++) my[l * FORWARD_ROWS + i] = r + i * s[l];
+            }
             wk->gemm_nn((const REAL *const *)my + l * FORWARD_ROWS, m, s[l], NULL,
                             panels + offset[l], 0, s[l + 1], my + (l + 1) * FORWARD_ROWS, NULL);
             wk->bias_act_rows(out[l] + r0 * s[l + 1], B[l], m, s[l + 1], acts[l], NULL);
@@ -269,6 +285,7 @@ int FN(eng_tiled_forward)(int n_layers, const int *sizes, const int *acts,
     }
     free(panels);
     free(rows);
+    free(rounded);
     return 0;
 }
 

@@ -178,11 +178,12 @@ int64_t eng_fused_epoch_##S(const eng_epoch_plan *plan, const REAL *X, const int
    activation, loss or step, over count rows of whatever the plan's buffers hold */       \
 int64_t eng_gemm_floor_##S(const eng_epoch_plan *plan, int64_t count);                    \
 /* out[l] (n x sizes[l+1]) = every layer's output for the rows x (n x sizes[0]), by the   \
-   same tiles on the epoch's threads; 0, or -1 when memory ran out or n_layers is out of \
-   range (1..ENG_MAX_LAYERS) */                                                             \
+   same tiles on the epoch's threads; bf16 (float only): the products' operands (W, x and \
+   each layer's input) rounded to bfloat16, as the tiles' bf16-mixed epoch reads them;    \
+   0, or -1 when memory ran out or n_layers is out of range (1..ENG_MAX_LAYERS) */         \
 int eng_tiled_forward_##S(int n_layers, const int *sizes, const int *acts,                 \
                           const REAL *const *W, const REAL *const *B, const REAL *x,       \
-                          int64_t n, REAL *const *out);
+                          int64_t n, REAL *const *out, int bf16);
 
 ENGINE_DECLARE(float, f)
 ENGINE_DECLARE(double, d)
@@ -221,7 +222,8 @@ typedef struct {
                            double *losses);
     int64_t (*gemm_floor)(const eng_epoch_plan *plan, int64_t count);
     int (*tiled_forward)(int n_layers, const int *sizes, const int *acts, void *const *W,
-                         void *const *B, const void *x, int64_t n, void *const *out);
+                         void *const *B, const void *x, int64_t n, void *const *out,
+                         int bf16);
 } eng_kernel_table;
 
 extern const eng_kernel_table eng_kernels_f, eng_kernels_d;

@@ -67,9 +67,10 @@ static int64_t FN(t_fused_epoch)(const eng_epoch_plan *plan, const void *X, cons
 }
 static int FN(t_tiled_forward)(int n_layers, const int *sizes, const int *acts,
                                void *const *W, void *const *B, const void *x, int64_t n,
-                               void *const *out) {
+                               void *const *out, int bf16) {
     return FN(eng_tiled_forward)(n_layers, sizes, acts, (const REAL *const *)W,
-                                 (const REAL *const *)B, (const REAL *)x, n, (REAL *const *)out);
+                                 (const REAL *const *)B, (const REAL *)x, n, (REAL *const *)out,
+                                 bf16);
 }
 
 const eng_kernel_table FN(eng_kernels) = {

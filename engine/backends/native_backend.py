@@ -110,6 +110,10 @@ class NativeBackend(HostBackend):
         _native.gemm(a, b, out, trans_a, trans_b, alpha, beta)
 
     def bf16_rows(self, X):
+        # what forward() reads fastest: bf16 rows for a bf16 kernel, rounded float32 rows
+        # for the tiles where the CPU has no bf16 instructions
+        if _bf16_portable():
+            return _native.bf16_round(X)
         return _native.bf16_pack_rows(X)
 
     def gemm_bf16(self, a, b, out, trans_a=False, trans_b=False):
@@ -123,8 +127,14 @@ class NativeBackend(HostBackend):
         BLAS's threads call by call made that loop 7x slower."""
         if slopes is not None:         # a training step's pass (Workspace.s): per layer
             super().forward(net, x, acts, dropout, bf16, slopes)
+        elif (dropout is None and bf16 and x.dtype == np.float32
+              and x.shape[0] >= TILED_FORWARD_MIN_ROWS and _bf16_portable()):
+            # no bf16 instructions: the float32 tiles on rounded operands, as the epochs
+            # (the portable kernel, which widens every operand it reads, scored a lecture
+            # epoch's 60,000 rows in twice float32's time on a Zen 3)
+            _native.tiled_forward(net.weights, net.biases, net.activations, x, acts, bf16=True)
         elif dropout is None and bf16:
-            # bf16 products on the tiles, each layer's weights packed once per call
+            # bf16 products on the path's kernel, each layer's weights packed once per call
             _native.bf16_forward(net.weights, net.biases, net.activations, x, acts)
         elif (dropout is None and not bf16 and x.shape[0] >= TILED_FORWARD_MIN_ROWS
                 and self.product_path(net.sizes, net.dtype) == "tiles"):
@@ -251,29 +261,34 @@ class NativeBackend(HostBackend):
         epochs only: no sample weights, dropout or reduce hook), "tiles" (the float32
         tiles on operands rounded to bf16) or "blas" (BLAS on rounded operands; the
         diagnostics always). Under bf16="auto": the kernels where the CPU has bf16
-        instructions or the network is too wide for the tiles, otherwise the tiles, which
-        on a CPU without bf16 instructions run about as fast as float32 (the portable
-        kernel widens every operand as it reads it)."""
+        instructions, otherwise the float32 tiles or BLAS as float32's epochs run there,
+        which on a CPU without bf16 instructions run about as fast as float32 (the portable
+        kernel widens every operand as it reads it: its epoch of 784-1024-1024-10 took
+        1.33x float32's on a Zen 3, BLAS on rounded operands 1.05x)."""
         if diagnostics:
             return "blas"
         if self._bf16 == "kernels":
             return "kernels" if plain else "blas"
         if self._bf16 == "tiles":
             return "tiles"
-        tiles = self.product_path(sizes, np.float32) == "tiles"
-        if plain and (not tiles or _native.bf16_info()["path"] != "portable"):
+        if plain and not _bf16_portable():
             return "kernels"
-        return "tiles" if tiles else "blas"
+        return "tiles" if self.product_path(sizes, np.float32) == "tiles" else "blas"
 
     def _bf16_epoch(self, net, X, y, order, batch_size, rule, alpha, ws, batch_losses):
         """bf16-mixed: the fused C epoch on the AVX512 or AMX path, X packed to bf16 rows
         once per fit (Workspace.copy_of)."""
-        packed = ws.copy_of(X, self.bf16_rows)
+        packed = ws.copy_of(X, _native.bf16_pack_rows)
         n_state = STATE_ARRAYS[rule.kind]
         state = [arrays for arrays in (net.velocities, net.second_moments)[:n_state]]
         return _native.bf16_epoch(net.weights, net.biases, ws.gw, ws.gb, ws.a, ws.d, ws.t,
                                   net.activations, net.loss, packed, y, order, rule, alpha,
                                   batch_losses, state, slopes=ws.s)
+
+
+def _bf16_portable():
+    """Whether bf16 products run on the portable path here (no AMX or AVX512-BF16)."""
+    return _native.bf16_info()["path"] == "portable"
 
 
 def bf16_paths():
@@ -288,7 +303,8 @@ def bf16_paths():
         f"rounded to bf16"
         if info["path"] != "portable" else
         "the float32 tiles on operands rounded to bf16 (no bf16 instructions: about "
-        "float32's speed); networks too wide for the tiles: the portable kernel's epoch")
+        "float32's speed); networks too wide for the tiles: BLAS on rounded operands; the "
+        "scores between epochs: the tiles on rounded operands")
     return info
 
 
