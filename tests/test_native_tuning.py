@@ -117,6 +117,7 @@ def test_engine_tune_prints_and_caches(fake_measure, capsys):
     out = capsys.readouterr().out
     assert "own tiles up to 300 units, and up to 200 for a layer fed by a hidden" in out
     assert "784-128-128-10" in out and fake_measure == [("float32", threads)]
+    assert "a thread team from 5,000 multiply-adds per minibatch" in out
     assert main(["info"]) == 0
     assert "float32: own tiles up to 300 units, and up to 200" in capsys.readouterr().out
 
@@ -177,6 +178,22 @@ def test_the_team_cut_is_the_first_width_where_the_team_pays(monkeypatch):
     assert work == native_tuning.work_per_minibatch([784, 32, 10], 100)
     assert sorted(seconds) == [8, 16, 32]                           # stops where it pays
     assert native_tuning._team_cut("float32", 1) == (0, {})          # no team to size
+
+
+def test_a_team_measured_slow_once_is_measured_again(monkeypatch):
+    """A descheduled teammate at the smallest width must not push the cut up for good:
+    the width that failed is timed again and the better time of each side kept."""
+    calls = []
+
+    def fake(width, hidden, dtype, gemm, threads):
+        calls.append((width, threads))
+        hiccup = threads > 1 and width == 8 and calls.count((8, threads)) == 1
+        return 1e-5 * width / (0.5 if hiccup else 1.3 if threads > 1 else 1.0)
+    monkeypatch.setattr(native_tuning, "_seconds_per_minibatch", fake)
+    work, seconds = native_tuning._team_cut("float32", 2)
+    assert work == native_tuning.work_per_minibatch([784, 8, 10], 100)
+    assert calls == [(8, 1), (8, 2), (8, 1), (8, 2)]
+    assert seconds[8][0] / seconds[8][1] == pytest.approx(1.3)
 
 
 def test_small_networks_train_on_one_thread_under_auto(fake_measure):
