@@ -153,3 +153,17 @@ def engine_imports(name, path, known):
         elif isinstance(node, ast.Import):
             out.update(a.name for a in node.names)
     return {m for m in out if m.startswith("engine")}
+
+
+def bf16_spec_forward(x, W, B, acts):
+    """Each layer's outputs for rows x under the NumPy specification of bf16-mixed (the
+    products on rounded operands, float32 sums): what the native bf16 passes are held to."""
+    from engine.backends import get_backend
+    spec, outs, z = get_backend("numpy"), [], x
+    for w, b, act in zip(W, B, acts):
+        out = np.empty((x.shape[0], w.shape[0]), np.float32)
+        spec.gemm_bf16(z, w, out, trans_b=True)
+        spec.bias_act_(out, b, act)
+        outs.append(out)
+        z = out
+    return outs

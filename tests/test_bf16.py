@@ -12,7 +12,7 @@ from engine import MLP
 from engine.backends import get_backend
 from engine.precision import round_bf16
 
-from helpers import AVAILABLE, SIMD_VARIANTS, simd_variant
+from helpers import AVAILABLE, SIMD_VARIANTS, bf16_spec_forward, simd_variant
 
 _native = pytest.importorskip("engine._native", reason="the native extension is not built")
 pytestmark = pytest.mark.native
@@ -390,7 +390,6 @@ def test_the_bf16_forward_pass_is_the_per_layer_one_on_any_team(path, sizes, act
     W = [(rng.standard_normal((o, i)) / np.sqrt(i)).astype(np.float32)
          for i, o in zip(sizes, sizes[1:])]
     B = [rng.standard_normal(o).astype(np.float32) for o in sizes[1:]]
-    spec = get_backend("numpy")
     saved = _native.epoch_threads_setting()
     _native.force_bf16_path(path)
     try:
@@ -410,11 +409,7 @@ def test_the_bf16_forward_pass_is_the_per_layer_one_on_any_team(path, sizes, act
                     _native.bf16_forward(W, B, acts, rows, got, path=path)
                     for g, w_ in zip(got, want):
                         np.testing.assert_array_equal(g, w_)
-            ref, z = [np.empty((n, o), np.float32) for o in sizes[1:]], x
-            for w, b, act, out in zip(W, B, acts, ref):
-                spec.gemm_bf16(z, w, out, trans_b=True)
-                spec.bias_act_(out, b, act)
-                z = out
+            ref = bf16_spec_forward(x, W, B, acts)
             np.testing.assert_allclose(got[-1], ref[-1], rtol=1e-4, atol=1e-5)
     finally:
         _native.set_epoch_threads(saved)
