@@ -23,7 +23,8 @@ def forward_chunks(model, Xb, bf16=False):
     ws = model.state.workspace(chunk, "eval")
     # the training rows already in bf16 (packed for the fit's epochs): the same products,
     # half the bytes to read; other rows (validation data, scored every epoch) packed
-    # once, into the evaluation workspace, which the fit's end clears
+    # once, into the evaluation workspace, which the fit's end clears (where the backend
+    # keeps a bf16 form of rows: Backend.bf16_rows)
     rows = model.state.data_copy(Xb) if bf16 else None
     if bf16 and rows is None:
         rows = ws.copy_of(Xb, be.bf16_rows)

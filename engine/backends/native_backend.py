@@ -110,11 +110,11 @@ class NativeBackend(HostBackend):
         _native.gemm(a, b, out, trans_a, trans_b, alpha, beta)
 
     def bf16_rows(self, X):
-        # what forward() reads fastest: bf16 rows for a bf16 kernel, rounded float32 rows
-        # for the tiles where the CPU has no bf16 instructions
-        if _bf16_portable():
-            return _native.bf16_round(X)
-        return _native.bf16_pack_rows(X)
+        # what forward() reads fastest: bf16 rows for a bf16 kernel; where the CPU has no
+        # bf16 instructions X itself (the tiles round each block of rows as they read it,
+        # and a rounded copy of the validation set would cost its size in memory for no
+        # gain)
+        return None if _bf16_portable() else _native.bf16_pack_rows(X)
 
     def gemm_bf16(self, a, b, out, trans_a=False, trans_b=False):
         _native.gemm_bf16(a, b, out, trans_a, trans_b)
