@@ -167,37 +167,40 @@ def test_a_fit_on_the_tiles_scores_its_epochs_with_bf16_products():
     assert model.evaluate(X, y)["loss"] != loss              # float32's own numbers
 
 
+@pytest.mark.parametrize("variant", SIMD_VARIANTS)
 @pytest.mark.parametrize("sizes,acts", [([37, 20, 5], ["sigmoid", "softmax"]),
                                         ([37, 40, 17, 5], ["relu", "tanh", "sigmoid"]),
                                         ([37, 100, 5], ["silu", "identity"])])
-def test_the_tiles_forward_pass_in_bf16_is_the_rounded_float32_one(sizes, acts):
+def test_the_tiles_forward_pass_in_bf16_is_the_rounded_float32_one(sizes, acts, variant):
     """tiled_forward(bf16=True), a CPU without bf16 instructions' scores of a bf16-mixed
     fit: the bits of the float32 tiles' pass layer by layer on W and each layer's input
-    rounded (outputs kept float32), on 1, 2 and 3 threads, for row counts around its
-    48-row blocks; and the NumPy specification within the products' bounds."""
+    rounded (outputs kept float32), in every SIMD variant that runs here, on 1, 2 and 3
+    threads, for row counts around its 48-row blocks; and the NumPy specification within
+    the products' bounds."""
     rng = np.random.default_rng(5)
     W = [(rng.standard_normal((o, i)) / np.sqrt(i)).astype(np.float32)
          for i, o in zip(sizes, sizes[1:])]
     B = [rng.standard_normal(o).astype(np.float32) for o in sizes[1:]]
     saved = _native.epoch_threads_setting()
     try:
-        for n in (1, 47, 49, 700):
-            x = rng.random((n, sizes[0])).astype(np.float32)
-            want, z = [], x
-            for w, b, act in zip(W, B, acts):
-                out = np.empty((n, w.shape[0]), np.float32)
-                _native.tiled_forward([_native.bf16_round(w)], [b], [act],
-                                      _native.bf16_round(z), [out])
-                want.append(out)
-                z = out
-            for threads in (1, 2, 3):
-                _native.set_epoch_threads(threads)
-                got = [np.full((n, o), np.nan, np.float32) for o in sizes[1:]]
-                _native.tiled_forward(W, B, acts, x, got, bf16=True)
-                for g, w_ in zip(got, want):
-                    np.testing.assert_array_equal(g, w_)
-            for g, r in zip(got, bf16_spec_forward(x, W, B, acts)):
-                np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-5)
+        with simd_variant(variant):
+            for n in (1, 47, 49, 700):
+                x = rng.random((n, sizes[0])).astype(np.float32)
+                want, z = [], x
+                for w, b, act in zip(W, B, acts):
+                    out = np.empty((n, w.shape[0]), np.float32)
+                    _native.tiled_forward([_native.bf16_round(w)], [b], [act],
+                                          _native.bf16_round(z), [out])
+                    want.append(out)
+                    z = out
+                for threads in (1, 2, 3):
+                    _native.set_epoch_threads(threads)
+                    got = [np.full((n, o), np.nan, np.float32) for o in sizes[1:]]
+                    _native.tiled_forward(W, B, acts, x, got, bf16=True)
+                    for g, w_ in zip(got, want):
+                        np.testing.assert_array_equal(g, w_)
+                for g, r in zip(got, bf16_spec_forward(x, W, B, acts)):
+                    np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-5)
     finally:
         _native.set_epoch_threads(saved)
     with pytest.raises(ValueError, match="bf16 needs float32"):
