@@ -147,3 +147,15 @@ def test_bf16_rows_are_a_fraction_of_the_bf16_peak_of_every_thread():
             {"runner": "native", "gflops": 100.0, "fraction_of_peak": 0.2}]
     bf16_fractions(info, rows)
     assert [r["fraction_of_peak"] for r in rows] == [0.25, 0.15, 0.2]
+
+
+def test_the_header_says_which_bf16_path_the_bf16_rows_ran_on():
+    from engine.apps.bench_machine import machine_header
+    info = {"date": "2026-12-06", "cpu": "a CPU", "cores": 2, "blas": "a BLAS",
+            "simd": "avx2+fma", "peak_threads": 2,
+            "fma_peak_gflops": {"float32": 200.0, "float64": 100.0}}
+    amx = machine_header(dict(info, bf16_path="amx", bf16_peak_gflops=3000.0), 2, 600)
+    assert "bf16 products: amx, peak 3000 GFLOP/s on 1 thread" in amx
+    portable = machine_header(dict(info, bf16_path="portable", bf16_peak_gflops=0.0), 2, 600)
+    assert "bf16 products: portable (bf16-mixed epochs: the " \
+           "float32 tiles" in portable and "peak 0" not in portable

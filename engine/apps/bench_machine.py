@@ -107,9 +107,9 @@ def machine_header(info, threads, samples):
             head += (f" | bf16 products: {info['bf16_path']}, peak {info['bf16_peak_gflops']:.0f}"
                      f" GFLOP/s on 1 thread (the bf16 rows' \"of peak\": of "
                      f"{info['peak_threads']} threads' worth)")
-            if info["bf16_path"] == "portable":    # NativeBackend.bf16_epoch_path
-                head += (" | bf16-mixed epochs: the float32 tiles (BLAS where float32 takes"
-                         " BLAS) on rounded operands")
+        elif info.get("bf16_path") == "portable":    # NativeBackend.bf16_epoch_path
+            head += (" | bf16 products: portable (bf16-mixed epochs: the"
+                     " float32 tiles, or BLAS where float32 takes BLAS, on rounded operands)")
     if info.get("busy"):
         head += f"\nWARNING: {info['busy']}"
     return head
