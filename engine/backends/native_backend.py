@@ -287,7 +287,8 @@ class NativeBackend(HostBackend):
 
 
 def _bf16_portable():
-    """Whether bf16 products run on the portable path here (no AMX or AVX512-BF16)."""
+    """Whether bf16 products run on the portable path here (no AMX, and no AVX512-BF16
+    or one slower than float32 FMAs)."""
     return _native.bf16_info()["path"] == "portable"
 
 
@@ -302,9 +303,9 @@ def bf16_paths():
         f"reduction, the float32 tiles (BLAS for networks too wide for them) on operands "
         f"rounded to bf16"
         if info["path"] != "portable" else
-        "the float32 tiles on operands rounded to bf16 (no bf16 instructions: about "
-        "float32's speed); networks too wide for the tiles: BLAS on rounded operands; the "
-        "scores between epochs: the tiles on rounded operands")
+        "the float32 tiles on operands rounded to bf16 (no bf16 instructions worth "
+        "using: about float32's speed); networks too wide for the tiles: BLAS on rounded "
+        "operands; the scores between epochs: the tiles on rounded operands")
     return info
 
 
