@@ -253,12 +253,8 @@ int FN(eng_tiled_forward)(int n_layers, const int *sizes, const int *acts,
         free(rounded);
         return -1;
     }
-    for (int l = 0; l < L; l++) {
-        wk->to_panels(W[l], s[l + 1], s[l], panels + offset[l]);
-        if (bf16)
-            FN(round_bf16)(panels + offset[l], panels + offset[l],
-                           eng_epoch_panel_elements(s[l + 1], s[l], (int)sizeof(REAL)));
-    }
+    for (int l = 0; l < L; l++) wk->to_panels(W[l], s[l + 1], s[l], panels + offset[l]);
+    if (bf16) FN(round_bf16)(panels, panels, panel_total);     /* padding included */
     #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
     for (int64_t r0 = 0; r0 < n; r0 += FORWARD_ROWS) {
         int t = 0;

@@ -77,10 +77,12 @@ def _product_path_info(threads):
 
 
 def _limits_text(entry):
+    from ..backends.native_tuning import work_per_minibatch
+    lecture = work_per_minibatch([784, 100, 10], 100)
     return (f"own tiles up to {entry['max_width']} units, and up to {entry['max_inner_width']} "
             f"for a layer fed by a hidden layer (sqrt(n_in * n_out)); BLAS above; a thread "
             f"team from {entry['min_team_work']:,} multiply-adds per minibatch "
-            f"(784-100-10 at batch 100: 7,940,000), one thread below")
+            f"(784-100-10 at batch 100: {lecture:,}), one thread below")
 
 
 # what the less obvious entries of `engine info`'s native build mean

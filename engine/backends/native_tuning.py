@@ -157,15 +157,15 @@ def _team_cut(dtype, threads):
         return 0, {}
     seconds = {}
     for width in TEAM_WIDTHS:
-        one, team = (_seconds_per_minibatch(width, 1, dtype, "tiles", t)
-                     for t in (1, threads))
+        def one_and_team():
+            return [_seconds_per_minibatch(width, 1, dtype, "tiles", t) for t in (1, threads)]
+        one, team = one_and_team()
         if one < TEAM_GAIN * team:
             # no gain, or a hiccup of a shared machine? A cut cached too high trains the
             # lecture's network on one thread for good (1.8x slower on a 2-core Zen 3 host,
             # where one unlucky measurement had put it at 784-128-10), so measure again and
             # keep the better of each
-            one = min(one, _seconds_per_minibatch(width, 1, dtype, "tiles", 1))
-            team = min(team, _seconds_per_minibatch(width, 1, dtype, "tiles", threads))
+            one, team = map(min, (one, team), one_and_team())
         seconds[width] = [one, team]
         if one >= TEAM_GAIN * team:
             break
