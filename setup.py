@@ -73,7 +73,7 @@ extension = Extension(
     "engine._native",
     sources=["bindings/_native.pyx", "csrc/kernels.c", "csrc/runtime.c", "csrc/bf16.c",
              "csrc/bf16_pack.c", "csrc/bf16_pack_avx512.c", "csrc/bf16_kernels.c",
-             "csrc/bf16_epoch.c", "csrc/bf16_forward.c"],
+             "csrc/bf16_epoch.c", "csrc/bf16_forward.c", "csrc/bf16_emulated.c"],
     include_dirs=["csrc", "bindings", np.get_include()],
     depends=sorted(glob.glob("csrc/*.h") + glob.glob("bindings/*.pxd")
                    + glob.glob("bindings/*.pxi")),

@@ -91,6 +91,13 @@ def bf16_peak_gflops(path=None, double seconds=0.2):
     return rate
 
 
+def emulate_bf16_paths(bint on):
+    """For the tests: on, the AVX512-BF16 (given AVX2) and AMX paths this CPU lacks run on
+    their kernels emulated in software where a call names them or force_bf16_path forces
+    them (never by default; bf16_info says "emulated"); off again with False."""
+    eng_bf16_emulate(on)
+
+
 def force_bf16_path(path):
     """Make gemm_bf16 take `path` by default (None: the best again); ValueError where it
     does not run."""

@@ -105,6 +105,7 @@ cdef extern from "kernels.h" nogil:
     double eng_bf16_dot_vs_fma()
     int eng_bf16_force(int path)
     int eng_bf16_supported(int path)
+    void eng_bf16_emulate(int on)
     const char *eng_bf16_name(int path)
     const char *eng_bf16_reason(int path)
     double eng_bf16_peak_gflops(int path, int64_t iters)

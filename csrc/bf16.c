@@ -67,105 +67,16 @@ static void load_tile_config(void) {
     _tile_loadconfig(&cfg);
 }
 
-/* Tile t of c (rows i.., columns j..) into c: straight into c when the whole 16 x 16 tile
-   is valid, else through a small buffer (a tile store writes all 16 rows and columns). */
-#define STORE_TILE(t, i, j)                                                                 \
-    do {                                                                                    \
-        if ((i) + 16 <= m && (j) + 16 <= n) {                                               \
-            _tile_stored(t, c + (i) * ldc + (j), ldc * 4);                                  \
-        } else if ((i) < m && (j) < n) {                                                    \
-            _tile_stored(t, edge, 64);                                                      \
-            for (int64_t r = 0; r < 16 && (i) + r < m; r++)                                 \
-                memcpy(c + ((i) + r) * ldc + (j), edge + r * 16,                            \
-                       (size_t)((n - (j)) < 16 ? (n - (j)) : 16) * 4);                      \
-        }                                                                                   \
-    } while (0)
-
-/* One 32 x 32 block of c (fewer where rows2 or cols2 is 0: a last block of 16 rows or
-   columns) over k in [k0, k1): four 16 x 16 float32 accumulators (tiles 0-3), two 16 x 32
-   bf16 tiles of a (4, 5) and two 16-pair x 16 tiles of b (6, 7) per step of 32 along k.
-   The accumulators start at zero (acc NULL on the first stretch of k) or from acc (the
-   block's sums so far, 32 floats per row), and end in acc, or in c after the last stretch.
-   Called with constant rows2/cols2, so each of the four shapes compiles to its own loop. */
-__attribute__((target("amx-tile,amx-bf16"), always_inline))
-static inline void amx_block(const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
-                             float *c, int64_t ldc, int64_t i, int64_t j, int64_t m,
-                             int64_t n, int64_t k0, int64_t k1, float *acc, int first,
-                             int last, int rows2, int cols2, float *edge) {
-    const size_t a_stride = (size_t)lda * 2, b_stride = (size_t)ldb * 4;
-    if (first) {
-        _tile_zero(0);
-        if (cols2) _tile_zero(1);
-        if (rows2) _tile_zero(2);
-        if (rows2 && cols2) _tile_zero(3);
-    } else {
-        _tile_loadd(0, acc, 128);
-        if (cols2) _tile_loadd(1, acc + 16, 128);
-        if (rows2) _tile_loadd(2, acc + 16 * 32, 128);
-        if (rows2 && cols2) _tile_loadd(3, acc + 16 * 32 + 16, 128);
-    }
-    for (int64_t k = k0; k < k1; k += 32) {
-        _tile_loadd(4, a + i * lda + k, a_stride);
-        if (rows2) _tile_loadd(5, a + (i + 16) * lda + k, a_stride);
-        _tile_loadd(6, b + (k / 2) * ldb * 2 + j * 2, b_stride);
-        if (cols2) _tile_loadd(7, b + (k / 2) * ldb * 2 + (j + 16) * 2, b_stride);
-        _tile_dpbf16ps(0, 4, 6);
-        if (cols2) _tile_dpbf16ps(1, 4, 7);
-        if (rows2) _tile_dpbf16ps(2, 5, 6);
-        if (rows2 && cols2) _tile_dpbf16ps(3, 5, 7);
-    }
-    if (last) {
-        STORE_TILE(0, i, j);
-        if (cols2) STORE_TILE(1, i, j + 16);
-        if (rows2) STORE_TILE(2, i + 16, j);
-        if (rows2 && cols2) STORE_TILE(3, i + 16, j + 16);
-    } else {
-        _tile_stored(0, acc, 128);
-        if (cols2) _tile_stored(1, acc + 16, 128);
-        if (rows2) _tile_stored(2, acc + 16 * 32, 128);
-        if (rows2 && cols2) _tile_stored(3, acc + 16 * 32 + 16, 128);
-    }
-}
-
-/* k per stretch: a 32-column panel of b over one stretch (32 x KC bf16, 16 KB) stays in L1
-   while the row blocks of a pass; the partial sums wait in acc between stretches (float32
-   stored and loaded exactly, so the sums are those of one unbroken pass) */
-#define KC 256
-
-/* c (m x n, row stride ldc) = a . b in 32 x 32 blocks */
-__attribute__((target("amx-tile,amx-bf16")))
-static void amx_kernel(const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
-                       float *c, int64_t ldc, int64_t m, int64_t n, int64_t kp) {
-    float edge[256];
-    float *sums = kp > KC ? alloc_lines((size_t)round_up(m, 32) * 32 * sizeof(float)) : NULL;
-    const int64_t kc = sums != NULL ? KC : kp;       /* out of memory: one stretch */
-    load_tile_config();
-    for (int64_t j = 0; j < n; j += 32) {
-        const int cols2 = n - j > 16;
-        for (int64_t k0 = 0; k0 < kp; k0 += kc) {
-            const int64_t k1 = k0 + kc < kp ? k0 + kc : kp;
-            const int first = k0 == 0, last = k1 == kp;
-            for (int64_t i = 0; i < m; i += 32) {
-                const int rows2 = m - i > 16;
-                float *acc = sums + i * 32;
-                if (rows2 && cols2)
-                    amx_block(a, lda, b, ldb, c, ldc, i, j, m, n, k0, k1, acc, first, last, 1,
-                              1, edge);
-                else if (rows2)
-                    amx_block(a, lda, b, ldb, c, ldc, i, j, m, n, k0, k1, acc, first, last, 1,
-                              0, edge);
-                else if (cols2)
-                    amx_block(a, lda, b, ldb, c, ldc, i, j, m, n, k0, k1, acc, first, last, 0,
-                              1, edge);
-                else
-                    amx_block(a, lda, b, ldb, c, ldc, i, j, m, n, k0, k1, acc, first, last, 0,
-                              0, edge);
-            }
-        }
-    }
-    _tile_release();
-    free(sums);
-}
+#define AMX_TARGET __attribute__((target("amx-tile,amx-bf16")))
+#define AMX_NAME(x) x
+#define TILE_START() load_tile_config()
+#define TILE_END() _tile_release()
+#define TILE_ZERO(t) _tile_zero(t)
+#define TILE_LOAD(t, p, stride) _tile_loadd(t, p, stride)
+#define TILE_STORE(t, p, stride) _tile_stored(t, p, stride)
+#define TILE_DP(c, a, b) _tile_dpbf16ps(c, a, b)
+#include "bf16_amx_body.h"
+#include "bf16_amx_undef.h"
 
 /* GFLOP/s of `iters` rounds of register-only bf16 dot products on one thread: four AMX
    accumulators (16 x 16 x 32 multiply-adds per tdpbf16ps), or eight vdpbf16ps accumulators
@@ -215,7 +126,7 @@ static double avx512_peak(int64_t iters) {
 }
 
 double eng_bf16_peak_gflops(int path, int64_t iters) {
-    if (!eng_bf16_supported(path)) return 0.0;
+    if (!eng_bf16_supported(path) || eng_bf16_emulated(path)) return 0.0;
     if (path == ENG_BF16_AMX) return amx_peak(iters);
     if (path == ENG_BF16_AVX512) return avx512_peak(iters);
     return 0.0;
@@ -273,6 +184,10 @@ void eng_bf16_kernel(int path, const uint16_t *a, int64_t lda, const uint16_t *b
     if (m <= 0 || n <= 0) return;
     if (path == ENG_BF16_PORTABLE)
         eng_bf16_portable_kernel(a, lda, b, ldb, c, ldc, m, n, kp);
+    else if (eng_bf16_emulated(path) && path == ENG_BF16_AMX)
+        eng_bf16_amx_emulated_kernel(a, lda, b, ldb, c, ldc, m, n, kp);
+    else if (eng_bf16_emulated(path))
+        eng_bf16_avx512_emulated_kernel(a, lda, b, ldb, c, ldc, m, n, kp);
     else
         simd_kernel(path, a, lda, b, ldb, c, ldc, m, n, kp);
 }
@@ -301,9 +216,9 @@ void eng_bf16_product(int path, const uint16_t *a, int64_t lda, const uint16_t *
 }
 
 /* ------------------------------------------------------------------ choice of path */
-static int probed = 0, supported[ENG_BF16_PATHS], forced = -1, slow_dot = 0;
+static int probed = 0, supported[ENG_BF16_PATHS], forced = -1, slow_dot = 0, emulating = 0;
 static const char *reasons[ENG_BF16_PATHS];
-static char slow_reason[200];
+static char slow_reason[200], emulated_reasons[ENG_BF16_PATHS][240];
 static const char *const names[ENG_BF16_PATHS] = {"portable", "avx512-bf16", "amx"};
 
 static void probe(void) {
@@ -344,6 +259,7 @@ static void probe(void) {
    operands) is as fast: Sapphire Rapids runs vdpbf16ps at half its FMA rate */
 double eng_bf16_dot_vs_fma(void) {
 #if ENG_HAVE_BF16_PATHS
+    if (!supported[ENG_BF16_AVX512]) return 0.0;            /* (probe() has set it) */
     double dot = avx512_peak(1 << 15), fma = eng_fma_gflops_f(1, 1 << 15);
     snprintf(slow_reason, sizeof slow_reason, "the CPU has AVX512-BF16, but its vdpbf16ps "
              "(%.0f GFLOP/s) is not faster than float32 FMAs (%.0f) here: used only when "
@@ -356,11 +272,30 @@ double eng_bf16_dot_vs_fma(void) {
 
 int eng_bf16_supported(int path) {
     probe();
-    return path >= 0 && path < ENG_BF16_PATHS && supported[path];
+    return path >= 0 && path < ENG_BF16_PATHS && (supported[path] || eng_bf16_emulated(path));
+}
+
+int eng_bf16_emulated(int path) {
+    probe();
+    if (!emulating || path <= ENG_BF16_PORTABLE || path >= ENG_BF16_PATHS || supported[path])
+        return 0;
+    /* the emulated vdpbf16ps is built for AVX2 */
+    return path == ENG_BF16_AMX || eng_simd_supported(ENG_SIMD_AVX2);
+}
+
+void eng_bf16_emulate(int on) {
+    probe();
+    emulating = on != 0;
+    if (!emulating && forced >= 0 && !supported[forced]) forced = -1;
 }
 
 const char *eng_bf16_reason(int path) {
     probe();
+    if (eng_bf16_emulated(path)) {
+        snprintf(emulated_reasons[path], sizeof emulated_reasons[path],
+                 "emulated in software for the tests (%s)", reasons[path]);
+        return emulated_reasons[path];
+    }
     if (path == ENG_BF16_AVX512 && slow_dot) return slow_reason;
     return path >= 0 && path < ENG_BF16_PATHS ? reasons[path] : "no such path";
 }
@@ -383,7 +318,7 @@ int eng_bf16_force(int path) {
         forced = -1;
         return 0;
     }
-    if (path >= ENG_BF16_PATHS || !supported[path]) return -1;
+    if (!eng_bf16_supported(path)) return -1;
     forced = path;
     return 0;
 }

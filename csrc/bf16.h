@@ -54,6 +54,17 @@ void eng_bf16_portable_kernel(const uint16_t *a, int64_t lda, const uint16_t *b,
                               float *c, int64_t ldc, int64_t m, int64_t n, int64_t kp);
 void eng_bf16_avx512_kernel(const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
                             float *c, int64_t ldc, int64_t m, int64_t n, int64_t kp);
+/* the AVX512-BF16 and AMX paths' kernels on their instructions emulated in software
+   (bf16_kernels.c: AVX2; bf16_emulated.c: plain C), which the tests run where the CPU
+   lacks the instructions (eng_bf16_emulate) */
+void eng_bf16_avx512_emulated_kernel(const uint16_t *a, int64_t lda, const uint16_t *b,
+                                     int64_t ldb, float *c, int64_t ldc, int64_t m, int64_t n,
+                                     int64_t kp);
+void eng_bf16_amx_emulated_kernel(const uint16_t *a, int64_t lda, const uint16_t *b,
+                                  int64_t ldb, float *c, int64_t ldc, int64_t m, int64_t n,
+                                  int64_t kp);
+/* whether `path` runs here on its kernel emulated in software */
+int eng_bf16_emulated(int path);
 /* the same, products past PAR_MIN_MACS split by 32-column blocks between the epoch's threads */
 void eng_bf16_product(int path, const uint16_t *a, int64_t lda, const uint16_t *b,
                       int64_t ldb, float *c, int64_t ldc, int64_t m, int64_t n, int64_t kp);
@@ -82,8 +93,9 @@ typedef struct {
 } eng_bf16_packers;
 
 extern const eng_bf16_packers eng_bf16_packers_portable, eng_bf16_packers_avx512;
-/* the packers a path's operands are made with */
+/* the packers a path's operands are made with (an emulated path's: the portable ones) */
 static inline const eng_bf16_packers *eng_bf16_packers_for(int path) {
-    return path == ENG_BF16_PORTABLE ? &eng_bf16_packers_portable : &eng_bf16_packers_avx512;
+    return path == ENG_BF16_PORTABLE || eng_bf16_emulated(path) ? &eng_bf16_packers_portable
+                                                                 : &eng_bf16_packers_avx512;
 }
 #endif

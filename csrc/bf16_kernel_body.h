@@ -1,6 +1,7 @@
 /* One bf16 product kernel, for one path and SIMD variant (csrc/bf16_kernels.c includes this
    once per instance, with V, TARGET, VBYTES and MR set as instantiate.h sets them, and
-   DOT_BF16 1 for vdpbf16ps, 0 for the portable path's float32 multiply-adds).
+   DOT_BF16 1 for vdpbf16ps, 0 for the portable path's float32 multiply-adds; with
+   DOT_BF16, DPBF16(acc, x, y) is vdpbf16ps on 64-byte vectors, or its emulation).
 
    c (m x n) = a . b on the packed operands (bf16.h): a in bf16 rows, b in pairs of k. A
    block of MR rows of a is multiplied with every column block of b: 2 vectors of columns
@@ -69,10 +70,9 @@ TARGET ENG_INLINE void VFN(block)(const VFN(staged) *st, int64_t st_ld, const ui
 #if DOT_BF16
 #pragma GCC unroll 16
         for (int r = 0; r < mr; r++) {
-            const __m512bh pair = (__m512bh)((VFN(uvec)){0} + sq[r * st_ld]);
+            const VFN(uvec) pair = (VFN(uvec)){0} + sq[r * st_ld];
 #pragma GCC unroll 2
-            for (int v = 0; v < nv; v++)
-                acc[r][v] = _mm512_dpbf16_ps(acc[r][v], pair, (__m512bh)raw[v]);
+            for (int v = 0; v < nv; v++) acc[r][v] = DPBF16(acc[r][v], pair, raw[v]);
         }
 #else
         const VFN(uvec) odd_mask = (VFN(uvec)){0} + 0xffff0000u;
@@ -162,7 +162,7 @@ TARGET static void VFN(tail_columns)(const uint16_t *a, int64_t lda, const uint3
                     VFN(pairs16) y;
                     memcpy(&y, col[t] + q, sizeof y);
 #if DOT_BF16
-                    acc[t] = _mm512_dpbf16_ps(acc[t], (__m512bh)x, (__m512bh)y);
+                    acc[t] = DPBF16(acc[t], x, y);
 #else
                     const VFN(pairs16) odd = (VFN(pairs16)){0} + 0xffff0000u;
                     acc[t] += (VFN(lanes16))(x << 16) * (VFN(lanes16))(y << 16);

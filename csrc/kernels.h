@@ -262,7 +262,10 @@ int eng_gemm_bf16(int path, int trans_a, int trans_b, int64_t m, int64_t n, int6
                   const float *a, const float *b, float *c);
 int eng_bf16_path(void);                /* the path in use: the best supported, or forced */
 int eng_bf16_force(int path);           /* -1: the best again; -1 returned if unsupported */
-int eng_bf16_supported(int path);
+int eng_bf16_supported(int path);      /* runs here: natively, or emulated (below) */
+/* tests: on (1), the AVX512-BF16 (on a CPU with AVX2) and AMX paths that the CPU lacks run on
+   their kernels emulated in software where named or forced, never by default; off (0) again */
+void eng_bf16_emulate(int on);
 const char *eng_bf16_name(int path);
 const char *eng_bf16_reason(int path);  /* why a path runs here, or why not */
 /* GFLOP/s of a register-only loop of the path's bf16 dot product on one thread (0: none) */

@@ -19,8 +19,33 @@ pytestmark = pytest.mark.native
 
 INFO = _native.bf16_info()
 KERNELS = get_backend("native", bf16="kernels")
-PATHS = [pytest.param(name, marks=pytest.mark.skipif(not runs, reason=why))
-         for name, (runs, why) in INFO["paths"].items()]
+
+
+def _paths():
+    """Every path: natively where the CPU runs it, else on its instructions emulated in
+    software (the kernel's source, packing and epoch layout; not its speed), skipped only
+    where neither runs (the emulated vdpbf16ps needs AVX2)."""
+    _native.emulate_bf16_paths(True)
+    emulated = _native.bf16_info()["paths"]
+    _native.emulate_bf16_paths(False)
+    for name, (runs, why) in INFO["paths"].items():
+        yield pytest.param(name, id=name if runs else f"{name}-emulated",
+                           marks=pytest.mark.skipif(not emulated[name][0], reason=why))
+
+
+PATHS = list(_paths())
+
+
+@pytest.fixture(autouse=True)
+def _emulation(request):
+    """A test given a path this CPU lacks runs it emulated (see _paths)."""
+    path = getattr(request.node, "callspec", None) and request.node.callspec.params.get("path")
+    emulate = path in INFO["paths"] and not INFO["paths"][path][0]
+    if emulate:
+        _native.emulate_bf16_paths(True)
+    yield
+    if emulate:
+        _native.emulate_bf16_paths(False)
 
 
 def test_rounding_is_nearest_even_on_the_bits():
@@ -124,6 +149,33 @@ def test_gemm_bf16_refuses_what_it_cannot_do():
         if not runs:
             with pytest.raises(ValueError, match="does not run here"):
                 _native.gemm_bf16(a, a.T.copy(), np.empty((3, 3), np.float32), path=name)
+
+
+def test_emulated_paths_run_only_where_asked():
+    """Emulation lets the paths this CPU lacks run where a call names them or they are
+    forced, says so, has no peak to report and is never the default; off again, they are
+    refused and a path forced on in emulation is dropped."""
+    lacking = [name for name, (runs, _) in INFO["paths"].items() if not runs]
+    if not lacking:
+        pytest.skip("this CPU runs every bf16 path natively: nothing to emulate")
+    a = np.ones((3, 4), np.float32)
+    _native.emulate_bf16_paths(True)
+    try:
+        info = _native.bf16_info()
+        assert info["path"] == INFO["path"]
+        for name in lacking:
+            runs, why = info["paths"][name]
+            assert runs and why == f"emulated in software for the tests ({INFO['paths'][name][1]})"
+            assert _native.bf16_peak_gflops(name) == 0.0
+        _native.force_bf16_path(lacking[-1])
+        assert _native.bf16_info()["path"] == lacking[-1]
+        if "avx512-bf16" in lacking:                  # no vdpbf16ps to time
+            assert _native.bf16_dot_vs_fma() == 0.0
+    finally:
+        _native.emulate_bf16_paths(False)
+    assert _native.bf16_info() == INFO
+    with pytest.raises(ValueError, match="does not run here"):
+        _native.gemm_bf16(a, a.T.copy(), np.empty((3, 3), np.float32), path=lacking[-1])
 
 
 def test_info_names_the_path_and_why():
