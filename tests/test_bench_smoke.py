@@ -29,6 +29,37 @@ def test_report_prints_a_table(capsys):
     assert report["machine"]["cores"] >= 1
 
 
+def test_a_runner_slower_than_the_budget_is_timed_by_its_first_call_alone():
+    import time
+    from engine.apps.timing import interleaved_times
+    calls = {"fast": 0, "slow": 0}
+
+    def runner(label, pause):
+        def run():
+            calls[label] += 1
+            time.sleep(pause)
+        return lambda: run
+
+    runners = [("fast", runner("fast", 0.0)), ("slow", runner("slow", 0.05))]
+    times = interleaved_times(runners, 3, settle=0.0, once_over=0.03)
+    assert calls == {"fast": 4, "slow": 1}
+    assert len(times["fast"]) == 3 and len(times["slow"]) == 1 and times["slow"][0] >= 0.05
+    times = interleaved_times(runners, 3, settle=0.0)         # no budget: every one 3 times
+    assert calls == {"fast": 8, "slow": 5} and len(times["slow"]) == 3
+
+
+def test_the_table_marks_a_row_timed_by_one_epoch(capsys, monkeypatch):
+    from engine.apps import bench
+    from engine.apps.cli import main
+    monkeypatch.setattr(bench, "ONE_EPOCH_OVER_S", 0.0)      # every runner over budget
+    assert main(["bench", "--workload", "lecture", "--dtype", "float32", "--samples", "300",
+                 "--repeats", "2", "--no-others"]) == 0
+    captured = capsys.readouterr()
+    rows = [line for line in captured.out.splitlines() if "| lecture" in line]
+    assert rows and all("(one epoch)" in line for line in rows)
+    assert "numpy: its first epoch took" in captured.err
+
+
 def test_report_names_the_machine_and_its_peak(capsys):
     from engine.apps.cli import main
     from engine.backends import runnable_backends
