@@ -11,7 +11,11 @@
    Every path packs op(a) as bf16 rows of K (padded to 32) and op(b) in the
    pair-interleaved ("VNNI") layout both instructions read: element (k, j) of op(b) at
    [k / 2][j][k % 2]. A product of two bf16 values is exact in float32, so the paths differ
-   only in the order of the float32 additions (bounded like any float32 reduction). */
+   only in the order of the float32 additions (bounded like any float32 reduction).
+
+   For the tests, a CPU without AVX512-BF16 or AMX runs those paths on their instructions
+   emulated in software (eng_bf16_emulate: csrc/bf16_emulated.c, bf16_kernels.c), where asked
+   and never by default. */
 #if defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE
 #endif
