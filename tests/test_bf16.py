@@ -1,8 +1,9 @@
 """bf16-mixed precision: the NumPy specification (engine/precision.py) and every native
-path this CPU runs against it (portable, AVX512-BF16, AMX; the others skipped with the
-reason), the fused bf16 epoch against the specification's epoch, and the model API. The
-native models here train on the kernels' own epoch (bf16="kernels": the path forced is the
-one that runs); tests/test_bf16_tiles.py tests bf16-mixed on the float32 tiles."""
+path against it (portable, AVX512-BF16, AMX: natively where the CPU runs it, else on its
+instructions emulated in software), the fused bf16 epoch against the specification's
+epoch, and the model API. The native models here train on the kernels' own epoch
+(bf16="kernels": the path forced is the one that runs); tests/test_bf16_tiles.py tests
+bf16-mixed on the float32 tiles."""
 import functools
 
 import numpy as np
