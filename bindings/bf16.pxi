@@ -62,8 +62,6 @@ def gemm_bf16(a, b, out, bint trans_a=False, bint trans_b=False, path=None):
 def bf16_dot_vs_fma():
     """vdpbf16ps's GFLOP/s over float32 FMAs' on one thread (0 where AVX512-BF16 code is not
     built or does not run): below 1.2 the AVX512-BF16 path is not chosen unless forced."""
-    if not eng_bf16_supported(ENG_BF16_AVX512):
-        return 0.0
     return eng_bf16_dot_vs_fma()
 
 

@@ -188,10 +188,10 @@ void eng_bf16_kernel(int path, const uint16_t *a, int64_t lda, const uint16_t *b
     if (m <= 0 || n <= 0) return;
     if (path == ENG_BF16_PORTABLE)
         eng_bf16_portable_kernel(a, lda, b, ldb, c, ldc, m, n, kp);
-    else if (eng_bf16_emulated(path) && path == ENG_BF16_AMX)
-        eng_bf16_amx_emulated_kernel(a, lda, b, ldb, c, ldc, m, n, kp);
     else if (eng_bf16_emulated(path))
-        eng_bf16_avx512_emulated_kernel(a, lda, b, ldb, c, ldc, m, n, kp);
+        (path == ENG_BF16_AMX ? eng_bf16_amx_emulated_kernel
+                              : eng_bf16_avx512_emulated_kernel)(a, lda, b, ldb, c, ldc, m, n,
+                                                                 kp);
     else
         simd_kernel(path, a, lda, b, ldb, c, ldc, m, n, kp);
 }
@@ -263,7 +263,8 @@ static void probe(void) {
    operands) is as fast: Sapphire Rapids runs vdpbf16ps at half its FMA rate */
 double eng_bf16_dot_vs_fma(void) {
 #if ENG_HAVE_BF16_PATHS
-    if (!supported[ENG_BF16_AVX512]) return 0.0;            /* (probe() has set it) */
+    probe();                                /* (which calls this once, after setting it) */
+    if (!supported[ENG_BF16_AVX512]) return 0.0;
     double dot = avx512_peak(1 << 15), fma = eng_fma_gflops_f(1, 1 << 15);
     snprintf(slow_reason, sizeof slow_reason, "the CPU has AVX512-BF16, but its vdpbf16ps "
              "(%.0f GFLOP/s) is not faster than float32 FMAs (%.0f) here: used only when "

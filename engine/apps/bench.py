@@ -211,11 +211,12 @@ def _timed_rows(workloads, dtypes, repeats, threads, n_samples, others, backends
                                                   once_over=ONE_EPOCH_OVER_S).items():
                 med = statistics.median(times)
                 timed[label] = med
-                if len(times) < repeats:
+                one_epoch = len(times) < repeats
+                if one_epoch:
                     log(f"bench: {label}: its first epoch took {med:.0f} s, so that epoch "
                         f"alone is its figure")
                 rows.append({"workload": wname, "dtype": dtype, "runner": label,
-                             "median_s": med, "times_s": times, "one_epoch": len(times) < repeats,
+                             "median_s": med, "times_s": times, "one_epoch": one_epoch,
                              "gflops": gflop / med})
             base, floor = timed.get("numpy"), timed.get("GEMM floor")
             for r in rows:
