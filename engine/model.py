@@ -10,7 +10,7 @@ from .backends import backend_for
 from .backends.base import TARGETS, Backend
 from .history import History
 from .model_persistence import Persistence
-from .precision import BF16_MIXED
+from .precision import BF16_MIXED, check_range
 from .precision import check as precision_check
 from .train_state import TrainState
 
@@ -275,6 +275,8 @@ class MLP(Persistence):
         """(X, y) checked against this model and converted as fit takes them: X (n,
         n_in) in the model's dtype; y labels (int64), 0/1 indicators or target values."""
         X = checks.features(X, self.layer_sizes[0], self.dtype, xname)
+        if self.precision == BF16_MIXED:
+            check_range(X, xname)
         if self.target_kind == "labels":
             y = checks.labels(y, X.shape[0], self.layer_sizes[-1], yname)
         else:

@@ -32,6 +32,23 @@ def round_bf16(x):
     return rounded.astype(np.uint32).view(np.float32).reshape(np.shape(x))
 
 
+# the smallest float32 magnitude that rounds to bfloat16's inf: halfway between the largest
+# finite bfloat16 (0x7F7F, about 3.39e38) and inf, a tie that rounds up to the even inf
+BF16_OVERFLOW = float(np.uint32(0x7F7F8000).view(np.float32))
+
+
+def check_range(X, name="X"):
+    """X (finite float32) unchanged if every value stays finite in bfloat16; else a
+    ValueError, which the rounding's inf would otherwise turn into a diverged loss."""
+    big = float(np.max(np.abs(X))) if X.size else 0.0
+    if big >= BF16_OVERFLOW:
+        raise ValueError(f"{name} holds values beyond bfloat16's range (largest magnitude "
+                         f"{big:.4g}; precision='bf16-mixed' rounds |x| >= "
+                         f"{BF16_OVERFLOW:.4g} to inf): scale the features, or train in "
+                         f"float32")
+    return X
+
+
 def check(precision, dtype):
     """The precision a model trains in: None means the dtype's own; bf16-mixed needs a
     float32 model (its master weights)."""

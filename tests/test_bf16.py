@@ -398,6 +398,32 @@ def test_precision_is_checked():
             MLP([3, 2], precision="bf16-mixed", backend="cuda")
 
 
+@pytest.mark.parametrize("backend", [b for b in AVAILABLE if b in ("numpy", "native")])
+def test_features_beyond_bf16s_range_are_refused_before_training(backend):
+    """A finite float32 feature that rounds to bf16's inf would make the loss NaN and read
+    as a learning rate too large: the fit says what it is instead."""
+    from engine.precision import BF16_OVERFLOW
+    edge = np.float32(BF16_OVERFLOW)
+    below = np.nextafter(edge, np.float32(0))
+    assert np.isinf(round_bf16(edge)) and np.isfinite(round_bf16(below))
+    X, y = _training_data(n=60)
+    m = MLP([X.shape[1], 4, 5], precision="bf16-mixed", backend=backend, seed=0)
+    before = [w.copy() for w in m.weights]
+    for sign in (1, -1):
+        bad = X.copy()
+        bad[7, 2] = sign * edge
+        with pytest.raises(ValueError, match=r"X holds values beyond bfloat16's range"):
+            m.fit(bad, y, epochs=1, progress=False)
+        with pytest.raises(ValueError, match=r"validation_data\[0\] holds values beyond"):
+            m.fit(X, y, epochs=1, progress=False, validation_data=(bad, y))
+    assert all(np.array_equal(a, b) for a, b in zip(m.weights, before))
+    ok = X.copy()
+    ok[7, 2] = -below
+    assert np.array_equal(m.check_xy(ok, y)[0], ok)
+    float32 = MLP([X.shape[1], 4, 5], backend=backend)
+    assert float32.check_xy(X * 0 + edge, y)[0].max() == edge
+
+
 def test_sklearn_estimators_and_the_cli_take_the_precision(tmp_path, capsys):
     pytest.importorskip("sklearn")
     from engine.apps.cli import main
