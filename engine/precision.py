@@ -40,7 +40,7 @@ BF16_OVERFLOW = float(np.uint32(0x7F7F8000).view(np.float32))
 def check_range(X, name="X"):
     """X (finite float32) unchanged if every value stays finite in bfloat16; else a
     ValueError, which the rounding's inf would otherwise turn into a diverged loss."""
-    big = float(np.max(np.abs(X))) if X.size else 0.0
+    big = max(float(X.max()), -float(X.min())) if X.size else 0.0   # no |X| copy
     if big >= BF16_OVERFLOW:
         raise ValueError(f"{name} holds values beyond bfloat16's range (largest magnitude "
                          f"{big:.4g}; precision='bf16-mixed' rounds |x| >= "
