@@ -175,13 +175,14 @@ cdef float **_float_ptrs(str name, list arrays, list shapes, list keep) except N
 
 def bf16_epoch(weights, biases, weight_grads, bias_grads, acts, deltas, t, activations,
                str loss, Xb, y, order, rule, double alpha, batch_losses, state=(), path=None,
-               int threads=0, slopes=None):
+               int threads=0, slopes=None, int most_threads=0):
     """One bf16-mixed epoch in C (csrc/bf16_epoch.c) on any bf16 path: minibatches
     of t.shape[0] rows over Xb[order] (Xb from bf16_pack_rows; y int64 labels or float32
     target rows), float32 master weights stepped by `rule` (its t: the steps before this
     epoch) with L2 `alpha`; state: the rule's state arrays per parameter (weights, then
-    biases), one list per state kind; threads: the team (0: the epoch's choice); slopes: per
-    layer, where an activation of engine/ops.py KEEPS_SLOPE keeps them (as EpochPlan's).
+    biases), one list per state kind; threads: the team (0: the epoch's choice,
+    bf16_epoch_team, of at most most_threads where that is > 0); slopes: per layer, where an
+    activation of engine/ops.py KEEPS_SLOPE keeps them (as EpochPlan's).
     Returns the minibatches trained."""
     cdef int L = len(weights), l
     if L < 1 or L > ENG_MAX_LAYERS:
@@ -203,9 +204,9 @@ def bf16_epoch(weights, biases, weight_grads, bias_grads, acts, deltas, t, activ
     if codes.shape[0] != L:
         raise ValueError(f"activations must have {L} entries; got {codes.shape[0]}")
     cdef eng_bf16_plan p
-    if threads < 0:
-        raise ValueError(f"threads must be >= 0; got {threads}")
-    p.n_layers, p.batch, p.team = L, batch, threads
+    if threads < 0 or most_threads < 0:
+        raise ValueError(f"threads and most_threads must be >= 0; got {threads}, {most_threads}")
+    p.n_layers, p.batch, p.team, p.most_threads = L, batch, threads, most_threads
     p.loss_kind = _pair(activations[L - 1], loss)
     p.path = _bf16_path_code(path)
     p.sizes, p.acts = <const int*>_ptr(sizes), <const int*>_ptr(codes)
@@ -267,3 +268,17 @@ def bf16_epoch(weights, biases, weight_grads, bias_grads, acts, deltas, t, activ
     if done < 0:
         raise RuntimeError(f"bf16_epoch failed ({done})")
     return done
+
+
+def bf16_epoch_team(sizes, int batch, path=None, int threads=0, int most_threads=0):
+    """The threads bf16_epoch runs a network of these layer sizes on (csrc/bf16_epoch.c
+    eng_bf16_team): `threads` where it is > 0; else a team of get_epoch_threads(), at most
+    most_threads (> 0), once a minibatch has enough multiply-adds for the path, else 1."""
+    s = np.ascontiguousarray(sizes, dtype=np.intc)
+    if s.ndim != 1 or not 2 <= s.shape[0] <= ENG_MAX_LAYERS + 1 or s.min() < 1 or batch < 1:
+        raise ValueError(f"sizes must be 2 to {ENG_MAX_LAYERS + 1} positive layer sizes and "
+                         f"batch positive; got {list(sizes)}, {batch}")
+    if threads < 0 or most_threads < 0:
+        raise ValueError(f"threads and most_threads must be >= 0; got {threads}, {most_threads}")
+    return eng_bf16_team(_bf16_path_code(path), s.shape[0] - 1, <const int*>_ptr(s), batch,
+                         threads, most_threads)

@@ -114,6 +114,7 @@ cdef extern from "kernels.h" nogil:
         int loss_kind
         int path
         int team
+        int most_threads
         const int *sizes
         const int *acts
         int64_t batch
@@ -130,6 +131,8 @@ cdef extern from "kernels.h" nogil:
     int64_t eng_bf16_epoch(const eng_bf16_plan *plan, const uint16_t *X, int64_t x_stride,
                            const int64_t *y, const float *T, const int64_t *order,
                            int64_t count, const eng_rule *rule, double alpha, double *losses)
+    int eng_bf16_team(int path, int n_layers, const int *sizes, int64_t batch, int team,
+                      int most)
 
     int eng_install_interrupt_handler()
     void eng_remove_interrupt_handler()

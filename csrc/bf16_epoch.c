@@ -229,6 +229,18 @@ static void units_phase(const team_buffers *tb, const eng_rule *r, double alpha,
     }
 }
 
+int eng_bf16_team(int path, int n_layers, const int *sizes, int64_t batch, int team, int most) {
+    if (team > 0) return team;
+    int64_t work = 0;
+    for (int l = 0; l < n_layers; l++) work += (int64_t)sizes[l] * sizes[l + 1];
+    /* set_epoch_threads caps the team; it does not ask for one where one is slower (the
+       benchmarks' 2 threads made the lecture epoch 0.090 s instead of 0.070) */
+    if (batch * work < (path == ENG_BF16_AMX ? BF16_TEAM_MIN_MACS : BF16_TEAM_MIN_MACS_SLOWER))
+        return 1;
+    int threads = eng_get_epoch_threads();
+    return most > 0 && threads > most ? most : threads;
+}
+
 int64_t eng_bf16_epoch(const eng_bf16_plan *p, const uint16_t *X, int64_t x_stride,
                        const int64_t *y, const float *T, const int64_t *order, int64_t count,
                        const eng_rule *rule, double alpha, double *losses) {
@@ -241,15 +253,7 @@ int64_t eng_bf16_epoch(const eng_bf16_plan *p, const uint16_t *X, int64_t x_stri
         free_buffers(&tb);
         return -1;
     }
-    int64_t work = 0;
-    for (int l = 0; l < L; l++) work += (int64_t)s[l] * s[l + 1];
-    /* set_epoch_threads caps the team; it does not ask for one where one is slower (the
-       benchmarks' 2 threads made the lecture epoch 0.090 s instead of 0.070) */
-    int threads = p->team > 0 ? p->team
-                : batch * work >= (p->path == ENG_BF16_AMX ? BF16_TEAM_MIN_MACS
-                                                           : BF16_TEAM_MIN_MACS_SLOWER)
-                ? eng_get_epoch_threads() : 1;
-    threads = eng_team(threads);
+    int threads = eng_team(eng_bf16_team(p->path, L, s, batch, p->team, p->most_threads));
     eng_barrier barrier;
     eng_barrier_init(&barrier, threads);
     int64_t done = 0;

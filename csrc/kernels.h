@@ -289,7 +289,8 @@ int eng_bf16_forward(int path, int n_layers, const int *sizes, const float *cons
    biases) or NULL as the rule needs; SL: as eng_epoch_plan's */
 typedef struct {
     int n_layers, loss_kind, path;
-    int team;                     /* threads; 0: the epoch's own choice (eng_bf16_epoch) */
+    int team;                     /* threads; 0: the epoch's own choice (eng_bf16_team) */
+    int most_threads;             /* caps that choice (a backend's `threads`); 0: no cap */
     const int *sizes, *acts;
     int64_t batch;
     float **W, **B, **GW, **GB, **A, **D, **S1, **S2, **SL;
@@ -303,6 +304,10 @@ typedef struct {
 int64_t eng_bf16_epoch(const eng_bf16_plan *plan, const uint16_t *X, int64_t x_stride,
                        const int64_t *y, const float *T, const int64_t *order, int64_t count,
                        const eng_rule *rule, double alpha, double *losses);
+/* The threads that epoch asks for: `team` where it is > 0; else a team of
+   eng_get_epoch_threads(), at most `most` (where > 0), for minibatches of enough
+   multiply-adds on this path, one thread below that */
+int eng_bf16_team(int path, int n_layers, const int *sizes, int64_t batch, int team, int most);
 int eng_epoch_threads_setting(void);
 
 /* Ctrl-C during training: install a SIGINT handler that asks a running fused epoch to

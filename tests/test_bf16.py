@@ -441,6 +441,44 @@ def test_sklearn_estimators_and_the_cli_take_the_precision(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("path", PATHS)
+def test_the_epochs_team_is_the_one_asked_for_and_a_backends_threads_cap_it(path, monkeypatch):
+    """A team only for minibatches with enough multiply-adds (the AMX path's threshold is
+    16M, the others' 1M), of the process setting's size, capped by most_threads (a
+    backend's `threads`); a team asked for by name is taken as it is."""
+    saved = _native.epoch_threads_setting()
+    big = [784, 1024, 1024, 10]                      # 256 x 1.8M multiply-adds: a team
+    try:
+        _native.set_epoch_threads(3)
+        assert _native.bf16_epoch_team([37, 5], 10, path) == 1
+        assert _native.bf16_epoch_team(big, 256, path) == 3
+        assert _native.bf16_epoch_team(big, 256, path, most_threads=2) == 2
+        assert _native.bf16_epoch_team(big, 256, path, most_threads=5) == 3
+        assert _native.bf16_epoch_team([37, 5], 10, path, threads=2, most_threads=1) == 2
+    finally:
+        _native.set_epoch_threads(saved)
+    with pytest.raises(ValueError, match="most_threads must be >= 0"):
+        _native.bf16_epoch_team(big, 256, path, most_threads=-1)
+    with pytest.raises(ValueError, match="positive layer sizes"):
+        _native.bf16_epoch_team([784, 0, 10], 256, path)
+    # the backend hands its `threads` to the epoch as that cap
+    from engine.backends import native_backend
+    asked = []
+    real = native_backend._native.bf16_epoch
+
+    def spy(*args, **kwargs):
+        asked.append(kwargs.get("most_threads"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(native_backend._native, "bf16_epoch", spy)
+    X, y = _training_data(n=40)
+    for threads, cap in ((1, 1), (None, 0)):
+        be = get_backend("native", bf16="kernels", threads=threads)
+        MLP([37, 8, 5], precision="bf16-mixed", backend=be, seed=0).fit(
+            X, y, epochs=1, batch_size=20, progress=False)
+        assert asked.pop() == cap
+
+
+@pytest.mark.parametrize("path", PATHS)
 def test_products_split_between_threads_do_not_depend_on_the_thread_count(path):
     """Products past the split size (64M multiply-adds) are cut between the epoch's threads by
     column blocks, each computed whole by one thread: the same bits on 1, 2 or 3 threads."""

@@ -44,8 +44,8 @@ class NativeBackend(HostBackend):
         """gemm: how train_epoch forms its products: "auto" (own tiles for narrow layers,
         BLAS for wide ones), "tiles" or "blas" (see engine._native.EpochPlan); default: the
         ENGINE_NATIVE_GEMM environment variable, else "auto".
-        threads: the most threads this backend's tiled epochs use (default: the process's
-        setting, engine._native.set_epoch_threads).
+        threads: the most threads this backend's fused epochs use, on the tiles and on the
+        bf16 kernels (default: the process's setting, engine._native.set_epoch_threads).
         bf16: where bf16-mixed epochs run (bf16_epoch_path): "auto", "kernels" or "tiles"."""
         ok, reason = self.availability()
         if not ok:
@@ -283,7 +283,8 @@ class NativeBackend(HostBackend):
         state = [arrays for arrays in (net.velocities, net.second_moments)[:n_state]]
         return _native.bf16_epoch(net.weights, net.biases, ws.gw, ws.gb, ws.a, ws.d, ws.t,
                                   net.activations, net.loss, packed, y, order, rule, alpha,
-                                  batch_losses, state, slopes=ws.s)
+                                  batch_losses, state, slopes=ws.s,
+                                  most_threads=self._threads or 0)
 
 
 def _bf16_portable():
