@@ -144,7 +144,7 @@ def native_refusals(rng, tmp, n):
             if case == "zero-rows":
                 z = lambda *s: np.zeros(s)  # noqa: E731
                 _native.EpochPlan([z(3, 4) + .1, z(2, 3) + .1], [z(3), z(2)], [z(0, 3), z(0, 2)],
-                                  [z(0, 3), z(0, 2)], [z(3), z(2)], z(0, 4), z(0, 2),
+                                  [z(0, 3), z(0, 2)], [z(3), z(2)], z(0, 4),
                                   ("sigmoid", "softmax"), "cross_entropy",
                                   gemm=rng.choice(["tiles", "blas"]))
             elif case == "softmax0":

@@ -190,3 +190,16 @@ def test_the_header_says_which_bf16_path_the_bf16_rows_ran_on():
     portable = machine_header(dict(info, bf16_path="portable", bf16_peak_gflops=0.0), 2, 600)
     assert "bf16 products: portable (bf16-mixed epochs: the " \
            "float32 tiles" in portable and "peak 0" not in portable
+
+
+def test_the_round3_fuzz_run_still_runs_clean():
+    """benches/fuzz_round3.py calls internals (EpochPlan's arguments, say) that move: a few
+    cases per category, so that a change of them breaks here and not in a note's run."""
+    import pytest
+    from helpers import AVAILABLE
+    if "native" not in AVAILABLE:
+        pytest.skip("the native extension is not built")
+    cmd = [sys.executable, "benches/fuzz_round3.py", "--cases", "4", "--seed", "3"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "no bad outcome" in proc.stdout
