@@ -199,7 +199,7 @@ def test_the_round3_fuzz_run_still_runs_clean():
     from helpers import AVAILABLE
     if "native" not in AVAILABLE:
         pytest.skip("the native extension is not built")
-    cmd = [sys.executable, "benches/fuzz_round3.py", "--cases", "4", "--seed", "3"]
+    cmd = [sys.executable, "benches/fuzz_round3.py", "--cases", "20", "--seed", "3"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "no bad outcome" in proc.stdout
