@@ -65,6 +65,21 @@ def architecture(hidden_activation, output_activation, loss):
                          f"{output_activation!r} (supported pairs: {pairs})")
 
 
+def _finite_as(a, dt, name):
+    """a as a C-contiguous array of dtype dt whose values are all finite. A finite value
+    too large for dt (float64's 1e39 in a float32 model) is told apart from NaN or inf."""
+    with np.errstate(over="ignore"):          # the overflow is reported below, not warned
+        out = np.ascontiguousarray(a, dtype=dt)
+    if not np.isfinite(out).all():
+        if a.dtype != out.dtype and np.isfinite(a).all():
+            raise ValueError(f"{name} holds values beyond {out.dtype.name}'s range (largest "
+                             f"magnitude {float(np.max(np.abs(a))):.4g}, the most "
+                             f"{out.dtype.name} holds {float(np.finfo(out.dtype).max):.4g}): "
+                             f"scale them, or use dtype='float64'")
+        raise ValueError(f"{name} contains NaN or inf")
+    return out
+
+
 def features(X, n_features, dt, name="X"):
     """X as a C-contiguous 2-D array of dtype dt, after shape and finiteness checks."""
     if not hasattr(X, "shape") or not hasattr(X, "dtype"):
@@ -78,9 +93,7 @@ def features(X, n_features, dt, name="X"):
     if X.shape[1] != n_features:
         raise ValueError(f"{name} must have {n_features} columns (the input layer's size); "
                          f"got shape {X.shape}")
-    X = np.ascontiguousarray(X, dtype=dt)
-    if not np.isfinite(X).all():
-        raise ValueError(f"{name} contains NaN or inf")
+    X = _finite_as(X, dt, name)
     return X
 
 
@@ -119,9 +132,7 @@ def targets(y, n_samples, n_outputs, kind, dt, name="y", non_negative=False):
                          f"unit); got shape {y.shape}")
     if y.shape[0] != n_samples:
         raise ValueError(f"{name} has {y.shape[0]} rows but X has {n_samples}")
-    y = np.ascontiguousarray(y, dtype=dt)
-    if not np.isfinite(y).all():
-        raise ValueError(f"{name} contains NaN or inf")
+    y = _finite_as(y, dt, name)
     if kind == "indicators" and not np.isin(y, (0, 1)).all():
         raise ValueError(f"{name} must hold 0/1 indicators for binary_cross_entropy (one "
                          f"column per label); got values other than 0 and 1")
@@ -142,9 +153,7 @@ def sample_weight(w, n_samples, dt, name="sample_weight"):
     if w.shape != (n_samples,):
         raise ValueError(f"{name} must have shape ({n_samples},), one weight per row of X; "
                          f"got shape {w.shape}")
-    w = np.ascontiguousarray(w, dtype=dt)
-    if not np.isfinite(w).all():
-        raise ValueError(f"{name} contains NaN or inf")
+    w = _finite_as(w, dt, name)
     if np.any(w < 0):
         raise ValueError(f"{name} must be >= 0; got a minimum of {w.min()}")
     if not np.any(w > 0):

@@ -88,3 +88,24 @@ def test_predict_and_evaluate_check_input():
         m.predict(np.zeros((2, 5)))
     with pytest.raises(ValueError, match="NaN"):
         m.evaluate(_nan(), Y)
+
+
+def test_values_too_large_for_the_models_dtype_are_told_apart_from_inf():
+    """float64 1e39 is finite; in a float32 model it would be inf. The message says which
+    it was (and NumPy's overflow warning is not let through on top of it)."""
+    import warnings
+    big = X.astype(np.float64)
+    big[2, 3] = -1e39
+    regression = MLP([4, 2], "relu", "identity", "mse", backend="numpy")
+    cases = [(model(), dict(x=big, y=Y), "X"),
+             (model(), dict(x=X, y=Y, sample_weight=np.full(8, 1e39)), "sample_weight"),
+             (regression, dict(x=X, y=np.full((8, 2), 1e39)), "y")]
+    for m, kw, name in cases:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(ValueError, match=rf"^{name} holds values beyond float32's range "
+                                                 r"\(largest magnitude 1e\+39"):
+                m.fit(kw.pop("x"), kw.pop("y"), progress=False, **kw)
+    with pytest.raises(ValueError, match="X contains NaN or inf"):
+        model().fit(np.where(np.isfinite(big), big, 0) * np.inf, Y, progress=False)
+    model(dtype="float64").fit(big, Y, epochs=1, progress=False)      # float64 holds it
