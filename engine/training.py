@@ -362,10 +362,13 @@ def _resume(model, path):
     if not isinstance(progress, dict):
         raise ModelFileError(f"{path} is a model file, not a checkpoint of fit")
     mine = model.metadata()
-    for key in ("layer_sizes", "hidden_activation", "output_activation", "loss", "dtype"):
-        if meta.get(key) != mine[key]:
+    # a file older than bf16-mixed names no precision: it trained in its dtype
+    theirs = dict(meta, precision=meta.get("precision") or meta.get("dtype"))
+    for key in ("layer_sizes", "hidden_activation", "output_activation", "loss", "dtype",
+                "precision"):
+        if theirs.get(key) != mine[key]:
             raise ValueError(f"checkpoint {path} is of another model: its {key} is "
-                             f"{meta.get(key)!r}, this model's {mine[key]!r}")
+                             f"{theirs.get(key)!r}, this model's {mine[key]!r}")
     model.state.set_params(weights, biases)
     model.seed = int(meta["seed"])         # it keys the dropout masks
     restore_training_state(model, meta, state)

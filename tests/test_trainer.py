@@ -189,3 +189,31 @@ def test_a_checkpoint_written_at_ctrl_c_holds_that_epochs_schedule(tmp_path):
     assert h_whole.learning_rate[3] < h_whole.learning_rate[2]    # the drop after epoch 3
     for a, b in zip(resumed.weights, whole.weights):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_checkpoint_resumes_only_in_its_own_precision(tmp_path):
+    """float32 and bf16-mixed train the same float32 weights differently: resuming one's
+    checkpoint in the other would mix the two in one history. A checkpoint older than
+    bf16-mixed names no precision: it is its dtype's."""
+    import json
+    from engine.model_file import _digest
+    X, y = _data()
+    kw = dict(epochs=2, batch_size=12, progress=False)
+    for wrote, resumes in (("float32", "bf16-mixed"), ("bf16-mixed", "float32")):
+        path = tmp_path / f"{wrote}.npz"
+        engine.MLP([5, 4, 3], backend="numpy", seed=5, precision=wrote).fit(
+            X, y, checkpoint=str(path), **kw)
+        other = engine.MLP([5, 4, 3], backend="numpy", seed=5, precision=resumes)
+        with pytest.raises(ValueError, match=f"its precision is '{wrote}', this model's "
+                                             f"'{resumes}'"):
+            other.fit(X, y, checkpoint=str(path), resume=True, **dict(kw, epochs=3))
+    path = tmp_path / "float32.npz"
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    meta = json.loads(bytes(arrays.pop("meta")).decode())
+    del meta["precision"]
+    meta["sha256"] = _digest(arrays, meta)
+    np.savez(path, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
+    h = engine.MLP([5, 4, 3], backend="numpy", seed=5).fit(
+        X, y, checkpoint=str(path), resume=True, **dict(kw, epochs=3))
+    assert h.epochs == 3
