@@ -209,6 +209,65 @@ def test_own_data_errors_are_one_line(tmp_path, capsys):
         assert expect in err and len(err.strip().splitlines()) == 1, err
 
 
+def _write(path, text, encoding="utf-8"):
+    path.write_bytes(text.encode(encoding) if isinstance(text, str) else text)
+    return str(path)
+
+
+def test_what_spreadsheets_write_and_what_users_get_wrong_in_a_csv(tmp_path, capsys):
+    """A byte-order mark, semicolons or tabs are read; a blank or text cell, class names,
+    fractional labels, a stray huge label and a value past float32 each get one line that
+    says where and what to do (a stray label 1000000 built a million-output network)."""
+    import numpy as np
+    rows = [(i % 7, (i * 3) % 5, i % 3) for i in range(60)]
+    body = lambda sep, lab=lambda r: str(r[2]): "".join(  # noqa: E731
+        sep.join([str(r[0]), str(r[1]), lab(r)]) + "\n" for r in rows)
+    good = [_write(tmp_path / "bom.csv", "\ufeffkind,b,c\n" + body(","), "utf-8"),
+            _write(tmp_path / "semi.csv", "a;b;kind\n" + body(";")),
+            _write(tmp_path / "tabs.csv", "a\tb\tkind\n" + body("\t"))]
+    for path, target in zip(good, ("kind", "kind", "kind")):
+        out = tmp_path / ("out-" + path[-8:-4])
+        assert main(["train", "--data", path, "--target", target, "--epochs", "1",
+                     "--no-progress", "--backend", "numpy", "--out", str(out)]) == 0, \
+            capsys.readouterr().err
+        assert engine_load(out / "model.npz").layer_sizes[0] == 2
+    capsys.readouterr()
+    names = lambda r: ("cat", "dog", "bird")[r[2]]  # noqa: E731
+    bad = [(_write(tmp_path / "bin.csv", bytes(range(256))), "not a UTF-8 text file"),
+           (_write(tmp_path / "blank.csv", "a,b,kind\n1,,0\n" + body(",")),
+            "data row 1, column 'b' is empty"),
+           (_write(tmp_path / "text.csv", "a,b,kind\n" + body(",") + "x,1,0\n"),
+            "data row 61, column 'a' is 'x', not a number"),
+           (_write(tmp_path / "names.csv", "a,b,kind\n" + body(",", names)),
+            "the target column 'kind' holds text ('cat')"),
+           (_write(tmp_path / "half.csv", "a,b,kind\n" + body(",", lambda r: f"{r[2]}.5")),
+            "not whole numbers (such as "),
+           (_write(tmp_path / "stray.csv", "a,b,kind\n" + body(",") + "1,2,1000000\n"),
+            "only 4 distinct values occur (0, 1, 2, 1000000)"),
+           (_write(tmp_path / "huge.csv", "a,b,kind\n" + body(",") + "1e39,2,0\n"),
+            "X holds values beyond float32's range")]
+    for path, expect in bad:
+        assert main(["train", "--data", path, "--target", "kind", "--epochs", "1",
+                     "--no-progress", "--backend", "numpy"]) == 2
+        err = capsys.readouterr().err
+        assert expect in err and len(err.strip().splitlines()) == 1, err
+    # what the messages suggest works: regression flags, or --layers for sparse labels
+    out = tmp_path / "regression"
+    assert main(["train", "--data", str(tmp_path / "half.csv"), "--target", "kind",
+                 "--output-activation", "identity", "--loss", "mse", "--epochs", "1",
+                 "--no-progress", "--backend", "numpy", "--out", str(out)]) == 0
+    assert engine_load(out / "model.npz").layer_sizes == [2, 100, 1]
+    sparse = _write(tmp_path / "sparse.csv", "a,b,kind\n" + body(",", lambda r: str(20 * r[2])))
+    assert main(["train", "--data", sparse, "--target", "kind", "--epochs", "1",
+                 "--no-progress", "--backend", "numpy"]) == 2
+    assert "give --layers ending in 41" in capsys.readouterr().err
+    out = tmp_path / "sparse"
+    assert main(["train", "--data", sparse, "--target", "kind", "--layers", "2,8,41",
+                 "--epochs", "1", "--no-progress", "--backend", "numpy",
+                 "--out", str(out)]) == 0
+    assert np.shape(engine_load(out / "model.npz").weights[-1]) == (41, 8)
+
+
 def test_version_and_help_name_every_command(capsys):
     import pytest as _pytest
     from engine._version import __version__

@@ -15,6 +15,7 @@ from ..backends.base import DTYPES, HIDDEN_ACTIVATIONS, LOSSES, OUTPUT_ACTIVATIO
 from ..data import DATASETS, load_dataset
 from .. import fit_options
 from ..model import INITS
+from ..ops import PAIRS
 from ..optimizers import OPTIMIZERS, SCHEDULES
 from ..io import atomic_write_bytes
 from .tables import markdown_table
@@ -341,20 +342,19 @@ def _training_data(args, settings):
     network, unless --layers says otherwise, is n_features-100-n_outputs)."""
     if args.data in DATASETS:
         return load_dataset(args.data, args.dtype)
-    from .data_files import is_file_spec, load_features_and_target, split_off_test
+    from .data_files import is_file_spec, load_features_and_target, outputs_for, split_off_test
     if not is_file_spec(args.data):
         raise ValueError(f"--data {args.data!r}: expected {' or '.join(DATASETS)}, or a .npz, "
                          f".npy pair or .csv file")
     X, y, Xt, yt = load_features_and_target(args.data, args.target)
     if Xt is None:
         X, y, Xt, yt = split_off_test(X, y, settings["seed"])
-    if args.layers is None and not args.preset:
-        labels = np.ndim(y) == 1 and np.issubdtype(np.asarray(y).dtype, np.integer)
-        outputs = int(max(np.max(y), np.max(yt))) + 1 if labels else \
-            (1 if np.ndim(y) == 1 else np.shape(y)[1])
+    kind = PAIRS.get((settings["output_activation"], settings["loss"]))
+    given = args.layers is not None or bool(args.preset)
+    outputs = outputs_for(y, yt, kind.targets if kind else None, args.data, given)
+    if not given and outputs is not None:
         settings["layers"] = [int(np.shape(X)[1]), 100, outputs]
-    dt = np.dtype(args.dtype)
-    return (np.asarray(X, dt), y, np.asarray(Xt, dt), yt)
+    return X, y, Xt, yt     # the model converts them (and says if a value is out of range)
 
 
 def cmd_lecture(args):

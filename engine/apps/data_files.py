@@ -60,8 +60,17 @@ def _npz(path, need_target):
 
 
 def _csv(path, target, need_target):
-    with open(path, newline="") as f:
-        rows = [r for r in csv.reader(f) if r]
+    try:    # utf-8-sig: a spreadsheet's byte-order mark is not part of the first name
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            text = f.read()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a UTF-8 text file (byte {exc.start} is not text); "
+                         f"--data reads comma-separated values") from None
+    try:    # commas, or the semicolons and tabs that some locales' spreadsheets write
+        dialect = csv.Sniffer().sniff(text[:65536], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    rows = [r for r in csv.reader(text.splitlines(), dialect) if r]
     if not rows:
         raise ValueError(f"{path}: empty CSV file")
     header = None
@@ -91,8 +100,18 @@ def _csv(path, target, need_target):
                          f"--target INDEX")
     try:
         values = np.array([[float(v) for v in r] for r in rows])
-    except ValueError as exc:
-        raise ValueError(f"{path}: a value is not a number ({exc})") from None
+    except ValueError:
+        if col is not None:
+            text = next((r[col] for r in rows if not _is_number(r[col])), None)
+            if text is not None:
+                raise ValueError(f"{path}: the target column {target!r} holds text "
+                                 f"({text!r}): class labels must be the numbers 0..k-1 of "
+                                 f"the classes; number them first") from None
+        i, j = next((i, j) for i, r in enumerate(rows) for j, v in enumerate(r)
+                    if not _is_number(v))
+        name = repr(header[j]) if header is not None else j
+        what = "is empty" if not rows[i][j].strip() else f"is {rows[i][j]!r}, not a number"
+        raise ValueError(f"{path}: data row {i + 1}, column {name} {what}") from None
     if col is None:
         return values, None
     X = np.delete(values, col, axis=1)
@@ -100,6 +119,46 @@ def _csv(path, target, need_target):
     if np.all(y == np.round(y)):
         y = y.astype(np.int64)
     return X, y
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def outputs_for(y, y_test, kind, spec, sizes_given=False):
+    """The output layer's size for these targets: one unit per class of integer labels
+    0..k-1 ("labels"), else one per target column. Refused: targets that are not whole
+    numbers for a loss that wants labels, and, unless the layer sizes are given, labels
+    that leave most of 0..max unused (a stray 1000000 among 0, 1, 2 would build a network
+    with a million outputs)."""
+    both = np.concatenate([np.asarray(y), np.asarray(y_test)]) if y_test is not None \
+        else np.asarray(y)
+    if kind != "labels":
+        return 1 if np.ndim(y) == 1 else int(np.shape(y)[1])
+    if both.ndim == 1 and both.dtype.kind == "f":
+        odd = both[both != np.round(both)]
+        if odd.size:
+            raise ValueError(f"{spec}: the target holds values that are not whole numbers "
+                             f"(such as {odd[0]:g}); class labels must be the integers "
+                             f"0..k-1. For real-valued targets (regression) train with "
+                             f"--output-activation identity --loss mse")
+    if both.ndim != 1 or both.dtype.kind not in "iuf" or both.size == 0:
+        return None       # the model's own check says what is wrong
+    classes = int(both.max()) + 1
+    distinct = np.unique(both)
+    if classes > 2 and 2 * distinct.size < classes and not sizes_given:
+        shown = ", ".join(str(int(v)) for v in distinct[:6]) + (", ..." if distinct.size > 6
+                                                               else "")
+        raise ValueError(f"{spec}: the class labels run up to {classes - 1} but only "
+                         f"{distinct.size} distinct values occur ({shown}): labels number "
+                         f"the classes 0..k-1, so this would be a {classes}-output network; "
+                         f"number the classes 0..{distinct.size - 1}, or give --layers "
+                         f"ending in {classes} to train that network anyway")
+    return classes
 
 
 def split_off_test(X, y, seed):
