@@ -268,6 +268,37 @@ def test_what_spreadsheets_write_and_what_users_get_wrong_in_a_csv(tmp_path, cap
     assert np.shape(engine_load(out / "model.npz").weights[-1]) == (41, 8)
 
 
+def test_npz_files_of_the_wrong_shape_or_kind_get_one_line(tmp_path, capsys):
+    """Each of these ended in a traceback (a cut-off file, y one short) or a message about
+    --layers instead of the file; a column vector y is taken as the labels it is."""
+    import numpy as np
+    r = np.random.default_rng(0)
+    X, y = r.random((20, 3)), r.integers(0, 3, 20)
+    files = {"cut.npz": None, "x3d.npz": dict(X=r.random((20, 2, 3)), y=y),
+             "short.npz": dict(X=X, y=y[:19]), "names.npz": dict(X=X, y=np.array(list("abcd") * 5)),
+             "test.npz": dict(X=X, y=y, X_test=r.random((5, 4)), y_test=y[:5]),
+             "column.npz": dict(X=X, y=y[:, None])}
+    for name, arrays in files.items():
+        if arrays is None:
+            np.savez(tmp_path / "whole.npz", X=X, y=y)
+            (tmp_path / name).write_bytes((tmp_path / "whole.npz").read_bytes()[:200])
+        else:
+            np.savez(tmp_path / name, **arrays)
+    expected = {"cut.npz": "not a readable .npz file", "x3d.npz": "X must be 2-D",
+                "short.npz": "X has 20 rows but its targets (y) have 19",
+                "names.npz": "the target holds text (<U1)",
+                "test.npz": "X_test has 4 columns but X has 3"}
+    for name, expect in expected.items():
+        assert main(["train", "--data", str(tmp_path / name), "--epochs", "1",
+                     "--no-progress", "--backend", "numpy"]) == 2
+        err = capsys.readouterr().err
+        assert f"{name}: {expect}" in err and len(err.strip().splitlines()) == 1, err
+    out = tmp_path / "column"
+    assert main(["train", "--data", str(tmp_path / "column.npz"), "--epochs", "1",
+                 "--no-progress", "--backend", "numpy", "--out", str(out)]) == 0
+    assert engine_load(out / "model.npz").layer_sizes == [3, 100, 3]
+
+
 def test_version_and_help_name_every_command(capsys):
     import pytest as _pytest
     from engine._version import __version__

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import zipfile
 
 import numpy as np
 
@@ -18,7 +19,30 @@ def is_file_spec(spec):
 
 def load_features_and_target(spec, target=None, need_target=True):
     """(X, y, X_test, y_test) of a data file; the test arrays are None when the file has
-    none. y is None when need_target is False and the file has no target."""
+    none. y is None when need_target is False and the file has no target. X (and X_test)
+    are 2-D, y (and y_test) have one entry or row per row of X; a column vector y is
+    taken as 1-D."""
+    X, y, X_test, y_test = _arrays(spec, target, need_target)
+    for name, features, targets in (("X", X, y), ("X_test", X_test, y_test)):
+        if features is None:
+            continue
+        if np.ndim(features) != 2:
+            raise ValueError(f"{spec}: {name} must be 2-D (one row per sample, one column "
+                             f"per feature); got shape {np.shape(features)}")
+        if name == "X_test" and np.shape(features)[1] != np.shape(X)[1]:
+            raise ValueError(f"{spec}: X_test has {np.shape(features)[1]} columns but X "
+                             f"has {np.shape(X)[1]}")
+        if targets is not None and len(targets) != len(features):
+            raise ValueError(f"{spec}: {name} has {len(features)} rows but its targets "
+                             f"(y{name[1:]}) have {len(targets)}")
+    return X, _column(y), X_test, _column(y_test)
+
+
+def _column(y):
+    return y.reshape(-1) if y is not None and np.ndim(y) == 2 and np.shape(y)[1] == 1 else y
+
+
+def _arrays(spec, target, need_target):
     if "," in spec and spec.split(",")[0].endswith(".npy"):
         paths = spec.split(",")
         if len(paths) != 2:
@@ -41,7 +65,7 @@ def load_features_and_target(spec, target=None, need_target=True):
 def _npy(path):
     try:
         return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError) as exc:
         raise ValueError(f"{path}: not a .npy array file ({exc})") from None
 
 
@@ -49,7 +73,7 @@ def _npz(path, need_target):
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{path}: not a readable .npz file ({exc})") from None
     if "X" not in arrays or (need_target and "y" not in arrays):
         raise ValueError(f"{path}: expected arrays 'X' and 'y' (and optionally 'X_test', "
@@ -137,6 +161,10 @@ def outputs_for(y, y_test, kind, spec, sizes_given=False):
     with a million outputs)."""
     both = np.concatenate([np.asarray(y), np.asarray(y_test)]) if y_test is not None \
         else np.asarray(y)
+    if both.dtype.kind not in "biuf":
+        what = "text" if both.dtype.kind in "USO" else "values that are not real numbers"
+        raise ValueError(f"{spec}: the target holds {what} ({both.dtype}): class labels must "
+                         f"be the integers 0..k-1, other targets real numbers")
     if kind != "labels":
         return 1 if np.ndim(y) == 1 else int(np.shape(y)[1])
     if both.ndim == 1 and both.dtype.kind == "f":
@@ -146,7 +174,10 @@ def outputs_for(y, y_test, kind, spec, sizes_given=False):
                              f"(such as {odd[0]:g}); class labels must be the integers "
                              f"0..k-1. For real-valued targets (regression) train with "
                              f"--output-activation identity --loss mse")
-    if both.ndim != 1 or both.dtype.kind not in "iuf" or both.size == 0:
+    if both.ndim != 1:
+        raise ValueError(f"{spec}: class labels are one column (one label per row); got "
+                         f"shape {np.shape(y)}")
+    if both.size == 0:
         return None       # the model's own check says what is wrong
     classes = int(both.max()) + 1
     distinct = np.unique(both)
