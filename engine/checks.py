@@ -82,6 +82,10 @@ def _finite_as(a, dt, name):
 
 def features(X, n_features, dt, name="X"):
     """X as a C-contiguous 2-D array of dtype dt, after shape and finiteness checks."""
+    if hasattr(X, "tocsr"):         # SciPy sparse: np.asarray would make a 0-d object array
+        raise TypeError(f"{name} is a sparse matrix ({type(X).__name__}); MLP takes dense "
+                        f"arrays: pass {name}.toarray(), or use engine.sklearn's estimators, "
+                        f"which train on sparse X a block of rows at a time")
     if not hasattr(X, "shape") or not hasattr(X, "dtype"):
         X = np.asarray(X)
     if X.dtype.kind not in "biuf":
@@ -105,6 +109,8 @@ def labels(y, n_samples, n_classes, name="y"):
                          f"got shape {y.shape}")
     if y.shape[0] != n_samples:
         raise ValueError(f"{name} has {y.shape[0]} labels but X has {n_samples} rows")
+    if y.dtype.kind == "b":         # two classes as False/True
+        y = y.astype(np.int64)
     if y.dtype.kind not in "iu":
         if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
             y = y.astype(np.int64)

@@ -109,3 +109,17 @@ def test_values_too_large_for_the_models_dtype_are_told_apart_from_inf():
     with pytest.raises(ValueError, match="X contains NaN or inf"):
         model().fit(np.where(np.isfinite(big), big, 0) * np.inf, Y, progress=False)
     model(dtype="float64").fit(big, Y, epochs=1, progress=False)      # float64 holds it
+
+
+def test_a_sparse_matrix_is_refused_with_what_to_do_and_bool_labels_are_two_classes():
+    sparse = pytest.importorskip("scipy.sparse")
+    for fmt in ("csr_matrix", "csc_matrix", "coo_matrix"):
+        with pytest.raises(TypeError, match=r"X is a sparse matrix .*X\.toarray\(\)"):
+            model().fit(getattr(sparse, fmt)(X), Y, progress=False)
+    with pytest.raises(TypeError, match="X is a sparse matrix"):
+        model().predict(sparse.csr_matrix(X))
+    m = MLP([4, 3, 2], backend="numpy", seed=0)
+    as_ints = MLP([4, 3, 2], backend="numpy", seed=0)
+    m.fit(X, Y > 0, epochs=2, progress=False)
+    as_ints.fit(X, (Y > 0).astype(int), epochs=2, progress=False)
+    np.testing.assert_array_equal(m.weights[0], as_ints.weights[0])
