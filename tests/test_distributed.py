@@ -285,18 +285,39 @@ def test_abort_waits_until_the_launcher_has_read_the_error(monkeypatch):
     assert 0.2 < waited < 4.0
 
 
-def test_engine_train_distributed_writes_once_from_rank_0(tmp_path):
-    out = tmp_path / "run"
-    done = subprocess.run([_mpiexec(), "-n", "2", sys.executable, "-m", "engine",
+def _engine_train_on_2_ranks(tmp_path, out, epochs, *extra):
+    return subprocess.run([_mpiexec(), "-n", "2", sys.executable, "-m", "engine",
                            "train", "--distributed", "--data", "sample", "--layers",
-                           "784,16,10", "--epochs", "2", "--batch-size", "50", "--out",
-                           str(out), "--no-progress"], capture_output=True, text=True,
-                          timeout=180, cwd=tmp_path, env=ENV)
+                           "784,16,10", "--epochs", str(epochs), "--batch-size", "50",
+                           "--out", str(out), "--no-progress", *extra],
+                          capture_output=True, text=True, timeout=180, cwd=tmp_path,
+                          # the tiles named: no rank measures the tiles/BLAS cut (~20 s)
+                          env=dict(ENV, ENGINE_NATIVE_GEMM="tiles"))
+
+
+def test_engine_train_distributed_writes_once_from_rank_0(tmp_path):
+    """The command trains with every option `engine train` takes (they were dropped:
+    --optimizer adam trained plain SGD; --precision and --resume were refused), rank 0
+    writes once, and --resume goes on from its checkpoint to the uninterrupted weights."""
+    options = ["--optimizer", "adam", "--lr", "0.01", "--precision", "bf16-mixed"]
+    done = _engine_train_on_2_ranks(tmp_path, tmp_path / "run", 2, *options)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("| 2 ranks |") == 1            # one report, from rank 0
-    assert sorted(os.listdir(out)) == ["history.json", "model.npz", "plot.png"]
-    model = engine.MLP.load(out / "model.npz", backend="numpy")
-    assert model.layer_sizes == [784, 16, 10]
+    assert "| bf16-mixed |" in done.stdout
+    assert sorted(os.listdir(tmp_path / "run")) == ["checkpoint.npz", "history.json",
+                                                   "model.npz", "plot.png"]
+    with open(tmp_path / "run" / "history.json") as f:
+        meta = json.load(f)["meta"]
+    assert (meta["optimizer"], meta["learning_rate"], meta["ranks"]) == ("adam", 0.01, 2)
+    resumed = _engine_train_on_2_ranks(tmp_path, tmp_path / "run", 3, "--resume", *options)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    whole = _engine_train_on_2_ranks(tmp_path, tmp_path / "whole", 3, *options)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    a, b = (engine.MLP.load(tmp_path / run / "model.npz", backend="numpy")
+            for run in ("run", "whole"))
+    assert a.layer_sizes == [784, 16, 10] and a.precision == "bf16-mixed"
+    for wa, wb in zip(a.weights, b.weights):
+        np.testing.assert_array_equal(wa, wb)
 
 
 def test_scaling_model_bench_measures_the_local_parts():

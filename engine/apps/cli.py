@@ -242,55 +242,6 @@ def _check_layers_fit_the_data(layers, X, y, Xt, yt):
                              f"{classes} classes; the last size must be {classes}")
 
 
-def _train_distributed(args):
-    """`mpiexec -n N engine train --distributed`: every rank loads its shard (row ranges
-    of --npy's memory-mapped files, or of --data split by rank), rank 0 reports and writes."""
-    from .. import distributed as dist
-    from ..model import MLP
-    from mpi4py import MPI
-    comm = MPI.COMM_WORLD
-    rank = comm.Get_rank()
-    if args.resume:
-        raise ValueError("--resume does not go with --distributed (no checkpoints there yet)")
-    if args.precision:
-        raise ValueError("--precision does not go with --distributed yet (its epoch is float32 "
-                         "or float64 only)")
-    s = _settings(args)
-    out = _output_folder(args.out, "train") if rank == 0 else None
-    try:
-        if args.npy:
-            X, y = dist.load_shard(args.npy[0], args.npy[1], comm)
-            X = np.asarray(X, dtype=args.dtype)
-            val = None
-        else:
-            Xa, ya, Xt, yt = load_dataset(args.data, args.dtype)
-            X, y = dist.load_shard(Xa, ya, comm)
-            val = dist.load_shard(Xt, yt, comm)
-            del Xa, ya, Xt, yt                  # this rank keeps its rows only
-        model = MLP(s["layers"], s["hidden_activation"], s["output_activation"], s["loss"],
-                    dtype=args.dtype, backend=args.backend, seed=s["seed"], init=s["init"],
-                    init_scale=s["init_scale"])
-    except BaseException:
-        dist.abort(comm)
-        raise
-    t0 = time.perf_counter()
-    history = dist.fit(model, X, y, comm=comm, epochs=s["epochs"], batch_size=s["batch_size"],
-                       learning_rate=s["learning_rate"], momentum=s["momentum"],
-                       shuffle=not args.no_shuffle, validation_data=val, out=out,
-                       progress=not args.no_progress)
-    if rank == 0:
-        row = {"run": f"{comm.Get_size()} ranks", "backend": model.backend.name,
-               "dtype": args.dtype, "epochs": history.epochs,
-               "train acc %": f"{100 * history.epoch_accuracy[-1]:.2f}",
-               "test acc %": (f"{100 * history.val_accuracy[-1]:.2f}" if history.val_accuracy
-                              else "-"),
-               "time s": f"{time.perf_counter() - t0:.1f}"}
-        print()
-        print_table([row], list(row))
-        print(f"\nwrote {os.path.join(out, '')}: history.json, plot.png, model.npz")
-    return 0
-
-
 def print_table(rows, columns, file=None):
     print(markdown_table(rows, columns), file=file or sys.stdout)
 
@@ -317,7 +268,8 @@ def _output_folder(out, default_prefix):
 
 def cmd_train(args):
     if args.distributed:
-        return _train_distributed(args)
+        from .cli_distributed import train_distributed
+        return train_distributed(args)
     if args.npy:
         raise ValueError("--npy goes with --distributed")
     s = _settings(args)

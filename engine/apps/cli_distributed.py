@@ -1,0 +1,75 @@
+"""`mpiexec -n N engine train --distributed`: the command line's data-parallel training
+(engine/distributed.py). Every rank loads its shard and trains with the options a
+single-process `engine train` takes; rank 0 reports and writes."""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+
+def train_distributed(args):
+    """Every rank loads its shard (row ranges of --npy's memory-mapped files, or of --data
+    split by rank) and trains: optimizer, schedule, early stopping, dropout, --precision,
+    and a checkpoint after every epoch in the output folder, which --resume goes on from."""
+    from .. import distributed as dist
+    from ..model import MLP
+    from .cli import _fit_options, _output_folder, _settings, _training_data, print_table
+    from mpi4py import MPI
+    comm = MPI.COMM_WORLD
+    rank = comm.Get_rank()
+    s = _settings(args)
+    out = _same_folder_on_every_rank(comm, lambda: _output_folder(args.out, "train"))
+    options = _fit_options(args)
+    early = bool(options.get("early_stopping"))     # it holds out training rows instead
+    try:
+        if args.npy:
+            X, y = dist.load_shard(args.npy[0], args.npy[1], comm)
+            X = np.asarray(X, dtype=args.dtype)
+            val = None
+        else:
+            Xa, ya, Xt, yt = _training_data(args, s)
+            X, y = dist.load_shard(Xa, ya, comm)
+            val = None if early else dist.load_shard(Xt, yt, comm)
+            del Xa, ya, Xt, yt                  # this rank keeps its rows only
+        model = MLP(s["layers"], s["hidden_activation"], s["output_activation"], s["loss"],
+                    dtype=args.dtype, backend=args.backend, seed=s["seed"], init=s["init"],
+                    init_scale=s["init_scale"], precision=args.precision)
+    except BaseException:
+        dist.abort(comm)
+        raise
+    t0 = time.perf_counter()
+    history = dist.fit(model, X, y, comm=comm, epochs=s["epochs"], batch_size=s["batch_size"],
+                       learning_rate=s["learning_rate"], momentum=s["momentum"],
+                       shuffle=not args.no_shuffle, validation_data=val, out=out,
+                       progress=not args.no_progress, resume=args.resume,
+                       checkpoint=os.path.join(out, "checkpoint.npz"), **options)
+    if rank == 0:
+        row = {"run": f"{comm.Get_size()} ranks", "backend": model.backend.name,
+               "dtype": model.precision, "epochs": history.epochs,
+               "train acc %": f"{100 * history.epoch_accuracy[-1]:.2f}",
+               "test acc %": (f"{100 * history.val_accuracy[-1]:.2f}" if history.val_accuracy
+                              else "-"),
+               "time s": f"{time.perf_counter() - t0:.1f}"}
+        print()
+        print_table([row], list(row))
+        print(f"\nwrote {os.path.join(out, '')}: history.json, plot.png, model.npz")
+    return 0
+
+
+def _same_folder_on_every_rank(comm, choose):
+    """Rank 0's choice of output folder, on every rank (each reads the checkpoint rank 0
+    writes there); a refusal is one error line from rank 0, the other ranks exit with it."""
+    folder = error = None
+    if comm.Get_rank() == 0:
+        try:
+            folder = choose()
+        except ValueError as exc:
+            error = exc
+    folder, error = comm.bcast((folder, error), root=0)
+    if error is not None:
+        if comm.Get_rank() == 0:
+            raise error
+        raise SystemExit(2)
+    return folder
