@@ -269,7 +269,9 @@ def _output_folder(out, default_prefix):
 def cmd_train(args):
     if args.distributed:
         from .cli_distributed import train_distributed
-        return train_distributed(args)
+        return train_distributed(args, _settings(args), _fit_options(args),
+                                 lambda: _output_folder(args.out, "train"), _training_data,
+                                 print_table)
     if args.npy:
         raise ValueError("--npy goes with --distributed")
     s = _settings(args)

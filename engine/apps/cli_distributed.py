@@ -9,19 +9,18 @@ import time
 import numpy as np
 
 
-def train_distributed(args):
+def train_distributed(args, s, options, choose_folder, training_data, print_table):
     """Every rank loads its shard (row ranges of --npy's memory-mapped files, or of --data
     split by rank) and trains: optimizer, schedule, early stopping, dropout, --precision,
-    and a checkpoint after every epoch in the output folder, which --resume goes on from."""
+    and a checkpoint after every epoch in the output folder, which --resume goes on from.
+    From engine/apps/cli.py: the settings `s` and fit `options` of the command line, and
+    its ways to choose the output folder, load --data and print the table."""
     from .. import distributed as dist
     from ..model import MLP
-    from .cli import _fit_options, _output_folder, _settings, _training_data, print_table
     from mpi4py import MPI
     comm = MPI.COMM_WORLD
     rank = comm.Get_rank()
-    s = _settings(args)
-    out = _same_folder_on_every_rank(comm, lambda: _output_folder(args.out, "train"))
-    options = _fit_options(args)
+    out = _same_folder_on_every_rank(comm, choose_folder)
     early = bool(options.get("early_stopping"))     # it holds out training rows instead
     try:
         if args.npy:
@@ -29,7 +28,7 @@ def train_distributed(args):
             X = np.asarray(X, dtype=args.dtype)
             val = None
         else:
-            Xa, ya, Xt, yt = _training_data(args, s)
+            Xa, ya, Xt, yt = training_data(args, s)
             X, y = dist.load_shard(Xa, ya, comm)
             val = None if early else dist.load_shard(Xt, yt, comm)
             del Xa, ya, Xt, yt                  # this rank keeps its rows only
