@@ -251,6 +251,12 @@ def test_what_spreadsheets_write_and_what_users_get_wrong_in_a_csv(tmp_path, cap
                      "--no-progress", "--backend", "numpy"]) == 2
         err = capsys.readouterr().err
         assert expect in err and len(err.strip().splitlines()) == 1, err
+    model = tmp_path / "out-bom" / "model.npz"
+    assert main(["predict", str(model), good[0]]) == 2          # the target left in
+    assert "3 columns for a model of 2 inputs; if one of them is the target, name it " \
+        "with --target" in capsys.readouterr().err
+    assert main(["predict", str(model), str(tmp_path / "huge.csv"), "--target", "kind"]) == 2
+    assert "X holds values beyond float32's range" in capsys.readouterr().err
     # what the messages suggest works: regression flags, or --layers for sparse labels
     out = tmp_path / "regression"
     assert main(["train", "--data", str(tmp_path / "half.csv"), "--target", "kind",

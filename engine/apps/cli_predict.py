@@ -43,7 +43,11 @@ def _model_and_data(args, need_target):
         X, y = X_test, y_test
     if need_target and y is None:
         raise ValueError(f"{args.data}: no targets (y) to evaluate against")
-    return model, np.asarray(X, model.dtype), y
+    inputs = model.layer_sizes[0]
+    if args.data.endswith(".csv") and args.target is None and np.shape(X)[1] == inputs + 1:
+        raise ValueError(f"{args.data}: {inputs + 1} columns for a model of {inputs} inputs; "
+                         f"if one of them is the target, name it with --target")
+    return model, X, y      # predict/evaluate convert X (and say if a value is out of range)
 
 
 def cmd_predict(args):

@@ -50,7 +50,7 @@ def _arrays(spec, target, need_target):
         X = _npy(paths[0])
         return X, _npy(paths[1]), None, None
     if not os.path.exists(spec):
-        raise ValueError(f"--data {spec!r}: no such file")
+        raise ValueError(f"{spec!r}: no such file")
     if spec.endswith(".npy"):
         if need_target:
             raise ValueError(f"--data {spec!r}: one .npy holds X only; give 'X.npy,y.npy'")
