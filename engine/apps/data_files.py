@@ -126,10 +126,10 @@ def _csv(path, target, need_target):
         values = np.array([[float(v) for v in r] for r in rows])
     except ValueError:
         if col is not None:
-            text = next((r[col] for r in rows if not _is_number(r[col])), None)
-            if text is not None:
+            label = next((r[col] for r in rows if not _is_number(r[col])), None)
+            if label is not None:
                 raise ValueError(f"{path}: the target column {target!r} holds text "
-                                 f"({text!r}): class labels must be the numbers 0..k-1 of "
+                                 f"({label!r}): class labels must be the numbers 0..k-1 of "
                                  f"the classes; number them first") from None
         i, j = next((i, j) for i, r in enumerate(rows) for j, v in enumerate(r)
                     if not _is_number(v))
@@ -179,6 +179,8 @@ def outputs_for(y, y_test, kind, spec, sizes_given=False):
                          f"shape {np.shape(y)}")
     if both.size == 0:
         return None       # the model's own check says what is wrong
+    if both.min() < 0:
+        raise ValueError(f"{spec}: class labels number the classes 0..k-1; got {both.min():g}")
     classes = int(both.max()) + 1
     distinct = np.unique(both)
     if classes > 2 and 2 * distinct.size < classes and not sizes_given:
