@@ -70,8 +70,8 @@ def _npy(path):
 
 
 def _npz(path, need_target):
-    try:
-        with np.load(path, allow_pickle=False) as f:
+    try:    # our own handle: np.load leaves its file open when the zip is cut off
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{path}: not a readable .npz file ({exc})") from None
