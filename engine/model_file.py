@@ -95,7 +95,8 @@ def read_model(path, verify=True):
     one that skips the metadata) are read only with verify=False, with a warning."""
     try:
         _check_member_sizes(path)
-        with np.load(path, allow_pickle=False) as f:
+        # our own handle: np.load leaves its file open when the zip is cut off
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
             if "meta" not in f.files:
                 raise ModelFileError(f"{path}: no 'meta' entry; not a model saved by "
                                      f"engine.MLP.save")
@@ -178,8 +179,6 @@ def _check_member_sizes(path):
                     f"{path}: member {info.filename!r} declares {info.file_size} bytes, more "
                     f"than the whole file ({size} bytes); model files are written "
                     f"uncompressed, so this one was forged or recompressed")
-
-
 
 
 def _check_fields(path, meta):

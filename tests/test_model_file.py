@@ -210,3 +210,18 @@ def test_a_non_model_npz_gets_no_advice_about_pickles(tmp_path):
     np.savez(path, x=np.arange(3))
     with pytest.raises(ModelFileError, match="no 'meta' entry"):
         MLP.load(path)
+
+
+def test_a_cut_off_file_is_refused_and_left_closed(saved, tmp_path):
+    """np.load leaves the file it opened open when the zip archive is cut off; the loader
+    keeps its own handle, closed as the error leaves it."""
+    import os
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("counts open files in /proc/self/fd (Linux)")
+    _, path = saved
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(path.read_bytes()[:300])
+    before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(ModelFileError, match="BadZipFile") as refused:
+        MLP.load(cut)
+    assert len(os.listdir("/proc/self/fd")) == before, refused.value
