@@ -230,6 +230,14 @@ fit.__signature__ = fit_options.signature(
     ("model", "X", "y"), extra=(("comm", None), ("sync_every", None), ("out", None)))
 
 
+def evaluate(model, X, y, *, comm):
+    """MLP.evaluate over every rank's shard together: {"loss", "accuracy"} of all the rows
+    (accuracy NaN for real-valued targets), the same on every rank."""
+    X, y = _check_shard(model, X, y)
+    loss, accuracy = _evaluate(_mpi(), comm, model, X, y, None)
+    return {"loss": loss, "accuracy": accuracy}
+
+
 def _check_shard(model, X, y):
     """model.check_xy for a shard, which may hold no rows (more ranks than rows): an empty
     shard is checked as a one-row one of its shape, then emptied; its rank takes part in

@@ -318,6 +318,15 @@ def test_engine_train_distributed_writes_once_from_rank_0(tmp_path):
     assert a.layer_sizes == [784, 16, 10] and a.precision == "bf16-mixed"
     for wa, wb in zip(a.weights, b.weights):
         np.testing.assert_array_equal(wa, wb)
+    # early stopping picks its epoch on held-out training rows; the table's test accuracy
+    # is the test set's, scored over both shards (dist.evaluate)
+    early = _engine_train_on_2_ranks(tmp_path, tmp_path / "early", 3, "--early-stopping")
+    assert early.returncode == 0, early.stderr[-3000:]
+    model = engine.MLP.load(tmp_path / "early" / "model.npz", backend="numpy")
+    _, _, X_test, y_test = engine.load_mnist_sample()
+    row = next(line for line in early.stdout.splitlines() if "| 2 ranks |" in line)
+    test_accuracy = float(row.split("|")[6])
+    assert test_accuracy == round(100 * model.evaluate(X_test, y_test)["accuracy"], 2)
 
 
 def test_scaling_model_bench_measures_the_local_parts():

@@ -26,11 +26,12 @@ def train_distributed(args, s, options, choose_folder, training_data, print_tabl
         if args.npy:
             X, y = dist.load_shard(args.npy[0], args.npy[1], comm)
             X = np.asarray(X, dtype=args.dtype)
-            val = None
+            val = test = None
         else:
             Xa, ya, Xt, yt = training_data(args, s)
             X, y = dist.load_shard(Xa, ya, comm)
-            val = None if early else dist.load_shard(Xt, yt, comm)
+            test = dist.load_shard(Xt, yt, comm)
+            val = None if early else test
             del Xa, ya, Xt, yt                  # this rank keeps its rows only
         model = MLP(s["layers"], s["hidden_activation"], s["output_activation"], s["loss"],
                     dtype=args.dtype, backend=args.backend, seed=s["seed"], init=s["init"],
@@ -44,12 +45,14 @@ def train_distributed(args, s, options, choose_folder, training_data, print_tabl
                        shuffle=not args.no_shuffle, validation_data=val, out=out,
                        progress=not args.no_progress, resume=args.resume,
                        checkpoint=os.path.join(out, "checkpoint.npz"), **options)
+    # early stopping scored held-out training rows: the test rows are scored once, now
+    accuracy = dist.evaluate(model, *test, comm=comm)["accuracy"] if early and test \
+        else history.val_accuracy[-1] if history.val_accuracy else None
     if rank == 0:
         row = {"run": f"{comm.Get_size()} ranks", "backend": model.backend.name,
                "dtype": model.precision, "epochs": history.epochs,
                "train acc %": f"{100 * history.epoch_accuracy[-1]:.2f}",
-               "test acc %": (f"{100 * history.val_accuracy[-1]:.2f}" if history.val_accuracy
-                              else "-"),
+               "test acc %": f"{100 * accuracy:.2f}" if accuracy is not None else "-",
                "time s": f"{time.perf_counter() - t0:.1f}"}
         print()
         print_table([row], list(row))
