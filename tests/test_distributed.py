@@ -327,6 +327,17 @@ def test_engine_train_distributed_writes_once_from_rank_0(tmp_path):
     row = next(line for line in early.stdout.splitlines() if "| 2 ranks |" in line)
     test_accuracy = float(row.split("|")[6])
     assert test_accuracy == round(100 * model.evaluate(X_test, y_test)["accuracy"], 2)
+    # data the ranks refuse: one line from rank 0 and exit code 2, no traceback per rank
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b,kind\n" + "".join(f"{i},{i % 5},{i % 3}\n" for i in range(40))
+                   + "1,2,1000000\n")
+    refused = subprocess.run([_mpiexec(), "-n", "2", sys.executable, "-m", "engine", "train",
+                              "--distributed", "--data", str(bad), "--target", "kind",
+                              "--epochs", "1", "--no-progress"], capture_output=True,
+                             text=True, timeout=180, cwd=tmp_path, env=ENV)
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    assert refused.stderr.count("engine: error:") == 1 and "Traceback" not in refused.stderr
+    assert "only 4 distinct values occur" in refused.stderr
 
 
 def test_scaling_model_bench_measures_the_local_parts():

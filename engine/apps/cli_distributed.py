@@ -22,6 +22,7 @@ def train_distributed(args, s, options, choose_folder, training_data, print_tabl
     rank = comm.Get_rank()
     out = _same_folder_on_every_rank(comm, choose_folder)
     early = bool(options.get("early_stopping"))     # it holds out training rows instead
+    mistake = None
     try:
         if args.npy:
             X, y = dist.load_shard(args.npy[0], args.npy[1], comm)
@@ -36,9 +37,12 @@ def train_distributed(args, s, options, choose_folder, training_data, print_tabl
         model = MLP(s["layers"], s["hidden_activation"], s["output_activation"], s["loss"],
                     dtype=args.dtype, backend=args.backend, seed=s["seed"], init=s["init"],
                     init_scale=s["init_scale"], precision=args.precision)
+    except (ValueError, TypeError) as exc:      # the user's data or settings: said below
+        mistake = exc
     except BaseException:
         dist.abort(comm)
         raise
+    _stop_all_ranks_on(comm, mistake)
     t0 = time.perf_counter()
     history = dist.fit(model, X, y, comm=comm, epochs=s["epochs"], batch_size=s["batch_size"],
                        learning_rate=s["learning_rate"], momentum=s["momentum"],
@@ -58,6 +62,19 @@ def train_distributed(args, s, options, choose_folder, training_data, print_tabl
         print_table([row], list(row))
         print(f"\nwrote {os.path.join(out, '')}: history.json, plot.png, model.npz")
     return 0
+
+
+def _stop_all_ranks_on(comm, mistake):
+    """Every rank learns whether any rank's data or settings were refused (no rank has
+    entered a collective yet); if so, rank 0 raises the first refusal, one line of the
+    command's usual error, and the other ranks exit with it."""
+    mistakes = comm.allgather(None if mistake is None else str(mistake))
+    first = next((m for m in mistakes if m is not None), None)
+    if first is None:
+        return
+    if comm.Get_rank() == 0:
+        raise ValueError(first) from None
+    raise SystemExit(2)
 
 
 def _same_folder_on_every_rank(comm, choose):
