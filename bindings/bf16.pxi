@@ -173,6 +173,11 @@ cdef float **_float_ptrs(str name, list arrays, list shapes, list keep) except N
     return <float**>_ptr(holder)
 
 
+cdef _check_team(int threads, int most_threads):
+    if threads < 0 or most_threads < 0:
+        raise ValueError(f"threads and most_threads must be >= 0; got {threads}, {most_threads}")
+
+
 def bf16_epoch(weights, biases, weight_grads, bias_grads, acts, deltas, t, activations,
                str loss, Xb, y, order, rule, double alpha, batch_losses, state=(), path=None,
                int threads=0, slopes=None, int most_threads=0):
@@ -204,8 +209,7 @@ def bf16_epoch(weights, biases, weight_grads, bias_grads, acts, deltas, t, activ
     if codes.shape[0] != L:
         raise ValueError(f"activations must have {L} entries; got {codes.shape[0]}")
     cdef eng_bf16_plan p
-    if threads < 0 or most_threads < 0:
-        raise ValueError(f"threads and most_threads must be >= 0; got {threads}, {most_threads}")
+    _check_team(threads, most_threads)
     p.n_layers, p.batch, p.team, p.most_threads = L, batch, threads, most_threads
     p.loss_kind = _pair(activations[L - 1], loss)
     p.path = _bf16_path_code(path)
@@ -278,7 +282,6 @@ def bf16_epoch_team(sizes, int batch, path=None, int threads=0, int most_threads
     if s.ndim != 1 or not 2 <= s.shape[0] <= ENG_MAX_LAYERS + 1 or s.min() < 1 or batch < 1:
         raise ValueError(f"sizes must be 2 to {ENG_MAX_LAYERS + 1} positive layer sizes and "
                          f"batch positive; got {list(sizes)}, {batch}")
-    if threads < 0 or most_threads < 0:
-        raise ValueError(f"threads and most_threads must be >= 0; got {threads}, {most_threads}")
+    _check_team(threads, most_threads)
     return eng_bf16_team(_bf16_path_code(path), s.shape[0] - 1, <const int*>_ptr(s), batch,
                          threads, most_threads)

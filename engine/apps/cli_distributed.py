@@ -79,16 +79,12 @@ def _stop_all_ranks_on(comm, mistake):
 
 def _same_folder_on_every_rank(comm, choose):
     """Rank 0's choice of output folder, on every rank (each reads the checkpoint rank 0
-    writes there); a refusal is one error line from rank 0, the other ranks exit with it."""
-    folder = error = None
+    writes there); a refusal ends every rank as _stop_all_ranks_on says."""
+    folder = mistake = None
     if comm.Get_rank() == 0:
         try:
             folder = choose()
         except ValueError as exc:
-            error = exc
-    folder, error = comm.bcast((folder, error), root=0)
-    if error is not None:
-        if comm.Get_rank() == 0:
-            raise error
-        raise SystemExit(2)
-    return folder
+            mistake = exc
+    _stop_all_ranks_on(comm, mistake)
+    return comm.bcast(folder, root=0)
